@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/ouro-net/ouro/ipcpd"
+	"github.com/ouro-net/ouro/irmd"
+	"github.com/ouro-net/ouro/lib/logging"
+	"github.com/ouro-net/ouro/lib/rundir"
+)
+
+func typeNames() []string {
+	var out []string
+	for k := range kinds() {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// cmdDaemon runs the IRMd in the foreground until SIGINT or SIGTERM.
+// --config names a file of irm command lines (without the leading
+// "irm"), run in order once the daemon is up; # starts a comment.
+func cmdDaemon(args []string, dir string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("irm daemon", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fdir := fs.String("rundir", dir, "run directory")
+	config := fs.String("config", "", "file of irm commands to run at start")
+	level := fs.String("log-level", "info", "log level ("+logging.Levels+")")
+	if err := fs.Parse(args); err != nil {
+		return usagef("daemon: %v", err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("daemon: unexpected argument %q", fs.Arg(0))
+	}
+	lvl, err := logging.ParseLevel(*level)
+	if err != nil {
+		return usagef("daemon: %v", err)
+	}
+	d := rundir.Resolve(*fdir)
+	log := logging.New("irmd", lvl, stderr)
+	daemon, err := irmd.Start(irmd.Config{RunDir: d, Log: log, Types: typeNames(), ChildLogLevel: *level})
+	if err != nil {
+		if errors.Is(err, irmd.ErrBusy) {
+			return fmt.Errorf("another IRMd is running: %v", strings.TrimPrefix(err.Error(), irmd.ErrBusy.Error()+": "))
+		}
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if *config != "" {
+		if err := runConfig(*config, d, stderr); err != nil {
+			daemon.Close()
+			return err
+		}
+	}
+	return daemon.Serve(ctx)
+}
+
+func runConfig(path, dir string, stderr io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if i := strings.IndexByte(text, '#'); i >= 0 {
+			text = strings.TrimSpace(text[:i])
+		}
+		if text == "" {
+			continue
+		}
+		words := strings.Fields(text)
+		if words[0] == "irm" {
+			words = words[1:]
+		}
+		if len(words) > 0 && (words[0] == "daemon" || words[0] == "demo") {
+			return fmt.Errorf("config %s:%d: %q cannot run from a config file", path, line, words[0])
+		}
+		if err := dispatch(append([]string{"--rundir", dir}, words...), stderr, stderr); err != nil {
+			return fmt.Errorf("config %s:%d: %w", path, line, err)
+		}
+	}
+	return sc.Err()
+}
+
+// cmdIPCPD is the hidden entry the IRMd re-executes to run an IPCP.
+func cmdIPCPD(args []string) error {
+	fs := flag.NewFlagSet("ipcpd", flag.ContinueOnError)
+	typ := fs.String("type", "", "")
+	name := fs.String("name", "", "")
+	dir := fs.String("rundir", "", "")
+	level := fs.String("log-level", "info", "")
+	if err := fs.Parse(args); err != nil {
+		return usagef("ipcpd: %v", err)
+	}
+	lvl, err := logging.ParseLevel(*level)
+	if err != nil {
+		return usagef("ipcpd: %v", err)
+	}
+	log := logging.New("ipcpd."+*name, lvl, os.Stderr)
+	return ipcpd.Run(kinds(), *typ, *name, *dir, log)
+}

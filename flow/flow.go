@@ -1,0 +1,270 @@
+// Package flow is the API applications use to talk over ouro. A flow is
+// allocated to a name, never to an address or a port: Alloc asks the
+// host's IRMd for a flow to a name with a QoS spec, Listen binds the
+// process to a name and Accept yields the flows that arrive for it.
+//
+// A *Flow is a net.Conn. On a raw flow one Write is one packet and one
+// Read returns one packet. Close deallocates: the peer's Read returns
+// io.EOF. A flow whose IPCP died fails with ErrDown rather than
+// blocking. Data moves between the application and its IPCP over a
+// data channel handed over by the IRMd; the IRMd is not on the path.
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/pipe"
+	"github.com/ouro-net/ouro/lib/qos"
+	"github.com/ouro-net/ouro/lib/rundir"
+)
+
+// QoS is the quality of service a flow is allocated with.
+type QoS = qos.Spec
+
+// Errors a flow reports.
+var (
+	// ErrDown means the flow lost its IPCP (the IPCP process died or
+	// was destroyed): no more data will pass.
+	ErrDown = errors.New("flow down: its IPCP is gone")
+	// ErrTooBig means a Write exceeded the flow's MTU.
+	ErrTooBig = errors.New("packet exceeds the flow MTU")
+	// ErrNoDaemon means no IRMd answers on the run directory.
+	ErrNoDaemon = errors.New("no IRMd running")
+)
+
+// Option adjusts Alloc and Listen.
+type Option func(*options)
+
+type options struct {
+	rundir string
+	layer  string
+}
+
+// WithRunDir picks the IRMd by run directory (default: $OURO_RUNDIR or
+// the per-user default).
+func WithRunDir(dir string) Option { return func(o *options) { o.rundir = dir } }
+
+// WithLayer pins the allocation to one layer.
+func WithLayer(layer string) Option { return func(o *options) { o.layer = layer } }
+
+func collect(opts []Option) options {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	o.rundir = rundir.Resolve(o.rundir)
+	return o
+}
+
+// Dial connects to the IRMd of dir, with a clear error when none runs.
+func Dial(dir string) (*ctrl.Conn, error) {
+	dir = rundir.Resolve(dir)
+	c, err := ctrl.Dial(rundir.Socket(dir))
+	if err != nil {
+		return nil, fmt.Errorf("%w on %s (start one with: irm daemon --rundir %s &)", ErrNoDaemon, dir, dir)
+	}
+	return c, nil
+}
+
+// Alloc allocates a flow to name with QoS q.
+func Alloc(ctx context.Context, name string, q QoS, opts ...Option) (*Flow, error) {
+	o := collect(opts)
+	conn, err := Dial(o.rundir)
+	if err != nil {
+		return nil, err
+	}
+	peer := ctrl.NewPeer(conn, nil, nil)
+	defer func() {
+		peer.Close()
+		peer.Wait()
+	}()
+	var fi ctrl.FlowInfo
+	files, err := peer.Call(ctx, ctrl.OpFlowAlloc, ctrl.FlowAlloc{Name: name, QoS: q, Layer: o.layer}, &fi)
+	if err != nil {
+		var re *ctrl.RemoteError
+		if errors.As(err, &re) {
+			return nil, errors.New(re.Msg)
+		}
+		return nil, fmt.Errorf("allocate flow to %q: %w", name, err)
+	}
+	return fromFiles(fi, files)
+}
+
+func fromFiles(fi ctrl.FlowInfo, files []*os.File) (*Flow, error) {
+	if len(files) != 1 {
+		ctrl.CloseFiles(files)
+		return nil, fmt.Errorf("flow %d: IRMd sent %d descriptors, want 1", fi.ID, len(files))
+	}
+	p, err := pipe.New(files[0])
+	if err != nil {
+		return nil, fmt.Errorf("flow %d: %w", fi.ID, err)
+	}
+	return newFlow(fi, p), nil
+}
+
+// State is whether a flow currently has a path.
+type State int32
+
+// Flow states.
+const (
+	Up State = iota
+	Down
+)
+
+func (s State) String() string {
+	if s == Down {
+		return "down"
+	}
+	return "up"
+}
+
+// Event reports a change of a flow's state, as signalled by its IPCP
+// (for example carrier loss under a shim).
+type Event struct {
+	State State
+	At    time.Time
+}
+
+// Addr is the address of a flow end: the name it was allocated to.
+type Addr struct{ Name string }
+
+// Network returns "ouro".
+func (Addr) Network() string { return "ouro" }
+
+// String returns the name.
+func (a Addr) String() string { return a.Name }
+
+// Flow is an allocated flow. It implements net.Conn.
+type Flow struct {
+	info   ctrl.FlowInfo
+	p      *pipe.Pipe
+	state  atomic.Int32
+	eof    atomic.Bool
+	closed atomic.Bool
+	events chan Event
+	once   sync.Once
+}
+
+func newFlow(fi ctrl.FlowInfo, p *pipe.Pipe) *Flow {
+	return &Flow{info: fi, p: p, events: make(chan Event, 16)}
+}
+
+// ID returns the flow's identifier on this host.
+func (f *Flow) ID() uint64 { return f.info.ID }
+
+// Name returns the name the flow was allocated to.
+func (f *Flow) Name() string { return f.info.Name }
+
+// QoS returns the flow's QoS spec.
+func (f *Flow) QoS() QoS { return f.info.QoS }
+
+// MTU returns the largest packet one Write may carry.
+func (f *Flow) MTU() int { return f.info.MTU }
+
+// Layer returns the layer the flow runs in.
+func (f *Flow) Layer() string { return f.info.Layer }
+
+// State returns whether the flow has a path.
+func (f *Flow) State() State { return State(f.state.Load()) }
+
+// Events delivers state changes as Read observes them; it drops events
+// nobody collects.
+func (f *Flow) Events() <-chan Event { return f.events }
+
+// Read reads one packet. It returns io.EOF once the peer deallocated,
+// ErrDown if the flow's IPCP is gone, and io.ErrShortBuffer (with the
+// truncated packet) if b is smaller than the packet.
+func (f *Flow) Read(b []byte) (int, error) {
+	if f.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	if f.eof.Load() {
+		return 0, io.EOF
+	}
+	for {
+		n, k, err := f.p.Read(b)
+		if err != nil && !errors.Is(err, io.ErrShortBuffer) {
+			return 0, f.mapErr(err)
+		}
+		switch k {
+		case pipe.Data:
+			return n, err
+		case pipe.Dealloc:
+			f.eof.Store(true)
+			return 0, io.EOF
+		case pipe.Down, pipe.Up:
+			s := Up
+			if k == pipe.Down {
+				s = Down
+			}
+			f.state.Store(int32(s))
+			select {
+			case f.events <- Event{State: s, At: time.Now()}:
+			default:
+			}
+		}
+	}
+}
+
+// Write sends one packet.
+func (f *Flow) Write(b []byte) (int, error) {
+	if f.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	if f.info.MTU > 0 && len(b) > f.info.MTU {
+		return 0, fmt.Errorf("%w: %d bytes, MTU %d", ErrTooBig, len(b), f.info.MTU)
+	}
+	if err := f.p.Write(b); err != nil {
+		return 0, f.mapErr(err)
+	}
+	return len(b), nil
+}
+
+func (f *Flow) mapErr(err error) error {
+	switch {
+	case errors.Is(err, pipe.ErrGone):
+		f.state.Store(int32(Down))
+		return ErrDown
+	case errors.Is(err, net.ErrClosed) && f.closed.Load():
+		return net.ErrClosed
+	}
+	return err
+}
+
+// Close deallocates the flow; the peer's Read returns io.EOF.
+func (f *Flow) Close() error {
+	f.once.Do(func() {
+		f.closed.Store(true)
+		f.p.Dealloc()
+	})
+	return nil
+}
+
+// LocalAddr returns the flow's name.
+func (f *Flow) LocalAddr() net.Addr { return Addr{Name: f.info.Name} }
+
+// RemoteAddr returns the flow's name.
+func (f *Flow) RemoteAddr() net.Addr { return Addr{Name: f.info.Name} }
+
+// SetDeadline sets both deadlines.
+func (f *Flow) SetDeadline(t time.Time) error {
+	if err := f.p.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return f.p.SetWriteDeadline(t)
+}
+
+// SetReadDeadline sets the read deadline.
+func (f *Flow) SetReadDeadline(t time.Time) error { return f.p.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the write deadline.
+func (f *Flow) SetWriteDeadline(t time.Time) error { return f.p.SetWriteDeadline(t) }

@@ -1,0 +1,132 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"github.com/ouro-net/ouro/lib/ctrl"
+)
+
+// AcceptQueue bounds the flows waiting for Accept; beyond it new flows
+// are refused (the allocating side gets an error).
+const AcceptQueue = 64
+
+// Listener yields the flows that arrive for a name. It implements
+// net.Listener's Accept/Close/Addr through AcceptConn.
+type Listener struct {
+	name  string
+	peer  *ctrl.Peer
+	queue chan *Flow
+	mu    sync.Mutex
+	done  bool
+}
+
+// ErrListenerClosed is returned by Accept after Close.
+var ErrListenerClosed = errors.New("listener closed")
+
+// Listen binds this process to name and starts taking its flows.
+func Listen(name string, opts ...Option) (*Listener, error) {
+	o := collect(opts)
+	conn, err := Dial(o.rundir)
+	if err != nil {
+		return nil, err
+	}
+	l := &Listener{name: name, queue: make(chan *Flow, AcceptQueue)}
+	l.peer = ctrl.NewPeer(conn, l.handle, nil)
+	if _, err := l.peer.Call(context.Background(), ctrl.OpFlowListen, ctrl.FlowListen{Name: name}, nil); err != nil {
+		l.peer.Close()
+		l.peer.Wait()
+		return nil, fmt.Errorf("listen on %q: %w", name, err)
+	}
+	return l, nil
+}
+
+func (l *Listener) handle(_ context.Context, req *ctrl.Request) (any, []*os.File, error) {
+	if req.Op != ctrl.OpFlowArrive {
+		return nil, nil, fmt.Errorf("listener: unexpected %q", req.Op)
+	}
+	var fi ctrl.FlowInfo
+	if err := req.Decode(&fi); err != nil {
+		return nil, nil, err
+	}
+	file := req.TakeFile(0)
+	if file == nil {
+		return nil, nil, errors.New("flow arrived without a descriptor")
+	}
+	f, err := fromFiles(fi, []*os.File{file})
+	if err != nil {
+		return nil, nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.done {
+		f.Close()
+		return nil, nil, ErrListenerClosed
+	}
+	select {
+	case l.queue <- f:
+		return nil, nil, nil
+	default:
+		f.Close()
+		return nil, nil, fmt.Errorf("accept queue of %q is full", l.name)
+	}
+}
+
+// Accept waits for the next flow.
+func (l *Listener) Accept(ctx context.Context) (*Flow, error) {
+	select {
+	case f, ok := <-l.queue:
+		if !ok {
+			return nil, ErrListenerClosed
+		}
+		return f, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-l.peer.Done():
+		select {
+		case f, ok := <-l.queue:
+			if ok {
+				return f, nil
+			}
+		default:
+		}
+		l.mu.Lock()
+		closed := l.done
+		l.mu.Unlock()
+		if closed {
+			return nil, ErrListenerClosed
+		}
+		return nil, fmt.Errorf("listen on %q: IRMd connection lost", l.name)
+	}
+}
+
+// AcceptConn waits for the next flow as a net.Conn.
+func (l *Listener) AcceptConn() (net.Conn, error) { return l.Accept(context.Background()) }
+
+// Name returns the name listened on.
+func (l *Listener) Name() string { return l.name }
+
+// Addr returns the name as a net.Addr.
+func (l *Listener) Addr() net.Addr { return Addr{Name: l.name} }
+
+// Close stops taking flows; flows not yet accepted are deallocated.
+func (l *Listener) Close() error {
+	l.mu.Lock()
+	if l.done {
+		l.mu.Unlock()
+		return nil
+	}
+	l.done = true
+	l.mu.Unlock()
+	l.peer.Close()
+	l.peer.Wait()
+	close(l.queue)
+	for f := range l.queue {
+		f.Close()
+	}
+	return nil
+}

@@ -1,0 +1,325 @@
+// Package ipcpd is the runtime every IPC process shares, whatever its
+// kind: the control channel to its IRMd (inherited as descriptor 3),
+// dispatch of the IRMd's requests to the kind's implementation, and the
+// plumbing of N+1 flows (the data channels handed over by the IRMd).
+//
+// A kind implements IPCP (and, where it makes sense, the optional
+// Enroller, Connector and Shower interfaces) and is registered with a
+// Constructor in the Kinds map that cmd/irm builds; there is no global
+// registry.
+package ipcpd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/pipe"
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+// IPCP is what every kind implements.
+type IPCP interface {
+	// Bootstrap makes this IPCP the first member of layer (shims: the
+	// only member on this host) with kind-specific params.
+	Bootstrap(ctx context.Context, layer string, params map[string]string) (ctrl.IPCPBootstrapReply, error)
+	// Register makes name reachable through this IPCP.
+	Register(ctx context.Context, name string) error
+	// Unregister withdraws name.
+	Unregister(ctx context.Context, name string) error
+	// Query reports whether name can be reached through this IPCP.
+	Query(ctx context.Context, name string) (bool, error)
+	// Alloc allocates an outgoing flow to f.Name; on success the IPCP
+	// owns f and moves its packets until it ends. On error the runtime
+	// closes f.
+	Alloc(ctx context.Context, f *Flow) (mtu int, err error)
+	// Close releases everything; flows end with Dealloc.
+	Close() error
+}
+
+// Enroller is implemented by kinds that join existing layers.
+type Enroller interface {
+	Enroll(ctx context.Context, layer, dst string) (ctrl.IPCPBootstrapReply, error)
+}
+
+// Connector is implemented by kinds that build adjacencies.
+type Connector interface {
+	Connect(ctx context.Context, req ctrl.IPCPConnect) error
+	Disconnect(ctx context.Context, req ctrl.IPCPConnect) error
+}
+
+// Shower is implemented by kinds that describe their layer.
+type Shower interface {
+	Show(ctx context.Context) (string, error)
+}
+
+// Constructor builds an IPCP of one kind on a Host.
+type Constructor func(h *Host) (IPCP, error)
+
+// Kinds maps type names (as in `irm ipcp create type T`) to constructors.
+type Kinds map[string]Constructor
+
+// Flow is one N+1 flow as an IPCP handles it: the IPCP's end of the
+// data channel to an application (or to an IPCP above).
+type Flow struct {
+	ID   uint64
+	Name string
+	QoS  qos.Spec
+	Pipe *pipe.Pipe
+
+	// Counters, maintained by the kind.
+	PktsIn, PktsOut, BytesIn, BytesOut, Drops atomic.Uint64
+
+	since   time.Time
+	host    *Host
+	endOnce sync.Once
+}
+
+// End reports the flow's end to the IRMd (once) and closes the pipe.
+// If dealloc is true the application is told with a Dealloc record
+// (its Read returns io.EOF); otherwise it sees the flow as gone.
+func (f *Flow) End(dealloc bool) {
+	f.endOnce.Do(func() {
+		if dealloc {
+			f.Pipe.Dealloc()
+		} else {
+			f.Pipe.Close()
+		}
+		if f.host != nil {
+			f.host.flowEnded(f)
+		}
+	})
+}
+
+// Host is what the runtime offers a kind: identity, logging, and the
+// IRMd services an IPCP needs.
+type Host struct {
+	Name   string
+	Type   string
+	RunDir string
+	Log    hclog.Logger
+
+	peer  *ctrl.Peer
+	ipcp  IPCP
+	layer atomic.Value
+
+	mu    sync.Mutex
+	flows map[uint64]*Flow
+}
+
+// Layer returns the layer this IPCP belongs to, once bootstrapped.
+func (h *Host) Layer() string {
+	s, _ := h.layer.Load().(string)
+	return s
+}
+
+// Arrive asks the IRMd for a process that accepts flows for name and
+// returns the IPCP's end of the new flow.
+func (h *Host) Arrive(ctx context.Context, name string, q qos.Spec, mtu int) (*Flow, error) {
+	var rep ctrl.IPCPAllocReply
+	files, err := h.peer.Call(ctx, ctrl.OpIPCPArrive, ctrl.IPCPArrive{Name: name, QoS: q, MTU: mtu}, &rep)
+	if err != nil {
+		return nil, err
+	}
+	if len(files) != 1 {
+		ctrl.CloseFiles(files)
+		return nil, errors.New("arrive: IRMd sent no flow descriptor")
+	}
+	p, err := pipe.New(files[0])
+	if err != nil {
+		return nil, err
+	}
+	f := &Flow{ID: rep.ID, Name: name, QoS: q, Pipe: p}
+	h.addFlow(f)
+	return f, nil
+}
+
+func (h *Host) addFlow(f *Flow) {
+	f.host = h
+	f.since = time.Now()
+	h.mu.Lock()
+	h.flows[f.ID] = f
+	h.mu.Unlock()
+}
+
+func (h *Host) flowEnded(f *Flow) {
+	h.mu.Lock()
+	delete(h.flows, f.ID)
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := h.peer.Call(ctx, ctrl.OpIPCPFlowEnd, ctrl.IPCPFlowEnd{ID: f.ID}, nil); err != nil {
+		h.Log.Debug("flow end not reported", "flow", f.ID, "error", err)
+	}
+}
+
+// Flows returns the flows this IPCP serves.
+func (h *Host) Flows() []*Flow {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*Flow, 0, len(h.flows))
+	for _, f := range h.flows {
+		out = append(out, f)
+	}
+	return out
+}
+
+// Run is the body of an IPCP process: it serves the control channel on
+// descriptor 3 until the IRMd goes away or a signal arrives.
+func Run(kinds Kinds, typ, name, rundir string, log hclog.Logger) error {
+	ctor, ok := kinds[typ]
+	if !ok {
+		return fmt.Errorf("unknown IPCP type %q", typ)
+	}
+	conn, err := ctrl.FileConn(os.NewFile(3, "irmd"))
+	if err != nil {
+		return fmt.Errorf("ipcpd %s: %w", name, err)
+	}
+	h := &Host{Name: name, Type: typ, RunDir: rundir, Log: log, flows: make(map[uint64]*Flow)}
+	h.layer.Store("")
+	ipcp, err := ctor(h)
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("ipcpd %s: %w", name, err)
+	}
+	h.ipcp = ipcp
+	h.peer = ctrl.NewPeer(conn, h.handle, log)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, err = h.peer.Call(ctx, ctrl.OpIPCPUp, ctrl.IPCPUp{PID: os.Getpid(), Name: name, Type: typ}, nil)
+	cancel()
+	if err != nil {
+		log.Error("IRMd did not take us", "error", err)
+	}
+	select {
+	case <-h.peer.Done():
+		log.Debug("IRMd connection closed; exiting")
+	case s := <-sig:
+		log.Info("signal; exiting", "signal", s)
+	}
+	ipcp.Close()
+	// Flows end without a Dealloc: their applications see the flow as
+	// gone, which is the truth when the IPCP under them goes away.
+	for _, f := range h.Flows() {
+		f.End(false)
+	}
+	h.peer.Close()
+	h.peer.Wait()
+	return nil
+}
+
+func (h *Host) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File, error) {
+	switch req.Op {
+	case ctrl.OpIPCPBootstrap:
+		var b ctrl.IPCPBootstrap
+		if err := req.Decode(&b); err != nil {
+			return nil, nil, err
+		}
+		rep, err := h.ipcp.Bootstrap(ctx, b.Layer, b.Params)
+		if err != nil {
+			return nil, nil, err
+		}
+		h.layer.Store(b.Layer)
+		h.Log.Info("bootstrapped", "layer", b.Layer)
+		return rep, nil, nil
+	case ctrl.OpIPCPEnroll:
+		var e ctrl.IPCPEnroll
+		if err := req.Decode(&e); err != nil {
+			return nil, nil, err
+		}
+		en, ok := h.ipcp.(Enroller)
+		if !ok {
+			return nil, nil, fmt.Errorf("IPCP %s (type %s) cannot enroll: bootstrap it instead", h.Name, h.Type)
+		}
+		rep, err := en.Enroll(ctx, e.Layer, e.Dst)
+		if err != nil {
+			return nil, nil, err
+		}
+		h.layer.Store(e.Layer)
+		return rep, nil, nil
+	case ctrl.OpIPCPConnect, ctrl.OpIPCPDisconnect:
+		var c ctrl.IPCPConnect
+		if err := req.Decode(&c); err != nil {
+			return nil, nil, err
+		}
+		cn, ok := h.ipcp.(Connector)
+		if !ok {
+			return nil, nil, fmt.Errorf("IPCP %s (type %s) has no adjacencies to manage", h.Name, h.Type)
+		}
+		if req.Op == ctrl.OpIPCPConnect {
+			return nil, nil, cn.Connect(ctx, c)
+		}
+		return nil, nil, cn.Disconnect(ctx, c)
+	case ctrl.OpIPCPRegister, ctrl.OpIPCPUnreg:
+		var q ctrl.IPCPQuery
+		if err := req.Decode(&q); err != nil {
+			return nil, nil, err
+		}
+		if req.Op == ctrl.OpIPCPRegister {
+			return nil, nil, h.ipcp.Register(ctx, q.Name)
+		}
+		return nil, nil, h.ipcp.Unregister(ctx, q.Name)
+	case ctrl.OpIPCPQuery:
+		var q ctrl.IPCPQuery
+		if err := req.Decode(&q); err != nil {
+			return nil, nil, err
+		}
+		ok, err := h.ipcp.Query(ctx, q.Name)
+		return ctrl.IPCPQueryReply{Reachable: ok}, nil, err
+	case ctrl.OpIPCPAlloc:
+		var fi ctrl.FlowInfo
+		if err := req.Decode(&fi); err != nil {
+			return nil, nil, err
+		}
+		file := req.TakeFile(0)
+		if file == nil {
+			return nil, nil, errors.New("alloc: no flow descriptor")
+		}
+		p, err := pipe.New(file)
+		if err != nil {
+			return nil, nil, err
+		}
+		f := &Flow{ID: fi.ID, Name: fi.Name, QoS: fi.QoS, Pipe: p}
+		h.addFlow(f)
+		mtu, err := h.ipcp.Alloc(ctx, f)
+		if err != nil {
+			h.mu.Lock()
+			delete(h.flows, f.ID)
+			h.mu.Unlock()
+			p.Close()
+			return nil, nil, err
+		}
+		return ctrl.IPCPAllocReply{ID: f.ID, MTU: mtu}, nil, nil
+	case ctrl.OpLayerShow:
+		sh, ok := h.ipcp.(Shower)
+		if !ok {
+			return ctrl.LayerInfo{Layer: h.Layer(), IPCP: h.Name, Type: h.Type}, nil, nil
+		}
+		text, err := sh.Show(ctx)
+		return ctrl.LayerInfo{Layer: h.Layer(), IPCP: h.Name, Type: h.Type, Text: text}, nil, err
+	case ctrl.OpIPCPFlows:
+		var out ctrl.FlowList
+		for _, f := range h.Flows() {
+			out.Flows = append(out.Flows, ctrl.FlowStat{
+				ID: f.ID, Name: f.Name, IPCP: h.Name, Layer: h.Layer(), QoS: f.QoS.String(),
+				State: "up", Since: f.since,
+				PktsIn: f.PktsIn.Load(), PktsOut: f.PktsOut.Load(),
+				BytesIn: f.BytesIn.Load(), BytesOut: f.BytesOut.Load(), Drops: f.Drops.Load(),
+			})
+		}
+		return out, nil, nil
+	}
+	return nil, nil, fmt.Errorf("IPCP %s: unknown operation %q", h.Name, req.Op)
+}

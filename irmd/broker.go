@@ -1,0 +1,260 @@
+package irmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/pipe"
+)
+
+// queryTimeout bounds how long the IRMd waits for IPCPs to resolve a
+// name during allocation.
+const queryTimeout = 3 * time.Second
+
+// autoStartWait bounds how long an auto-started program has to listen.
+const autoStartWait = 5 * time.Second
+
+// alloc serves flow.alloc: it finds an IPCP that reaches the name, hands
+// it one end of a new data channel and returns the other end.
+func (d *Daemon) alloc(ctx context.Context, c *client, m ctrl.FlowAlloc) (ctrl.FlowInfo, *os.File, error) {
+	if m.Name == "" {
+		return ctrl.FlowInfo{}, nil, errors.New("allocate: empty name")
+	}
+	cands, err := d.resolve(ctx, c, m)
+	if err != nil {
+		return ctrl.FlowInfo{}, nil, err
+	}
+	var errs []string
+	for _, r := range cands {
+		appEnd, ipcpEnd, err := pipe.FilePair()
+		if err != nil {
+			return ctrl.FlowInfo{}, nil, err
+		}
+		d.mu.Lock()
+		d.nextFlow++
+		id := d.nextFlow
+		layer := r.layer
+		d.mu.Unlock()
+		fi := ctrl.FlowInfo{ID: id, Name: m.Name, QoS: m.QoS, Layer: layer, IPCP: r.name}
+		var rep ctrl.IPCPAllocReply
+		_, err = r.peer.Call(ctx, ctrl.OpIPCPAlloc, fi, &rep, ipcpEnd)
+		ipcpEnd.Close()
+		if err != nil {
+			appEnd.Close()
+			errs = append(errs, fmt.Sprintf("layer %s: %v", layer, err))
+			continue
+		}
+		fi.MTU = rep.MTU
+		d.mu.Lock()
+		d.flows[id] = &flowRec{id: id, name: m.Name, ipcp: r.name, layer: layer, pid: c.pid,
+			qos: m.QoS.String(), since: time.Now()}
+		d.mu.Unlock()
+		d.log.Debug("flow allocated", "id", id, "name", m.Name, "layer", layer, "pid", c.pid)
+		return fi, appEnd, nil
+	}
+	return ctrl.FlowInfo{}, nil, fmt.Errorf("allocate flow to %q: %s", m.Name, strings.Join(errs, "; "))
+}
+
+// resolve returns the IPCPs that report name reachable, nearest first.
+func (d *Daemon) resolve(ctx context.Context, c *client, m ctrl.FlowAlloc) ([]*ipcpRec, error) {
+	d.mu.Lock()
+	own := ""
+	for _, r := range d.ipcps {
+		if r.pid() == c.pid && c.pid != 0 {
+			own = r.layer
+		}
+	}
+	var all []*ipcpRec
+	pinned := false
+	for _, r := range d.ipcps {
+		if r.layer == "" || r.layer == own {
+			continue
+		}
+		if m.Layer != "" {
+			if r.layer != m.Layer {
+				continue
+			}
+			pinned = true
+		}
+		all = append(all, r)
+	}
+	d.mu.Unlock()
+	if m.Layer != "" && !pinned {
+		return nil, fmt.Errorf("allocate flow to %q: no IPCP in layer %q on this host", m.Name, m.Layer)
+	}
+	if len(all) == 0 {
+		return nil, fmt.Errorf("allocate flow to %q: no layer on this host (bootstrap or enroll an IPCP first)", m.Name)
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if rank(all[i].typ) != rank(all[j].typ) {
+			return rank(all[i].typ) < rank(all[j].typ)
+		}
+		return all[i].name < all[j].name
+	})
+	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	type answer struct {
+		i  int
+		ok bool
+	}
+	ch := make(chan answer, len(all))
+	for i, r := range all {
+		go func() {
+			var rep ctrl.IPCPQueryReply
+			_, err := r.peer.Call(qctx, ctrl.OpIPCPQuery, ctrl.IPCPQuery{Name: m.Name}, &rep)
+			ch <- answer{i, err == nil && rep.Reachable}
+		}()
+	}
+	// Collect answers; stop early once every IPCP ranked before the best
+	// positive answer has answered.
+	oks := make([]bool, len(all))
+	answered := make([]bool, len(all))
+	for n := 0; n < len(all); n++ {
+		a := <-ch
+		answered[a.i] = true
+		oks[a.i] = a.ok
+		done := false
+		for i := range all {
+			if !answered[i] {
+				break
+			}
+			if oks[i] {
+				done = true
+				break
+			}
+		}
+		if done {
+			break
+		}
+	}
+	var out []*ipcpRec
+	for i, r := range all {
+		if oks[i] {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("allocate flow to %q: no layer reaches that name (register it with: irm name register %s layer LAYER)", m.Name, m.Name)
+	}
+	return out, nil
+}
+
+// arrive serves an IPCP's request for an acceptor of a name: it picks a
+// listening process by the name's policy and hands it one end of a new
+// data channel, returning the other end for the IPCP.
+func (d *Daemon) arrive(ctx context.Context, r *ipcpRec, a ctrl.IPCPArrive) (ctrl.IPCPAllocReply, *os.File, error) {
+	deadline := time.Now().Add(autoStartWait)
+	started := false
+	for {
+		d.mu.Lock()
+		n := d.names[a.Name]
+		cands := d.acceptorsLocked(n)
+		var prog *program
+		if n != nil {
+			for _, p := range n.programs {
+				if p.auto {
+					prog = p
+					break
+				}
+			}
+		}
+		wake := d.listenCh
+		layer := r.layer
+		d.mu.Unlock()
+		for _, c := range cands {
+			appEnd, ipcpEnd, err := pipe.FilePair()
+			if err != nil {
+				return ctrl.IPCPAllocReply{}, nil, err
+			}
+			d.mu.Lock()
+			d.nextFlow++
+			id := d.nextFlow
+			d.mu.Unlock()
+			fi := ctrl.FlowInfo{ID: id, Name: a.Name, QoS: a.QoS, MTU: a.MTU, Layer: layer, IPCP: r.name}
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err = c.peer.Call(cctx, ctrl.OpFlowArrive, fi, nil, appEnd)
+			cancel()
+			appEnd.Close()
+			if err != nil {
+				ipcpEnd.Close()
+				d.log.Debug("acceptor refused flow", "name", a.Name, "pid", c.pid, "error", err)
+				continue
+			}
+			d.mu.Lock()
+			d.flows[id] = &flowRec{id: id, name: a.Name, ipcp: r.name, layer: layer, pid: c.pid,
+				qos: a.QoS.String(), since: time.Now()}
+			d.mu.Unlock()
+			return ctrl.IPCPAllocReply{ID: id, MTU: a.MTU}, ipcpEnd, nil
+		}
+		if prog == nil || time.Now().After(deadline) {
+			if n == nil {
+				return ctrl.IPCPAllocReply{}, nil, fmt.Errorf("no process accepts flows for %q on this host", a.Name)
+			}
+			return ctrl.IPCPAllocReply{}, nil, fmt.Errorf("no process accepts flows for %q on this host (none listening)", a.Name)
+		}
+		if !started {
+			if err := d.startProgram(prog); err != nil {
+				return ctrl.IPCPAllocReply{}, nil, err
+			}
+			started = true
+		}
+		select {
+		case <-wake:
+		case <-time.After(time.Until(deadline)):
+		case <-ctx.Done():
+			return ctrl.IPCPAllocReply{}, nil, ctx.Err()
+		}
+	}
+}
+
+// acceptorsLocked lists the processes listening on n, ordered by its
+// load-balancing policy; d.mu held.
+func (d *Daemon) acceptorsLocked(n *nameRec) []*client {
+	if n == nil {
+		return nil
+	}
+	var cs []*client
+	for c := range d.clients {
+		if c.listens[n.name] {
+			cs = append(cs, c)
+		}
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].since.Before(cs[j].since) })
+	if n.lb == "round-robin" && len(cs) > 1 {
+		k := n.rr % len(cs)
+		n.rr++
+		cs = append(cs[k:], cs[:k]...)
+	}
+	return cs
+}
+
+// startProgram starts a program bound with auto to serve a name.
+func (d *Daemon) startProgram(p *program) error {
+	cmd := exec.Command(p.path, p.args...)
+	cmd.Env = append(os.Environ(), "OURO_RUNDIR="+d.cfg.RunDir)
+	cmd.Stdout = nil
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("auto-start %s: %w", p.path, err)
+	}
+	d.log.Info("auto-started program", "path", p.path, "pid", cmd.Process.Pid)
+	d.mu.Lock()
+	d.progs[cmd.Process.Pid] = cmd.Process
+	d.mu.Unlock()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		cmd.Wait()
+		d.mu.Lock()
+		delete(d.progs, cmd.Process.Pid)
+		d.mu.Unlock()
+	}()
+	return nil
+}

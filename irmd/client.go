@@ -1,0 +1,492 @@
+package irmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/ouro-net/ouro/lib/ctrl"
+)
+
+// client is one connection to the control socket: the CLI, an
+// application, or an IPCP acting as an application for its lower flows.
+type client struct {
+	d    *Daemon
+	pid  int
+	peer *ctrl.Peer
+	// listens is guarded by d.mu.
+	listens map[string]bool
+	since   time.Time
+}
+
+// nameRec is the registry entry of a name.
+type nameRec struct {
+	name     string
+	lb       string
+	layers   map[string]bool
+	programs map[string]*program
+	pids     map[int]bool
+	ipcps    map[string]bool
+	rr       int
+}
+
+type program struct {
+	path string
+	args []string
+	auto bool
+}
+
+// flowRec is the IRMd's view of a flow end on this host.
+type flowRec struct {
+	id    uint64
+	name  string
+	ipcp  string
+	layer string
+	pid   int
+	qos   string
+	since time.Time
+}
+
+func (d *Daemon) dropClient(c *client) {
+	d.mu.Lock()
+	delete(d.clients, c)
+	d.mu.Unlock()
+	c.peer.Wait()
+}
+
+// nameLocked returns the entry for name, creating it with round-robin
+// balancing when create is set; d.mu held.
+func (d *Daemon) nameLocked(name string, create bool) *nameRec {
+	n := d.names[name]
+	if n == nil && create {
+		n = &nameRec{name: name, lb: "round-robin", layers: map[string]bool{},
+			programs: map[string]*program{}, pids: map[int]bool{}, ipcps: map[string]bool{}}
+		d.names[name] = n
+	}
+	return n
+}
+
+func (c *client) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File, error) {
+	d := c.d
+	switch req.Op {
+	case ctrl.OpIPCPCreate:
+		var m ctrl.IPCPCreate
+		if err := req.Decode(&m); err != nil {
+			return nil, nil, err
+		}
+		r, err := d.createIPCP(ctx, m.Type, m.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		return ctrl.IPCPInfo{PID: r.pid(), Name: r.name, Type: r.typ, State: "created"}, nil, nil
+	case ctrl.OpIPCPBootstrap:
+		var m ctrl.IPCPBootstrap
+		if err := req.Decode(&m); err != nil {
+			return nil, nil, err
+		}
+		return d.bootstrap(ctx, m)
+	case ctrl.OpIPCPEnroll:
+		var m ctrl.IPCPEnroll
+		if err := req.Decode(&m); err != nil {
+			return nil, nil, err
+		}
+		return d.enroll(ctx, m)
+	case ctrl.OpIPCPConnect, ctrl.OpIPCPDisconnect:
+		var m ctrl.IPCPConnect
+		if err := req.Decode(&m); err != nil {
+			return nil, nil, err
+		}
+		r, err := d.ipcp(m.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		_, err = r.peer.Call(ctx, req.Op, m, nil)
+		return nil, nil, err
+	case ctrl.OpIPCPList:
+		return d.listIPCPs(), nil, nil
+	case ctrl.OpIPCPDestroy:
+		var m ctrl.IPCPRef
+		if err := req.Decode(&m); err != nil {
+			return nil, nil, err
+		}
+		r, err := d.ipcp(m.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		r.stop(3 * time.Second)
+		return nil, nil, nil
+	case ctrl.OpBind, ctrl.OpUnbind:
+		var m ctrl.Bind
+		if err := req.Decode(&m); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, d.bind(req.Op == ctrl.OpBind, m)
+	case ctrl.OpNameCreate:
+		var m ctrl.NameCreate
+		if err := req.Decode(&m); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, d.createName(m)
+	case ctrl.OpNameRegister, ctrl.OpNameUnregister:
+		var m ctrl.NameRegister
+		if err := req.Decode(&m); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, d.register(ctx, req.Op == ctrl.OpNameRegister, m)
+	case ctrl.OpNameList:
+		return d.listNames(), nil, nil
+	case ctrl.OpLayerShow:
+		var m ctrl.LayerShow
+		if err := req.Decode(&m); err != nil {
+			return nil, nil, err
+		}
+		return d.showLayer(ctx, m.Layer)
+	case ctrl.OpFlowList:
+		return d.listFlows(ctx), nil, nil
+	case ctrl.OpFlowAlloc:
+		var m ctrl.FlowAlloc
+		if err := req.Decode(&m); err != nil {
+			return nil, nil, err
+		}
+		fi, f, err := d.alloc(ctx, c, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		return fi, []*os.File{f}, nil
+	case ctrl.OpFlowListen, ctrl.OpFlowUnlisten:
+		var m ctrl.FlowListen
+		if err := req.Decode(&m); err != nil {
+			return nil, nil, err
+		}
+		if m.Name == "" {
+			return nil, nil, errors.New("listen: empty name")
+		}
+		d.mu.Lock()
+		if req.Op == ctrl.OpFlowListen {
+			c.listens[m.Name] = true
+			c.since = time.Now()
+			n := d.nameLocked(m.Name, true)
+			n.pids[c.pid] = true
+			close(d.listenCh)
+			d.listenCh = make(chan struct{})
+		} else {
+			delete(c.listens, m.Name)
+		}
+		d.mu.Unlock()
+		return nil, nil, nil
+	}
+	return nil, nil, fmt.Errorf("unknown operation %q", req.Op)
+}
+
+func (d *Daemon) ipcp(name string) (*ipcpRec, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r, ok := d.ipcps[name]
+	if !ok {
+		return nil, fmt.Errorf("no IPCP named %q", name)
+	}
+	return r, nil
+}
+
+func (d *Daemon) bootstrap(ctx context.Context, m ctrl.IPCPBootstrap) (any, []*os.File, error) {
+	if m.Layer == "" {
+		return nil, nil, errors.New("bootstrap: missing layer")
+	}
+	r, err := d.ipcpOrCreate(ctx, m.Type, m.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	var rep ctrl.IPCPBootstrapReply
+	if _, err := r.peer.Call(ctx, ctrl.OpIPCPBootstrap, m, &rep); err != nil {
+		return nil, nil, fmt.Errorf("bootstrap %s in layer %s: %w", m.Name, m.Layer, err)
+	}
+	d.joined(r, m.Layer, "bootstrapped", rep, m.Autobind)
+	return rep, nil, nil
+}
+
+func (d *Daemon) enroll(ctx context.Context, m ctrl.IPCPEnroll) (any, []*os.File, error) {
+	if m.Layer == "" {
+		return nil, nil, errors.New("enroll: missing layer")
+	}
+	r, err := d.ipcp(m.Name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (create it first: irm ipcp create type TYPE name %s)", err, m.Name)
+	}
+	var rep ctrl.IPCPBootstrapReply
+	if _, err := r.peer.Call(ctx, ctrl.OpIPCPEnroll, m, &rep); err != nil {
+		return nil, nil, fmt.Errorf("enroll %s in layer %s: %w", m.Name, m.Layer, err)
+	}
+	d.joined(r, m.Layer, "enrolled", rep, m.Autobind)
+	return rep, nil, nil
+}
+
+func (d *Daemon) ipcpOrCreate(ctx context.Context, typ, name string) (*ipcpRec, error) {
+	d.mu.Lock()
+	r, ok := d.ipcps[name]
+	d.mu.Unlock()
+	if ok {
+		if typ != "" && typ != r.typ {
+			return nil, fmt.Errorf("IPCP %s is of type %s, not %s", name, r.typ, typ)
+		}
+		d.mu.Lock()
+		layer := r.layer
+		d.mu.Unlock()
+		if layer != "" {
+			return nil, fmt.Errorf("IPCP %s is already in layer %s", name, layer)
+		}
+		return r, nil
+	}
+	if typ == "" {
+		return nil, fmt.Errorf("no IPCP named %q, and no type given to create it", name)
+	}
+	return d.createIPCP(ctx, typ, name)
+}
+
+func (d *Daemon) joined(r *ipcpRec, layer, state string, rep ctrl.IPCPBootstrapReply, autobind bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r.layer = layer
+	r.state = state
+	r.address = rep.Address
+	r.mtu = rep.MTU
+	if autobind {
+		for _, n := range []string{r.name, layer} {
+			d.nameLocked(n, true).ipcps[r.name] = true
+		}
+	}
+	d.log.Info("IPCP joined layer", "name", r.name, "layer", layer, "state", state, "address", rep.Address)
+}
+
+func (d *Daemon) listIPCPs() ctrl.IPCPList {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out ctrl.IPCPList
+	for _, r := range d.ipcps {
+		out.IPCPs = append(out.IPCPs, ctrl.IPCPInfo{PID: r.pid(), Name: r.name, Type: r.typ,
+			Layer: r.layer, State: r.state, Address: r.address})
+	}
+	sort.Slice(out.IPCPs, func(i, j int) bool { return out.IPCPs[i].Name < out.IPCPs[j].Name })
+	return out
+}
+
+func (d *Daemon) bind(on bool, m ctrl.Bind) error {
+	if m.Name == "" {
+		return errors.New("bind: missing name")
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := d.nameLocked(m.Name, on)
+	if n == nil {
+		return fmt.Errorf("no name %q", m.Name)
+	}
+	switch {
+	case m.Program != "":
+		path := m.Program
+		if on {
+			p, err := exec.LookPath(path)
+			if err != nil {
+				return fmt.Errorf("bind program: %w", err)
+			}
+			path = abs(p)
+			n.programs[path] = &program{path: path, args: m.Args, auto: m.Auto}
+			return nil
+		}
+		for k := range n.programs {
+			if k == path || filepath.Base(k) == filepath.Base(path) || k == abs(path) {
+				delete(n.programs, k)
+				return nil
+			}
+		}
+		return fmt.Errorf("program %s is not bound to %s", path, m.Name)
+	case m.PID != 0:
+		if on {
+			if err := syscall.Kill(m.PID, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+				return fmt.Errorf("bind process: no process %d", m.PID)
+			}
+			n.pids[m.PID] = true
+			return nil
+		}
+		if !n.pids[m.PID] {
+			return fmt.Errorf("process %d is not bound to %s", m.PID, m.Name)
+		}
+		delete(n.pids, m.PID)
+		for c := range d.clients {
+			if c.pid == m.PID {
+				delete(c.listens, m.Name)
+			}
+		}
+		return nil
+	case m.IPCP != "":
+		if on {
+			if _, ok := d.ipcps[m.IPCP]; !ok {
+				return fmt.Errorf("bind ipcp: no IPCP named %q", m.IPCP)
+			}
+			n.ipcps[m.IPCP] = true
+			return nil
+		}
+		if !n.ipcps[m.IPCP] {
+			return fmt.Errorf("IPCP %s is not bound to %s", m.IPCP, m.Name)
+		}
+		delete(n.ipcps, m.IPCP)
+		return nil
+	}
+	return errors.New("bind: want program, process or ipcp")
+}
+
+func (d *Daemon) createName(m ctrl.NameCreate) error {
+	if m.Name == "" {
+		return errors.New("name create: empty name")
+	}
+	lb := m.LB
+	if lb == "" {
+		lb = "round-robin"
+	}
+	if lb != "round-robin" && lb != "spillover" {
+		return fmt.Errorf("unknown load-balancing policy %q (want round-robin or spillover)", lb)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.names[m.Name]; ok {
+		return fmt.Errorf("name %q already exists", m.Name)
+	}
+	d.nameLocked(m.Name, true).lb = lb
+	return nil
+}
+
+func (d *Daemon) register(ctx context.Context, on bool, m ctrl.NameRegister) error {
+	if m.Name == "" {
+		return errors.New("register: empty name")
+	}
+	if len(m.Layers) == 0 {
+		return errors.New("register: no layer given")
+	}
+	for _, layer := range m.Layers {
+		d.mu.Lock()
+		var targets []*ipcpRec
+		for _, r := range d.ipcps {
+			if r.layer == layer {
+				targets = append(targets, r)
+			}
+		}
+		if on {
+			d.nameLocked(m.Name, true)
+		}
+		d.mu.Unlock()
+		if len(targets) == 0 {
+			return fmt.Errorf("no IPCP in layer %q on this host", layer)
+		}
+		op := ctrl.OpIPCPRegister
+		if !on {
+			op = ctrl.OpIPCPUnreg
+		}
+		for _, r := range targets {
+			if _, err := r.peer.Call(ctx, op, ctrl.IPCPQuery{Name: m.Name}, nil); err != nil {
+				return fmt.Errorf("%s %s in layer %s: %w", op, m.Name, layer, err)
+			}
+		}
+		d.mu.Lock()
+		if n := d.nameLocked(m.Name, false); n != nil {
+			if on {
+				n.layers[layer] = true
+			} else {
+				delete(n.layers, layer)
+			}
+		}
+		d.mu.Unlock()
+	}
+	return nil
+}
+
+func (d *Daemon) listNames() ctrl.NameList {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out ctrl.NameList
+	for _, n := range d.names {
+		ni := ctrl.NameInfo{Name: n.name, LB: n.lb}
+		for l := range n.layers {
+			ni.Layers = append(ni.Layers, l)
+		}
+		for p := range n.programs {
+			ni.Programs = append(ni.Programs, p)
+		}
+		for p := range n.pids {
+			ni.Processes = append(ni.Processes, p)
+		}
+		for i := range n.ipcps {
+			ni.Programs = append(ni.Programs, "ipcp:"+i)
+		}
+		sort.Strings(ni.Layers)
+		sort.Strings(ni.Programs)
+		slices.Sort(ni.Processes)
+		out.Names = append(out.Names, ni)
+	}
+	sort.Slice(out.Names, func(i, j int) bool { return out.Names[i].Name < out.Names[j].Name })
+	return out
+}
+
+func (d *Daemon) showLayer(ctx context.Context, layer string) (any, []*os.File, error) {
+	d.mu.Lock()
+	var best *ipcpRec
+	for _, r := range d.ipcps {
+		if r.layer == layer && (best == nil || rank(r.typ) < rank(best.typ)) {
+			best = r
+		}
+	}
+	d.mu.Unlock()
+	if best == nil {
+		return nil, nil, fmt.Errorf("no IPCP in layer %q on this host", layer)
+	}
+	var info ctrl.LayerInfo
+	if _, err := best.peer.Call(ctx, ctrl.OpLayerShow, ctrl.LayerShow{Layer: layer}, &info); err != nil {
+		return nil, nil, err
+	}
+	return info, nil, nil
+}
+
+func (d *Daemon) listFlows(ctx context.Context) ctrl.FlowList {
+	d.mu.Lock()
+	recs := make(map[uint64]flowRec, len(d.flows))
+	for id, f := range d.flows {
+		recs[id] = *f
+	}
+	var ipcps []*ipcpRec
+	for _, r := range d.ipcps {
+		ipcps = append(ipcps, r)
+	}
+	d.mu.Unlock()
+	var out ctrl.FlowList
+	seen := map[uint64]bool{}
+	for _, r := range ipcps {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		var fl ctrl.FlowList
+		_, err := r.peer.Call(cctx, ctrl.OpIPCPFlows, nil, &fl)
+		cancel()
+		if err != nil {
+			continue
+		}
+		for _, s := range fl.Flows {
+			rec, ok := recs[s.ID]
+			if !ok {
+				continue
+			}
+			s.PID = rec.pid
+			seen[s.ID] = true
+			out.Flows = append(out.Flows, s)
+		}
+	}
+	for id, rec := range recs {
+		if !seen[id] {
+			out.Flows = append(out.Flows, ctrl.FlowStat{ID: id, Name: rec.name, IPCP: rec.ipcp,
+				Layer: rec.layer, PID: rec.pid, QoS: rec.qos, State: "pending", Since: rec.since})
+		}
+	}
+	sort.Slice(out.Flows, func(i, j int) bool { return out.Flows[i].ID < out.Flows[j].ID })
+	return out
+}

@@ -1,0 +1,235 @@
+// Package irmd is the IPC Resource Manager daemon: one per host (or per
+// network namespace, or per run directory). It owns the control socket,
+// the registry of IPCPs, names, bindings and flows, spawns and
+// supervises IPCP processes, and brokers every flow allocation by
+// handing each end a data-channel descriptor. It is never on the data
+// path.
+package irmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sys/unix"
+
+	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/rundir"
+)
+
+// Config configures a Daemon.
+type Config struct {
+	// RunDir holds the control socket and the lock file.
+	RunDir string
+	// Log receives the daemon's events.
+	Log hclog.Logger
+	// Types lists the IPCP types that can be created.
+	Types []string
+	// Exe is the binary re-executed for IPCP processes (default: this
+	// process's executable); it must understand IPCPArgs.
+	Exe string
+	// ChildLogLevel is passed to IPCP processes.
+	ChildLogLevel string
+}
+
+// IPCPArgs returns the arguments (after the executable) that start an
+// IPCP process; cmd/irm recognises them.
+func IPCPArgs(typ, name, dir, level string) []string {
+	return []string{"__ipcpd", "--type", typ, "--name", name, "--rundir", dir, "--log-level", level}
+}
+
+// ErrBusy is returned by Start when a live daemon holds the run directory.
+var ErrBusy = errors.New("run directory is in use by a live IRMd")
+
+// Daemon is a running IRMd.
+type Daemon struct {
+	cfg  Config
+	log  hclog.Logger
+	lock *os.File
+	ln   *net.UnixListener
+
+	wg     sync.WaitGroup
+	done   chan struct{}
+	closed sync.Once
+
+	mu       sync.Mutex
+	ipcps    map[string]*ipcpRec
+	names    map[string]*nameRec
+	clients  map[*client]bool
+	flows    map[uint64]*flowRec
+	progs    map[int]*os.Process
+	nextFlow uint64
+	listenCh chan struct{} // closed and replaced whenever a listener appears
+}
+
+// Start takes the run directory and starts serving.
+func Start(cfg Config) (*Daemon, error) {
+	if cfg.Log == nil {
+		cfg.Log = hclog.NewNullLogger()
+	}
+	if cfg.Exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find own executable: %w", err)
+		}
+		cfg.Exe = exe
+	}
+	if cfg.ChildLogLevel == "" {
+		cfg.ChildLogLevel = "info"
+	}
+	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
+		return nil, fmt.Errorf("run directory: %w", err)
+	}
+	lock, err := takeLock(cfg.RunDir)
+	if err != nil {
+		return nil, err
+	}
+	sock := rundir.Socket(cfg.RunDir)
+	if _, err := os.Stat(sock); err == nil {
+		cfg.Log.Info("replacing stale control socket", "path", sock)
+		os.Remove(sock)
+	}
+	ln, err := net.ListenUnix("unixpacket", &net.UnixAddr{Name: sock, Net: "unixpacket"})
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	os.Chmod(sock, 0o666)
+	d := &Daemon{
+		cfg: cfg, log: cfg.Log, lock: lock, ln: ln,
+		done:     make(chan struct{}),
+		ipcps:    make(map[string]*ipcpRec),
+		names:    make(map[string]*nameRec),
+		clients:  make(map[*client]bool),
+		flows:    make(map[uint64]*flowRec),
+		progs:    make(map[int]*os.Process),
+		listenCh: make(chan struct{}),
+	}
+	d.wg.Add(1)
+	go d.acceptLoop()
+	d.log.Info("IRMd up", "rundir", cfg.RunDir, "pid", os.Getpid())
+	return d, nil
+}
+
+// takeLock holds an exclusive flock on the run directory's lock file
+// for the daemon's lifetime; a second daemon fails with ErrBusy.
+func takeLock(dir string) (*os.File, error) {
+	path := rundir.Lock(dir)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock file: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(path)
+		f.Close()
+		pid := strings.TrimSpace(string(b))
+		if pid == "" {
+			pid = "unknown"
+		}
+		return nil, fmt.Errorf("%w: %s (pid %s)", ErrBusy, dir, pid)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return f, nil
+}
+
+// Done is closed once the daemon has shut down.
+func (d *Daemon) Done() <-chan struct{} { return d.done }
+
+// RunDir returns the daemon's run directory.
+func (d *Daemon) RunDir() string { return d.cfg.RunDir }
+
+func (d *Daemon) acceptLoop() {
+	defer d.wg.Done()
+	for {
+		uc, err := d.ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			d.log.Warn("accept", "error", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		conn := ctrl.NewConn(uc)
+		c := &client{d: d, pid: conn.PeerPID(), listens: make(map[string]bool)}
+		d.mu.Lock()
+		d.clients[c] = true
+		d.mu.Unlock()
+		c.peer = ctrl.NewPeer(conn, c.handle, d.log.Named("client"))
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			<-c.peer.Done()
+			d.dropClient(c)
+		}()
+	}
+}
+
+// Close shuts the daemon down: IPCPs and auto-started programs are
+// stopped, clients disconnected, the socket and lock removed.
+func (d *Daemon) Close() error {
+	d.closed.Do(func() {
+		d.ln.Close()
+		d.mu.Lock()
+		recs := make([]*ipcpRec, 0, len(d.ipcps))
+		for _, r := range d.ipcps {
+			recs = append(recs, r)
+		}
+		progs := make([]*os.Process, 0, len(d.progs))
+		for _, p := range d.progs {
+			progs = append(progs, p)
+		}
+		clients := make([]*client, 0, len(d.clients))
+		for c := range d.clients {
+			clients = append(clients, c)
+		}
+		d.mu.Unlock()
+		for _, p := range progs {
+			p.Signal(unix.SIGTERM)
+		}
+		var wg sync.WaitGroup
+		for _, r := range recs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r.stop(3 * time.Second)
+			}()
+		}
+		wg.Wait()
+		for _, c := range clients {
+			c.peer.Close()
+		}
+		d.wg.Wait()
+		os.Remove(rundir.Socket(d.cfg.RunDir))
+		os.Remove(rundir.Lock(d.cfg.RunDir))
+		d.lock.Close()
+		d.log.Info("IRMd down")
+		close(d.done)
+	})
+	return nil
+}
+
+// Serve runs the daemon until ctx ends, then closes it.
+func (d *Daemon) Serve(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+	case <-d.done:
+	}
+	return d.Close()
+}
+
+func abs(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}

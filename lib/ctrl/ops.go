@@ -1,0 +1,241 @@
+package ctrl
+
+import (
+	"time"
+
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+// Operations served by the IRMd to the CLI and to applications.
+const (
+	OpIPCPCreate     = "ipcp.create"
+	OpIPCPBootstrap  = "ipcp.bootstrap"
+	OpIPCPEnroll     = "ipcp.enroll"
+	OpIPCPConnect    = "ipcp.connect"
+	OpIPCPDisconnect = "ipcp.disconnect"
+	OpIPCPList       = "ipcp.list"
+	OpIPCPDestroy    = "ipcp.destroy"
+	OpBind           = "bind"
+	OpUnbind         = "unbind"
+	OpNameCreate     = "name.create"
+	OpNameRegister   = "name.register"
+	OpNameUnregister = "name.unregister"
+	OpNameList       = "name.list"
+	OpLayerShow      = "layer.show"
+	OpFlowList       = "flow.list"
+	OpFlowAlloc      = "flow.alloc"
+	OpFlowListen     = "flow.listen"
+	OpFlowUnlisten   = "flow.unlisten"
+)
+
+// Operations the IRMd calls on applications.
+const (
+	// OpFlowArrive hands a listening process a new flow (one descriptor).
+	OpFlowArrive = "flow.arrive"
+)
+
+// Operations the IRMd calls on an IPCP.
+const (
+	OpIPCPUp       = "ipcpd.up"
+	OpIPCPQuery    = "ipcpd.query"
+	OpIPCPAlloc    = "ipcpd.alloc"
+	OpIPCPRegister = "ipcpd.register"
+	OpIPCPUnreg    = "ipcpd.unregister"
+	OpIPCPFlows    = "ipcpd.flows"
+)
+
+// Operations an IPCP calls on the IRMd.
+const (
+	// OpIPCPArrive asks the IRMd for a process accepting a name; the
+	// reply carries the IPCP's end of the new flow.
+	OpIPCPArrive = "ipcpd.arrive"
+	// OpIPCPFlowEnd tells the IRMd that a flow ended.
+	OpIPCPFlowEnd = "ipcpd.flowend"
+)
+
+// IPCPCreate asks for a new IPCP process.
+type IPCPCreate struct {
+	Type string `msgpack:"type"`
+	Name string `msgpack:"name"`
+}
+
+// IPCPBootstrap creates a layer with this IPCP as its first member.
+type IPCPBootstrap struct {
+	Type     string            `msgpack:"type"`
+	Name     string            `msgpack:"name"`
+	Layer    string            `msgpack:"layer"`
+	Params   map[string]string `msgpack:"params"`
+	Autobind bool              `msgpack:"autobind"`
+}
+
+// IPCPEnroll joins an existing layer.
+type IPCPEnroll struct {
+	Name     string `msgpack:"name"`
+	Layer    string `msgpack:"layer"`
+	Dst      string `msgpack:"dst"`
+	Autobind bool   `msgpack:"autobind"`
+}
+
+// IPCPConnect builds (or, from disconnect, tears down) an adjacency.
+type IPCPConnect struct {
+	Name      string `msgpack:"name"`
+	Dst       string `msgpack:"dst"`
+	Component string `msgpack:"component"`
+	Layer     string `msgpack:"layer"`
+	Cost      uint32 `msgpack:"cost"`
+}
+
+// IPCPRef names one IPCP.
+type IPCPRef struct {
+	Name string `msgpack:"name"`
+}
+
+// IPCPInfo describes one IPCP in listings.
+type IPCPInfo struct {
+	PID     int    `msgpack:"pid"`
+	Name    string `msgpack:"name"`
+	Type    string `msgpack:"type"`
+	Layer   string `msgpack:"layer"`
+	State   string `msgpack:"state"`
+	Address string `msgpack:"address"`
+}
+
+// IPCPList is the reply to ipcp.list.
+type IPCPList struct {
+	IPCPs []IPCPInfo `msgpack:"ipcps"`
+}
+
+// Bind binds (or unbinds) a program, a process or an IPCP to a name.
+type Bind struct {
+	Program string   `msgpack:"program"`
+	PID     int      `msgpack:"pid"`
+	IPCP    string   `msgpack:"ipcp"`
+	Name    string   `msgpack:"name"`
+	Auto    bool     `msgpack:"auto"`
+	Args    []string `msgpack:"args"`
+}
+
+// NameCreate creates a name with a load-balancing policy.
+type NameCreate struct {
+	Name string `msgpack:"name"`
+	LB   string `msgpack:"lb"`
+}
+
+// NameRegister registers (or unregisters) a name in layers.
+type NameRegister struct {
+	Name   string   `msgpack:"name"`
+	Layers []string `msgpack:"layers"`
+}
+
+// NameInfo describes one name in listings.
+type NameInfo struct {
+	Name      string   `msgpack:"name"`
+	LB        string   `msgpack:"lb"`
+	Layers    []string `msgpack:"layers"`
+	Programs  []string `msgpack:"programs"`
+	Processes []int    `msgpack:"processes"`
+}
+
+// NameList is the reply to name.list.
+type NameList struct {
+	Names []NameInfo `msgpack:"names"`
+}
+
+// LayerShow asks the local member of a layer to describe it.
+type LayerShow struct {
+	Layer string `msgpack:"layer"`
+}
+
+// LayerInfo is the reply to layer.show: preformatted sections.
+type LayerInfo struct {
+	Layer string `msgpack:"layer"`
+	IPCP  string `msgpack:"ipcp"`
+	Type  string `msgpack:"type"`
+	Text  string `msgpack:"text"`
+}
+
+// FlowAlloc asks for a flow to a name. Layer pins the layer; an empty
+// Layer lets the IRMd pick.
+type FlowAlloc struct {
+	Name  string   `msgpack:"name"`
+	QoS   qos.Spec `msgpack:"qos"`
+	Layer string   `msgpack:"layer"`
+}
+
+// FlowInfo describes an allocated flow to the process that gets it.
+type FlowInfo struct {
+	ID    uint64   `msgpack:"id"`
+	Name  string   `msgpack:"name"`
+	QoS   qos.Spec `msgpack:"qos"`
+	MTU   int      `msgpack:"mtu"`
+	Layer string   `msgpack:"layer"`
+	IPCP  string   `msgpack:"ipcp"`
+}
+
+// FlowListen binds the calling process to a name and asks for its flows.
+type FlowListen struct {
+	Name string `msgpack:"name"`
+}
+
+// FlowStat describes a flow in listings, with counters from its IPCP.
+type FlowStat struct {
+	ID       uint64    `msgpack:"id"`
+	Name     string    `msgpack:"name"`
+	IPCP     string    `msgpack:"ipcp"`
+	Layer    string    `msgpack:"layer"`
+	PID      int       `msgpack:"pid"`
+	QoS      string    `msgpack:"qos"`
+	State    string    `msgpack:"state"`
+	Since    time.Time `msgpack:"since"`
+	PktsIn   uint64    `msgpack:"pin"`
+	PktsOut  uint64    `msgpack:"pout"`
+	BytesIn  uint64    `msgpack:"bin"`
+	BytesOut uint64    `msgpack:"bout"`
+	Drops    uint64    `msgpack:"drops"`
+}
+
+// FlowList is the reply to flow.list and ipcpd.flows.
+type FlowList struct {
+	Flows []FlowStat `msgpack:"flows"`
+}
+
+// IPCPUp is what an IPCP sends right after start.
+type IPCPUp struct {
+	PID  int    `msgpack:"pid"`
+	Name string `msgpack:"name"`
+	Type string `msgpack:"type"`
+}
+
+// IPCPQuery asks an IPCP whether it can reach a name.
+type IPCPQuery struct {
+	Name string `msgpack:"name"`
+}
+
+// IPCPQueryReply answers IPCPQuery.
+type IPCPQueryReply struct {
+	Reachable bool `msgpack:"ok"`
+}
+
+// IPCPAllocReply answers ipcpd.alloc and ipcpd.arrive.
+type IPCPAllocReply struct {
+	ID  uint64 `msgpack:"id"`
+	MTU int    `msgpack:"mtu"`
+}
+
+// IPCPArrive is an IPCP's request for an acceptor of a name.
+type IPCPArrive struct {
+	Name string   `msgpack:"name"`
+	QoS  qos.Spec `msgpack:"qos"`
+	MTU  int      `msgpack:"mtu"`
+}
+
+// IPCPFlowEnd reports a flow's end.
+type IPCPFlowEnd struct {
+	ID uint64 `msgpack:"id"`
+}
+
+// IPCPBootstrapReply answers bootstrap and enroll.
+type IPCPBootstrapReply struct {
+	Address string `msgpack:"address"`
+	MTU     int    `msgpack:"mtu"`
+}

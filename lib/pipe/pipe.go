@@ -1,0 +1,273 @@
+// Package pipe is the data channel between an application and its IPCP
+// (or between two local applications): one end of a SOCK_SEQPACKET
+// socket pair, one packet per record, each record led by a one-byte
+// kind so that deallocation and link events travel in band, in order
+// with the data.
+//
+// Reads and writes are single recvmsg/sendmsg calls with two iovecs
+// (kind byte, payload), so the payload is never copied in user space,
+// and go through the runtime poller, so deadlines work. A record of
+// zero bytes means the other process closed without saying goodbye:
+// the end is gone (for an application, its IPCP died).
+package pipe
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Kind is the first byte of every record.
+type Kind uint8
+
+// Record kinds.
+const (
+	// Data carries one packet.
+	Data Kind = 0
+	// Dealloc says the sender deallocated the flow: the reader's EOF.
+	Dealloc Kind = 1
+	// Down says the flow lost its path (carrier loss, lower flow gone).
+	Down Kind = 2
+	// Up says the flow has a path again.
+	Up Kind = 3
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Data:
+		return "data"
+	case Dealloc:
+		return "dealloc"
+	case Down:
+		return "down"
+	case Up:
+		return "up"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// ErrGone is returned when the other end vanished without a Dealloc.
+var ErrGone = errors.New("other end of the flow is gone")
+
+// BufSize is the socket buffer size asked for each end.
+const BufSize = 4 << 20
+
+// Pipe is one end of a flow's data channel. One reader and one writer
+// may use it concurrently.
+type Pipe struct {
+	uc *net.UnixConn
+	rc syscall.RawConn
+
+	rmu   sync.Mutex
+	rhdr  unix.Msghdr
+	riov  [2]unix.Iovec
+	rkind [1]byte
+	rn    int
+	rflag int
+	rerr  error
+	rfn   func(uintptr) bool
+
+	wmu   sync.Mutex
+	whdr  unix.Msghdr
+	wiov  [2]unix.Iovec
+	wkind [1]byte
+	werr  error
+	wfn   func(uintptr) bool
+}
+
+// Pair returns a connected pair of Pipes.
+func Pair() (*Pipe, *Pipe, error) {
+	a, b, err := FilePair()
+	if err != nil {
+		return nil, nil, err
+	}
+	pa, err := New(a)
+	if err != nil {
+		b.Close()
+		return nil, nil, err
+	}
+	pb, err := New(b)
+	if err != nil {
+		pa.Close()
+		return nil, nil, err
+	}
+	return pa, pb, nil
+}
+
+// FilePair returns the two ends of a new channel as files, for passing
+// to other processes.
+func FilePair() (*os.File, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	for _, fd := range fds {
+		setBuffers(fd)
+	}
+	return os.NewFile(uintptr(fds[0]), "flow"), os.NewFile(uintptr(fds[1]), "flow"), nil
+}
+
+func setBuffers(fd int) {
+	for _, opt := range [][2]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}} {
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[0], BufSize) != nil {
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[1], BufSize)
+		}
+	}
+}
+
+// New wraps a channel descriptor; it takes ownership of f.
+func New(f *os.File) (*Pipe, error) {
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("flow descriptor: %w", err)
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return nil, errors.New("flow descriptor is not a UNIX socket")
+	}
+	rc, err := uc.SyscallConn()
+	if err != nil {
+		uc.Close()
+		return nil, fmt.Errorf("flow descriptor: %w", err)
+	}
+	p := &Pipe{uc: uc, rc: rc}
+	p.rfn = p.doRead
+	p.wfn = p.doWrite
+	p.rhdr.Iov = &p.riov[0]
+	p.riov[0].Base = &p.rkind[0]
+	p.riov[0].SetLen(1)
+	p.whdr.Iov = &p.wiov[0]
+	p.wiov[0].Base = &p.wkind[0]
+	p.wiov[0].SetLen(1)
+	return p, nil
+}
+
+func (p *Pipe) doRead(fd uintptr) bool {
+	n, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&p.rhdr)), 0)
+	if e == unix.EAGAIN {
+		return false
+	}
+	if e == unix.EINTR {
+		return false
+	}
+	p.rn = int(n)
+	p.rflag = int(p.rhdr.Flags)
+	if e != 0 {
+		p.rerr = e
+	} else {
+		p.rerr = nil
+	}
+	return true
+}
+
+func (p *Pipe) doWrite(fd uintptr) bool {
+	_, _, e := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&p.whdr)), unix.MSG_NOSIGNAL)
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false
+	}
+	if e != 0 {
+		p.werr = e
+	} else {
+		p.werr = nil
+	}
+	return true
+}
+
+// Read reads one record into b and returns its kind and payload length.
+// A payload longer than b is truncated and reported with
+// io.ErrShortBuffer. When the other end vanished it returns ErrGone.
+func (p *Pipe) Read(b []byte) (int, Kind, error) {
+	p.rmu.Lock()
+	defer p.rmu.Unlock()
+	if len(b) > 0 {
+		p.riov[1].Base = &b[0]
+		p.riov[1].SetLen(len(b))
+		p.rhdr.SetIovlen(2)
+	} else {
+		p.riov[1].Base = nil
+		p.rhdr.SetIovlen(1)
+	}
+	p.rhdr.Flags = 0
+	err := p.rc.Read(p.rfn)
+	p.riov[1].Base = nil
+	if err != nil {
+		return 0, Data, mapErr(err)
+	}
+	if p.rerr != nil {
+		return 0, Data, mapErr(p.rerr)
+	}
+	if p.rn == 0 {
+		return 0, Data, ErrGone
+	}
+	n := p.rn - 1
+	k := Kind(p.rkind[0])
+	if p.rflag&unix.MSG_TRUNC != 0 {
+		return n, k, io.ErrShortBuffer
+	}
+	return n, k, nil
+}
+
+// Write sends one data record.
+func (p *Pipe) Write(b []byte) error { return p.WriteKind(Data, b) }
+
+// WriteKind sends one record of kind k with payload b.
+func (p *Pipe) WriteKind(k Kind, b []byte) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	p.wkind[0] = byte(k)
+	if len(b) > 0 {
+		p.wiov[1].Base = &b[0]
+		p.wiov[1].SetLen(len(b))
+		p.whdr.SetIovlen(2)
+	} else {
+		p.wiov[1].Base = nil
+		p.whdr.SetIovlen(1)
+	}
+	err := p.rc.Write(p.wfn)
+	p.wiov[1].Base = nil
+	if err != nil {
+		return mapErr(err)
+	}
+	if p.werr != nil {
+		return mapErr(p.werr)
+	}
+	return nil
+}
+
+func mapErr(err error) error {
+	switch {
+	case errors.Is(err, unix.EPIPE), errors.Is(err, unix.ECONNRESET), errors.Is(err, unix.ENOTCONN):
+		return ErrGone
+	case errors.Is(err, unix.EMSGSIZE):
+		return fmt.Errorf("packet too large for the flow channel: %w", err)
+	}
+	return err
+}
+
+// SetReadDeadline sets the deadline for Read.
+func (p *Pipe) SetReadDeadline(t time.Time) error { return p.uc.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the deadline for Write.
+func (p *Pipe) SetWriteDeadline(t time.Time) error { return p.uc.SetWriteDeadline(t) }
+
+// Close closes this end; the other end reads ErrGone unless a Dealloc
+// was written first.
+func (p *Pipe) Close() error { return p.uc.Close() }
+
+// Dealloc tells the other end the flow is deallocated, then closes.
+func (p *Pipe) Dealloc() error {
+	p.uc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	err := p.WriteKind(Dealloc, nil)
+	p.uc.Close()
+	return err
+}

@@ -1,0 +1,98 @@
+// Package qos defines the quality-of-service spec a flow is allocated
+// with: the named presets users pass on the command line and the
+// individual knobs behind them. The flow library turns a spec into
+// end-to-end behaviour (FRCT); a layer maps its Cube onto scheduling.
+package qos
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Cube is the scheduling class a layer gives a flow's packets.
+type Cube uint8
+
+// Cubes, in the order a layer serves them when queues build up.
+const (
+	CubeBestEffort Cube = 0
+	CubeLowLatency Cube = 1
+	CubeBulk       Cube = 2
+)
+
+// Spec is what a flow asks of the network.
+type Spec struct {
+	// Name is the preset the spec came from, or "custom".
+	Name string `msgpack:"name"`
+	// Cube selects the layer's scheduling class.
+	Cube Cube `msgpack:"cube"`
+	// Reliable asks for every packet to be delivered (retransmission).
+	Reliable bool `msgpack:"rel"`
+	// InOrder asks for delivery in the order written.
+	InOrder bool `msgpack:"ord"`
+	// MaxDelay is the delay the application can bear (0: no bound).
+	MaxDelay time.Duration `msgpack:"delay"`
+	// PeerTimeout fails a flow whose peer stays silent this long
+	// (0: the library default; only flows with FRCT keep alive).
+	PeerTimeout time.Duration `msgpack:"timeout"`
+}
+
+// Raw is no end-to-end machinery at all: the bytes on the wire are the
+// application's bytes.
+func Raw() Spec { return Spec{Name: "raw"} }
+
+// BestEffort is sequenced but unreliable delivery on the default cube.
+func BestEffort() Spec { return Spec{Name: "best-effort", InOrder: true} }
+
+// LowLatency is unreliable delivery on the low-latency cube.
+func LowLatency() Spec {
+	return Spec{Name: "low-latency", Cube: CubeLowLatency, MaxDelay: 10 * time.Millisecond}
+}
+
+// Reliable is in-order, lossless delivery.
+func Reliable() Spec { return Spec{Name: "reliable", Reliable: true, InOrder: true} }
+
+// Bulk is reliable delivery on the bulk cube.
+func Bulk() Spec { return Spec{Name: "bulk", Cube: CubeBulk, Reliable: true, InOrder: true} }
+
+var presets = map[string]func() Spec{
+	"raw":         Raw,
+	"best-effort": BestEffort,
+	"be":          BestEffort,
+	"low-latency": LowLatency,
+	"voice":       LowLatency,
+	"reliable":    Reliable,
+	"data":        Reliable,
+	"bulk":        Bulk,
+}
+
+// Names lists the preset names, for usage messages.
+func Names() string {
+	var n []string
+	for k := range presets {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return strings.Join(n, ", ")
+}
+
+// Parse returns the preset called name.
+func Parse(name string) (Spec, error) {
+	f, ok := presets[strings.ToLower(name)]
+	if !ok {
+		return Spec{}, fmt.Errorf("unknown QoS %q (want one of %s)", name, Names())
+	}
+	return f(), nil
+}
+
+// UsesFRCT reports whether the flow library runs FRCT for this spec.
+func (s Spec) UsesFRCT() bool { return s.Reliable || s.InOrder }
+
+// String names the spec.
+func (s Spec) String() string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return "custom"
+}

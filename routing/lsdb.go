@@ -1,0 +1,156 @@
+package routing
+
+import (
+	"container/heap"
+	"slices"
+	"time"
+)
+
+// verdict is what the database did with an offered LSU.
+type verdict uint8
+
+const (
+	accepted  verdict = iota // newer: stored
+	duplicate                // same sequence number as stored
+	stale                    // older than stored
+	expired                  // already MaxAge old on arrival
+)
+
+// entry is the newest LSU of one origin. born is when the origin issued
+// it (arrival time minus the age it carried); it expires at born+MaxAge.
+type entry struct {
+	lsu  LSU // Age unused: see age
+	born time.Time
+}
+
+// lsdb is the link-state database: per origin the newest LSU. It is not
+// safe for concurrent use; the Router guards it. The origin's own entry
+// (self) never expires.
+type lsdb struct {
+	self    uint64
+	maxAge  time.Duration
+	entries map[uint64]*entry
+	expiry  expiryHeap
+}
+
+func newLSDB(self uint64, maxAge time.Duration) *lsdb {
+	return &lsdb{self: self, maxAge: maxAge, entries: make(map[uint64]*entry)}
+}
+
+// install offers l, received at now, for an origin other than self. It
+// reports what happened and, when accepted, whether the origin's links
+// changed (or the origin is new), that is whether SPF must run again.
+func (db *lsdb) install(l LSU, now time.Time) (verdict, bool) {
+	if l.Age >= db.maxAge {
+		return expired, false
+	}
+	old, ok := db.entries[l.Origin]
+	if ok && l.Seq == old.lsu.Seq {
+		return duplicate, false
+	}
+	if ok && l.Seq < old.lsu.Seq {
+		return stale, false
+	}
+	changed := !ok || !slices.Equal(old.lsu.Links, l.Links)
+	e := &entry{lsu: l, born: now.Add(-l.Age)}
+	e.lsu.Age = 0
+	db.entries[l.Origin] = e
+	heap.Push(&db.expiry, expiryItem{when: e.born.Add(db.maxAge), origin: l.Origin})
+	return accepted, changed
+}
+
+// setSelf stores the router's own newest LSU, issued at now.
+func (db *lsdb) setSelf(l LSU, now time.Time) {
+	l.Age = 0
+	db.entries[db.self] = &entry{lsu: l, born: now}
+}
+
+// get returns the stored LSU of origin with its age at now.
+func (db *lsdb) get(origin uint64, now time.Time) (LSU, bool) {
+	e, ok := db.entries[origin]
+	if !ok {
+		return LSU{}, false
+	}
+	return e.wire(now), true
+}
+
+// wire returns the LSU as it goes on the wire at now, with its age.
+func (e *entry) wire(now time.Time) LSU {
+	l := e.lsu
+	l.Age = max(0, now.Sub(e.born))
+	return l
+}
+
+// all returns every stored LSU with its age at now, sorted by origin.
+func (db *lsdb) all(now time.Time) []LSU {
+	out := make([]LSU, 0, len(db.entries))
+	for _, e := range db.entries {
+		out = append(out, e.wire(now))
+	}
+	slices.SortFunc(out, func(a, b LSU) int {
+		switch {
+		case a.Origin < b.Origin:
+			return -1
+		case a.Origin > b.Origin:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// expire removes the entries that reached MaxAge by now and returns
+// their origins.
+func (db *lsdb) expire(now time.Time) []uint64 {
+	var gone []uint64
+	for db.expiry.Len() > 0 && !db.expiry[0].when.After(now) {
+		it := heap.Pop(&db.expiry).(expiryItem)
+		if db.current(it) {
+			delete(db.entries, it.origin)
+			gone = append(gone, it.origin)
+		}
+	}
+	return gone
+}
+
+// nextExpiry returns when the next entry reaches MaxAge, if any.
+func (db *lsdb) nextExpiry() (time.Time, bool) {
+	for db.expiry.Len() > 0 {
+		if db.current(db.expiry[0]) {
+			return db.expiry[0].when, true
+		}
+		heap.Pop(&db.expiry)
+	}
+	return time.Time{}, false
+}
+
+// current reports whether it is the deadline of the entry now stored.
+func (db *lsdb) current(it expiryItem) bool {
+	e, ok := db.entries[it.origin]
+	return ok && it.origin != db.self && e.born.Add(db.maxAge).Equal(it.when)
+}
+
+// expiryItem is one deadline in the expiry heap; it is outdated once its
+// origin was refreshed or removed, and is then dropped lazily.
+type expiryItem struct {
+	when   time.Time
+	origin uint64
+}
+
+// expiryHeap is a min-heap of deadlines (container/heap).
+type expiryHeap []expiryItem
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].when.Before(h[j].when) }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+
+// Push implements heap.Interface.
+func (h *expiryHeap) Push(x any) { *h = append(*h, x.(expiryItem)) }
+
+// Pop implements heap.Interface.
+func (h *expiryHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
