@@ -49,8 +49,8 @@ func (realClock) AfterFunc(d time.Duration, f func()) Timer {
 
 type realTimer struct{ t *time.Timer }
 
-func (r realTimer) C() <-chan time.Time         { return r.t.C }
-func (r realTimer) Stop() bool                  { return r.t.Stop() }
+func (r realTimer) C() <-chan time.Time        { return r.t.C }
+func (r realTimer) Stop() bool                 { return r.t.Stop() }
 func (r realTimer) Reset(d time.Duration) bool { return r.t.Reset(d) }
 
 // Fake is a virtual clock for tests. Time stands still until Advance or

@@ -87,6 +87,13 @@ func (e *End) Stats() Stats {
 	return e.l.dirs[e.idx].stats
 }
 
+// Queued returns how many packets wait in this end's receive queue.
+func (e *End) Queued() int {
+	e.l.mu.Lock()
+	defer e.l.mu.Unlock()
+	return len(e.queue)
+}
+
 // Cut drops every packet in both directions, including those queued or
 // in flight, until Restore is called.
 func (e *End) Cut() {

@@ -1,0 +1,88 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+var nsSeq atomic.Uint64
+
+// RequireRoot skips the test, saying so, unless it runs as root with
+// the ip tool available.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root (network namespaces, veth, AF_PACKET, TAP); run the tests as root to include it")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("skipped: needs the ip tool (iproute2)")
+	}
+}
+
+// uniq returns a short name unique to this process and call, within
+// the 15-byte limit of interface names.
+func uniq(prefix string) string {
+	return fmt.Sprintf("%s%d%d", prefix, os.Getpid()%100000, nsSeq.Add(1))
+}
+
+// IP runs the ip tool, failing the test on error.
+func IP(t testing.TB, args ...string) {
+	t.Helper()
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// InNS runs a command inside a namespace, failing the test on error.
+func InNS(t testing.TB, ns string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("in %s: %s: %v\n%s", ns, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// NetNS creates a network namespace with its loopback up and deletes it
+// at cleanup (which also removes every interface inside it).
+func NetNS(t testing.TB) string {
+	t.Helper()
+	RequireRoot(t)
+	name := uniq("ourons")
+	IP(t, "netns", "add", name)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	IP(t, "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+// Veth creates a veth pair with one end in nsA and the other in nsB,
+// both up, and returns the two interface names. The pair goes away with
+// either namespace; cleanup also deletes it explicitly.
+func Veth(t testing.TB, nsA, nsB string) (string, string) {
+	t.Helper()
+	a, b := uniq("ova"), uniq("ovb")
+	IP(t, "link", "add", a, "type", "veth", "peer", "name", b)
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", a).Run()
+		exec.Command("ip", "-n", nsA, "link", "del", a).Run()
+	})
+	IP(t, "link", "set", a, "netns", nsA)
+	IP(t, "link", "set", b, "netns", nsB)
+	IP(t, "-n", nsA, "link", "set", a, "up")
+	IP(t, "-n", nsB, "link", "set", b, "up")
+	return a, b
+}
+
+// LinkSet runs `ip -n ns link set dev up|down`.
+func LinkSet(t testing.TB, ns, dev, state string) {
+	t.Helper()
+	IP(t, "-n", ns, "link", "set", dev, state)
+}
+
+// UniqueName returns a short unique name with prefix, for devices.
+func UniqueName(prefix string) string { return uniq(prefix) }

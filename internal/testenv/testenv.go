@@ -1,0 +1,359 @@
+// Package testenv gives tests real ouro hosts to work with: IRMds in
+// process or as separate processes (optionally inside a network
+// namespace), the irm and oping binaries built from this tree, and
+// network namespaces and veth pairs that are always removed, even when
+// the test fails. Tests that need root call RequireRoot, which skips
+// with a message when not root.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ouro-net/ouro/ipcpd"
+	"github.com/ouro-net/ouro/ipcpd/all"
+	"github.com/ouro-net/ouro/irmd"
+	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/logging"
+	"github.com/ouro-net/ouro/lib/rundir"
+	"github.com/ouro-net/ouro/flow"
+)
+
+// MaybeRunIPCP must be called first in TestMain of any package whose
+// tests start in-process IRMds: the IRMd re-executes the test binary to
+// run IPCPs, and this turns such a child into an IPCP.
+func MaybeRunIPCP() {
+	if len(os.Args) < 2 || os.Args[1] != "__ipcpd" {
+		return
+	}
+	args := os.Args[2:]
+	get := func(k string) string {
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == "--"+k {
+				return args[i+1]
+			}
+		}
+		return ""
+	}
+	lvl, _ := logging.ParseLevel(get("log-level"))
+	log := logging.New("ipcpd."+get("name"), lvl, os.Stderr)
+	if err := ipcpd.Run(all.Kinds(), get("type"), get("name"), get("rundir"), log); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// Types lists the IPCP types of this build.
+func Types() []string {
+	var out []string
+	for k := range all.Kinds() {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Host is an in-process IRMd on a private run directory.
+type Host struct {
+	Dir    string
+	Daemon *irmd.Daemon
+}
+
+// ShortTempDir returns a temporary directory with a short path (UNIX
+// socket paths are limited to 108 bytes), removed at cleanup.
+func ShortTempDir(t testing.TB) string {
+	dir, err := os.MkdirTemp("", "ouro-t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// StartHost starts an in-process IRMd whose IPCPs are re-executions of
+// the test binary (see MaybeRunIPCP). It is closed at cleanup.
+func StartHost(t testing.TB) *Host {
+	t.Helper()
+	dir := ShortTempDir(t)
+	level := "warn"
+	if os.Getenv("OURO_TEST_LOG") != "" {
+		level = os.Getenv("OURO_TEST_LOG")
+	}
+	lvl, _ := logging.ParseLevel(level)
+	d, err := irmd.Start(irmd.Config{RunDir: dir, Log: logging.New("irmd", lvl, os.Stderr),
+		Types: Types(), Exe: os.Args[0], ChildLogLevel: level})
+	if err != nil {
+		t.Fatalf("start IRMd: %v", err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return &Host{Dir: dir, Daemon: d}
+}
+
+// Call sends one control request to the host's IRMd.
+func (h *Host) Call(op string, req, resp any) error { return CallDir(h.Dir, op, req, resp) }
+
+// CallDir sends one control request to the IRMd of dir.
+func CallDir(dir, op string, req, resp any) error {
+	conn, err := flow.Dial(dir)
+	if err != nil {
+		return err
+	}
+	peer := ctrl.NewPeer(conn, nil, hclog.NewNullLogger())
+	defer func() {
+		peer.Close()
+		peer.Wait()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	files, err := peer.Call(ctx, op, req, resp)
+	ctrl.CloseFiles(files)
+	return err
+}
+
+// Bootstrap bootstraps an IPCP, failing the test on error.
+func (h *Host) Bootstrap(t testing.TB, typ, name, layer string, params map[string]string) {
+	t.Helper()
+	if err := h.Call(ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: typ, Name: name, Layer: layer, Params: params}, nil); err != nil {
+		t.Fatalf("bootstrap %s %s in %s: %v", typ, name, layer, err)
+	}
+}
+
+// Register registers name in layers, failing the test on error.
+func (h *Host) Register(t testing.TB, name string, layers ...string) {
+	t.Helper()
+	if err := h.Call(ctrl.OpNameRegister, ctrl.NameRegister{Name: name, Layers: layers}, nil); err != nil {
+		t.Fatalf("register %s in %v: %v", name, layers, err)
+	}
+}
+
+// IPCPs lists the host's IPCPs.
+func (h *Host) IPCPs(t testing.TB) []ctrl.IPCPInfo {
+	t.Helper()
+	var l ctrl.IPCPList
+	if err := h.Call(ctrl.OpIPCPList, nil, &l); err != nil {
+		t.Fatalf("ipcp list: %v", err)
+	}
+	return l.IPCPs
+}
+
+// Opt returns the flow option that selects this host.
+func (h *Host) Opt() flow.Option { return flow.WithRunDir(h.Dir) }
+
+// --- binaries and processes ---
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildErr  error
+)
+
+// ModuleRoot returns the directory holding go.mod.
+func ModuleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside the ouro module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// Binaries builds irm and the tools once per test binary and returns
+// the directory holding them (irm, oping, and any other tools present).
+func Binaries(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		root, err := ModuleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "ouro-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildDir = dir
+		pkgs := []string{"./cmd/irm"}
+		for _, tool := range []string{"oping", "operf", "ocbr"} {
+			if _, err := os.Stat(filepath.Join(root, "tools", tool)); err == nil {
+				pkgs = append(pkgs, "./tools/"+tool)
+			}
+		}
+		args := append([]string{"build"}, raceFlag()...)
+		args = append(args, "-o", dir+"/")
+		args = append(args, pkgs...)
+		cmd := exec.Command("go", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build binaries: %v", buildErr)
+	}
+	return buildDir
+}
+
+// CleanupBinaries removes the built binaries; call it from TestMain
+// after m.Run.
+func CleanupBinaries() {
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+}
+
+// Proc is a process started for a test.
+type Proc struct {
+	Cmd    *exec.Cmd
+	Out    *SyncBuffer
+	exited chan struct{}
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writes and reads.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Command builds a command for a binary of this tree, run inside netns
+// when netns is not empty, with OURO_RUNDIR set to dir.
+func Command(t testing.TB, netns, dir, bin string, args ...string) *exec.Cmd {
+	t.Helper()
+	path := filepath.Join(Binaries(t), bin)
+	var cmd *exec.Cmd
+	if netns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", netns, path}, args...)...)
+	} else {
+		cmd = exec.Command(path, args...)
+	}
+	cmd.Env = append(os.Environ(), rundir.EnvVar+"="+dir)
+	return cmd
+}
+
+// Start starts a long-running process and stops it (SIGTERM, then
+// SIGKILL after 5 s) at cleanup.
+func Start(t testing.TB, netns, dir, bin string, args ...string) *Proc {
+	t.Helper()
+	cmd := Command(t, netns, dir, bin, args...)
+	p := &Proc{Cmd: cmd, Out: &SyncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout = p.Out
+	cmd.Stderr = p.Out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	go func() {
+		cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() { p.Stop() })
+	return p
+}
+
+// Stop terminates the process and waits for it.
+func (p *Proc) Stop() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(5 * time.Second):
+		p.Cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// Wait waits up to d for the process to exit and reports whether it did.
+func (p *Proc) Wait(d time.Duration) bool {
+	select {
+	case <-p.exited:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// Exited is closed when the process has exited.
+func (p *Proc) Exited() <-chan struct{} { return p.exited }
+
+// StartDaemon starts `irm daemon` as a process (inside netns if set) on
+// a fresh run directory and waits until it answers.
+func StartDaemon(t testing.TB, netns string) (dir string, p *Proc) {
+	t.Helper()
+	dir = ShortTempDir(t)
+	level := "info"
+	if l := os.Getenv("OURO_TEST_LOG"); l != "" {
+		level = l
+	}
+	p = Start(t, netns, dir, "irm", "daemon", "--rundir", dir, "--log-level", level)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if CallDir(dir, ctrl.OpIPCPList, nil, &ctrl.IPCPList{}) == nil {
+			return dir, p
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("irm daemon exited: %s", p.Out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatalf("irm daemon did not answer: %s", p.Out.String())
+	return "", nil
+}
+
+// Run runs a binary to completion and returns its combined output and
+// exit code.
+func Run(t testing.TB, netns, dir, bin string, args ...string) (string, int) {
+	t.Helper()
+	cmd := Command(t, netns, dir, bin, args...)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("run %s: %v", bin, err)
+		}
+		code = ee.ExitCode()
+	}
+	return string(out), code
+}
+
+// MustRun runs a binary and fails the test unless it exits 0.
+func MustRun(t testing.TB, netns, dir, bin string, args ...string) string {
+	t.Helper()
+	out, code := Run(t, netns, dir, bin, args...)
+	if code != 0 {
+		t.Fatalf("%s %s: exit %d\n%s", bin, strings.Join(args, " "), code, out)
+	}
+	return out
+}
