@@ -4,12 +4,19 @@ package all
 
 import (
 	"github.com/ouro-net/ouro/ipcpd"
+	"github.com/ouro-net/ouro/ipcpd/eth"
 	"github.com/ouro-net/ouro/ipcpd/local"
+	"github.com/ouro-net/ouro/ipcpd/tap"
+	"github.com/ouro-net/ouro/ipcpd/udp"
 )
 
 // Kinds returns the constructor of every IPCP type by name.
 func Kinds() ipcpd.Kinds {
 	return ipcpd.Kinds{
-		"local": local.New,
+		"local":   local.New,
+		"udp4":    udp.New,
+		"udp6":    udp.New,
+		"eth-dix": eth.New,
+		"tap":     tap.New,
 	}
 }

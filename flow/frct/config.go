@@ -1,0 +1,123 @@
+package frct
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ouro-net/ouro/lib/clock"
+)
+
+// Defaults applied to zero Config fields.
+const (
+	DefaultRTOMin      = 2 * time.Millisecond
+	DefaultRTOMax      = 2 * time.Second
+	DefaultInitialRTO  = 200 * time.Millisecond
+	DefaultWindow      = 256
+	DefaultMaxMessage  = 1 << 20
+	DefaultDelayedACK  = time.Millisecond
+	DefaultPeerTimeout = 10 * time.Second
+	DefaultLinger      = 2 * time.Second
+)
+
+// MaxWindow is the largest window the 16-bit header field can carry.
+const MaxWindow = 1<<16 - 1
+
+// ErrInvalidConfig is wrapped by every Config validation error.
+var ErrInvalidConfig = errors.New("frct: invalid config")
+
+// Config tunes a Conn. Zero fields take the defaults above; both ends
+// of a connection should use the same Window and MaxMessage.
+type Config struct {
+	// Clock drives every timer (default clock.Real()).
+	Clock clock.Clock
+	// Reliable turns on retransmission and flow control. When false the
+	// connection is unreliable but sequenced: no duplicates, no
+	// reordering, losses skipped, the writer never blocks on the peer.
+	Reliable bool
+	// InOrder, with Reliable, delivers messages in the order written;
+	// without it a complete message is delivered as soon as it has
+	// arrived. Unreliable connections are always sequenced.
+	InOrder bool
+	// RTOMin, RTOMax and InitialRTO bound and seed the retransmission
+	// timeout (RFC 6298).
+	RTOMin, RTOMax, InitialRTO time.Duration
+	// Window is the receive window in packets, advertised to the peer;
+	// it also caps the packets in flight (1..MaxWindow).
+	Window int
+	// ReorderBuffer bounds the out-of-order packets held (default and
+	// maximum: Window).
+	ReorderBuffer int
+	// MaxMessage is the largest message; a longer Write is split into
+	// messages of this size (default 1 MiB).
+	MaxMessage int
+	// DelayedACK bounds how long an ACK may wait to be piggy-backed or
+	// coalesced; negative acknowledges every packet at once.
+	DelayedACK time.Duration
+	// KeepAlive is the send-idle interval after which a keepalive goes
+	// out (default PeerTimeout/4); negative disables keepalives.
+	KeepAlive time.Duration
+	// PeerTimeout fails the connection with ErrPeerGone when nothing
+	// arrived for this long; negative disables the check.
+	PeerTimeout time.Duration
+	// Linger bounds how long Close waits for outstanding data and the
+	// FIN to be acknowledged; negative means do not wait.
+	Linger time.Duration
+}
+
+// withDefaults fills zero fields and validates the result.
+func (c Config) withDefaults() (Config, error) {
+	if c.Clock == nil {
+		c.Clock = clock.Real()
+	}
+	setDur := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	setDur(&c.RTOMin, DefaultRTOMin)
+	setDur(&c.RTOMax, DefaultRTOMax)
+	setDur(&c.InitialRTO, max(DefaultInitialRTO, c.RTOMin))
+	setDur(&c.DelayedACK, DefaultDelayedACK)
+	setDur(&c.PeerTimeout, DefaultPeerTimeout)
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultPeerTimeout / 4
+		if c.PeerTimeout > 0 {
+			c.KeepAlive = c.PeerTimeout / 4
+		}
+	}
+	setDur(&c.Linger, DefaultLinger)
+	if c.Window == 0 {
+		c.Window = DefaultWindow
+	}
+	if c.ReorderBuffer == 0 {
+		c.ReorderBuffer = c.Window
+	}
+	if c.MaxMessage == 0 {
+		c.MaxMessage = DefaultMaxMessage
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...))
+	}
+	switch {
+	case c.RTOMin <= 0:
+		return bad("RTOMin %v must be positive", c.RTOMin)
+	case c.RTOMax < c.RTOMin:
+		return bad("RTOMax %v below RTOMin %v", c.RTOMax, c.RTOMin)
+	case c.InitialRTO < c.RTOMin || c.InitialRTO > c.RTOMax:
+		return bad("InitialRTO %v outside [RTOMin %v, RTOMax %v]", c.InitialRTO, c.RTOMin, c.RTOMax)
+	case c.Window < 1 || c.Window > MaxWindow:
+		return bad("Window %d outside [1, %d]", c.Window, MaxWindow)
+	case c.ReorderBuffer < 1 || c.ReorderBuffer > c.Window:
+		return bad("ReorderBuffer %d outside [1, Window %d]", c.ReorderBuffer, c.Window)
+	case c.MaxMessage < 1 || c.MaxMessage > 1<<30:
+		return bad("MaxMessage %d outside [1, 1 GiB]", c.MaxMessage)
+	case c.KeepAlive > 0 && c.PeerTimeout > 0 && c.KeepAlive >= c.PeerTimeout:
+		return bad("KeepAlive %v must be shorter than PeerTimeout %v", c.KeepAlive, c.PeerTimeout)
+	}
+	return nil
+}
