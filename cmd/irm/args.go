@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"slices"
 	"strconv"
 )
@@ -83,5 +82,3 @@ func (k *kv) params() (map[string]string, error) {
 	}
 	return p, nil
 }
-
-func errf(format string, args ...any) error { return fmt.Errorf(format, args...) }

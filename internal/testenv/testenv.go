@@ -22,13 +22,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/ipcpd"
 	"github.com/ouro-net/ouro/ipcpd/all"
 	"github.com/ouro-net/ouro/irmd"
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/logging"
 	"github.com/ouro-net/ouro/lib/rundir"
-	"github.com/ouro-net/ouro/flow"
 )
 
 // MaybeRunIPCP must be called first in TestMain of any package whose

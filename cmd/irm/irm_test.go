@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ouro-net/ouro/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	testenv.MaybeRunIPCP()
+	code := m.Run()
+	testenv.CleanupBinaries()
+	os.Exit(code)
+}
+
+// TestUsageErrors checks that bad command lines exit 2 with one line
+// naming the problem, and that a missing daemon exits 1.
+func TestUsageErrors(t *testing.T) {
+	dir := testenv.ShortTempDir(t)
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{}, 2, "no command"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"ipcp", "create", "type"}, 2, "type needs a value"},
+		{[]string{"ipcp", "create", "name", "x"}, 2, "missing type"},
+		{[]string{"ipcp", "create", "type", "local", "name", "x", "colour", "blue"}, 2, "unknown keyword"},
+		{[]string{"ipcp", "connect", "name", "a", "dst", "b", "component", "xx"}, 2, "component must be"},
+		{[]string{"ipcp", "connect", "name", "a", "dst", "b", "cost", "many"}, 2, "not a number"},
+		{[]string{"bind", "process", "abc", "name", "x"}, 2, "not a process id"},
+		{[]string{"name", "register", "x"}, 2, "missing layer"},
+		{[]string{"layer"}, 2, "want show LAYER"},
+		{[]string{"daemon", "--log-level", "loud"}, 2, "unknown log level"},
+		{[]string{"--rundir", dir, "ipcp", "list"}, 1, "no IRMd running"},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		code := run(c.args, &out, &errb)
+		if code != c.code || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("irm %v: exit %d, stderr %q; want exit %d and %q", c.args, code, errb.String(), c.code, c.want)
+		}
+		if strings.Contains(errb.String(), "goroutine") {
+			t.Errorf("irm %v printed a stack trace", c.args)
+		}
+	}
+}
+
+// TestByHand runs the README quickstart with real processes: a daemon,
+// a local layer, an oping server and 100 pings with 0% loss. It also
+// checks a second daemon is refused and the daemon survives an IPCP
+// killed mid-ping, with the client reporting the flow down.
+func TestByHand(t *testing.T) {
+	dir, daemon := testenv.StartDaemon(t, "")
+	out, code := testenv.Run(t, "", dir, "irm", "daemon", "--rundir", dir)
+	if code != 1 || !strings.Contains(out, "another IRMd is running") {
+		t.Fatalf("second daemon: exit %d: %s", code, out)
+	}
+	testenv.MustRun(t, "", dir, "irm", "ipcp", "bootstrap", "type", "local", "name", "lo", "layer", "lo")
+	testenv.MustRun(t, "", dir, "irm", "name", "register", "oping", "layer", "lo")
+	srv := testenv.Start(t, "", dir, "oping", "-l", "-n", "oping")
+	waitListening(t, dir, "oping")
+	out = testenv.MustRun(t, "", dir, "oping", "-n", "oping", "-c", "100", "-i", "1ms")
+	if !strings.Contains(out, "100 packets transmitted, 100 received, 0% packet loss") {
+		t.Fatalf("oping output:\n%s", out)
+	}
+	if !strings.Contains(out, "rtt min/avg/max/mdev") || !strings.Contains(out, "bytes from oping: seq=99") {
+		t.Fatalf("oping output lacks reply lines or rtt summary:\n%s", out)
+	}
+	list := testenv.MustRun(t, "", dir, "irm", "ipcp", "list")
+	if !strings.Contains(list, "lo") || !strings.Contains(list, "local") || !strings.Contains(list, "PID") {
+		t.Fatalf("ipcp list:\n%s", list)
+	}
+
+	// Kill the local IPCP while a client pings: the client must report
+	// the flow down promptly and exit 1; the daemon must stay up.
+	cli := testenv.Start(t, "", dir, "oping", "-n", "oping", "-c", "100000", "-i", "1ms", "-Q")
+	time.Sleep(300 * time.Millisecond)
+	pid := ipcpPID(t, list)
+	killed := time.Now()
+	syscall.Kill(pid, syscall.SIGKILL)
+	if !cli.Wait(10 * time.Second) {
+		t.Fatalf("client still running 10s after its IPCP died:\n%s", cli.Out.String())
+	}
+	t.Logf("client exited %v after the IPCP was killed", time.Since(killed))
+	if cli.Cmd.ProcessState.ExitCode() != 1 || !strings.Contains(cli.Out.String(), "flow down") {
+		t.Fatalf("client exit %d:\n%s", cli.Cmd.ProcessState.ExitCode(), cli.Out.String())
+	}
+	select {
+	case <-daemon.Exited():
+		t.Fatalf("daemon died with its IPCP:\n%s", daemon.Out.String())
+	default:
+	}
+	testenv.MustRun(t, "", dir, "irm", "ipcp", "list")
+	srv.Stop()
+	daemon.Stop()
+	if _, err := os.Stat(filepath.Join(dir, "irmd.sock")); !os.IsNotExist(err) {
+		t.Fatalf("socket left after SIGTERM: %v", err)
+	}
+	if !strings.Contains(daemon.Out.String(), "IPCP gone") {
+		t.Fatalf("daemon did not log the IPCP's death:\n%s", daemon.Out.String())
+	}
+}
+
+func ipcpPID(t *testing.T, list string) int {
+	t.Helper()
+	for _, line := range strings.Split(list, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 2 && f[1] == "lo" {
+			pid, err := strconv.Atoi(f[0])
+			if err == nil {
+				return pid
+			}
+		}
+	}
+	t.Fatalf("no pid in:\n%s", list)
+	return 0
+}
+
+func waitListening(t *testing.T, dir, name string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		out, _ := testenv.Run(t, "", dir, "irm", "name", "list")
+		if strings.Contains(out, name) && strings.Contains(out, "pid:") {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("nobody listens on %s", name)
+}
+
+// TestDemo runs `irm demo` as a process and checks it reports 0% loss
+// and leaves no process or directory behind.
+func TestDemo(t *testing.T) {
+	bin := filepath.Join(testenv.Binaries(t), "irm")
+	tmp := testenv.ShortTempDir(t)
+	cmd := exec.Command(bin, "demo")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), " 0% packet loss") {
+		t.Fatalf("demo output:\n%s", out)
+	}
+	left, _ := os.ReadDir(tmp)
+	if len(left) != 0 {
+		t.Fatalf("demo left %d entries in its temp dir", len(left))
+	}
+	ps, _ := exec.Command("pgrep", "-f", "__ipcpd.*"+tmp).Output()
+	if len(bytes.TrimSpace(ps)) != 0 {
+		t.Fatalf("demo left IPCP processes: %s", ps)
+	}
+}

@@ -1,0 +1,176 @@
+package ctrl
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+func pair(t *testing.T) (*Conn, *Conn) {
+	t.Helper()
+	a, bf, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := FileConn(bf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b
+}
+
+func TestEncodeDecodeRoundTrip(t *testing.T) {
+	body, _ := Marshal(IPCPCreate{Type: "local", Name: "lo"})
+	b, err := Encode(&Msg{V: Version, Kind: KindRequest, ID: 7, Op: OpIPCPCreate, Body: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c IPCPCreate
+	if err := Unmarshal(m.Body, &c); err != nil || c.Name != "lo" || m.ID != 7 {
+		t.Fatalf("got %+v %+v %v", m, c, err)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	wrongV, _ := msgpack.Marshal(&Msg{V: 9, Kind: KindRequest, ID: 1, Op: "x"})
+	noOp, _ := msgpack.Marshal(&Msg{V: Version, Kind: KindRequest, ID: 1})
+	badKind, _ := msgpack.Marshal(&Msg{V: Version, Kind: 5, ID: 1, Op: "x"})
+	for name, tc := range map[string]struct {
+		in   []byte
+		want error
+	}{
+		"garbage":  {[]byte{0xc1, 0xff, 0x00}, ErrMalformed},
+		"empty":    {nil, ErrMalformed},
+		"version":  {wrongV, ErrVersion},
+		"no op":    {noOp, ErrMalformed},
+		"bad kind": {badKind, ErrMalformed},
+		"too big":  {make([]byte, MaxMsgSize+1), ErrTooBig},
+	} {
+		if _, err := Decode(tc.in); !errors.Is(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", name, err, tc.want)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	good, _ := Encode(&Msg{V: Version, Kind: KindRequest, ID: 1, Op: OpFlowAlloc})
+	f.Add(good)
+	f.Add([]byte{0x80})
+	f.Add([]byte{0xde, 0xad, 0xbe, 0xef})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Decode(b)
+		if err == nil && m == nil {
+			t.Fatal("nil message without error")
+		}
+		if err == nil {
+			var fi FlowInfo
+			_ = Unmarshal(m.Body, &fi)
+		}
+	})
+}
+
+func TestPeerCallsBothWaysWithFiles(t *testing.T) {
+	a, b := pair(t)
+	echo := func(_ context.Context, r *Request) (any, []*os.File, error) {
+		var q IPCPQuery
+		if err := r.Decode(&q); err != nil {
+			return nil, nil, err
+		}
+		if q.Name == "fail" {
+			return nil, nil, errors.New("asked to fail")
+		}
+		var files []*os.File
+		if r.NumFiles() > 0 {
+			files = append(files, r.TakeFile(0))
+		}
+		return IPCPQuery{Name: strings.ToUpper(q.Name)}, files, nil
+	}
+	pa := NewPeer(a, echo, nil)
+	pb := NewPeer(b, echo, nil)
+	defer func() { pa.Close(); pb.Close(); pa.Wait(); pb.Wait() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var out IPCPQuery
+	if _, err := pa.Call(ctx, "x", IPCPQuery{Name: "abc"}, &out); err != nil || out.Name != "ABC" {
+		t.Fatalf("a->b: %v %q", err, out.Name)
+	}
+	r, w, _ := os.Pipe()
+	defer r.Close()
+	files, err := pb.Call(ctx, "x", IPCPQuery{Name: "f"}, &out, w)
+	w.Close()
+	if err != nil || len(files) != 1 {
+		t.Fatalf("b->a with file: %v %d", err, len(files))
+	}
+	files[0].Write([]byte("!"))
+	files[0].Close()
+	buf := make([]byte, 1)
+	if n, _ := r.Read(buf); n != 1 || buf[0] != '!' {
+		t.Fatal("passed descriptor does not reach the pipe")
+	}
+	var re *RemoteError
+	if _, err := pa.Call(ctx, "x", IPCPQuery{Name: "fail"}, nil); !errors.As(err, &re) || re.Msg != "asked to fail" {
+		t.Fatalf("remote error: %v", err)
+	}
+}
+
+// TestPeerSurvivesMalformed writes garbage and an oversized record and
+// checks the peer answers errors and keeps serving.
+func TestPeerSurvivesMalformed(t *testing.T) {
+	a, b := pair(t)
+	pb := NewPeer(b, func(_ context.Context, r *Request) (any, []*os.File, error) { return nil, nil, nil }, nil)
+	defer func() { pb.Close(); pb.Wait() }()
+	raw := a.uc
+	if _, err := raw.Write([]byte{0xc1, 0x00, 0x13}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Write(make([]byte, MaxMsgSize+100)); err != nil {
+		t.Fatal(err)
+	}
+	badV, _ := msgpack.Marshal(&Msg{V: 42, Kind: KindRequest, ID: 9, Op: "x"})
+	raw.Write(badV)
+	// The wrong-version request carries an ID, so it gets an error reply.
+	m, _, err := a.Recv()
+	if err == nil && (m.ID != 9 || !strings.Contains(m.Err, "version")) {
+		t.Fatalf("reply to bad version: %+v", m)
+	}
+	pa := NewPeer(a, nil, nil)
+	defer func() { pa.Close(); pa.Wait() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := pa.Call(ctx, "ping", nil, nil); err != nil {
+		t.Fatalf("peer stopped serving after bad input: %v", err)
+	}
+	if pb.Malformed() < 2 {
+		t.Fatalf("malformed count = %d, want >= 2", pb.Malformed())
+	}
+}
+
+func TestCallFailsWhenPeerCloses(t *testing.T) {
+	a, b := pair(t)
+	block := make(chan struct{})
+	pb := NewPeer(b, func(ctx context.Context, r *Request) (any, []*os.File, error) {
+		<-block
+		return nil, nil, nil
+	}, nil)
+	pa := NewPeer(a, nil, nil)
+	go func() { time.Sleep(20 * time.Millisecond); pb.Close() }()
+	_, err := pa.Call(context.Background(), "x", nil, nil)
+	if !errors.Is(err, ErrPeerClosed) && !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("want closed error, got %v", err)
+	}
+	close(block)
+	pa.Close()
+	pa.Wait()
+	pb.Wait()
+}
