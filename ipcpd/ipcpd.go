@@ -25,6 +25,7 @@ import (
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/pipe"
 	"github.com/ouro-net/ouro/lib/qos"
+	"github.com/ouro-net/ouro/lib/rundir"
 )
 
 // IPCP is what every kind implements.
@@ -55,6 +56,14 @@ type Enroller interface {
 type Connector interface {
 	Connect(ctx context.Context, req ctrl.IPCPConnect) error
 	Disconnect(ctx context.Context, req ctrl.IPCPConnect) error
+}
+
+// Binder is implemented by kinds that accept flows through the IRMd as
+// an application does (to enroll members and open adjacencies): Bind
+// makes the IPCP listen for flows to name.
+type Binder interface {
+	Bind(ctx context.Context, name string) error
+	Unbind(ctx context.Context, name string) error
 }
 
 // Shower is implemented by kinds that describe their layer.
@@ -233,6 +242,11 @@ func (h *Host) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File, 
 		}
 		h.layer.Store(b.Layer)
 		h.Log.Info("bootstrapped", "layer", b.Layer)
+		if b.Autobind {
+			if err := h.autobind(ctx, b.Layer); err != nil {
+				return nil, nil, err
+			}
+		}
 		return rep, nil, nil
 	case ctrl.OpIPCPEnroll:
 		var e ctrl.IPCPEnroll
@@ -248,6 +262,11 @@ func (h *Host) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File, 
 			return nil, nil, err
 		}
 		h.layer.Store(e.Layer)
+		if e.Autobind {
+			if err := h.autobind(ctx, e.Layer); err != nil {
+				return nil, nil, err
+			}
+		}
 		return rep, nil, nil
 	case ctrl.OpIPCPConnect, ctrl.OpIPCPDisconnect:
 		var c ctrl.IPCPConnect
@@ -271,6 +290,19 @@ func (h *Host) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File, 
 			return nil, nil, h.ipcp.Register(ctx, q.Name)
 		}
 		return nil, nil, h.ipcp.Unregister(ctx, q.Name)
+	case ctrl.OpIPCPBind, ctrl.OpIPCPUnbind:
+		var q ctrl.IPCPQuery
+		if err := req.Decode(&q); err != nil {
+			return nil, nil, err
+		}
+		b, ok := h.ipcp.(Binder)
+		if !ok {
+			return nil, nil, fmt.Errorf("IPCP %s (type %s) does not accept flows for names", h.Name, h.Type)
+		}
+		if req.Op == ctrl.OpIPCPBind {
+			return nil, nil, b.Bind(ctx, q.Name)
+		}
+		return nil, nil, b.Unbind(ctx, q.Name)
 	case ctrl.OpIPCPQuery:
 		var q ctrl.IPCPQuery
 		if err := req.Decode(&q); err != nil {
@@ -322,4 +354,48 @@ func (h *Host) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File, 
 		return out, nil, nil
 	}
 	return nil, nil, fmt.Errorf("IPCP %s: unknown operation %q", h.Name, req.Op)
+}
+
+// autobind binds a Binder IPCP to its own name and its layer's name.
+func (h *Host) autobind(ctx context.Context, layer string) error {
+	b, ok := h.ipcp.(Binder)
+	if !ok {
+		return nil
+	}
+	for _, n := range []string{h.Name, layer} {
+		if err := b.Bind(ctx, n); err != nil {
+			return fmt.Errorf("autobind %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// Peer returns the control connection to the IRMd.
+func (h *Host) Peer() *ctrl.Peer { return h.peer }
+
+// Resolve asks the IRMd which layers reach name, nearest first; the
+// IPCP's own layer is never among them.
+func (h *Host) Resolve(ctx context.Context, name string) ([]string, error) {
+	var rep ctrl.NameResolveReply
+	if err := callIRMd(ctx, h.RunDir, ctrl.OpNameResolve, ctrl.NameResolve{Name: name}, &rep); err != nil {
+		return nil, err
+	}
+	return rep.Layers, nil
+}
+
+// callIRMd makes one request on a fresh client connection to the IRMd,
+// as an application would (so the IRMd knows the caller's pid).
+func callIRMd(ctx context.Context, dir, op string, req, resp any) error {
+	conn, err := ctrl.Dial(rundir.Socket(dir))
+	if err != nil {
+		return fmt.Errorf("IRMd: %w", err)
+	}
+	peer := ctrl.NewPeer(conn, nil, nil)
+	defer func() {
+		peer.Close()
+		peer.Wait()
+	}()
+	files, err := peer.Call(ctx, op, req, resp)
+	ctrl.CloseFiles(files)
+	return err
 }

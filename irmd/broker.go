@@ -112,8 +112,8 @@ func (d *Daemon) resolve(ctx context.Context, c *client, m ctrl.FlowAlloc) ([]*i
 			ch <- answer{i, err == nil && rep.Reachable}
 		}()
 	}
-	// Collect answers; stop early once every IPCP ranked before the best
-	// positive answer has answered.
+	// Collect answers; for an allocation, stop early once every IPCP
+	// ranked before the best positive answer has answered.
 	oks := make([]bool, len(all))
 	answered := make([]bool, len(all))
 	for n := 0; n < len(all); n++ {
@@ -122,6 +122,9 @@ func (d *Daemon) resolve(ctx context.Context, c *client, m ctrl.FlowAlloc) ([]*i
 		oks[a.i] = a.ok
 		done := false
 		for i := range all {
+			if m.All {
+				break
+			}
 			if !answered[i] {
 				break
 			}

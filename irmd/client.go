@@ -127,7 +127,22 @@ func (c *client) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File
 		if err := req.Decode(&m); err != nil {
 			return nil, nil, err
 		}
-		return nil, nil, d.bind(req.Op == ctrl.OpBind, m)
+		if err := d.bind(req.Op == ctrl.OpBind, m); err != nil {
+			return nil, nil, err
+		}
+		if m.IPCP != "" {
+			r, err := d.ipcp(m.IPCP)
+			if err != nil {
+				return nil, nil, err
+			}
+			op := ctrl.OpIPCPBind
+			if req.Op == ctrl.OpUnbind {
+				op = ctrl.OpIPCPUnbind
+			}
+			_, err = r.peer.Call(ctx, op, ctrl.IPCPQuery{Name: m.Name}, nil)
+			return nil, nil, err
+		}
+		return nil, nil, nil
 	case ctrl.OpNameCreate:
 		var m ctrl.NameCreate
 		if err := req.Decode(&m); err != nil {
@@ -160,6 +175,26 @@ func (c *client) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File
 			return nil, nil, err
 		}
 		return fi, []*os.File{f}, nil
+	case ctrl.OpNameResolve:
+		var m ctrl.NameResolve
+		if err := req.Decode(&m); err != nil {
+			return nil, nil, err
+		}
+		cands, err := d.resolve(ctx, c, ctrl.FlowAlloc{Name: m.Name, All: true})
+		if err != nil {
+			return nil, nil, err
+		}
+		var rep ctrl.NameResolveReply
+		seen := map[string]bool{}
+		d.mu.Lock()
+		for _, r := range cands {
+			if !seen[r.layer] {
+				seen[r.layer] = true
+				rep.Layers = append(rep.Layers, r.layer)
+			}
+		}
+		d.mu.Unlock()
+		return rep, nil, nil
 	case ctrl.OpFlowListen, ctrl.OpFlowUnlisten:
 		var m ctrl.FlowListen
 		if err := req.Decode(&m); err != nil {

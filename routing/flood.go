@@ -6,12 +6,17 @@ import "slices"
 // floods it to every neighbour except except (0: none) and schedules
 // SPF.
 func (r *Router) originateLocked(except uint64) {
+	r.issueLocked(except)
+	r.scheduleSPFLocked()
+}
+
+// issueLocked issues and floods the router's next LSU.
+func (r *Router) issueLocked(except uint64) {
 	r.seq++
 	l := LSU{Origin: r.cfg.Self, Seq: r.seq, Links: slices.Clone(r.links)}
 	r.db.setSelf(l, r.cfg.Clock.Now())
 	r.stats.Originated++
 	r.floodLocked([]LSU{l}, except)
-	r.scheduleSPFLocked()
 }
 
 // floodLocked queues lsus, as updates, to every live neighbour except

@@ -1,8 +1,13 @@
 package routing
 
 import (
+	"errors"
 	"reflect"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/ouro-net/ouro/lib/clock"
 )
 
 // FuzzDecode checks that Decode never panics and that whatever it
@@ -35,6 +40,47 @@ func FuzzDecode(f *testing.F) {
 		}
 		if !reflect.DeepEqual(m, m2) {
 			t.Fatalf("round trip changed %+v into %+v", m, m2)
+		}
+	})
+}
+
+// FuzzReceive feeds arbitrary bytes to a Router with neighbours: it must
+// never panic, reject what does not decode with a sentinel error, and
+// keep a table whose next hops are all live neighbours.
+func FuzzReceive(f *testing.F) {
+	for _, m := range sampleMessages() {
+		b, err := Encode(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	own, _ := Encode(Message{Kind: KindUpdate, LSUs: []LSU{{Origin: 1, Seq: 50, Links: []Link{{Neighbor: 2, Cost: 1}}}}})
+	f.Add(own)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		clk := clock.NewFake(time.Unix(0, 0))
+		r, err := New(Config{Self: 1, Clock: clk, Policy: PolicyLFA, RefreshInterval: time.Second, MaxAge: 4 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		r.NeighborUp(2, 1)
+		r.NeighborUp(3, 2)
+		if err := r.Receive(2, b); err != nil &&
+			!errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnknownVersion) && !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("unexpected error %v", err)
+		}
+		clk.Advance(time.Second)
+		for d, rt := range r.Table() {
+			for _, n := range append(slices.Clone(rt.NextHops), rt.Alternates...) {
+				if n != 2 && n != 3 {
+					t.Fatalf("route to %d via non-neighbour %d", d, n)
+				}
+			}
+		}
+		clk.Advance(10 * time.Second)
+		if ms := r.Members(); len(ms) != 1 {
+			t.Fatalf("members after MaxAge: %+v", ms)
 		}
 	})
 }

@@ -36,6 +36,7 @@ func NewGraph(lsus []LSU) *Graph {
 		addrs = append(addrs, o)
 	}
 	slices.Sort(addrs)
+	// Reuse best as the address -> node index map once links are taken.
 	links := make([][]Link, len(addrs))
 	total := 0
 	for i, a := range addrs {
@@ -45,32 +46,54 @@ func NewGraph(lsus []LSU) *Graph {
 		}
 		links[i] = l
 		total += len(l)
+		best[a] = i
+	}
+	// Resolve every announced neighbour that has an LSU to its node
+	// index. Links are sorted by address and indices follow address
+	// order, so each node's resolved list is ascending.
+	first := make([]int32, len(addrs)+1)
+	res := make([]int32, 0, total)
+	rcost := make([]uint32, 0, total)
+	for u := range addrs {
+		for _, k := range links[u] {
+			if v, ok := best[k.Neighbor]; ok && v != u {
+				res = append(res, int32(v))
+				rcost = append(rcost, max(k.Cost, 1))
+			}
+		}
+		first[u+1] = int32(len(res))
 	}
 	g := &Graph{
 		addrs: addrs,
 		off:   make([]int32, len(addrs)+1),
-		adj:   make([]int32, 0, total),
-		cost:  make([]uint32, 0, total),
+		adj:   make([]int32, 0, len(res)),
+		cost:  make([]uint32, 0, len(res)),
 	}
-	for u, a := range addrs {
-		for _, k := range links[u] {
-			v, ok := slices.BinarySearch(addrs, k.Neighbor)
-			if !ok || v == u {
-				continue
+	for u := range addrs {
+		for e := first[u]; e < first[u+1]; e++ {
+			v := res[e]
+			if containsIndex(res[first[v]:first[v+1]], int32(u)) {
+				g.adj = append(g.adj, v)
+				g.cost = append(g.cost, rcost[e])
 			}
-			if _, back := findLink(links[v], a); !back {
-				continue
-			}
-			c := k.Cost
-			if c == 0 {
-				c = 1
-			}
-			g.adj = append(g.adj, int32(v))
-			g.cost = append(g.cost, c)
 		}
 		g.off[u+1] = int32(len(g.adj))
 	}
 	return g
+}
+
+// containsIndex reports whether the ascending list s holds x.
+func containsIndex(s []int32, x int32) bool {
+	if len(s) <= 16 {
+		for _, y := range s {
+			if y == x {
+				return true
+			}
+		}
+		return false
+	}
+	_, ok := slices.BinarySearch(s, x)
+	return ok
 }
 
 // dedupeSorted keeps the first (cheapest) link per neighbour of a sorted

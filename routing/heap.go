@@ -1,71 +1,78 @@
 package routing
 
-// The solver's priority queue: a binary min-heap of node indices keyed by
-// dist, with positions tracked in s.pos for decrease-key.
+// The solver's priority queue: a 4-ary min-heap of (distance, node)
+// items, keys stored inline for locality, positions tracked in s.pos for
+// decrease-key.
 
-func (s *solver) less(a, b int32, dist []uint64) bool {
-	if dist[a] != dist[b] {
-		return dist[a] < dist[b]
-	}
-	return a < b
+type heapItem struct {
+	d uint64
+	v int32
 }
 
-func (s *solver) push(v int32, dist []uint64) {
-	s.heap = append(s.heap, v)
-	i := len(s.heap) - 1
-	s.pos[v] = int32(i)
-	s.up(i, dist)
+// push queues v at distance d.
+func (s *solver) push(v int32, d uint64) {
+	s.heap = append(s.heap, heapItem{d, v})
+	s.up(len(s.heap)-1, heapItem{d, v})
 }
 
-func (s *solver) pop(dist []uint64) int32 {
+// decrease lowers the key of the queued node v to d.
+func (s *solver) decrease(v int32, d uint64) {
+	s.up(int(s.pos[v]), heapItem{d, v})
+}
+
+// pop removes and returns the nearest node, marking it done.
+func (s *solver) pop() int32 {
 	h := s.heap
-	top := h[0]
+	top := h[0].v
 	last := len(h) - 1
-	h[0] = h[last]
-	s.pos[h[0]] = 0
+	it := h[last]
 	s.heap = h[:last]
 	if last > 0 {
-		s.down(0, dist)
+		s.down(it)
 	}
 	s.pos[top] = -2
 	return top
 }
 
-func (s *solver) up(i int, dist []uint64) {
+// up places it at or above position i.
+func (s *solver) up(i int, it heapItem) {
 	h := s.heap
-	v := h[i]
 	for i > 0 {
-		p := (i - 1) / 2
-		if !s.less(v, h[p], dist) {
+		p := (i - 1) / 4
+		if h[p].d <= it.d {
 			break
 		}
 		h[i] = h[p]
-		s.pos[h[i]] = int32(i)
+		s.pos[h[i].v] = int32(i)
 		i = p
 	}
-	h[i] = v
-	s.pos[v] = int32(i)
+	h[i] = it
+	s.pos[it.v] = int32(i)
 }
 
-func (s *solver) down(i int, dist []uint64) {
+// down places it, taken from the end, starting at the root.
+func (s *solver) down(it heapItem) {
 	h := s.heap
 	n := len(h)
-	v := h[i]
+	i := 0
 	for {
-		c := 2*i + 1
+		c := 4*i + 1
 		if c >= n {
 			break
 		}
-		if c+1 < n && s.less(h[c+1], h[c], dist) {
-			c++
+		m := c
+		for k := c + 1; k < c+4 && k < n; k++ {
+			if h[k].d < h[m].d {
+				m = k
+			}
 		}
-		if !s.less(h[c], v, dist) {
+		if h[m].d >= it.d {
 			break
 		}
-		h[i] = h[c]
-		s.pos[h[i]] = int32(i)
-		i = c
+		h[i] = h[m]
+		s.pos[h[i].v] = int32(i)
+		i = m
 	}
-	h[i] = v
-	s.pos[v] = int32(i)
+	h[i] = it
+	s.pos[it.v] = int32(i)
 }

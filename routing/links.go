@@ -36,20 +36,3 @@ func linksSorted(links []Link) bool {
 	}
 	return true
 }
-
-// findLink returns the link to n in links sorted by neighbour.
-func findLink(links []Link, n uint64) (Link, bool) {
-	i, ok := slices.BinarySearchFunc(links, n, func(l Link, n uint64) int {
-		switch {
-		case l.Neighbor < n:
-			return -1
-		case l.Neighbor > n:
-			return 1
-		}
-		return 0
-	})
-	if !ok {
-		return Link{}, false
-	}
-	return links[i], true
-}

@@ -23,6 +23,7 @@ type sim struct {
 	clk     *clock.Fake
 	policy  Policy
 	damping time.Duration
+	maxMsg  int
 	routers map[uint64]*Router
 	cost    map[[2]uint64]uint32 // live links, per direction
 
@@ -30,6 +31,7 @@ type sim struct {
 	queue []simMsg
 	log   []simMsg // every message sent, for replay
 	keep  bool     // fill log
+	sent  int      // largest message sent
 }
 
 type simMsg struct {
@@ -50,13 +52,14 @@ func newSim(t testing.TB, policy Policy) *sim {
 // add starts a router at address a (replacing a closed one).
 func (s *sim) add(a uint64) *Router {
 	r, err := New(Config{
-		Self: a, Policy: s.policy, Clock: s.clk, Damping: s.damping,
+		Self: a, Policy: s.policy, Clock: s.clk, Damping: s.damping, MaxMessage: s.maxMsg,
 		HoldDown: simHoldDown, RefreshInterval: simRefresh, MaxAge: simMaxAge,
 		Send: func(n uint64, msg []byte) {
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			m := simMsg{from: a, to: n, msg: msg}
 			s.queue = append(s.queue, m)
+			s.sent = max(s.sent, len(msg))
 			if s.keep {
 				s.log = append(s.log, m)
 			}

@@ -24,7 +24,7 @@ type solver struct {
 	dist  []uint64 // from the source
 	dist2 []uint64 // from one neighbour (lfa)
 	pos   []int32  // heap position; -1 never queued, -2 done
-	heap  []int32
+	heap  []heapItem
 	nh    []uint64 // first-hop bitsets
 	alt   []uint64 // alternate bitsets (lfa)
 	w     int
@@ -37,7 +37,7 @@ func (s *solver) reset(n, w int) {
 	s.alt = resize(s.alt, n*w)
 	if cap(s.pos) < n {
 		s.pos = make([]int32, n)
-		s.heap = make([]int32, 0, n)
+		s.heap = make([]heapItem, 0, n)
 	}
 	s.pos = s.pos[:n]
 	s.w = w
@@ -81,16 +81,16 @@ func (s *solver) run(g *Graph, src int32, dist []uint64, track bool) {
 	base := g.off[src]
 	s.heap = s.heap[:0]
 	dist[src] = 0
-	s.push(src, dist)
+	s.push(src, 0)
 	for len(s.heap) > 0 {
-		u := s.pop(dist)
+		u := s.pop()
 		du := dist[u]
 		us := int(u) * w
 		for e := g.off[u]; e < g.off[u+1]; e++ {
 			v := g.adj[e]
 			nd := du + uint64(g.cost[e])
 			dv := dist[v]
-			if nd > dv || s.pos[v] == -2 {
+			if nd > dv { // also every node already done: dv <= du < nd
 				continue
 			}
 			if track {
@@ -110,9 +110,9 @@ func (s *solver) run(g *Graph, src int32, dist []uint64, track bool) {
 			if nd < dv {
 				dist[v] = nd
 				if s.pos[v] < 0 {
-					s.push(v, dist)
+					s.push(v, nd)
 				} else {
-					s.up(int(s.pos[v]), dist)
+					s.decrease(v, nd)
 				}
 			}
 		}

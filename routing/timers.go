@@ -45,14 +45,15 @@ func (r *Router) runSPF() {
 	r.spfPending = false
 }
 
-// refresh re-originates the router's LSU every RefreshInterval.
+// refresh re-originates the router's LSU every RefreshInterval (same
+// links, so no SPF).
 func (r *Router) refresh() {
 	r.mu.Lock()
 	defer r.unlockApply()
 	if r.closed {
 		return
 	}
-	r.originateLocked(0)
+	r.issueLocked(0)
 	r.refreshTimer.Reset(r.refreshDelayLocked())
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/ouro-net/ouro/ipcpd/local"
 	"github.com/ouro-net/ouro/ipcpd/tap"
 	"github.com/ouro-net/ouro/ipcpd/udp"
+	"github.com/ouro-net/ouro/ipcpd/unicast"
 )
 
 // Kinds returns the constructor of every IPCP type by name.
@@ -18,5 +19,6 @@ func Kinds() ipcpd.Kinds {
 		"udp6":    udp.New,
 		"eth-dix": eth.New,
 		"tap":     tap.New,
+		"unicast": unicast.New,
 	}
 }

@@ -26,6 +26,9 @@ const (
 	OpFlowAlloc      = "flow.alloc"
 	OpFlowListen     = "flow.listen"
 	OpFlowUnlisten   = "flow.unlisten"
+	// OpNameResolve lists the layers on this host that reach a name
+	// (excluding the caller's own layer when the caller is an IPCP).
+	OpNameResolve = "name.resolve"
 )
 
 // Operations the IRMd calls on applications.
@@ -42,6 +45,10 @@ const (
 	OpIPCPRegister = "ipcpd.register"
 	OpIPCPUnreg    = "ipcpd.unregister"
 	OpIPCPFlows    = "ipcpd.flows"
+	// OpIPCPBind asks an IPCP to accept flows for a name (autobind,
+	// `irm bind ipcp`); OpIPCPUnbind stops it.
+	OpIPCPBind   = "ipcpd.bind"
+	OpIPCPUnbind = "ipcpd.unbind"
 )
 
 // Operations an IPCP calls on the IRMd.
@@ -160,6 +167,8 @@ type FlowAlloc struct {
 	Name  string   `msgpack:"name"`
 	QoS   qos.Spec `msgpack:"qos"`
 	Layer string   `msgpack:"layer"`
+	// All asks resolution to wait for every layer (internal).
+	All bool `msgpack:"-"`
 }
 
 // FlowInfo describes an allocated flow to the process that gets it.
@@ -238,4 +247,14 @@ type IPCPFlowEnd struct {
 type IPCPBootstrapReply struct {
 	Address string `msgpack:"address"`
 	MTU     int    `msgpack:"mtu"`
+}
+
+// NameResolve asks which layers reach a name.
+type NameResolve struct {
+	Name string `msgpack:"name"`
+}
+
+// NameResolveReply lists the layers, nearest first.
+type NameResolveReply struct {
+	Layers []string `msgpack:"layers"`
 }

@@ -1,0 +1,130 @@
+// Package enroll is how an IPCP joins a unicast layer and how two
+// members open an adjacency.
+//
+// Enrollment runs over a fresh lower flow to the layer's name (or to a
+// named member): the joiner sends a Request, the member answers with
+// the layer's configuration, the addresses in use and a snapshot of the
+// directory; the joiner derives its address (re-salting on collision)
+// and closes the flow. Adjacencies are built separately (connect), each
+// lower flow opened by a Hello carrying the component, the protocol
+// version and the sender's address, answered by the peer's Hello.
+//
+// Every message is msgpack with an explicit version; an unknown version
+// is refused with a clear error.
+package enroll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/ouro-net/ouro/layer"
+)
+
+// Version is the enrollment and hello protocol version.
+const Version = 1
+
+// MaxMessage bounds a decoded message.
+const MaxMessage = 1 << 20
+
+// ErrVersion is returned for a message of another protocol version.
+var ErrVersion = errors.New("unsupported enrollment protocol version")
+
+// Request asks a member to enroll the sender.
+type Request struct {
+	V     uint8  `msgpack:"v"`
+	IPCP  string `msgpack:"ipcp"`
+	Layer string `msgpack:"layer"`
+}
+
+// Response answers a Request.
+type Response struct {
+	V      uint8            `msgpack:"v"`
+	Err    string           `msgpack:"err,omitempty"`
+	Config layer.Config     `msgpack:"config"`
+	InUse  []uint64         `msgpack:"inuse"`
+	Dir    []layer.DirEntry `msgpack:"dir"`
+	// Addr is the address the enroller holds for the joiner if the
+	// joiner's name is already a member (a restart keeps its address).
+	Addr uint64 `msgpack:"addr"`
+}
+
+// Hello opens (and, periodically, keeps alive) an adjacency.
+type Hello struct {
+	V         uint8  `msgpack:"v"`
+	Component string `msgpack:"comp"`
+	Addr      uint64 `msgpack:"addr"`
+	IPCP      string `msgpack:"ipcp"`
+	Layer     string `msgpack:"layer"`
+	Cost      uint32 `msgpack:"cost"`
+	Reply     bool   `msgpack:"reply"`
+	Err       string `msgpack:"err,omitempty"`
+}
+
+// Encode serialises a message.
+func Encode(v any) ([]byte, error) { return msgpack.Marshal(v) }
+
+// Decode parses a message into v, checking its version. It never
+// panics on hostile input.
+func Decode(b []byte, v any) error {
+	if len(b) > MaxMessage {
+		return fmt.Errorf("enrollment message of %d bytes is too large", len(b))
+	}
+	if err := msgpack.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("malformed enrollment message: %w", err)
+	}
+	var ver uint8
+	switch m := v.(type) {
+	case *Request:
+		ver = m.V
+	case *Response:
+		ver = m.V
+	case *Hello:
+		ver = m.V
+	default:
+		return fmt.Errorf("enroll: cannot decode %T", v)
+	}
+	if ver != Version {
+		return fmt.Errorf("%w: got %d, want %d", ErrVersion, ver, Version)
+	}
+	return nil
+}
+
+// PacketConn is the lower flow enrollment runs over.
+type PacketConn interface {
+	io.ReadWriter
+	SetReadDeadline(time.Time) error
+}
+
+// Exchange writes msg prefixed with kind, then reads one reply of the
+// same kind into reply, bounded by ctx (default 10 s).
+func Exchange(ctx context.Context, c PacketConn, kind byte, msg, reply any) error {
+	b, err := Encode(msg)
+	if err != nil {
+		return err
+	}
+	if _, err := c.Write(append([]byte{kind}, b...)); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(10 * time.Second)
+	}
+	c.SetReadDeadline(deadline)
+	defer c.SetReadDeadline(time.Time{})
+	buf := make([]byte, MaxMessage)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return fmt.Errorf("no answer: %w", err)
+		}
+		if n < 1 || buf[0] != kind {
+			continue
+		}
+		return Decode(buf[1:n], reply)
+	}
+}

@@ -1,0 +1,425 @@
+package unicast
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/ouro-net/ouro/dt"
+	"github.com/ouro-net/ouro/enroll"
+	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/layer"
+	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/routing"
+)
+
+// adj is one lower flow of an adjacency: one next hop.
+type adj struct {
+	id       uint64
+	f        *flow.Flow
+	peer     uint64
+	peerName string
+	lower    string
+	comp     string // "dt", "mgmt" or "" for both
+	cost     uint32
+	since    time.Time
+	up       atomic.Bool
+	ctr      dt.Counters
+}
+
+func (a *adj) carriesDT() bool   { return a.comp == "" || a.comp == "dt" }
+func (a *adj) carriesMgmt() bool { return a.comp == "" || a.comp == "mgmt" }
+
+// Connect builds adjacencies to the IPCP called dst: one lower flow
+// through every lower layer that reaches it, or through the one named.
+func (u *IPCP) Connect(ctx context.Context, req ctrl.IPCPConnect) error {
+	if !u.isJoined() {
+		return errors.New("IPCP is not in a layer yet: bootstrap or enroll first")
+	}
+	layers := []string{req.Layer}
+	if req.Layer == "" {
+		var err error
+		layers, err = u.h.Resolve(ctx, req.Dst)
+		if err != nil {
+			return fmt.Errorf("connect to %s: %w", req.Dst, err)
+		}
+	}
+	cost := req.Cost
+	if cost == 0 {
+		cost = 1
+	}
+	var errs []error
+	made := 0
+	for _, l := range layers {
+		if err := u.connectVia(ctx, req.Dst, l, req.Component, cost); err != nil {
+			errs = append(errs, fmt.Errorf("via layer %s: %w", l, err))
+			continue
+		}
+		made++
+	}
+	if made == 0 {
+		return fmt.Errorf("connect to %s: %w", req.Dst, errors.Join(errs...))
+	}
+	for _, e := range errs {
+		u.log.Warn("connect: one lower layer failed", "dst", req.Dst, "error", e)
+	}
+	return nil
+}
+
+func (u *IPCP) connectVia(ctx context.Context, dst, lower, comp string, cost uint32) error {
+	actx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	f, err := flow.Alloc(actx, dst, flow.QoS{Name: "raw"}, flow.WithRunDir(u.h.RunDir), flow.WithLayer(lower))
+	if err != nil {
+		return err
+	}
+	hello := enroll.Hello{V: enroll.Version, Component: comp, Addr: u.addr, IPCP: u.h.Name, Layer: u.cfg.Name, Cost: cost}
+	var reply enroll.Hello
+	if err := enroll.Exchange(actx, f, kindHello, hello, &reply); err != nil {
+		f.Close()
+		return fmt.Errorf("hello: %w", err)
+	}
+	if reply.Err != "" {
+		f.Close()
+		return fmt.Errorf("refused by %s: %s", dst, reply.Err)
+	}
+	if reply.Layer != u.cfg.Name || reply.Addr == 0 {
+		f.Close()
+		return fmt.Errorf("%s is in layer %q, not %s", dst, reply.Layer, u.cfg.Name)
+	}
+	u.addAdj(f, reply.Addr, reply.IPCP, lower, comp, cost)
+	return nil
+}
+
+// Disconnect tears down every adjacency flow to dst (of a component).
+func (u *IPCP) Disconnect(_ context.Context, req ctrl.IPCPConnect) error {
+	n := 0
+	for _, a := range *u.adjs.Load() {
+		if a.peerName == req.Dst && (req.Component == "" || a.comp == req.Component || a.comp == "") {
+			a.f.Close()
+			n++
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("no adjacency to %s", req.Dst)
+	}
+	return nil
+}
+
+// serveIncoming handles a lower flow someone allocated to us: either an
+// enrollment or an adjacency hello.
+func (u *IPCP) serveIncoming(f *flow.Flow) {
+	defer u.wg.Done()
+	buf := make([]byte, enroll.MaxMessage)
+	f.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := f.Read(buf)
+	f.SetReadDeadline(time.Time{})
+	if err != nil || n < 1 {
+		f.Close()
+		return
+	}
+	switch buf[0] {
+	case kindEnroll:
+		u.serveEnroll(f, buf[1:n])
+		f.Close()
+	case kindHello:
+		var h enroll.Hello
+		err := enroll.Decode(buf[1:n], &h)
+		reply := enroll.Hello{V: enroll.Version, Reply: true}
+		switch {
+		case err != nil:
+			reply.Err = err.Error()
+		case !u.isJoined():
+			reply.Err = "not in a layer yet"
+		case h.Layer != u.cfg.Name:
+			reply.Err = fmt.Sprintf("this is layer %s, not %s", u.cfg.Name, h.Layer)
+		case h.Addr == 0 || h.Addr == u.addr:
+			reply.Err = "bad or duplicate address"
+		}
+		if reply.Err == "" {
+			reply.Addr, reply.IPCP, reply.Layer, reply.Component, reply.Cost = u.addr, u.h.Name, u.cfg.Name, h.Component, h.Cost
+		}
+		b, _ := enroll.Encode(reply)
+		f.Write(append([]byte{kindHello}, b...))
+		if reply.Err != "" {
+			u.log.Warn("refused adjacency", "from", h.IPCP, "reason", reply.Err)
+			time.Sleep(50 * time.Millisecond)
+			f.Close()
+			return
+		}
+		u.addAdj(f, h.Addr, h.IPCP, f.Layer(), h.Component, max(h.Cost, 1))
+	default:
+		u.stats.malformed.Add(1)
+		f.Close()
+	}
+}
+
+func (u *IPCP) serveEnroll(f *flow.Flow, msg []byte) {
+	var req enroll.Request
+	resp := enroll.Response{V: enroll.Version}
+	if err := enroll.Decode(msg, &req); err != nil {
+		resp.Err = err.Error()
+	} else if !u.isJoined() {
+		resp.Err = "this IPCP is not in a layer"
+	} else if req.Layer != u.cfg.Name {
+		resp.Err = fmt.Sprintf("this IPCP is in layer %s, not %s", u.cfg.Name, req.Layer)
+	} else {
+		resp.Config = u.cfg
+		resp.Dir = u.dir.Snapshot()
+		seen := map[uint64]bool{}
+		for a, name := range u.dir.Members() {
+			seen[a] = true
+			if name == req.IPCP {
+				resp.Addr = a
+			}
+		}
+		for _, m := range u.router.Members() {
+			seen[m.Addr] = true
+		}
+		for a := range seen {
+			resp.InUse = append(resp.InUse, a)
+		}
+		u.log.Info("enrolling", "ipcp", req.IPCP)
+	}
+	b, _ := enroll.Encode(resp)
+	f.Write(append([]byte{kindEnroll}, b...))
+	// Wait for the joiner to close (or give up) so the reply is read.
+	f.SetReadDeadline(time.Now().Add(5 * time.Second))
+	f.Read(make([]byte, 64))
+}
+
+// addAdj installs a lower flow as a next hop and starts its reader.
+func (u *IPCP) addAdj(f *flow.Flow, peer uint64, peerName, lower, comp string, cost uint32) {
+	u.mu.Lock()
+	u.nextAdj++
+	a := &adj{id: u.nextAdj, f: f, peer: peer, peerName: peerName, lower: lower, comp: comp, cost: cost, since: time.Now()}
+	a.up.Store(true)
+	u.adjList[a.id] = a
+	u.publishAdjsLocked()
+	first := u.mgmtCountLocked(peer) == 1 && a.carriesMgmt()
+	u.mu.Unlock()
+	u.stats.adjUp.Add(1)
+	u.log.Info("adjacency up", "peer", peerName, "address", u.cfg.FormatAddr(peer), "lower", lower, "id", a.id, "cost", cost)
+	u.wg.Add(1)
+	go u.readAdj(a)
+	if a.carriesMgmt() {
+		if first {
+			u.router.NeighborUp(peer, cost)
+		} else {
+			u.router.SetCost(peer, u.minCost(peer))
+		}
+		u.sendDir(a, u.dir.Snapshot())
+	}
+	u.rebuildFIB(u.router.Table())
+}
+
+func (u *IPCP) publishAdjsLocked() {
+	m := make(map[uint64]*adj, len(u.adjList))
+	for id, a := range u.adjList {
+		if a.up.Load() {
+			m[id] = a
+		}
+	}
+	u.adjs.Store(&m)
+}
+
+func (u *IPCP) mgmtCountLocked(peer uint64) int {
+	n := 0
+	for _, a := range u.adjList {
+		if a.peer == peer && a.up.Load() && a.carriesMgmt() {
+			n++
+		}
+	}
+	return n
+}
+
+func (u *IPCP) minCost(peer uint64) uint32 {
+	var c uint32
+	for _, a := range *u.adjs.Load() {
+		if a.peer == peer && a.carriesMgmt() && (c == 0 || a.cost < c) {
+			c = a.cost
+		}
+	}
+	return c
+}
+
+// adjDown removes a lower flow: first from the forwarding table, at
+// once, then from routing (which floods the withdrawal and recomputes
+// after its hold-down).
+func (u *IPCP) adjDown(a *adj, why string) {
+	if !a.up.CompareAndSwap(true, false) {
+		return
+	}
+	moved := u.fib.RemoveNextHop(a.id)
+	u.mu.Lock()
+	delete(u.adjList, a.id)
+	u.publishAdjsLocked()
+	last := u.mgmtCountLocked(a.peer) == 0
+	u.mu.Unlock()
+	a.f.Close()
+	u.stats.adjDown.Add(1)
+	u.stats.failovers.Add(1)
+	u.stats.lastFailover.Store(time.Now().UnixNano())
+	u.log.Info("adjacency down", "peer", a.peerName, "lower", a.lower, "id", a.id, "reason", why, "routes_repaired", moved)
+	if u.ctx.Err() != nil {
+		return
+	}
+	if a.carriesMgmt() {
+		if last {
+			u.stats.withdrawals.Add(1)
+			u.router.NeighborDown(a.peer)
+		} else {
+			u.router.SetCost(a.peer, u.minCost(a.peer))
+		}
+	}
+}
+
+// readAdj is the receive loop of one lower flow.
+func (u *IPCP) readAdj(a *adj) {
+	defer u.wg.Done()
+	buf := make([]byte, 65536)
+	for {
+		n, err := a.f.Read(buf)
+		if err != nil {
+			if errors.Is(err, io.ErrShortBuffer) {
+				a.ctr.Drop(dt.DropMalformed)
+				continue
+			}
+			why := "lower flow closed"
+			if errors.Is(err, flow.ErrDown) {
+				why = "lower IPCP gone"
+			}
+			u.adjDown(a, why)
+			return
+		}
+		if n < 1 {
+			continue
+		}
+		a.ctr.In(n)
+		switch buf[0] {
+		case kindDT:
+			u.receiveDT(buf[:n])
+		case kindRouting:
+			if err := u.router.Receive(a.peer, buf[1:n]); err != nil {
+				u.log.Debug("bad routing update", "from", a.peerName, "error", err)
+			}
+		case kindDir:
+			entries, err := layer.DecodeDir(buf[1:n])
+			if err != nil {
+				u.stats.malformed.Add(1)
+				continue
+			}
+			var fresh []layer.DirEntry
+			now := u.clk.Now()
+			for _, e := range entries {
+				if u.dir.Apply(e, now) {
+					fresh = append(fresh, e)
+				}
+			}
+			if len(fresh) > 0 {
+				u.floodDir(fresh, a.peer)
+			}
+		case kindHello:
+			// Keepalives and late hello replies: liveness only.
+		default:
+			a.ctr.Drop(dt.DropMalformed)
+		}
+	}
+}
+
+// sendRouting is the router's Send: one mgmt-capable flow to neighbor.
+func (u *IPCP) sendRouting(neighbor uint64, msg []byte) {
+	for _, a := range u.sortedAdjs() {
+		if a.peer == neighbor && a.carriesMgmt() {
+			frame := make([]byte, 1+len(msg))
+			frame[0] = kindRouting
+			copy(frame[1:], msg)
+			if _, err := a.f.Write(frame); err == nil {
+				a.ctr.Out(len(frame))
+				return
+			}
+		}
+	}
+}
+
+func (u *IPCP) sortedAdjs() []*adj {
+	m := *u.adjs.Load()
+	out := make([]*adj, 0, len(m))
+	for _, a := range m {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// floodDir sends directory entries to every neighbour but except.
+func (u *IPCP) floodDir(entries []layer.DirEntry, except uint64) {
+	sent := map[uint64]bool{except: true}
+	for _, a := range u.sortedAdjs() {
+		if sent[a.peer] || !a.carriesMgmt() {
+			continue
+		}
+		if u.sendDir(a, entries) {
+			sent[a.peer] = true
+		}
+	}
+}
+
+func (u *IPCP) sendDir(a *adj, entries []layer.DirEntry) bool {
+	b, err := layer.EncodeDir(entries)
+	if err != nil {
+		return false
+	}
+	_, err = a.f.Write(append([]byte{kindDir}, b...))
+	return err == nil
+}
+
+// onTable installs a new routing table into the forwarding table.
+func (u *IPCP) onTable(t routing.Table) { u.rebuildFIB(t) }
+
+// rebuildFIB maps routing's next-hop neighbours onto the live lower
+// flows towards them (the cheapest flows of each neighbour).
+func (u *IPCP) rebuildFIB(t routing.Table) {
+	if u.fib == nil {
+		return
+	}
+	byPeer := map[uint64][]*adj{}
+	for _, a := range u.sortedAdjs() {
+		if a.carriesDT() && a.up.Load() {
+			byPeer[a.peer] = append(byPeer[a.peer], a)
+		}
+	}
+	hops := func(peers []uint64) []dt.NextHop {
+		var out []dt.NextHop
+		for _, p := range peers {
+			best := uint32(0)
+			for _, a := range byPeer[p] {
+				if best == 0 || a.cost < best {
+					best = a.cost
+				}
+			}
+			for _, a := range byPeer[p] {
+				if a.cost == best {
+					out = append(out, dt.NextHop{ID: a.id})
+				}
+			}
+		}
+		return out
+	}
+	routes := make(map[uint64]dt.Entry, len(t)+len(byPeer))
+	for dst, r := range t {
+		routes[dst] = dt.Entry{Primary: hops(r.NextHops), Alternates: hops(r.Alternates)}
+	}
+	// Direct neighbours are reachable over their own flows even before
+	// routing has converged on the two-way edge.
+	for p := range byPeer {
+		if _, ok := routes[p]; !ok {
+			routes[p] = dt.Entry{Primary: hops([]uint64{p})}
+		}
+	}
+	u.fib.Replace(routes)
+}
