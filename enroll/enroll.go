@@ -122,7 +122,7 @@ func Exchange(ctx context.Context, c PacketConn, kind byte, msg, reply any) erro
 		if err != nil {
 			return fmt.Errorf("no answer: %w", err)
 		}
-		if n < 1 || buf[0] != kind {
+		if n < 2 || buf[0] != kind {
 			continue
 		}
 		return Decode(buf[1:n], reply)

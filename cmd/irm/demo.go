@@ -6,24 +6,26 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/flow/ping"
-	"github.com/ouro-net/ouro/irmd"
+	"github.com/ouro-net/ouro/internal/topo"
 	"github.com/ouro-net/ouro/lib/logging"
 	"github.com/ouro-net/ouro/lib/qos"
 )
 
-// cmdDemo runs the built-in demonstration on a private IRMd in a
-// temporary run directory, needing no root, and removes everything it
-// made before it returns.
+// cmdDemo runs the built-in demonstration: four hosts (in-process IRMds
+// on private run directories) joined over udp4 on 127.0.0.1-4 into the
+// square A-B-D-C-A of a unicast layer, an oping server on D and a ping
+// stream from A. It needs no root and removes everything it made.
 func cmdDemo(args []string, out, stderr io.Writer) error {
 	fs := flag.NewFlagSet("irm demo", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	count := fs.Int("c", 100, "pings to send")
+	count := fs.Int("c", 1000, "pings to send from A to D")
 	interval := fs.Duration("i", time.Millisecond, "interval between pings")
-	level := fs.String("log-level", "warn", "daemon log level")
+	level := fs.String("log-level", "warn", "log level of the daemons")
 	if err := fs.Parse(args); err != nil {
 		return usagef("demo: %v", err)
 	}
@@ -31,54 +33,56 @@ func cmdDemo(args []string, out, stderr io.Writer) error {
 	if err != nil {
 		return usagef("demo: %v", err)
 	}
-	dir, err := os.MkdirTemp("", "ouro-demo-")
+	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-
 	step := func(format string, a ...any) { fmt.Fprintf(out, "==> "+format+"\n", a...) }
-	step("starting a private IRMd in %s", dir)
-	d, err := irmd.Start(irmd.Config{RunDir: dir, Log: logging.New("irmd", lvl, stderr), Types: typeNames(), ChildLogLevel: *level})
+	step("building the square A-B-D-C-A: four IRMds, a udp4 layer on 127.0.0.1-4, a unicast layer \"net\" on top")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tp, err := topo.Build(ctx, topo.Config{
+		Hosts: []string{"a", "b", "c", "d"},
+		Links: [][2]string{{"b", "a"}, {"c", "a"}, {"d", "b"}, {"d", "c"}},
+		Exe:   exe, Types: typeNames(), Log: logging.New("irmd", lvl, stderr), LogLevel: *level,
+		Progress: out,
+	})
 	if err != nil {
 		return err
 	}
 	defer func() {
-		d.Close()
-		step("stopped the IRMd and its IPCPs; removed %s", dir)
+		tp.Close()
+		step("stopped the four IRMds and their IPCPs; removed their run directories")
 	}()
-	irm := func(words ...string) error {
-		fmt.Fprintf(out, "    $ irm %s\n", join(words))
-		return dispatch(append([]string{"--rundir", dir}, words...), io.Discard, stderr)
-	}
-	if err := irm("ipcp", "bootstrap", "type", "local", "name", "lo", "layer", "lo"); err != nil {
-		return err
-	}
-	if err := irm("name", "register", "oping", "layer", "lo"); err != nil {
-		return err
-	}
-	if err := dispatch([]string{"--rundir", dir, "ipcp", "list"}, out, stderr); err != nil {
-		return err
-	}
-
-	step("oping server listening on name oping")
-	l, err := flow.Listen("oping", flow.WithRunDir(dir))
+	show, err := tp.WaitRoute("a", "d", 2, 20*time.Second)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	step("irm layer show net, at A: D is two hops away over both B and C (ECMP)")
+	fmt.Fprint(out, indent(show))
+
+	if err := tp.Register("d", "oping"); err != nil {
+		return err
+	}
+	l, err := flow.Listen("oping", tp.Hosts["d"].Opt())
+	if err != nil {
+		return err
+	}
+	sctx, scancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- ping.Serve(ctx, l, nil) }()
+	go func() { served <- ping.Serve(sctx, l, nil) }()
 	defer func() {
-		cancel()
+		scancel()
 		l.Close()
 		<-served
 	}()
-
-	step("oping -n oping -c %d -i %s", *count, *interval)
-	st, err := ping.Run(context.Background(), ping.Config{
+	if err := waitName(tp, "a", "oping"); err != nil {
+		return err
+	}
+	step("oping server on D; from A: oping -n oping -c %d -i %s", *count, *interval)
+	st, err := ping.Run(ctx, ping.Config{
 		Name: "oping", QoS: qos.Raw(), Count: *count, Interval: *interval, Size: 64,
-		Out: limitLines(out, 5), Opts: []flow.Option{flow.WithRunDir(dir)},
+		Out: limitLines(out, 5), Opts: []flow.Option{tp.Hosts["a"].Opt()},
 	})
 	if err != nil {
 		return fmt.Errorf("demo ping: %w", err)
@@ -87,15 +91,23 @@ func cmdDemo(args []string, out, stderr io.Writer) error {
 	return nil
 }
 
-func join(w []string) string {
-	s := ""
-	for i, x := range w {
-		if i > 0 {
-			s += " "
+func waitName(tp *topo.Topo, host, name string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if show, _ := tp.Show(host); strings.Contains(show, name) {
+			return nil
 		}
-		s += x
+		time.Sleep(20 * time.Millisecond)
 	}
-	return s
+	return fmt.Errorf("%s never learnt the name %s", host, name)
+}
+
+func indent(s string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString("    " + line + "\n")
+	}
+	return b.String()
 }
 
 // limitLines passes the first n lines through and then one ellipsis.

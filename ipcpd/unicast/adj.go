@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,16 +20,21 @@ import (
 
 // adj is one lower flow of an adjacency: one next hop.
 type adj struct {
-	id       uint64
-	f        *flow.Flow
-	peer     uint64
-	peerName string
-	lower    string
-	comp     string // "dt", "mgmt" or "" for both
-	cost     uint32
-	since    time.Time
-	up       atomic.Bool
-	ctr      dt.Counters
+	id        uint64
+	f         *flow.Flow
+	peer      uint64
+	peerName  string
+	lower     string
+	comp      string // "dt", "mgmt" or "" for both
+	cost      uint32
+	since     time.Time
+	up        atomic.Bool
+	lastRx    atomic.Int64
+	downAt    atomic.Int64
+	carrier   atomic.Bool // false while the lower flow reports DOWN
+	done      chan struct{}
+	closeOnce sync.Once
+	ctr       dt.Counters
 }
 
 func (a *adj) carriesDT() bool   { return a.comp == "" || a.comp == "dt" }
@@ -196,16 +202,20 @@ func (u *IPCP) serveEnroll(f *flow.Flow, msg []byte) {
 func (u *IPCP) addAdj(f *flow.Flow, peer uint64, peerName, lower, comp string, cost uint32) {
 	u.mu.Lock()
 	u.nextAdj++
-	a := &adj{id: u.nextAdj, f: f, peer: peer, peerName: peerName, lower: lower, comp: comp, cost: cost, since: time.Now()}
+	a := &adj{id: u.nextAdj, f: f, peer: peer, peerName: peerName, lower: lower, comp: comp, cost: cost,
+		since: time.Now(), done: make(chan struct{})}
 	a.up.Store(true)
+	a.carrier.Store(true)
+	a.lastRx.Store(time.Now().UnixNano())
 	u.adjList[a.id] = a
 	u.publishAdjsLocked()
 	first := u.mgmtCountLocked(peer) == 1 && a.carriesMgmt()
 	u.mu.Unlock()
 	u.stats.adjUp.Add(1)
 	u.log.Info("adjacency up", "peer", peerName, "address", u.cfg.FormatAddr(peer), "lower", lower, "id", a.id, "cost", cost)
-	u.wg.Add(1)
+	u.wg.Add(2)
 	go u.readAdj(a)
+	go u.keepalive(a)
 	if a.carriesMgmt() {
 		if first {
 			u.router.NeighborUp(peer, cost)
@@ -247,26 +257,27 @@ func (u *IPCP) minCost(peer uint64) uint32 {
 	return c
 }
 
-// adjDown removes a lower flow: first from the forwarding table, at
-// once, then from routing (which floods the withdrawal and recomputes
-// after its hold-down).
-func (u *IPCP) adjDown(a *adj, why string) {
+// suspend takes a lower flow out of service without closing it (hello
+// timeout, carrier loss): first from the forwarding table, at once,
+// then from routing, which floods the withdrawal and recomputes after
+// its hold-down. The flow keeps sending hellos and comes back through
+// revive once it hears the peer again for a damping interval.
+func (u *IPCP) suspend(a *adj, why string) bool {
 	if !a.up.CompareAndSwap(true, false) {
-		return
+		return false
 	}
 	moved := u.fib.RemoveNextHop(a.id)
+	a.downAt.Store(time.Now().UnixNano())
 	u.mu.Lock()
-	delete(u.adjList, a.id)
 	u.publishAdjsLocked()
 	last := u.mgmtCountLocked(a.peer) == 0
 	u.mu.Unlock()
-	a.f.Close()
 	u.stats.adjDown.Add(1)
 	u.stats.failovers.Add(1)
 	u.stats.lastFailover.Store(time.Now().UnixNano())
-	u.log.Info("adjacency down", "peer", a.peerName, "lower", a.lower, "id", a.id, "reason", why, "routes_repaired", moved)
+	u.log.Warn("adjacency down", "peer", a.peerName, "lower", a.lower, "id", a.id, "reason", why, "routes_repaired", moved)
 	if u.ctx.Err() != nil {
-		return
+		return true
 	}
 	if a.carriesMgmt() {
 		if last {
@@ -276,6 +287,41 @@ func (u *IPCP) adjDown(a *adj, why string) {
 			u.router.SetCost(a.peer, u.minCost(a.peer))
 		}
 	}
+	return true
+}
+
+// revive puts a suspended lower flow back in service.
+func (u *IPCP) revive(a *adj) {
+	if !a.up.CompareAndSwap(false, true) {
+		return
+	}
+	u.mu.Lock()
+	u.publishAdjsLocked()
+	first := u.mgmtCountLocked(a.peer) == 1 && a.carriesMgmt()
+	u.mu.Unlock()
+	u.stats.adjUp.Add(1)
+	u.log.Warn("adjacency back", "peer", a.peerName, "lower", a.lower, "id", a.id)
+	if a.carriesMgmt() {
+		if first {
+			u.router.NeighborUp(a.peer, a.cost)
+		} else {
+			u.router.SetCost(a.peer, u.minCost(a.peer))
+		}
+	}
+	u.rebuildFIB(u.router.Table())
+}
+
+// adjDown removes a lower flow for good (deallocated, or its IPCP gone).
+func (u *IPCP) adjDown(a *adj, why string) {
+	a.closeOnce.Do(func() {
+		u.suspend(a, why)
+		close(a.done)
+		u.mu.Lock()
+		delete(u.adjList, a.id)
+		u.publishAdjsLocked()
+		u.mu.Unlock()
+		a.f.Close()
+	})
 }
 
 // readAdj is the receive loop of one lower flow.
@@ -299,6 +345,7 @@ func (u *IPCP) readAdj(a *adj) {
 		if n < 1 {
 			continue
 		}
+		a.lastRx.Store(time.Now().UnixNano())
 		a.ctr.In(n)
 		switch buf[0] {
 		case kindDT:
@@ -422,4 +469,46 @@ func (u *IPCP) rebuildFIB(t routing.Table) {
 		}
 	}
 	u.fib.Replace(routes)
+}
+
+// keepalive sends a one-byte hello every hello interval and takes the
+// lower flow out of service when nothing arrived for interval ×
+// multiplier, or at once on a DOWN event from the lower flow (carrier
+// loss under an Ethernet shim). A suspended flow returns once the peer
+// has been heard again, and the carrier is up, for the damping interval.
+func (u *IPCP) keepalive(a *adj) {
+	defer u.wg.Done()
+	iv := u.cfg.HelloInterval
+	dead := iv * time.Duration(u.cfg.HelloMultiplier)
+	damping := u.cfg.Damping
+	frame := []byte{kindHello}
+	t := u.clk.NewTimer(iv)
+	defer t.Stop()
+	for {
+		select {
+		case <-u.ctx.Done():
+			return
+		case <-a.done:
+			return
+		case ev := <-a.f.Events():
+			if ev.State == flow.Down {
+				a.carrier.Store(false)
+				u.suspend(a, "lower flow reports carrier loss")
+			} else {
+				a.carrier.Store(true)
+			}
+		case <-t.C():
+			silent := time.Since(time.Unix(0, a.lastRx.Load()))
+			if a.up.Load() {
+				if silent > dead {
+					u.suspend(a, fmt.Sprintf("no hello for %v", dead))
+				}
+			} else if a.carrier.Load() && silent <= 2*iv &&
+				time.Since(time.Unix(0, a.downAt.Load())) >= damping {
+				u.revive(a)
+			}
+			a.f.Write(frame)
+			t.Reset(iv)
+		}
+	}
 }

@@ -110,7 +110,7 @@ func (u *IPCP) Show(_ context.Context) (string, error) {
 			fl = append(fl, adjName[h.ID])
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\n", c.FormatAddr(d), nameOf(d), r.Cost,
-			dash(strings.Join(nh, " ")), dash(strings.Join(alt, " ")), dash(strings.Join(fl, " ")))
+			dash(strings.Join(nh, ",")), dash(strings.Join(alt, ",")), dash(strings.Join(fl, ",")))
 	}
 	tw.Flush()
 

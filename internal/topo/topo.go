@@ -1,0 +1,352 @@
+// Package topo builds multi-host ouro topologies on one machine, without
+// root: each host is an in-process IRMd with its own run directory, the
+// hosts share a udp4 layer on loopback addresses 127.0.0.x, and a
+// unicast layer runs on top with only the adjacencies asked for. The
+// demo, the tests and the bench harness use it.
+package topo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/irmd"
+	"github.com/ouro-net/ouro/lib/ctrl"
+)
+
+// Config describes a topology.
+type Config struct {
+	// Hosts names the hosts; host i gets 127.0.0.(i+1).
+	Hosts []string
+	// Links lists the unicast adjacencies, as pairs of host names.
+	Links [][2]string
+	// Lowers is how many separate udp layers join every linked pair
+	// (2 gives each adjacency two parallel lower flows). Default 1.
+	Lowers int
+	// Layer is the unicast layer's name (default "net").
+	Layer string
+	// Params are extra unicast bootstrap parameters.
+	Params map[string]string
+	// Exe is the binary the IRMds re-execute for IPCPs.
+	Exe string
+	// Types lists the IPCP types the IRMds accept.
+	Types []string
+	// Log receives the daemons' logs (nil: discarded).
+	Log hclog.Logger
+	// LogLevel is passed to IPCP processes.
+	LogLevel string
+	// Progress, if set, is told of every irm step.
+	Progress io.Writer
+}
+
+// Host is one host of a topology.
+type Host struct {
+	Name   string
+	Dir    string
+	IP     string
+	Daemon *irmd.Daemon
+}
+
+// Opt selects the host for flow calls.
+func (h *Host) Opt() flow.Option { return flow.WithRunDir(h.Dir) }
+
+// Topo is a running topology.
+type Topo struct {
+	cfg   Config
+	Hosts map[string]*Host
+	Ports []int
+	order []string
+	tmp   string
+}
+
+// Build starts the hosts and builds the layers. On error everything
+// started is stopped.
+func Build(ctx context.Context, cfg Config) (_ *Topo, err error) {
+	if cfg.Layer == "" {
+		cfg.Layer = "net"
+	}
+	if cfg.Lowers == 0 {
+		cfg.Lowers = 1
+	}
+	if cfg.Log == nil {
+		cfg.Log = hclog.NewNullLogger()
+	}
+	if cfg.LogLevel == "" {
+		cfg.LogLevel = "warn"
+	}
+	tmp, err := os.MkdirTemp("", "ouro-topo")
+	if err != nil {
+		return nil, err
+	}
+	t := &Topo{cfg: cfg, Hosts: map[string]*Host{}, order: cfg.Hosts, tmp: tmp}
+	defer func() {
+		if err != nil {
+			t.Close()
+		}
+	}()
+	for i, name := range cfg.Hosts {
+		dir := fmt.Sprintf("%s/%s", tmp, name)
+		d, err := irmd.Start(irmd.Config{RunDir: dir, Log: cfg.Log.Named(name), Types: cfg.Types,
+			Exe: cfg.Exe, ChildLogLevel: cfg.LogLevel})
+		if err != nil {
+			return nil, fmt.Errorf("host %s: %w", name, err)
+		}
+		t.Hosts[name] = &Host{Name: name, Dir: dir, IP: fmt.Sprintf("127.0.0.%d", i+1), Daemon: d}
+	}
+	if t.Ports, err = freePorts(cfg.Lowers, len(cfg.Hosts)); err != nil {
+		return nil, err
+	}
+	// One udp4 IPCP per host per lower layer; every host lists every
+	// other as a peer, so names resolve across the whole lower layer.
+	for l := 0; l < cfg.Lowers; l++ {
+		for _, h := range t.hostsInOrder() {
+			var peers []string
+			for _, o := range t.hostsInOrder() {
+				if o != h {
+					peers = append(peers, fmt.Sprintf("%s:%d", o.IP, t.Ports[l]))
+				}
+			}
+			params := map[string]string{"ip": h.IP, "port": strconv.Itoa(t.Ports[l]), "peer": strings.Join(peers, ",")}
+			if err := t.call(h, ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: "udp4", Name: t.lowerName(h.Name, l),
+				Layer: lowerLayer(l), Params: params}, "ipcp bootstrap type udp4 name %s layer %s ip %s port %d", t.lowerName(h.Name, l), lowerLayer(l), h.IP, t.Ports[l]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// The unicast layer: the first host bootstraps, the others enroll
+	// through a neighbour that is already a member.
+	first := t.hostsInOrder()[0]
+	if err := t.call(first, ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: "unicast", Name: first.Name, Layer: cfg.Layer,
+		Params: cfg.Params, Autobind: true}, "ipcp bootstrap type unicast name %s layer %s autobind", first.Name, cfg.Layer); err != nil {
+		return nil, err
+	}
+	if err := t.registerLower(first, first.Name, cfg.Layer); err != nil {
+		return nil, err
+	}
+	member := map[string]bool{first.Name: true}
+	for len(member) < len(t.Hosts) {
+		progress := false
+		for _, h := range t.hostsInOrder() {
+			if member[h.Name] {
+				continue
+			}
+			via := ""
+			for _, l := range cfg.Links {
+				if l[0] == h.Name && member[l[1]] {
+					via = l[1]
+				} else if l[1] == h.Name && member[l[0]] {
+					via = l[0]
+				}
+			}
+			if via == "" {
+				continue
+			}
+			if err := t.call(h, ctrl.OpIPCPCreate, ctrl.IPCPCreate{Type: "unicast", Name: h.Name}, "ipcp create type unicast name %s", h.Name); err != nil {
+				return nil, err
+			}
+			if err := t.call(h, ctrl.OpIPCPEnroll, ctrl.IPCPEnroll{Name: h.Name, Layer: cfg.Layer, Dst: via, Autobind: true},
+				"ipcp enroll name %s layer %s dst %s autobind", h.Name, cfg.Layer, via); err != nil {
+				return nil, err
+			}
+			if err := t.registerLower(h, h.Name); err != nil {
+				return nil, err
+			}
+			member[h.Name] = true
+			progress = true
+		}
+		if !progress {
+			return nil, errors.New("topology is not connected")
+		}
+	}
+	for _, l := range cfg.Links {
+		h := t.Hosts[l[0]]
+		if err := t.call(h, ctrl.OpIPCPConnect, ctrl.IPCPConnect{Name: l[0], Dst: l[1]}, "ipcp connect name %s dst %s", l[0], l[1]); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func lowerLayer(l int) string { return fmt.Sprintf("udp%d", l+1) }
+
+func (t *Topo) lowerName(host string, l int) string { return fmt.Sprintf("%s.udp%d", host, l+1) }
+
+// registerLower registers names in every lower layer at h.
+func (t *Topo) registerLower(h *Host, names ...string) error {
+	for _, n := range names {
+		var layers []string
+		for l := 0; l < t.cfg.Lowers; l++ {
+			layers = append(layers, lowerLayer(l))
+		}
+		if err := t.call(h, ctrl.OpNameRegister, ctrl.NameRegister{Name: n, Layers: layers}, "name register %s layer %s", n, strings.Join(layers, " layer ")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Topo) hostsInOrder() []*Host {
+	out := make([]*Host, 0, len(t.order))
+	for _, n := range t.order {
+		if h, ok := t.Hosts[n]; ok {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (t *Topo) call(h *Host, op string, req any, format string, args ...any) error {
+	if t.cfg.Progress != nil {
+		fmt.Fprintf(t.cfg.Progress, "    %s$ irm "+format+"\n", append([]any{h.Name}, args...)...)
+	}
+	if err := Call(h.Dir, op, req, nil); err != nil {
+		return fmt.Errorf("host %s: irm "+format+": %w", append(append([]any{h.Name}, args...), err)...)
+	}
+	return nil
+}
+
+// Call sends one control request to the IRMd of dir.
+func Call(dir, op string, req, resp any) error {
+	conn, err := flow.Dial(dir)
+	if err != nil {
+		return err
+	}
+	peer := ctrl.NewPeer(conn, nil, nil)
+	defer func() {
+		peer.Close()
+		peer.Wait()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	files, err := peer.Call(ctx, op, req, resp)
+	ctrl.CloseFiles(files)
+	var re *ctrl.RemoteError
+	if errors.As(err, &re) {
+		return errors.New(re.Msg)
+	}
+	return err
+}
+
+// Register registers name in the unicast layer at host.
+func (t *Topo) Register(host, name string) error {
+	h := t.Hosts[host]
+	return t.call(h, ctrl.OpNameRegister, ctrl.NameRegister{Name: name, Layers: []string{t.cfg.Layer}}, "name register %s layer %s", name, t.cfg.Layer)
+}
+
+// Show returns `irm layer show` of the unicast layer at host.
+func (t *Topo) Show(host string) (string, error) {
+	var info ctrl.LayerInfo
+	if err := Call(t.Hosts[host].Dir, ctrl.OpLayerShow, ctrl.LayerShow{Layer: t.cfg.Layer}, &info); err != nil {
+		return "", err
+	}
+	return info.Text, nil
+}
+
+// IPCPs lists the IPCPs of host.
+func (t *Topo) IPCPs(host string) ([]ctrl.IPCPInfo, error) {
+	var l ctrl.IPCPList
+	err := Call(t.Hosts[host].Dir, ctrl.OpIPCPList, nil, &l)
+	return l.IPCPs, err
+}
+
+// LowerPID returns the pid of host's IPCP in lower layer l (0-based).
+func (t *Topo) LowerPID(host string, l int) (int, error) {
+	ipcps, err := t.IPCPs(host)
+	if err != nil {
+		return 0, err
+	}
+	for _, i := range ipcps {
+		if i.Name == t.lowerName(host, l) {
+			return i.PID, nil
+		}
+	}
+	return 0, fmt.Errorf("host %s has no IPCP in %s", host, lowerLayer(l))
+}
+
+// WaitRoute polls host's layer view until the route to dst lists want
+// next hops (by IPCP name) or the timeout passes.
+func (t *Topo) WaitRoute(host, dst string, want int, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	var text string
+	for time.Now().Before(deadline) {
+		var err error
+		text, err = t.Show(host)
+		if err != nil {
+			return text, err
+		}
+		if n := RouteNextHops(text, dst); n >= want {
+			return text, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return text, fmt.Errorf("route %s -> %s did not reach %d next hops in %v", host, dst, want, timeout)
+}
+
+// RouteNextHops counts the next hops on the route line for IPCP dst in
+// a layer show text.
+func RouteNextHops(show, dst string) int {
+	in := false
+	for _, line := range strings.Split(show, "\n") {
+		if strings.HasPrefix(line, "routes:") {
+			in = true
+			continue
+		}
+		if in && strings.HasPrefix(line, "counters:") {
+			break
+		}
+		f := strings.Fields(line)
+		if in && len(f) >= 4 && f[1] == dst {
+			if f[3] == "-" {
+				return 0
+			}
+			return len(strings.Split(f[3], ","))
+		}
+	}
+	return 0
+}
+
+// Close stops every host and removes the run directories.
+func (t *Topo) Close() {
+	for _, h := range t.Hosts {
+		h.Daemon.Close()
+	}
+	os.RemoveAll(t.tmp)
+}
+
+// freePorts finds n UDP ports free on every host address.
+func freePorts(n, hosts int) ([]int, error) {
+	var out []int
+	for tries := 0; len(out) < n && tries < 200; tries++ {
+		p := 20000 + rand.IntN(30000)
+		ok := true
+		var held []*net.UDPConn
+		for i := 0; i < hosts; i++ {
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, byte(i+1)), Port: p})
+			if err != nil {
+				ok = false
+				break
+			}
+			held = append(held, c)
+		}
+		for _, c := range held {
+			c.Close()
+		}
+		if ok {
+			out = append(out, p)
+		}
+	}
+	if len(out) < n {
+		return nil, errors.New("no free UDP ports on 127.0.0.x")
+	}
+	return out, nil
+}

@@ -1,0 +1,160 @@
+package unicast_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/flow/ping"
+	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/internal/topo"
+	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+func TestMain(m *testing.M) {
+	testenv.MaybeRunIPCP()
+	code := m.Run()
+	testenv.CleanupBinaries()
+	os.Exit(code)
+}
+
+// square is A-B-D-C-A: A and D are two hops apart over two equal paths.
+func square(t *testing.T, lowers int) *topo.Topo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tp, err := topo.Build(ctx, topo.Config{
+		Hosts:  []string{"a", "b", "c", "d"},
+		Links:  [][2]string{{"b", "a"}, {"c", "a"}, {"d", "b"}, {"d", "c"}},
+		Lowers: lowers, Exe: os.Args[0], Types: testenv.Types(),
+	})
+	if err != nil {
+		t.Fatalf("build square: %v", err)
+	}
+	t.Cleanup(tp.Close)
+	return tp
+}
+
+var addrRE = regexp.MustCompile(`(?m)^  ([0-9a-f]{8})  ([a-d])`)
+
+func members(t *testing.T, show string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, m := range addrRE.FindAllStringSubmatch(show, -1) {
+		out[m[2]] = m[1]
+	}
+	return out
+}
+
+// TestSquareOverUDP is the issue's square: four IRMds on loopback udp4,
+// only the square's adjacencies, oping A to D with 0% loss, A's route to
+// D over both B and C, four distinct addresses, and the same addresses
+// after a full rebuild.
+func TestSquareOverUDP(t *testing.T) {
+	tp := square(t, 1)
+	show, err := tp.WaitRoute("a", "d", 2, 20*time.Second)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, show)
+	}
+	m := members(t, show)
+	if len(m) != 4 {
+		t.Fatalf("want 4 members, got %v\n%s", m, show)
+	}
+	seen := map[string]bool{}
+	for _, a := range m {
+		if seen[a] {
+			t.Fatalf("duplicate address in %v", m)
+		}
+		seen[a] = true
+	}
+	if err := tp.Register("d", "oping"); err != nil {
+		t.Fatal(err)
+	}
+	d := tp.Hosts["d"]
+	l, err := flow.Listen("oping", d.Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ping.Serve(ctx, l, nil)
+	defer l.Close()
+	waitDirectory(t, tp, "a", "oping")
+	st, err := ping.Run(ctx, ping.Config{Name: "oping", QoS: qos.Raw(), Count: 1000, Interval: 0, Size: 64,
+		Opts: []flow.Option{tp.Hosts["a"].Opt()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Received != 1000 {
+		for _, h := range []string{"a", "b", "c", "d"} {
+			show, _ := tp.Show(h)
+			t.Logf("layer show at %s:\n%s", h, show)
+			var info ctrl.LayerInfo
+			topo.Call(tp.Hosts[h].Dir, ctrl.OpLayerShow, ctrl.LayerShow{Layer: "udp1"}, &info)
+			t.Logf("udp1 at %s:\n%s", h, info.Text)
+		}
+		t.Fatalf("%s", st.Summary())
+	}
+	t.Logf("square A->D: %s", strings.TrimSpace(st.Summary()))
+
+	// Deallocation reaches the far end promptly.
+	if err := tp.Register("d", "sink"); err != nil {
+		t.Fatal(err)
+	}
+	sink, err := flow.Listen("sink", d.Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	waitDirectory(t, tp, "a", "sink")
+	f, err := flow.Alloc(ctx, "sink", qos.Raw(), tp.Hosts["a"].Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := sink.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	f.Close()
+	g.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := g.Read(make([]byte, 64)); !errors.Is(err, io.EOF) {
+		t.Fatalf("far end after close: %v", err)
+	}
+	t.Logf("EOF at D %v after Close at A", time.Since(start))
+	cancel()
+
+	// Tear down and rebuild: the same addresses come back.
+	tp.Close()
+	tp2 := square(t, 1)
+	show2, err := tp2.WaitRoute("a", "d", 2, 20*time.Second)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, show2)
+	}
+	m2 := members(t, show2)
+	for k, v := range m {
+		if m2[k] != v {
+			t.Fatalf("address of %s changed across rebuild: %s -> %s", k, v, m2[k])
+		}
+	}
+}
+
+func waitDirectory(t *testing.T, tp *topo.Topo, host, name string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		show, _ := tp.Show(host)
+		if strings.Contains(show, name) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s never learnt name %s", host, name)
+}
