@@ -33,6 +33,11 @@ type Config struct {
 	// Lowers is how many separate udp layers join every linked pair
 	// (2 gives each adjacency two parallel lower flows). Default 1.
 	Lowers int
+	// PerLink gives every link its own udp layer (udp1 for Links[0],
+	// and so on), joining only its two hosts: a host with two links
+	// then has two lower IPCPs, one per link, like a host with two
+	// interfaces. It overrides Lowers.
+	PerLink bool
 	// Layer is the unicast layer's name (default "net").
 	Layer string
 	// Params are extra unicast bootstrap parameters.
@@ -103,12 +108,30 @@ func Build(ctx context.Context, cfg Config) (_ *Topo, err error) {
 		}
 		t.Hosts[name] = &Host{Name: name, Dir: dir, IP: fmt.Sprintf("127.0.0.%d", i+1), Daemon: d}
 	}
-	if t.Ports, err = freePorts(cfg.Lowers, len(cfg.Hosts)); err != nil {
+	nports := cfg.Lowers
+	if cfg.PerLink {
+		nports = len(cfg.Links)
+	}
+	if t.Ports, err = freePorts(nports, len(cfg.Hosts)); err != nil {
 		return nil, err
+	}
+	if cfg.PerLink {
+		for i, l := range cfg.Links {
+			a, b := t.Hosts[l[0]], t.Hosts[l[1]]
+			for _, pair := range [][2]*Host{{a, b}, {b, a}} {
+				h, o := pair[0], pair[1]
+				params := map[string]string{"ip": h.IP, "port": strconv.Itoa(t.Ports[i]), "peer": fmt.Sprintf("%s:%d", o.IP, t.Ports[i])}
+				if err := t.call(h, ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: "udp4", Name: t.lowerName(h.Name, i),
+					Layer: lowerLayer(i), Params: params}, "ipcp bootstrap type udp4 name %s layer %s ip %s port %d peer %s:%d",
+					t.lowerName(h.Name, i), lowerLayer(i), h.IP, t.Ports[i], o.IP, t.Ports[i]); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	// One udp4 IPCP per host per lower layer; every host lists every
 	// other as a peer, so names resolve across the whole lower layer.
-	for l := 0; l < cfg.Lowers; l++ {
+	for l := 0; l < cfg.Lowers && !cfg.PerLink; l++ {
 		for _, h := range t.hostsInOrder() {
 			var peers []string
 			for _, o := range t.hostsInOrder() {
@@ -168,9 +191,16 @@ func Build(ctx context.Context, cfg Config) (_ *Topo, err error) {
 			return nil, errors.New("topology is not connected")
 		}
 	}
-	for _, l := range cfg.Links {
+	for i, l := range cfg.Links {
 		h := t.Hosts[l[0]]
-		if err := t.call(h, ctrl.OpIPCPConnect, ctrl.IPCPConnect{Name: l[0], Dst: l[1]}, "ipcp connect name %s dst %s", l[0], l[1]); err != nil {
+		req := ctrl.IPCPConnect{Name: l[0], Dst: l[1]}
+		format, args := "ipcp connect name %s dst %s", []any{l[0], l[1]}
+		if cfg.PerLink {
+			req.Layer = lowerLayer(i)
+			format += " layer %s"
+			args = append(args, req.Layer)
+		}
+		if err := t.call(h, ctrl.OpIPCPConnect, req, format, args...); err != nil {
 			return nil, err
 		}
 	}
@@ -185,7 +215,14 @@ func (t *Topo) lowerName(host string, l int) string { return fmt.Sprintf("%s.udp
 func (t *Topo) registerLower(h *Host, names ...string) error {
 	for _, n := range names {
 		var layers []string
-		for l := 0; l < t.cfg.Lowers; l++ {
+		if t.cfg.PerLink {
+			for i, l := range t.cfg.Links {
+				if l[0] == h.Name || l[1] == h.Name {
+					layers = append(layers, lowerLayer(i))
+				}
+			}
+		}
+		for l := 0; l < t.cfg.Lowers && !t.cfg.PerLink; l++ {
 			layers = append(layers, lowerLayer(l))
 		}
 		if err := t.call(h, ctrl.OpNameRegister, ctrl.NameRegister{Name: n, Layers: layers}, "name register %s layer %s", n, strings.Join(layers, " layer ")); err != nil {
@@ -273,8 +310,8 @@ func (t *Topo) LowerPID(host string, l int) (int, error) {
 	return 0, fmt.Errorf("host %s has no IPCP in %s", host, lowerLayer(l))
 }
 
-// WaitRoute polls host's layer view until the route to dst lists want
-// next hops (by IPCP name) or the timeout passes.
+// WaitRoute polls host's layer view until the forwarding table reaches
+// dst over want lower flows or the timeout passes.
 func (t *Topo) WaitRoute(host, dst string, want int, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
 	var text string
@@ -292,8 +329,8 @@ func (t *Topo) WaitRoute(host, dst string, want int, timeout time.Duration) (str
 	return text, fmt.Errorf("route %s -> %s did not reach %d next hops in %v", host, dst, want, timeout)
 }
 
-// RouteNextHops counts the next hops on the route line for IPCP dst in
-// a layer show text.
+// RouteNextHops counts the lower flows the forwarding table uses for
+// IPCP dst (the FLOWS column of a layer show text).
 func RouteNextHops(show, dst string) int {
 	in := false
 	for _, line := range strings.Split(show, "\n") {
@@ -305,11 +342,11 @@ func RouteNextHops(show, dst string) int {
 			break
 		}
 		f := strings.Fields(line)
-		if in && len(f) >= 4 && f[1] == dst {
-			if f[3] == "-" {
+		if in && len(f) >= 6 && f[1] == dst {
+			if f[5] == "-" {
 				return 0
 			}
-			return len(strings.Split(f[3], ","))
+			return len(strings.Split(f[5], ","))
 		}
 	}
 	return 0
@@ -349,4 +386,44 @@ func freePorts(n, hosts int) ([]int, error) {
 		return nil, errors.New("no free UDP ports on 127.0.0.x")
 	}
 	return out, nil
+}
+
+// ActiveLower returns the lower layer index (0-based) of host's
+// adjacency to peer that carried the most packets out since the last
+// call with the same counters map, for cutting the link a flow is on.
+func (t *Topo) ActiveLower(host, peer string, before map[string]uint64) (int, map[string]uint64, error) {
+	show, err := t.Show(host)
+	if err != nil {
+		return 0, nil, err
+	}
+	now := map[string]uint64{}
+	best, bestDelta := -1, uint64(0)
+	in := false
+	for _, line := range strings.Split(show, "\n") {
+		if strings.HasPrefix(line, "adjacencies:") {
+			in = true
+			continue
+		}
+		if strings.HasPrefix(line, "routes:") {
+			break
+		}
+		f := strings.Fields(line)
+		if !in || len(f) < 8 || f[1] != peer || !strings.HasPrefix(f[3], "udp") {
+			continue
+		}
+		io := strings.Split(f[7], "/")
+		if len(io) != 2 {
+			continue
+		}
+		out, _ := strconv.ParseUint(io[1], 10, 64)
+		now[f[3]] = out
+		if d := out - before[f[3]]; best < 0 || d > bestDelta {
+			l, _ := strconv.Atoi(strings.TrimPrefix(f[3], "udp"))
+			best, bestDelta = l-1, d
+		}
+	}
+	if best < 0 {
+		return 0, now, fmt.Errorf("%s has no adjacency to %s", host, peer)
+	}
+	return best, now, nil
 }

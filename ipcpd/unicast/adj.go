@@ -20,18 +20,22 @@ import (
 
 // adj is one lower flow of an adjacency: one next hop.
 type adj struct {
-	id        uint64
-	f         *flow.Flow
-	peer      uint64
-	peerName  string
-	lower     string
-	comp      string // "dt", "mgmt" or "" for both
-	cost      uint32
-	since     time.Time
-	up        atomic.Bool
-	lastRx    atomic.Int64
-	downAt    atomic.Int64
-	carrier   atomic.Bool // false while the lower flow reports DOWN
+	id       uint64
+	f        *flow.Flow
+	peer     uint64
+	peerName string
+	lower    string
+	comp     string // "dt", "mgmt" or "" for both
+	cost     uint32
+	since    time.Time
+	up       atomic.Bool
+	lastRx   atomic.Int64
+	downAt   atomic.Int64
+	carrier  atomic.Bool // false while the lower flow reports DOWN
+	// flaps counts suspensions within flapWindow (guarded by u.mu); it
+	// sets how long a recovered flow is held back (see holdTime).
+	flaps     int
+	lastFlap  time.Time
 	done      chan struct{}
 	closeOnce sync.Once
 	ctr       dt.Counters
@@ -267,7 +271,15 @@ func (u *IPCP) suspend(a *adj, why string) bool {
 		return false
 	}
 	moved := u.fib.RemoveNextHop(a.id)
-	a.downAt.Store(time.Now().UnixNano())
+	now := time.Now()
+	a.downAt.Store(now.UnixNano())
+	u.mu.Lock()
+	if now.Sub(a.lastFlap) > flapWindow {
+		a.flaps = 0
+	}
+	a.flaps++
+	a.lastFlap = now
+	u.mu.Unlock()
 	u.mu.Lock()
 	u.publishAdjsLocked()
 	last := u.mgmtCountLocked(a.peer) == 0
@@ -504,11 +516,29 @@ func (u *IPCP) keepalive(a *adj) {
 					u.suspend(a, fmt.Sprintf("no hello for %v", dead))
 				}
 			} else if a.carrier.Load() && silent <= 2*iv &&
-				time.Since(time.Unix(0, a.downAt.Load())) >= damping {
+				time.Since(time.Unix(0, a.downAt.Load())) >= u.holdTime(a, damping) {
 				u.revive(a)
 			}
 			a.f.Write(frame)
 			t.Reset(iv)
 		}
 	}
+}
+
+// flapWindow is how long a suspension counts towards flap damping.
+const flapWindow = time.Minute
+
+// holdTime is how long a suspended flow must stay down before it may
+// return: a first failure returns as soon as the peer is heard (two
+// hello intervals of proof), a link that flaps again within flapWindow
+// waits the damping interval, doubling with every further flap up to
+// 32 times, so a flapping link cannot churn the table.
+func (u *IPCP) holdTime(a *adj, damping time.Duration) time.Duration {
+	u.mu.Lock()
+	flaps := a.flaps
+	u.mu.Unlock()
+	if flaps <= 1 {
+		return 2 * u.cfg.HelloInterval
+	}
+	return damping << min(flaps-2, 5)
 }

@@ -1,0 +1,124 @@
+package unicast_test
+
+import (
+	"context"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/flow/ping"
+	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/internal/topo"
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+// failoverRun streams 1 ms pings from "a" to name at dst, cuts the
+// lower IPCP under the adjacency a->peer that carries the stream, and
+// returns the stats. The flow must survive with no error.
+func failoverRun(t *testing.T, tp *topo.Topo, dst, peer string) *ping.Stats {
+	t.Helper()
+	if err := tp.Register(dst, "oping"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := flow.Listen("oping", tp.Hosts[dst].Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ping.Serve(ctx, l, nil)
+	defer l.Close()
+	waitDirectory(t, tp, "a", "oping")
+
+	type result struct {
+		st  *ping.Stats
+		err error
+	}
+	done := make(chan result, 1)
+	_, before, err := tp.ActiveLower("a", peer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		st, err := ping.Run(ctx, ping.Config{Name: "oping", QoS: qos.Raw(), Count: 3000, Interval: time.Millisecond,
+			Size: 64, Opts: []flow.Option{tp.Hosts["a"].Opt()}})
+		done <- result{st, err}
+	}()
+	time.Sleep(700 * time.Millisecond)
+	lower, _, err := tp.ActiveLower("a", peer, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := tp.LowerPID("a", lower)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cutting a's link to %s: killing the udp%d IPCP (pid %d)", peer, lower+1, pid)
+	syscall.Kill(pid, syscall.SIGKILL)
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("flow failed across the cut: %v", r.err)
+	}
+	return r.st
+}
+
+// TestParallelLinksFailover joins A and B by two parallel adjacencies
+// over two separate udp layers and cuts the one carrying a 1 ms stream.
+func TestParallelLinksFailover(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tp, err := topo.Build(ctx, topo.Config{Hosts: []string{"a", "b"}, Links: [][2]string{{"b", "a"}},
+		Lowers: 2, Exe: os.Args[0], Types: testenv.Types()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	if show, err := tp.WaitRoute("a", "b", 2, 20*time.Second); err != nil {
+		t.Fatalf("two parallel next hops expected: %v\n%s", err, show)
+	}
+	st := failoverRun(t, tp, "b", "b")
+	t.Logf("parallel links: %d sent, %d lost, longest gap %.1f ms", st.Transmitted, st.Transmitted-st.Received, st.LongestGapMS)
+	// Generous bound: detection of a dead lower IPCP is immediate; allow
+	// for a noisy, shared machine.
+	if lost := st.Transmitted - st.Received; lost > 300 {
+		t.Fatalf("lost %d of %d packets across the cut", lost, st.Transmitted)
+	}
+}
+
+// TestSquareFailover cuts A's link on either side of the square while A
+// pings D every millisecond.
+func TestSquareFailover(t *testing.T) {
+	for _, side := range []string{"b", "c"} {
+		t.Run("cut a-"+side, func(t *testing.T) {
+			tp := dualHomedSquare(t)
+			if show, err := tp.WaitRoute("a", "d", 2, 20*time.Second); err != nil {
+				t.Fatalf("%v\n%s", err, show)
+			}
+			st := failoverRun(t, tp, "d", side)
+			t.Logf("square, cut a-%s: %d sent, %d lost, longest gap %.1f ms", side, st.Transmitted, st.Transmitted-st.Received, st.LongestGapMS)
+			if lost := st.Transmitted - st.Received; lost > 300 {
+				t.Fatalf("lost %d of %d packets across the cut", lost, st.Transmitted)
+			}
+		})
+	}
+}
+
+// dualHomedSquare is the square with a lower layer per link: A reaches
+// B and C through two different lower IPCPs, as a host with two links.
+func dualHomedSquare(t *testing.T) *topo.Topo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tp, err := topo.Build(ctx, topo.Config{
+		Hosts:   []string{"a", "b", "c", "d"},
+		Links:   [][2]string{{"b", "a"}, {"c", "a"}, {"d", "b"}, {"d", "c"}},
+		PerLink: true, Exe: os.Args[0], Types: testenv.Types(),
+	})
+	if err != nil {
+		t.Fatalf("build square: %v", err)
+	}
+	t.Cleanup(tp.Close)
+	return tp
+}
