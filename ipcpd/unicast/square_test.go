@@ -158,3 +158,6 @@ func waitDirectory(t *testing.T, tp *topo.Topo, host, name string) {
 	}
 	t.Fatalf("%s never learnt name %s", host, name)
 }
+
+func osArgs0() string { return os.Args[0] }
+func types() []string { return testenv.Types() }
