@@ -17,15 +17,18 @@ import (
 )
 
 // cmdDemo runs the built-in demonstration: four hosts (in-process IRMds
-// on private run directories) joined over udp4 on 127.0.0.1-4 into the
-// square A-B-D-C-A of a unicast layer, an oping server on D and a ping
-// stream from A. It needs no root and removes everything it made.
+// on private run directories) form the square A-B-D-C-A of a unicast
+// layer over udp4 on 127.0.0.1-4, with a lower layer per link so that A
+// is dual-homed. A pings D every millisecond; the demo cuts the link the
+// stream is on, reports the interruption, restores the link and shows
+// the stream carrying on. It needs no root and removes all it made.
 func cmdDemo(args []string, out, stderr io.Writer) error {
 	fs := flag.NewFlagSet("irm demo", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	count := fs.Int("c", 1000, "pings to send from A to D")
 	interval := fs.Duration("i", time.Millisecond, "interval between pings")
-	level := fs.String("log-level", "warn", "log level of the daemons")
+	phase := fs.Duration("phase", 1500*time.Millisecond, "time before the cut, between cut and restore, and after")
+	graceful := fs.Bool("graceful", false, "cut by stopping the lower IPCP (it deallocates its flows) instead of killing it")
+	level := fs.String("log-level", "error", "log level of the daemons")
 	if err := fs.Parse(args); err != nil {
 		return usagef("demo: %v", err)
 	}
@@ -38,13 +41,13 @@ func cmdDemo(args []string, out, stderr io.Writer) error {
 		return err
 	}
 	step := func(format string, a ...any) { fmt.Fprintf(out, "==> "+format+"\n", a...) }
-	step("building the square A-B-D-C-A: four IRMds, a udp4 layer on 127.0.0.1-4, a unicast layer \"net\" on top")
+	step("building the square A-B-D-C-A: four IRMds, one udp4 layer per link on 127.0.0.1-4, unicast layer \"net\" on top")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	tp, err := topo.Build(ctx, topo.Config{
-		Hosts: []string{"a", "b", "c", "d"},
-		Links: [][2]string{{"b", "a"}, {"c", "a"}, {"d", "b"}, {"d", "c"}},
-		Exe:   exe, Types: typeNames(), Log: logging.New("irmd", lvl, stderr), LogLevel: *level,
+		Hosts:   []string{"a", "b", "c", "d"},
+		Links:   [][2]string{{"b", "a"}, {"c", "a"}, {"d", "b"}, {"d", "c"}},
+		PerLink: true, Exe: exe, Types: typeNames(), Log: logging.New("irmd", lvl, stderr), LogLevel: *level,
 		Progress: out,
 	})
 	if err != nil {
@@ -79,15 +82,72 @@ func cmdDemo(args []string, out, stderr io.Writer) error {
 	if err := waitName(tp, "a", "oping"); err != nil {
 		return err
 	}
-	step("oping server on D; from A: oping -n oping -c %d -i %s", *count, *interval)
-	st, err := ping.Run(ctx, ping.Config{
-		Name: "oping", QoS: qos.Raw(), Count: *count, Interval: *interval, Size: 64,
-		Out: limitLines(out, 5), Opts: []flow.Option{tp.Hosts["a"].Opt()},
-	})
-	if err != nil {
-		return fmt.Errorf("demo ping: %w", err)
+	count := int(3 * *phase / *interval)
+	step("oping server on D; from A: oping -n oping -i %s -c %d (one flow, hashed onto one of A's links)", *interval, count)
+	type result struct {
+		st  *ping.Stats
+		err error
 	}
+	done := make(chan result, 1)
+	_, before, err := tp.ActivePeer("a", []string{"b", "c"}, nil)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	go func() {
+		st, err := ping.Run(ctx, ping.Config{Name: "oping", QoS: qos.Raw(), Count: count, Interval: *interval,
+			Size: 64, Opts: []flow.Option{tp.Hosts["a"].Opt()}})
+		done <- result{st, err}
+	}()
+	time.Sleep(*phase)
+	peer, _, err := tp.ActivePeer("a", []string{"b", "c"}, before)
+	if err != nil {
+		return err
+	}
+	how := "killing"
+	if *graceful {
+		how = "stopping"
+	}
+	cutAt := time.Since(start)
+	pid, err := tp.Cut("a", peer, *graceful)
+	if err != nil {
+		return err
+	}
+	step("t=%v: cutting A's link to %s, the one the stream is on (%s its lower IPCP, pid %d)",
+		cutAt.Round(time.Millisecond), strings.ToUpper(peer), how, pid)
+	time.Sleep(*phase)
+	restoreAt := time.Since(start)
+	step("t=%v: restoring A's link to %s", restoreAt.Round(time.Millisecond), strings.ToUpper(peer))
+	if err := tp.Restore("a", peer); err != nil {
+		return err
+	}
+	r := <-done
+	if r.err != nil {
+		return fmt.Errorf("the flow did not survive: %w", r.err)
+	}
+	st := r.st
 	fmt.Fprint(out, st.Summary())
+	cutSeq := uint64(cutAt / *interval)
+	restoreSeq := uint64(restoreAt / *interval)
+	var lostCut, lostRestore, lostOther int
+	for _, s := range st.Lost {
+		switch {
+		case s+200 >= cutSeq && s < restoreSeq:
+			lostCut++
+		case s+200 >= restoreSeq && s < restoreSeq+1000:
+			lostRestore++
+		default:
+			lostOther++
+		}
+	}
+	step("the flow survived the cut: %d packets lost around the cut, longest interruption %.1f ms", lostCut, st.LongestGapMS)
+	step("restoring the link lost %d packets; %d lost elsewhere; the application saw no error", lostRestore, lostOther)
+	show, err = tp.WaitRoute("a", "d", 2, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	step("irm layer show net, at A, after the restore: both next hops again")
+	fmt.Fprint(out, indent(show))
 	return nil
 }
 

@@ -65,7 +65,9 @@ type Stats struct {
 	LongestGapMS float64 `json:"longest_gap_ms"`
 	Downs        int     `json:"down_events"`
 	Error        string  `json:"error,omitempty"`
-	rtts         []time.Duration
+	// Lost lists the sequence numbers that got no reply.
+	Lost []uint64 `json:"-"`
+	rtts []time.Duration
 }
 
 // Summary renders the two closing lines as the C oping does.
@@ -253,6 +255,11 @@ send:
 	mu.Lock()
 	defer mu.Unlock()
 	st.Elapsed = time.Since(start)
+	for i := uint64(0); i < seq; i++ {
+		if !received[i] {
+			st.Lost = append(st.Lost, i)
+		}
+	}
 	st.compute()
 	if runErr != nil && !errors.Is(runErr, os.ErrDeadlineExceeded) {
 		st.Error = runErr.Error()

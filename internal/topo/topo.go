@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -424,6 +425,107 @@ func (t *Topo) ActiveLower(host, peer string, before map[string]uint64) (int, ma
 	}
 	if best < 0 {
 		return 0, now, fmt.Errorf("%s has no adjacency to %s", host, peer)
+	}
+	return best, now, nil
+}
+
+// linkIndex returns the index in Links of the link between a and b.
+func (t *Topo) linkIndex(a, b string) (int, error) {
+	for i, l := range t.cfg.Links {
+		if (l[0] == a && l[1] == b) || (l[0] == b && l[1] == a) {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("no link between %s and %s", a, b)
+}
+
+// Cut kills host's lower IPCP on its link to peer (PerLink topologies):
+// the link goes dead at host at once and, at peer, when keepalive says
+// so. With graceful set it stops the IPCP with SIGTERM instead, so that
+// it deallocates its flows and the peer learns at once too.
+func (t *Topo) Cut(host, peer string, graceful bool) (int, error) {
+	if !t.cfg.PerLink {
+		return 0, errors.New("cut needs a PerLink topology")
+	}
+	i, err := t.linkIndex(host, peer)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := t.LowerPID(host, i)
+	if err != nil {
+		return 0, err
+	}
+	sig := syscall.SIGKILL
+	if graceful {
+		sig = syscall.SIGTERM
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := t.LowerPID(host, i); err != nil {
+			return pid, nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return pid, fmt.Errorf("lower IPCP %d of %s did not go away", pid, host)
+}
+
+// Restore brings back host's lower IPCP on its link to peer and opens
+// the adjacency over it again.
+func (t *Topo) Restore(host, peer string) error {
+	i, err := t.linkIndex(host, peer)
+	if err != nil {
+		return err
+	}
+	h, o := t.Hosts[host], t.Hosts[peer]
+	params := map[string]string{"ip": h.IP, "port": strconv.Itoa(t.Ports[i]), "peer": fmt.Sprintf("%s:%d", o.IP, t.Ports[i])}
+	if err := t.call(h, ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: "udp4", Name: t.lowerName(host, i),
+		Layer: lowerLayer(i), Params: params}, "ipcp bootstrap type udp4 name %s layer %s ip %s port %d peer %s:%d",
+		t.lowerName(host, i), lowerLayer(i), h.IP, t.Ports[i], o.IP, t.Ports[i]); err != nil {
+		return err
+	}
+	if err := t.call(h, ctrl.OpNameRegister, ctrl.NameRegister{Name: host, Layers: []string{lowerLayer(i)}},
+		"name register %s layer %s", host, lowerLayer(i)); err != nil {
+		return err
+	}
+	return t.call(h, ctrl.OpIPCPConnect, ctrl.IPCPConnect{Name: host, Dst: peer, Layer: lowerLayer(i)},
+		"ipcp connect name %s dst %s layer %s", host, peer, lowerLayer(i))
+}
+
+// ActivePeer returns which of peers host's adjacencies sent the most
+// packets to since before (a map from a previous call, or nil).
+func (t *Topo) ActivePeer(host string, peers []string, before map[string]uint64) (string, map[string]uint64, error) {
+	show, err := t.Show(host)
+	if err != nil {
+		return "", nil, err
+	}
+	now := map[string]uint64{}
+	in := false
+	for _, line := range strings.Split(show, "\n") {
+		if strings.HasPrefix(line, "adjacencies:") {
+			in = true
+			continue
+		}
+		if strings.HasPrefix(line, "routes:") {
+			break
+		}
+		f := strings.Fields(line)
+		if !in || len(f) < 8 || f[6] != "up" {
+			continue
+		}
+		io := strings.Split(f[7], "/")
+		if len(io) == 2 {
+			out, _ := strconv.ParseUint(io[1], 10, 64)
+			now[f[1]] += out
+		}
+	}
+	best, bestDelta := "", uint64(0)
+	for _, p := range peers {
+		if d := now[p] - before[p]; best == "" || d > bestDelta {
+			best, bestDelta = p, d
+		}
 	}
 	return best, now, nil
 }
