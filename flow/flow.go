@@ -268,3 +268,7 @@ func (f *Flow) SetReadDeadline(t time.Time) error { return f.p.SetReadDeadline(t
 
 // SetWriteDeadline sets the write deadline.
 func (f *Flow) SetWriteDeadline(t time.Time) error { return f.p.SetWriteDeadline(t) }
+
+// Pending reports how many bytes are queued for Read; liveness checks
+// use it to tell a silent peer from a reader that is behind.
+func (f *Flow) Pending() int { return f.p.Pending() }

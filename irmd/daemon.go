@@ -161,10 +161,14 @@ func (d *Daemon) acceptLoop() {
 		}
 		conn := ctrl.NewConn(uc)
 		c := &client{d: d, pid: conn.PeerPID(), listens: make(map[string]bool)}
+		// The peer must be set before the client is visible to other
+		// goroutines (arrive reads c.peer under d.mu); requests cannot
+		// arrive before the client is registered because handle only
+		// touches the registry under d.mu.
 		d.mu.Lock()
+		c.peer = ctrl.NewPeer(conn, c.handle, d.log.Named("client"))
 		d.clients[c] = true
 		d.mu.Unlock()
-		c.peer = ctrl.NewPeer(conn, c.handle, d.log.Named("client"))
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()

@@ -169,23 +169,3 @@ func indent(s string) string {
 	}
 	return b.String()
 }
-
-// limitLines passes the first n lines through and then one ellipsis.
-func limitLines(w io.Writer, n int) io.Writer { return &lineLimiter{w: w, left: n} }
-
-type lineLimiter struct {
-	w    io.Writer
-	left int
-}
-
-func (l *lineLimiter) Write(p []byte) (int, error) {
-	if l.left > 0 {
-		l.left--
-		return l.w.Write(p)
-	}
-	if l.left == 0 {
-		l.left--
-		fmt.Fprintln(l.w, "...")
-	}
-	return len(p), nil
-}

@@ -77,7 +77,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	setDur(&c.RTOMin, DefaultRTOMin)
 	setDur(&c.RTOMax, DefaultRTOMax)
-	setDur(&c.InitialRTO, max(DefaultInitialRTO, c.RTOMin))
+	setDur(&c.InitialRTO, min(max(DefaultInitialRTO, c.RTOMin), c.RTOMax))
 	setDur(&c.DelayedACK, DefaultDelayedACK)
 	setDur(&c.PeerTimeout, DefaultPeerTimeout)
 	if c.KeepAlive == 0 {

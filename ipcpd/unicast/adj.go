@@ -496,6 +496,7 @@ func (u *IPCP) keepalive(a *adj) {
 	frame := []byte{kindHello}
 	t := u.clk.NewTimer(iv)
 	defer t.Stop()
+	lastTick := time.Now()
 	for {
 		select {
 		case <-u.ctx.Done():
@@ -510,9 +511,17 @@ func (u *IPCP) keepalive(a *adj) {
 				a.carrier.Store(true)
 			}
 		case <-t.C():
-			silent := time.Since(time.Unix(0, a.lastRx.Load()))
+			now := time.Now()
+			late := now.Sub(lastTick) > 2*iv
+			lastTick = now
+			silent := now.Sub(time.Unix(0, a.lastRx.Load()))
 			if a.up.Load() {
-				if silent > dead {
+				// A tick that came late means this process was not
+				// running: the silence is ours, not the peer's, so
+				// it proves nothing this round.
+				if late {
+					a.lastRx.Store(max(a.lastRx.Load(), now.Add(-dead+iv).UnixNano()))
+				} else if silent > dead && a.f.Pending() == 0 {
 					u.suspend(a, fmt.Sprintf("no hello for %v", dead))
 				}
 			} else if a.carrier.Load() && silent <= 2*iv &&

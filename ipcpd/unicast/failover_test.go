@@ -70,7 +70,7 @@ func TestParallelLinksFailover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	tp, err := topo.Build(ctx, topo.Config{Hosts: []string{"a", "b"}, Links: [][2]string{{"b", "a"}},
-		Lowers: 2, Exe: os.Args[0], Types: testenv.Types()})
+		Lowers: 2, Exe: os.Args[0], Types: testenv.Types(), Params: testParams})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func dualHomedSquare(t *testing.T) *topo.Topo {
 	tp, err := topo.Build(ctx, topo.Config{
 		Hosts:   []string{"a", "b", "c", "d"},
 		Links:   [][2]string{{"b", "a"}, {"c", "a"}, {"d", "b"}, {"d", "c"}},
-		PerLink: true, Exe: os.Args[0], Types: testenv.Types(),
+		PerLink: true, Exe: os.Args[0], Types: testenv.Types(), Params: testParams,
 	})
 	if err != nil {
 		t.Fatalf("build square: %v", err)

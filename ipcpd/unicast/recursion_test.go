@@ -83,7 +83,7 @@ func pair(t *testing.T) *topo.Topo {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	tp, err := topo.Build(ctx, topo.Config{Hosts: []string{"a", "b"}, Links: [][2]string{{"b", "a"}},
-		Exe: osArgs0(), Types: types()})
+		Exe: osArgs0(), Types: types(), Params: testParams})
 	if err != nil {
 		t.Fatal(err)
 	}

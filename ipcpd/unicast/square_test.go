@@ -33,7 +33,7 @@ func square(t *testing.T, lowers int) *topo.Topo {
 	tp, err := topo.Build(ctx, topo.Config{
 		Hosts:  []string{"a", "b", "c", "d"},
 		Links:  [][2]string{{"b", "a"}, {"c", "a"}, {"d", "b"}, {"d", "c"}},
-		Lowers: lowers, Exe: os.Args[0], Types: testenv.Types(),
+		Lowers: lowers, Exe: os.Args[0], Types: testenv.Types(), Params: testParams,
 	})
 	if err != nil {
 		t.Fatalf("build square: %v", err)
@@ -161,3 +161,9 @@ func waitDirectory(t *testing.T, tp *topo.Topo, host, name string) {
 
 func osArgs0() string { return os.Args[0] }
 func types() []string { return testenv.Types() }
+
+// testParams loosens the adjacency keepalive for tests: race-built IPCP
+// processes on two shared cores can stall for tens of milliseconds,
+// which the 10 ms x 3 default would take for a dead link. Detection
+// speed with the defaults is measured by bench -failover, not here.
+var testParams = map[string]string{"multiplier": "10"}

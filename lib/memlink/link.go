@@ -186,6 +186,7 @@ func (e *End) ReadPacket(b []byte) (int, error) {
 		in := l.dirs[1-e.idx]
 		if in.from.closed && in.held == nil && len(in.delayed) == 0 {
 			l.mu.Unlock()
+			e.signal() // other readers waiting on this end see EOF too
 			return 0, io.EOF
 		}
 		l.mu.Unlock()

@@ -271,3 +271,16 @@ func (p *Pipe) Dealloc() error {
 	p.uc.Close()
 	return err
 }
+
+// Pending reports how many bytes wait in this end's receive queue: a
+// peer whose packets are queued is not silent, however late we read.
+func (p *Pipe) Pending() int {
+	n := 0
+	p.rc.Control(func(fd uintptr) {
+		v, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
+		if err == nil {
+			n = v
+		}
+	})
+	return n
+}

@@ -96,3 +96,19 @@ func BenchmarkPipeRoundTrip(b *testing.B) {
 		x.Read(buf)
 	}
 }
+
+func TestPending(t *testing.T) {
+	a, b, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	if b.Pending() != 0 {
+		t.Fatal("pending on an empty pipe")
+	}
+	a.Write([]byte("12345"))
+	if b.Pending() == 0 {
+		t.Fatal("no pending bytes after a write")
+	}
+}

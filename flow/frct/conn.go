@@ -1,0 +1,485 @@
+package frct
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ouro-net/ouro/lib/clock"
+)
+
+// Lower is the packet service FRCT runs over (a flow's raw channel;
+// memlink.End in tests). It must be safe for concurrent use, must not
+// retain the slice passed to WritePacket, and Close must unblock a
+// pending ReadPacket. A ReadPacket error other than io.ErrShortBuffer
+// (an oversized packet, dropped) ends the connection.
+type Lower interface {
+	// ReadPacket reads one packet; io.EOF when the lower flow is gone.
+	ReadPacket(b []byte) (int, error)
+	// WritePacket sends one packet.
+	WritePacket(b []byte) error
+	// MTU is the largest packet the lower flow carries.
+	MTU() int
+	// Close releases the lower flow.
+	Close() error
+}
+
+// Conn is one end of an FRCT connection. It implements net.Conn; see
+// the package documentation for its semantics.
+type Conn struct {
+	lower      Lower
+	cfg        Config
+	clk        clock.Clock
+	mtu        int
+	maxPayload int
+	maxMsgPkts int
+	dupSpan    int32
+	pool       sync.Pool
+
+	wsem, rsem chan struct{} // serialise Writes (messages never interleave) and Reads
+	rdl, wdl   *deadline
+	readerDone chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
+	lowerOnce  sync.Once
+	lowerErr   error
+	writeErrs  atomic.Uint64
+
+	mu         sync.Mutex
+	dead       chan struct{} // closed on failure or teardown
+	deadClosed bool
+	closing    bool  // Close was called
+	closed     bool  // torn down: timers stopped, lower closed
+	err        error // terminal failure
+	rwake      chan struct{}
+	wwake      chan struct{}
+	lastSend   time.Time
+	lastRecv   time.Time
+	stats      Stats
+
+	// sender
+	sndUna, sndNxt uint32
+	peerEdge       uint32 // first sequence number the peer has not allowed
+	ring           []spkt // reliable: unacked DATA, indexed by seq % len
+	writerBlocked  bool
+	finSent        bool
+	finAcked       bool
+	finSeq         uint32
+	finSentAt      time.Time
+	finRtx         int
+	dupAcks        int
+	rtxPending     []uint32
+	srtt, rttvar   time.Duration
+	rto            time.Duration // rtoBase with backoff applied
+	rtoBase        time.Duration
+	backoff        int
+	hasRTT         bool
+	persistIvl     time.Duration
+
+	// receiver
+	rcvNxt     uint32
+	advEdge    uint32  // largest right edge advertised
+	ooo        []rslot // out-of-order packets, indexed by seq % len
+	oooCount   int     // slots holding a packet (markers excluded)
+	asm        *message
+	asmBytes   int
+	ready      []*message
+	unread     int // packets of complete, not fully read messages
+	finRcvd    bool
+	ackPending int
+	ackNow     bool
+	lastAdvWnd int
+
+	tRTO, tDelAck, tKeepAlive, tPeer, tPersist ltimer
+}
+
+// spkt is a sent DATA packet kept for retransmission.
+type spkt struct {
+	used   bool
+	sacked bool
+	lost   bool // retransmitted on loss evidence since the last timeout
+	flags  Flags
+	rtx    int
+	sentAt time.Time
+	buf    *[]byte
+	n      int
+}
+
+// rslot is a reorder-buffer slot.
+type rslot struct {
+	state slotState
+	flags Flags
+	frag  frag
+}
+
+type slotState uint8
+
+const (
+	slotEmpty     slotState = iota
+	slotHeld                // holds a packet
+	slotDelivered           // its message was delivered out of order
+)
+
+// frag is a received payload, possibly inside a pooled buffer.
+type frag struct {
+	buf  *[]byte // pooled buffer to recycle, or nil
+	data []byte
+}
+
+// message is a (partly) reassembled message and its read position.
+type message struct {
+	frags []frag
+	pkts  int
+	idx   int // next fragment to read
+	off   int // offset in frags[idx]
+}
+
+// outbox collects packets built under c.mu, to be written after it is
+// released so that a slow lower never stalls the connection.
+type outbox struct {
+	pkts       []*[]byte
+	closeLower bool
+}
+
+func (o *outbox) add(p *[]byte) { o.pkts = append(o.pkts, p) }
+
+// New starts an FRCT connection over lower, which it owns from then on
+// (Close closes it). On error lower is left untouched.
+func New(lower Lower, cfg Config) (*Conn, error) {
+	c, err := newConn(lower, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.start()
+	return c, nil
+}
+
+// newConn builds a connection without starting its reader.
+func newConn(lower Lower, cfg Config) (*Conn, error) {
+	if lower == nil {
+		return nil, errors.New("frct: nil lower flow")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	mtu := lower.MTU()
+	if mtu <= HeaderLen {
+		return nil, fmt.Errorf("frct: lower MTU %d leaves no room after the %d-byte header", mtu, HeaderLen)
+	}
+	c := &Conn{
+		lower:      lower,
+		cfg:        cfg,
+		clk:        cfg.Clock,
+		mtu:        mtu,
+		maxPayload: mtu - HeaderLen,
+		dupSpan:    int32(4 * cfg.Window),
+		wsem:       make(chan struct{}, 1),
+		rsem:       make(chan struct{}, 1),
+		rdl:        newDeadline(cfg.Clock),
+		wdl:        newDeadline(cfg.Clock),
+		readerDone: make(chan struct{}),
+		dead:       make(chan struct{}),
+		ooo:        make([]rslot, cfg.Window),
+		rto:        cfg.InitialRTO,
+		rtoBase:    cfg.InitialRTO,
+		lastAdvWnd: cfg.Window,
+	}
+	c.maxMsgPkts = (cfg.MaxMessage + c.maxPayload - 1) / c.maxPayload
+	c.pool.New = func() any { b := make([]byte, mtu); return &b }
+	if cfg.Reliable {
+		c.ring = make([]spkt, cfg.Window)
+	}
+	c.setISN(0)
+	c.tRTO = ltimer{c: c, fire: c.onRTO}
+	c.tDelAck = ltimer{c: c, fire: c.onDelayedAck}
+	c.tKeepAlive = ltimer{c: c, fire: c.onKeepAlive}
+	c.tPeer = ltimer{c: c, fire: c.onPeerTimer}
+	c.tPersist = ltimer{c: c, fire: c.onPersist}
+	return c, nil
+}
+
+// setISN sets the initial sequence number of both directions (tests use
+// it to exercise wrap-around; both ends must agree).
+func (c *Conn) setISN(isn uint32) {
+	c.sndUna, c.sndNxt, c.rcvNxt = isn, isn, isn
+	c.peerEdge = isn + uint32(c.cfg.Window)
+	c.advEdge = c.peerEdge
+}
+
+// start arms the liveness timers and starts the reader of the lower.
+func (c *Conn) start() {
+	c.mu.Lock()
+	now := c.clk.Now()
+	c.lastSend, c.lastRecv = now, now
+	if c.cfg.KeepAlive > 0 {
+		c.tKeepAlive.arm(now, c.cfg.KeepAlive)
+	}
+	if c.cfg.PeerTimeout > 0 {
+		c.tPeer.arm(now, c.cfg.PeerTimeout)
+	}
+	c.mu.Unlock()
+	go c.readLoop()
+}
+
+// readLoop is the one goroutine of a Conn: it reads the lower until the
+// lower fails or is closed.
+func (c *Conn) readLoop() {
+	defer close(c.readerDone)
+	for {
+		buf := c.getBuf()
+		n, err := c.lower.ReadPacket(*buf)
+		var out outbox
+		if errors.Is(err, io.ErrShortBuffer) { // oversized packet, truncated
+			c.putBuf(buf)
+			c.mu.Lock()
+			c.stats.MalformedDropped++
+			c.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			c.putBuf(buf)
+			c.mu.Lock()
+			c.failLocked(fmt.Errorf("frct: lower flow failed (%v): %w", err, ErrPeerGone), &out)
+			c.mu.Unlock()
+			c.flush(&out)
+			return
+		}
+		kept := false
+		c.mu.Lock()
+		if c.err == nil {
+			kept = c.handlePacketLocked(buf, n, &out)
+		}
+		c.mu.Unlock()
+		if !kept {
+			c.putBuf(buf)
+		}
+		c.flush(&out)
+	}
+}
+
+func (c *Conn) getBuf() *[]byte { return c.pool.Get().(*[]byte) }
+
+func (c *Conn) putBuf(b *[]byte) {
+	if b != nil {
+		*b = (*b)[:cap(*b)]
+		c.pool.Put(b)
+	}
+}
+
+// flush writes the collected packets; c.mu is not held.
+func (c *Conn) flush(o *outbox) {
+	for i, p := range o.pkts {
+		if err := c.lower.WritePacket(*p); err != nil {
+			c.writeErrs.Add(1)
+		}
+		c.putBuf(p)
+		o.pkts[i] = nil
+	}
+	o.pkts = o.pkts[:0]
+	if o.closeLower {
+		o.closeLower = false
+		c.closeLower()
+	}
+}
+
+func (c *Conn) closeLower() {
+	c.lowerOnce.Do(func() { c.lowerErr = c.lower.Close() })
+}
+
+// failLocked ends the connection with err: timers stop, waiters wake and
+// the lower is closed once the outbox is flushed. c.mu is held.
+func (c *Conn) failLocked(err error, out *outbox) {
+	if c.err != nil {
+		return
+	}
+	c.err = err
+	c.stopTimersLocked()
+	c.killLocked()
+	out.closeLower = true
+}
+
+func (c *Conn) stopTimersLocked() {
+	for _, t := range []*ltimer{&c.tRTO, &c.tDelAck, &c.tKeepAlive, &c.tPeer, &c.tPersist} {
+		t.stop()
+	}
+}
+
+// killLocked wakes every waiter for good; c.mu is held.
+func (c *Conn) killLocked() {
+	if !c.deadClosed {
+		c.deadClosed = true
+		close(c.dead)
+	}
+	wakeLocked(&c.rwake)
+	wakeLocked(&c.wwake)
+}
+
+func waitChLocked(p *chan struct{}) <-chan struct{} {
+	if *p == nil {
+		*p = make(chan struct{})
+	}
+	return *p
+}
+
+func wakeLocked(p *chan struct{}) {
+	if *p != nil {
+		close(*p)
+		*p = nil
+	}
+}
+
+// acquire takes a Read or Write slot, giving up at the deadline or when
+// the connection dies.
+func (c *Conn) acquire(op string, sem chan struct{}, dl *deadline) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-dl.done():
+		return timeoutError(op)
+	case <-c.dead:
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.closing {
+			return opError(op, net.ErrClosed)
+		}
+		return opError(op, c.err)
+	}
+}
+
+// Close sends a FIN after the data already written, waits up to
+// Config.Linger for it all to be acknowledged, then closes the lower
+// flow and stops every goroutine and timer. Blocked Reads and Writes
+// return net.ErrClosed. Close is idempotent.
+func (c *Conn) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.doClose() })
+	return c.closeErr
+}
+
+func (c *Conn) doClose() error {
+	c.mu.Lock()
+	c.closing = true
+	wakeLocked(&c.rwake)
+	wakeLocked(&c.wwake)
+	c.mu.Unlock()
+
+	// Wait for a Write in progress to notice (it returns at once), so
+	// that the FIN follows its last fragment.
+	select {
+	case c.wsem <- struct{}{}:
+		defer func() { <-c.wsem }()
+	case <-c.dead:
+	}
+	var out outbox
+	c.mu.Lock()
+	if c.err == nil && !c.finSent {
+		c.sendFINLocked(c.clk.Now(), &out)
+	}
+	c.mu.Unlock()
+	c.flush(&out)
+	c.linger()
+	c.teardown()
+	if c.lowerErr != nil {
+		return fmt.Errorf("frct: closing lower flow: %w", c.lowerErr)
+	}
+	return nil
+}
+
+// linger waits until everything sent is acknowledged, the connection
+// fails or Config.Linger passes.
+func (c *Conn) linger() {
+	if c.cfg.Linger < 0 {
+		return
+	}
+	t := c.clk.NewTimer(c.cfg.Linger)
+	defer t.Stop()
+	for {
+		c.mu.Lock()
+		if c.err != nil || c.sndUna == c.sndNxt {
+			c.mu.Unlock()
+			return
+		}
+		ch := waitChLocked(&c.wwake)
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-t.C():
+			return
+		}
+	}
+}
+
+// teardown stops timers, closes the lower and waits for the reader.
+func (c *Conn) teardown() {
+	c.mu.Lock()
+	c.closed = true
+	if c.err == nil {
+		c.err = net.ErrClosed
+	}
+	c.stopTimersLocked()
+	c.killLocked()
+	c.mu.Unlock()
+	c.rdl.stop()
+	c.wdl.stop()
+	c.closeLower()
+	<-c.readerDone
+}
+
+// CloseWrite sends a FIN after the data already written: the peer reads
+// io.EOF once it has read everything, while this end can still read.
+// Later Writes fail.
+func (c *Conn) CloseWrite() error {
+	if err := c.acquire("close", c.wsem, c.wdl); err != nil {
+		return err
+	}
+	defer func() { <-c.wsem }()
+	var out outbox
+	c.mu.Lock()
+	err := c.writeErrLocked()
+	if err == nil {
+		c.sendFINLocked(c.clk.Now(), &out)
+	} else if errors.Is(err, errWriteShut) {
+		err = nil
+	}
+	c.mu.Unlock()
+	c.flush(&out)
+	if err != nil {
+		return opError("close", err)
+	}
+	return nil
+}
+
+// LocalAddr returns a placeholder Addr.
+func (c *Conn) LocalAddr() net.Addr { return Addr{} }
+
+// RemoteAddr returns a placeholder Addr.
+func (c *Conn) RemoteAddr() net.Addr { return Addr{} }
+
+// SetDeadline sets both the read and the write deadline, on the
+// configured clock.
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.rdl.set(t)
+	c.wdl.set(t)
+	return nil
+}
+
+// SetReadDeadline bounds pending and future Reads; zero means none.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.rdl.set(t)
+	return nil
+}
+
+// SetWriteDeadline bounds pending and future Writes; zero means none.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	c.wdl.set(t)
+	return nil
+}

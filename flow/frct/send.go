@@ -1,0 +1,223 @@
+package frct
+
+import (
+	"net"
+	"time"
+)
+
+// Write sends b as one message (messages longer than Config.MaxMessage
+// are split into several). On a reliable connection it blocks while the
+// peer's window is full, until the write deadline; it returns once every
+// fragment has been handed to the lower flow, not once acknowledged. On
+// error, n counts the bytes whose fragments were sent, and the peer
+// receives exactly those bytes (the cut message ends early).
+func (c *Conn) Write(b []byte) (int, error) {
+	if err := c.acquire("write", c.wsem, c.wdl); err != nil {
+		return 0, err
+	}
+	defer func() { <-c.wsem }()
+	if len(b) == 0 {
+		c.mu.Lock()
+		err := c.writeErrLocked()
+		c.mu.Unlock()
+		if err != nil {
+			return 0, opError("write", err)
+		}
+		return 0, nil
+	}
+	n := 0
+	for len(b) > 0 {
+		m := b[:min(len(b), c.cfg.MaxMessage)]
+		k, err := c.writeMessage(m)
+		n += k
+		if err != nil {
+			return n, err
+		}
+		b = b[len(m):]
+	}
+	return n, nil
+}
+
+// writeErrLocked tells why nothing more can be written; c.mu is held.
+func (c *Conn) writeErrLocked() error {
+	switch {
+	case c.closing:
+		return net.ErrClosed
+	case c.err != nil:
+		return c.err
+	case c.finSent:
+		return errWriteShut
+	}
+	return nil
+}
+
+// writeMessage fragments one message into the window.
+func (c *Conn) writeMessage(m []byte) (int, error) {
+	var out outbox
+	defer c.flush(&out)
+	off := 0
+	c.mu.Lock()
+	defer func() {
+		c.writerBlocked = false
+		c.mu.Unlock()
+	}()
+	for off < len(m) {
+		if err := c.writeErrLocked(); err != nil {
+			return off, opError("write", err)
+		}
+		if c.wdl.expired() {
+			return off, timeoutError("write")
+		}
+		now := c.clk.Now()
+		if c.cfg.Reliable && !c.canSendLocked() {
+			c.writerBlocked = true
+			if c.sndUna == c.sndNxt && !c.tPersist.armed() {
+				c.persistIvl = c.rto
+				c.tPersist.arm(now, c.persistIvl)
+			}
+			ch := waitChLocked(&c.wwake)
+			c.mu.Unlock()
+			c.flush(&out)
+			select {
+			case <-ch:
+			case <-c.wdl.done():
+			case <-c.dead:
+			}
+			c.mu.Lock()
+			c.writerBlocked = false
+			continue
+		}
+		n := min(c.maxPayload, len(m)-off)
+		flags := FlagData
+		if off == 0 {
+			flags |= FlagFirst
+		}
+		if off+n == len(m) {
+			flags |= FlagLast
+		}
+		c.sendDataLocked(now, flags, m[off:off+n], &out)
+		off += n
+		if len(out.pkts) >= 32 {
+			c.mu.Unlock()
+			c.flush(&out)
+			c.mu.Lock()
+		}
+	}
+	return off, nil
+}
+
+// canSendLocked reports whether the window allows a new DATA packet.
+func (c *Conn) canSendLocked() bool {
+	return c.sndNxt-c.sndUna < uint32(len(c.ring)) && seqLT(c.sndNxt, c.peerEdge)
+}
+
+// sendDataLocked sends a new DATA packet and, when reliable, keeps it
+// for retransmission.
+func (c *Conn) sendDataLocked(now time.Time, flags Flags, payload []byte, out *outbox) {
+	seq := c.sndNxt
+	c.sndNxt++
+	if c.cfg.Reliable {
+		buf := c.getBuf()
+		n := copy(*buf, payload)
+		c.ring[seq%uint32(len(c.ring))] = spkt{used: true, flags: flags, sentAt: now, buf: buf, n: n}
+		if !c.tRTO.armed() {
+			c.tRTO.arm(now, c.rto)
+		}
+	}
+	c.stats.DataSent++
+	out.add(c.buildLocked(now, flags, seq, payload))
+}
+
+// sendFINLocked sends the FIN, which takes the next sequence number and
+// is retransmitted until acknowledged.
+func (c *Conn) sendFINLocked(now time.Time, out *outbox) {
+	c.finSent = true
+	c.finSeq = c.sndNxt
+	c.sndNxt++
+	c.finSentAt = now
+	if !c.tRTO.armed() {
+		c.tRTO.arm(now, c.rto)
+	}
+	out.add(c.buildLocked(now, FlagFIN, c.finSeq, nil))
+}
+
+// retransmitLocked resends the DATA or FIN packet seq if it is still
+// unacknowledged; it reports whether it did.
+func (c *Conn) retransmitLocked(now time.Time, seq uint32, out *outbox) bool {
+	if !seqLT(seq, c.sndNxt) || seqLT(seq, c.sndUna) {
+		return false
+	}
+	if c.finSent && seq == c.finSeq {
+		c.finRtx++
+		c.finSentAt = now
+		c.stats.Retransmitted++
+		out.add(c.buildLocked(now, FlagFIN, seq, nil))
+		return true
+	}
+	if !c.cfg.Reliable {
+		return false
+	}
+	sp := &c.ring[seq%uint32(len(c.ring))]
+	if !sp.used || sp.sacked {
+		return false
+	}
+	sp.rtx++
+	sp.sentAt = now
+	c.stats.Retransmitted++
+	out.add(c.buildLocked(now, sp.flags, seq, (*sp.buf)[:sp.n]))
+	return true
+}
+
+// unackedLocked counts the packets kept for retransmission.
+func (c *Conn) unackedLocked() int {
+	if c.cfg.Reliable {
+		return int(c.sndNxt - c.sndUna) // every DATA and the FIN are kept
+	}
+	if c.finSent && !c.finAcked {
+		return 1
+	}
+	return 0
+}
+
+// recvWindowLocked is the number of packets this end can still buffer.
+func (c *Conn) recvWindowLocked() int {
+	return max(0, c.cfg.Window-c.unread)
+}
+
+// buildLocked encodes a packet with the current ACK state piggy-backed;
+// every packet sent carries it, so building one satisfies any pending
+// ACK.
+func (c *Conn) buildLocked(now time.Time, flags Flags, seq uint32, payload []byte) *[]byte {
+	wnd := c.recvWindowLocked()
+	h := Header{Flags: flags | FlagAck, Window: uint16(wnd), Seq: seq, Ack: c.rcvNxt}
+	if c.oooCount > 0 || c.cfg.Reliable && !c.cfg.InOrder {
+		if bm := c.sackBitmapLocked(); bm != 0 {
+			h.SACK = bm
+			h.Flags |= FlagSACK
+		}
+	}
+	if edge := c.rcvNxt + uint32(wnd); seqLT(c.advEdge, edge) {
+		c.advEdge = edge
+	}
+	c.lastAdvWnd = wnd
+	c.ackPending = 0
+	c.ackNow = false
+	c.lastSend = now
+	c.stats.PacketsSent++
+	b := c.getBuf()
+	*b = append(h.Append((*b)[:0]), payload...)
+	return b
+}
+
+// sackBitmapLocked reports which of the 32 packets after rcvNxt+0 are
+// already here.
+func (c *Conn) sackBitmapLocked() uint32 {
+	var bm uint32
+	w := uint32(len(c.ooo))
+	for i := uint32(0); i < 32 && i+1 < w; i++ {
+		if c.ooo[(c.rcvNxt+1+i)%w].state != slotEmpty {
+			bm |= 1 << i
+		}
+	}
+	return bm
+}

@@ -1,0 +1,273 @@
+package shim
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ouro-net/ouro/ipcpd"
+	"github.com/ouro-net/ouro/ipcpd/eth/frame"
+	"github.com/ouro-net/ouro/lib/namehash"
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+// peerKey identifies a flow end at another station.
+type peerKey struct {
+	mac frame.MAC
+	eid uint16
+}
+
+// allocEIDLocked hands out the next free endpoint id, round robin.
+func (e *Engine) allocEIDLocked() (uint16, bool) {
+	for range 0xFFFF {
+		e.nextEID++
+		if e.nextEID == frame.MgmtEID {
+			e.nextEID++
+		}
+		if _, used := e.flows[e.nextEID]; !used {
+			return e.nextEID, true
+		}
+	}
+	return 0, false
+}
+
+// Alloc allocates a flow to f.Name: it resolves the name, runs the
+// handshake and, on success, starts moving f's packets. It returns the
+// flow MTU.
+func (e *Engine) Alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
+	hash := namehash.Of(f.Name)
+	mac, ok, err := e.resolve(ctx, hash)
+	if err != nil {
+		return 0, fmt.Errorf("allocate flow to %q: %w", f.Name, err)
+	}
+	if !ok {
+		return 0, fmt.Errorf("allocate flow to %q: no station on %s answered for that name%s",
+			f.Name, e.cfg.Dev.Name, e.noCarrierHint())
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return 0, ErrClosed
+	}
+	eid, ok := e.allocEIDLocked()
+	if !ok {
+		e.mu.Unlock()
+		return 0, fmt.Errorf("allocate flow to %q: no free endpoint id on %s", f.Name, e.cfg.Dev.Name)
+	}
+	fr := &flowRec{local: eid, peer: mac, hash: hash, name: f.Name, f: f, state: stateAllocating,
+		reply: make(chan frame.Mgmt, 1)}
+	e.flows[eid] = fr
+	e.mu.Unlock()
+
+	req := frame.Mgmt{Code: frame.AllocReq, SEID: eid, Hash: hash, QoS: f.QoS}
+	ask := func() {
+		if err := e.sendMgmt(mac, req); err != nil {
+			e.log.Debug("allocation request not sent", "name", f.Name, "error", err)
+		}
+	}
+	ask()
+	deadline := e.clk.NewTimer(e.t.AllocTimeout)
+	defer deadline.Stop()
+	retry := e.clk.NewTimer(e.t.AllocRetry)
+	defer retry.Stop()
+	var failure error
+wait:
+	for {
+		select {
+		case m := <-fr.reply:
+			return e.allocAnswered(fr, m)
+		case <-retry.C():
+			ask()
+			retry.Reset(e.t.AllocRetry)
+		case <-deadline.C():
+			e.Counters.AllocsTimedOut.Add(1)
+			e.forget(hash, mac)
+			failure = fmt.Errorf("allocate flow to %q: no answer from %s within %v (the peer vanished?)",
+				f.Name, mac, e.t.AllocTimeout)
+			break wait
+		case <-ctx.Done():
+			failure = fmt.Errorf("allocate flow to %q: %w", f.Name, ctx.Err())
+			break wait
+		case <-e.ctx.Done():
+			failure = ErrClosed
+			break wait
+		}
+	}
+	// Give up, unless the answer won the race.
+	e.mu.Lock()
+	if fr.state == stateAllocating {
+		delete(e.flows, eid)
+		fr.state = stateGone
+		e.mu.Unlock()
+		return 0, failure
+	}
+	e.mu.Unlock()
+	return e.allocAnswered(fr, <-fr.reply)
+}
+
+// allocAnswered finishes an outgoing allocation once onAllocReply has
+// recorded the answer m (and, if positive, made the flow live).
+func (e *Engine) allocAnswered(fr *flowRec, m frame.Mgmt) (int, error) {
+	if m.Result != frame.OK {
+		if m.Result == frame.NoName {
+			e.forget(fr.hash, fr.peer)
+		}
+		return 0, fmt.Errorf("allocate flow to %q: %s refused: %s", fr.name, fr.peer, m.Result)
+	}
+	if !e.startFlow(fr) {
+		return 0, ErrClosed
+	}
+	return e.mtu, nil
+}
+
+// onAllocReply records the answer to one of our requests and wakes the
+// allocation.
+func (e *Engine) onAllocReply(src frame.MAC, m frame.Mgmt) {
+	e.mu.Lock()
+	fr := e.flows[m.DEID]
+	if fr != nil && fr.peer == src && fr.state == stateUp && fr.remote == m.SEID {
+		e.mu.Unlock()
+		return // the answer to a repeated request
+	}
+	if fr == nil || fr.peer != src || fr.state != stateAllocating {
+		e.mu.Unlock()
+		e.Counters.LateReplies.Add(1)
+		if m.Result == frame.OK {
+			// We gave up on it: free the peer's end.
+			_ = e.sendMgmt(src, frame.Mgmt{Code: frame.Dealloc, SEID: m.DEID, DEID: m.SEID})
+		}
+		return
+	}
+	if m.Result == frame.OK {
+		fr.remote = m.SEID
+		fr.state = stateUp
+	} else {
+		delete(e.flows, fr.local)
+		fr.state = stateGone
+	}
+	e.mu.Unlock()
+	fr.reply <- m
+}
+
+// onAllocReq serves a request from another station: it asks the IRMd
+// for an acceptor in its own goroutine and answers when it knows.
+func (e *Engine) onAllocReq(src frame.MAC, m frame.Mgmt) {
+	refuse := func(r frame.Result) {
+		e.Counters.AllocsRefused.Add(1)
+		_ = e.sendMgmt(src, frame.Mgmt{Code: frame.AllocReply, DEID: m.SEID, Result: r})
+	}
+	key := peerKey{src, m.SEID}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	if eid, ok := e.incoming[key]; ok {
+		fr := e.flows[eid]
+		e.mu.Unlock()
+		if fr != nil && fr.state == stateUp {
+			// Our answer was lost: repeat it.
+			_ = e.sendMgmt(src, frame.Mgmt{Code: frame.AllocReply, SEID: fr.local, DEID: fr.remote, Result: frame.OK})
+		}
+		return
+	}
+	name, ok := e.names[m.Hash]
+	if !ok {
+		e.mu.Unlock()
+		refuse(frame.NoName)
+		return
+	}
+	if e.arriving >= e.t.MaxArriving {
+		e.mu.Unlock()
+		refuse(frame.Busy)
+		return
+	}
+	eid, ok := e.allocEIDLocked()
+	if !ok {
+		e.mu.Unlock()
+		refuse(frame.Busy)
+		return
+	}
+	fr := &flowRec{local: eid, remote: m.SEID, peer: src, hash: m.Hash, name: name, state: stateArriving}
+	e.flows[eid] = fr
+	e.incoming[key] = eid
+	e.arriving++
+	e.wg.Add(1)
+	e.mu.Unlock()
+	go e.arrive(fr, m.QoS)
+}
+
+// arrive gets an acceptor for an incoming flow, answers the requester,
+// then moves the flow's packets until it ends.
+func (e *Engine) arrive(fr *flowRec, q qos.Spec) {
+	defer e.wg.Done()
+	ctx, cancel := context.WithTimeout(e.ctx, e.t.ArriveTimeout)
+	f, err := e.cfg.Arrive(ctx, fr.name, q, e.mtu)
+	cancel()
+	e.mu.Lock()
+	e.arriving--
+	if err != nil || e.closed || fr.state != stateArriving {
+		peerGone := fr.state != stateArriving
+		if e.flows[fr.local] == fr {
+			delete(e.flows, fr.local)
+		}
+		if e.incoming[peerKey{fr.peer, fr.remote}] == fr.local {
+			delete(e.incoming, peerKey{fr.peer, fr.remote})
+		}
+		fr.state = stateGone
+		e.mu.Unlock()
+		switch {
+		case err != nil:
+			e.log.Info("incoming flow refused", "name", fr.name, "peer", fr.peer, "error", err)
+			e.Counters.AllocsRefused.Add(1)
+			_ = e.sendMgmt(fr.peer, frame.Mgmt{Code: frame.AllocReply, DEID: fr.remote, Result: frame.Refused})
+		case peerGone:
+			f.End(true) // the requester deallocated meanwhile
+		default:
+			f.End(false)
+		}
+		return
+	}
+	fr.f = f
+	fr.state = stateUp
+	e.mu.Unlock()
+	if err := e.sendMgmt(fr.peer, frame.Mgmt{Code: frame.AllocReply, SEID: fr.local, DEID: fr.remote, Result: frame.OK}); err != nil {
+		e.log.Debug("allocation reply not sent (the requester repeats)", "error", err)
+	}
+	e.log.Debug("flow arrived", "name", fr.name, "peer", fr.peer, "eid", fr.local, "peer_eid", fr.remote)
+	e.signalInitial(fr)
+	e.writeLoop(fr)
+}
+
+// onDealloc ends the flow the peer deallocated.
+func (e *Engine) onDealloc(src frame.MAC, m frame.Mgmt) {
+	e.mu.Lock()
+	fr := e.flows[m.DEID]
+	if fr == nil || fr.peer != src || fr.remote != m.SEID || (fr.state != stateUp && fr.state != stateArriving) {
+		e.mu.Unlock()
+		e.Counters.StaleDeallocs.Add(1)
+		return
+	}
+	if fr.state == stateArriving {
+		// arrive notices and ends the flow it gets.
+		delete(e.flows, fr.local)
+		delete(e.incoming, peerKey{fr.peer, fr.remote})
+		fr.state = stateGone
+		e.mu.Unlock()
+		return
+	}
+	// Take it out of the tables now, so that nothing more is delivered,
+	// and end it off the receive path: ending reports to the IRMd.
+	delete(e.flows, fr.local)
+	delete(e.incoming, peerKey{fr.peer, fr.remote})
+	fr.state = stateGone
+	if e.closed {
+		e.mu.Unlock()
+		return // Close ends it
+	}
+	e.wg.Add(1)
+	e.mu.Unlock()
+	go func() {
+		defer e.wg.Done()
+		e.endFlow(fr, endPeer)
+	}()
+}

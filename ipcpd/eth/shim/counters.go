@@ -1,0 +1,67 @@
+package shim
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+)
+
+// Counters count what the engine saw and did, in frames. They only grow.
+type Counters struct {
+	FramesIn, FramesOut, BytesIn, BytesOut atomic.Uint64
+
+	// Dropped on receive, by reason.
+	Short          atomic.Uint64 // shorter than the headers
+	Truncated      atomic.Uint64 // length field beyond the frame
+	OtherEtherType atomic.Uint64 // not our EtherType (TAP sees everything)
+	NotForUs       atomic.Uint64 // unicast to another station
+	Own            atomic.Uint64 // our own frame came back
+	BadSource      atomic.Uint64 // group address as source
+	UnknownEID     atomic.Uint64 // data for no flow of ours
+	WrongPeer      atomic.Uint64 // data for a flow, from another station
+	BadVersion     atomic.Uint64 // management message of another version
+	BadMgmt        atomic.Uint64 // unknown code or malformed
+	Undeliverable  atomic.Uint64 // application did not take the packet
+
+	// Management.
+	QueriesIn      atomic.Uint64 // queries heard
+	QueryReplies   atomic.Uint64 // answers sent
+	QueriesLimited atomic.Uint64 // not answered: rate limit
+	Unsolicited    atomic.Uint64 // answers nobody asked for
+	LateReplies    atomic.Uint64 // allocation replies for no pending allocation
+	StaleDeallocs  atomic.Uint64 // deallocations for no flow of ours
+	AllocsRefused  atomic.Uint64 // incoming allocations refused
+	AllocsTimedOut atomic.Uint64 // outgoing allocations without answer
+	CarrierChanges atomic.Uint64
+	TxErrors       atomic.Uint64 // the medium refused a frame
+	RxErrors       atomic.Uint64 // the medium failed a read
+	TooBig         atomic.Uint64 // application packet over the MTU
+}
+
+// String renders the counters, naming only those that are not zero
+// beyond the frame totals.
+func (c *Counters) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "frames in %d (%d B), out %d (%d B)", c.FramesIn.Load(), c.BytesIn.Load(),
+		c.FramesOut.Load(), c.BytesOut.Load())
+	for _, kv := range []struct {
+		name string
+		v    *atomic.Uint64
+	}{
+		{"short", &c.Short}, {"truncated", &c.Truncated}, {"other-ethertype", &c.OtherEtherType},
+		{"not-for-us", &c.NotForUs}, {"own", &c.Own}, {"bad-source", &c.BadSource},
+		{"unknown-eid", &c.UnknownEID}, {"wrong-peer", &c.WrongPeer}, {"bad-version", &c.BadVersion},
+		{"bad-mgmt", &c.BadMgmt}, {"undeliverable", &c.Undeliverable},
+		{"queries-in", &c.QueriesIn}, {"query-replies", &c.QueryReplies},
+		{"queries-rate-limited", &c.QueriesLimited}, {"unsolicited-replies", &c.Unsolicited},
+		{"late-alloc-replies", &c.LateReplies}, {"stale-deallocs", &c.StaleDeallocs},
+		{"allocs-refused", &c.AllocsRefused}, {"allocs-timed-out", &c.AllocsTimedOut},
+		{"carrier-changes", &c.CarrierChanges}, {"tx-errors", &c.TxErrors}, {"rx-errors", &c.RxErrors},
+		{"too-big", &c.TooBig},
+	} {
+		if v := kv.v.Load(); v != 0 {
+			fmt.Fprintf(&b, ", %s %d", kv.name, v)
+		}
+	}
+	return b.String()
+}

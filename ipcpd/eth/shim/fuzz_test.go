@@ -1,0 +1,35 @@
+package shim_test
+
+import (
+	"testing"
+
+	"github.com/ouro-net/ouro/ipcpd/eth/frame"
+	"github.com/ouro-net/ouro/lib/clock"
+	"github.com/ouro-net/ouro/lib/namehash"
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+// FuzzInput feeds arbitrary frames to a live engine: nothing panics.
+// Allocation requests are refused (the fake IRMd has no acceptor), so
+// fuzzing does not pile up flows.
+func FuzzInput(f *testing.F) {
+	h := &hub{}
+	s := newStation(f, h, 0xa, clock.Real(), quick())
+	s.refuse.Store(true)
+	s.eng.Register("srv")
+	peer := mac(0xb)
+	for _, m := range []frame.Mgmt{
+		{Code: frame.QueryReq, Hash: namehash.Of("srv")},
+		{Code: frame.QueryReply, Hash: namehash.Of("srv")},
+		{Code: frame.AllocReq, SEID: 3, Hash: namehash.Of("srv"), QoS: qos.Reliable()},
+		{Code: frame.AllocReply, SEID: 3, DEID: 1},
+		{Code: frame.Dealloc, SEID: 3, DEID: 1},
+	} {
+		f.Add(mgmtFrame(s.mac, peer, m))
+	}
+	f.Add(frame.Append(nil, frame.Header{Dst: s.mac, Src: peer, EtherType: etype, EID: 1}, []byte("data")))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s.eng.Input(b)
+	})
+}

@@ -1,0 +1,100 @@
+package shim
+
+import (
+	"time"
+
+	"github.com/ouro-net/ouro/ipcpd/eth/frame"
+)
+
+// Medium moves whole Ethernet frames (from the destination MAC on,
+// without FCS). ReadFrame is called from one goroutine, WriteFrame from
+// several at once.
+type Medium interface {
+	// ReadFrame blocks until a frame arrives and copies it into b. After
+	// Close it must return promptly with an error.
+	ReadFrame(b []byte) (int, error)
+	// WriteFrame sends one frame.
+	WriteFrame(b []byte) error
+	// Close releases the medium and unblocks ReadFrame.
+	Close() error
+}
+
+// Device is an opened network interface.
+type Device struct {
+	// Name is the interface name.
+	Name string
+	// Index is the interface index, for the netlink watcher.
+	Index int
+	// MAC is the station's own address: the source of every frame it
+	// sends, and the destination of the unicast frames it accepts.
+	MAC frame.MAC
+	// MTU is the device MTU (the Ethernet payload size).
+	MTU int
+	// Carrier is the link state when the device was opened.
+	Carrier bool
+	// Info describes the medium for show output.
+	Info string
+	// Medium carries the frames.
+	Medium Medium
+}
+
+// Timers are the engine's timeouts and limits; zero fields take the
+// defaults (see the package documentation).
+type Timers struct {
+	QueryTimeout  time.Duration
+	QueryRetry    time.Duration
+	CacheTTL      time.Duration
+	AllocTimeout  time.Duration
+	AllocRetry    time.Duration
+	ArriveTimeout time.Duration
+	// QueryRate is how many queries per second the station answers
+	// (token bucket refill); QueryBurst is the bucket size.
+	QueryRate  float64
+	QueryBurst int
+	// MaxArriving bounds concurrent incoming allocations.
+	MaxArriving int
+}
+
+// Defaults for Timers.
+const (
+	DefaultQueryTimeout  = time.Second
+	DefaultQueryRetry    = 250 * time.Millisecond
+	DefaultCacheTTL      = 30 * time.Second
+	DefaultAllocTimeout  = 8 * time.Second
+	DefaultAllocRetry    = time.Second
+	DefaultArriveTimeout = 7 * time.Second
+	DefaultQueryRate     = 1000
+	DefaultQueryBurst    = 100
+	DefaultMaxArriving   = 64
+)
+
+// maxCache bounds the name cache.
+const maxCache = 4096
+
+// deliverTimeout bounds how long the reader waits for an application
+// that does not drain its data channel.
+const deliverTimeout = 50 * time.Millisecond
+
+func (t Timers) withDefaults() Timers {
+	set := func(d *time.Duration, def time.Duration) {
+		if *d <= 0 {
+			*d = def
+		}
+	}
+	set(&t.QueryTimeout, DefaultQueryTimeout)
+	set(&t.QueryRetry, DefaultQueryRetry)
+	set(&t.CacheTTL, DefaultCacheTTL)
+	set(&t.AllocTimeout, DefaultAllocTimeout)
+	set(&t.AllocRetry, DefaultAllocRetry)
+	set(&t.ArriveTimeout, DefaultArriveTimeout)
+	if t.QueryRate <= 0 {
+		t.QueryRate = DefaultQueryRate
+	}
+	if t.QueryBurst <= 0 {
+		t.QueryBurst = DefaultQueryBurst
+	}
+	if t.MaxArriving <= 0 {
+		t.MaxArriving = DefaultMaxArriving
+	}
+	return t
+}

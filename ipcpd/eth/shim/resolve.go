@@ -1,0 +1,194 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ouro-net/ouro/ipcpd/eth/frame"
+	"github.com/ouro-net/ouro/lib/namehash"
+)
+
+// ErrClosed is returned by calls on a closed engine.
+var ErrClosed = errors.New("IPCP is shutting down")
+
+type cached struct {
+	mac     frame.MAC
+	expires time.Time
+}
+
+// query is a resolution in progress; every caller asking for the same
+// hash waits on it.
+type query struct {
+	waiters int
+	done    chan struct{} // closed when answered
+	mac     frame.MAC
+}
+
+// Register makes name reachable through this station.
+func (e *Engine) Register(name string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.names[namehash.Of(name)] = name
+}
+
+// Unregister withdraws name; it reports whether it was registered.
+func (e *Engine) Unregister(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	h := namehash.Of(name)
+	_, ok := e.names[h]
+	delete(e.names, h)
+	return ok
+}
+
+// Query reports whether another station on the segment has name
+// registered, from the cache or by broadcasting a query.
+func (e *Engine) Query(ctx context.Context, name string) (bool, error) {
+	_, ok, err := e.resolve(ctx, namehash.Of(name))
+	return ok, err
+}
+
+// resolve returns the station that has hash, asking the segment if the
+// cache has no fresh answer.
+func (e *Engine) resolve(ctx context.Context, hash namehash.Hash) (frame.MAC, bool, error) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return frame.MAC{}, false, ErrClosed
+	}
+	if !e.carrier {
+		e.mu.Unlock()
+		return frame.MAC{}, false, nil
+	}
+	if c, ok := e.cache[hash]; ok {
+		if e.clk.Now().Before(c.expires) {
+			e.mu.Unlock()
+			return c.mac, true, nil
+		}
+		delete(e.cache, hash)
+	}
+	q := e.queries[hash]
+	if q == nil {
+		q = &query{done: make(chan struct{})}
+		e.queries[hash] = q
+	}
+	q.waiters++
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		if q.waiters--; q.waiters == 0 && e.queries[hash] == q {
+			delete(e.queries, hash)
+		}
+		e.mu.Unlock()
+	}()
+
+	ask := func() {
+		if err := e.sendMgmt(frame.Broadcast(), frame.Mgmt{Code: frame.QueryReq, Hash: hash}); err != nil {
+			e.log.Debug("query not sent", "hash", hash, "error", err)
+		}
+	}
+	ask()
+	deadline := e.clk.NewTimer(e.t.QueryTimeout)
+	defer deadline.Stop()
+	retry := e.clk.NewTimer(e.t.QueryRetry)
+	defer retry.Stop()
+	for {
+		select {
+		case <-q.done:
+			return q.mac, true, nil
+		case <-retry.C():
+			ask()
+			retry.Reset(e.t.QueryRetry)
+		case <-deadline.C():
+			return frame.MAC{}, false, nil
+		case <-ctx.Done():
+			return frame.MAC{}, false, fmt.Errorf("query %s: %w", hash, ctx.Err())
+		case <-e.ctx.Done():
+			return frame.MAC{}, false, ErrClosed
+		}
+	}
+}
+
+// forget drops a cached answer that proved wrong.
+func (e *Engine) forget(hash namehash.Hash, mac frame.MAC) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.cache[hash]; ok && c.mac == mac {
+		delete(e.cache, hash)
+	}
+}
+
+// cacheLocked stores an answer, keeping the cache bounded.
+func (e *Engine) cacheLocked(hash namehash.Hash, mac frame.MAC) {
+	now := e.clk.Now()
+	if _, ok := e.cache[hash]; !ok && len(e.cache) >= maxCache {
+		for h, c := range e.cache {
+			if !now.Before(c.expires) {
+				delete(e.cache, h)
+			}
+		}
+		for h := range e.cache {
+			if len(e.cache) < maxCache {
+				break
+			}
+			delete(e.cache, h)
+		}
+	}
+	e.cache[hash] = cached{mac: mac, expires: now.Add(e.t.CacheTTL)}
+}
+
+// onQuery answers a query for a name registered here, within the rate
+// limit.
+func (e *Engine) onQuery(src frame.MAC, m frame.Mgmt) {
+	e.Counters.QueriesIn.Add(1)
+	e.mu.Lock()
+	_, ok := e.names[m.Hash]
+	allowed := ok && e.takeTokenLocked()
+	e.mu.Unlock()
+	if !ok {
+		return
+	}
+	if !allowed {
+		e.Counters.QueriesLimited.Add(1)
+		return
+	}
+	if err := e.sendMgmt(src, frame.Mgmt{Code: frame.QueryReply, Hash: m.Hash}); err == nil {
+		e.Counters.QueryReplies.Add(1)
+	}
+}
+
+// takeTokenLocked refills the reply bucket and takes one token if any.
+func (e *Engine) takeTokenLocked() bool {
+	now := e.clk.Now()
+	if el := now.Sub(e.tokensAt); el > 0 {
+		e.tokens = min(float64(e.t.QueryBurst), e.tokens+el.Seconds()*e.t.QueryRate)
+		e.tokensAt = now
+	}
+	if e.tokens < 1 {
+		return false
+	}
+	e.tokens--
+	return true
+}
+
+// onQueryReply completes a pending query; unsolicited answers are
+// dropped so they cannot fill the cache.
+func (e *Engine) onQueryReply(src frame.MAC, m frame.Mgmt) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	q := e.queries[m.Hash]
+	if q == nil {
+		e.Counters.Unsolicited.Add(1)
+		return
+	}
+	select {
+	case <-q.done:
+		return // a second station answered; the first one stands
+	default:
+	}
+	e.cacheLocked(m.Hash, src)
+	q.mac = src
+	close(q.done)
+}

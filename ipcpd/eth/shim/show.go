@@ -1,0 +1,67 @@
+package shim
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Show describes the engine for `irm layer show`: device, addresses,
+// carrier, names, cached answers, flows with their counters, and the
+// engine's counters.
+func (e *Engine) Show() string {
+	var b strings.Builder
+	d := e.cfg.Dev
+	fmt.Fprintf(&b, "device   %s (index %d), MAC %s, EtherType 0x%04x, device MTU %d, flow MTU %d\n",
+		d.Name, d.Index, e.mac, e.etype, d.MTU, e.mtu)
+	if d.Info != "" {
+		fmt.Fprintf(&b, "medium   %s\n", d.Info)
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	now := e.clk.Now()
+	state := "down"
+	if e.carrier {
+		state = "up"
+	}
+	fmt.Fprintf(&b, "carrier  %s since %s (%d changes)\n", state, e.carrierAt.Format("15:04:05.000"),
+		e.Counters.CarrierChanges.Load())
+	names := make([]string, 0, len(e.names))
+	for _, n := range e.names {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(&b, "names    %s\n", orNone(strings.Join(names, ", ")))
+	var cache []string
+	for h, c := range e.cache {
+		if now.Before(c.expires) {
+			cache = append(cache, fmt.Sprintf("%s -> %s (%v left)", h, c.mac, c.expires.Sub(now).Round(1e9)))
+		}
+	}
+	sort.Strings(cache)
+	fmt.Fprintf(&b, "cache    %s\n", orNone(strings.Join(cache, "; ")))
+	eids := make([]int, 0, len(e.flows))
+	for eid := range e.flows {
+		eids = append(eids, int(eid))
+	}
+	sort.Ints(eids)
+	fmt.Fprintf(&b, "flows    %d\n", len(eids))
+	for _, eid := range eids {
+		fr := e.flows[uint16(eid)]
+		fmt.Fprintf(&b, "  eid %d -> %s eid %d  %q  %s", fr.local, fr.peer, fr.remote, fr.name, fr.state)
+		if f := fr.f; f != nil {
+			fmt.Fprintf(&b, "  flow %d: to peer %d pkts %d B, to app %d pkts %d B, drops %d",
+				f.ID, f.PktsIn.Load(), f.BytesIn.Load(), f.PktsOut.Load(), f.BytesOut.Load(), f.Drops.Load())
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "counters %s\n", e.Counters.String())
+	return b.String()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}

@@ -1,0 +1,4 @@
+package tap
+
+// OpenTAP exposes the device opener to the external tests.
+var OpenTAP = openTAP

@@ -1,0 +1,260 @@
+package udp_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/flow/ping"
+	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+func TestMain(m *testing.M) {
+	testenv.MaybeRunIPCP()
+	code := m.Run()
+	testenv.CleanupBinaries()
+	os.Exit(code)
+}
+
+// port returns a UDP port free on ip at the time of the call.
+func port(t *testing.T, ip string) string {
+	t.Helper()
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(ip), 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return strconv.Itoa(c.LocalAddr().(*net.UDPAddr).Port)
+}
+
+func hostPort(ip, port string) string { return net.JoinHostPort(ip, port) }
+
+// skipNoIPv6 skips, saying why, when there is no IPv6 loopback.
+func skipNoIPv6(t *testing.T) {
+	c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("skipped: this machine has no IPv6 loopback (::1): %v", err)
+	}
+	c.Close()
+}
+
+// pair starts two in-process IRMds, each with an IPCP of typ in layer
+// "udp" listing the other as its peer, and returns them with A's address.
+func pair(t *testing.T, typ, ipA, ipB string) (*testenv.Host, *testenv.Host, string) {
+	t.Helper()
+	hA, hB := testenv.StartHost(t), testenv.StartHost(t)
+	pA, pB := port(t, ipA), port(t, ipB)
+	hA.Bootstrap(t, typ, "a", "udp", map[string]string{"ip": ipA, "port": pA, "peer": hostPort(ipB, pB)})
+	hB.Bootstrap(t, typ, "b", "udp", map[string]string{"ip": ipB, "port": pB, "peer": hostPort(ipA, pA)})
+	return hA, hB, hostPort(ipA, pA)
+}
+
+// show returns `irm layer show udp` of a host.
+func show(t *testing.T, h *testenv.Host) string {
+	t.Helper()
+	var info ctrl.LayerInfo
+	if err := h.Call(ctrl.OpLayerShow, ctrl.LayerShow{Layer: "udp"}, &info); err != nil {
+		t.Fatal(err)
+	}
+	return info.Text
+}
+
+// counterOf reads one counter from Show's text.
+func counterOf(text, name string) int {
+	m := regexp.MustCompile(`(?m)^\s+` + name + `\s+(\d+)$`).FindStringSubmatch(text)
+	if m == nil {
+		return -1
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// serve runs an oping server for name on h until the test ends.
+func serve(t *testing.T, h *testenv.Host, name string) {
+	t.Helper()
+	h.Register(t, name, "udp")
+	l, err := flow.Listen(name, h.Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ping.Serve(ctx, l, nil)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		l.Close()
+		<-done
+	})
+}
+
+// TestPingAcrossHosts is the issue's end-to-end test: two IRMds with
+// their own run directories, one IPCP each (127.0.0.1 and 127.0.0.2, or
+// ::1 twice), each the other's peer, and 1000 pings back to back.
+func TestPingAcrossHosts(t *testing.T) {
+	for _, c := range []struct{ typ, ipA, ipB string }{
+		{"udp4", "127.0.0.1", "127.0.0.2"},
+		{"udp6", "::1", "::1"},
+	} {
+		t.Run(c.typ, func(t *testing.T) {
+			if c.typ == "udp6" {
+				skipNoIPv6(t)
+			}
+			hA, hB, addrA := pair(t, c.typ, c.ipA, c.ipB)
+			serve(t, hB, "oping")
+
+			// Garbage first: counted, dropped, and harmless.
+			raw, err := net.Dial("udp", addrA)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range [][]byte{{1}, {0, 0, 0, 0, 9, 1}, {0, 0, 0, 0, 1, 99}, {9, 9, 9, 9, 'x'}} {
+				raw.Write(b)
+			}
+			raw.Close()
+			deadline := time.Now().Add(10 * time.Second)
+			for text := show(t, hA); counterOf(text, "rx-datagrams") < 4; text = show(t, hA) {
+				if time.Now().After(deadline) {
+					t.Fatalf("garbage not seen:\n%s", text)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+
+			st, err := ping.Run(context.Background(), ping.Config{Name: "oping", QoS: qos.Raw(), Count: 1000,
+				Interval: 0, Size: 64, Wait: 10 * time.Second, Opts: []flow.Option{hA.Opt()}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Transmitted != 1000 || st.Received != 1000 {
+				t.Fatalf("%d transmitted, %d received", st.Transmitted, st.Received)
+			}
+			text := show(t, hA)
+			for name, want := range map[string]int{"drop-truncated": 1, "drop-bad-version": 1, "drop-bad-type": 1,
+				"drop-unknown-eid": 1, "rx-data": 1000, "tx-data": 1000} {
+				if got := counterOf(text, name); got != want {
+					t.Errorf("%s = %d, want %d\n%s", name, got, want, text)
+				}
+			}
+			if !strings.Contains(text, "peers    "+hostPort(c.ipB, "")) {
+				t.Errorf("show lacks the peer:\n%s", text)
+			}
+		})
+	}
+}
+
+// TestDeallocGivesEOF closes a flow at either end and expects the other
+// end's Read to return io.EOF.
+func TestDeallocGivesEOF(t *testing.T) {
+	hA, hB, _ := pair(t, "udp4", "127.0.0.1", "127.0.0.2")
+	hB.Register(t, "sink", "udp")
+	l, err := flow.Listen("sink", hB.Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, closer := range []string{"allocator", "acceptor"} {
+		a, err := flow.Alloc(ctx, "sink", qos.Raw(), hA.Opt())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := l.Accept(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.MTU() != b.MTU() || a.MTU() <= 0 || a.MTU() > 65000 {
+			t.Fatalf("MTUs %d and %d", a.MTU(), b.MTU())
+		}
+		if _, err := a.Write(make([]byte, a.MTU()+1)); err == nil {
+			t.Fatal("write above the MTU accepted")
+		}
+		a.Write([]byte("hi"))
+		buf := make([]byte, 16)
+		b.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := b.Read(buf); err != nil || string(buf[:n]) != "hi" {
+			t.Fatalf("read %q %v", buf[:n], err)
+		}
+		closing, other := a, b
+		if closer == "acceptor" {
+			closing, other = b, a
+		}
+		closing.Close()
+		other.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := other.Read(buf); !errors.Is(err, io.EOF) {
+			t.Fatalf("%s closed: other end read %v, want io.EOF", closer, err)
+		}
+		other.Close()
+	}
+}
+
+// TestBootstrapErrorsReachTheUser checks that a bad or busy address
+// fails the bootstrap with a message that says why.
+func TestBootstrapErrorsReachTheUser(t *testing.T) {
+	h := testenv.StartHost(t)
+	busy, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	inUse := strconv.Itoa(busy.LocalAddr().(*net.UDPAddr).Port)
+	for i, c := range []struct {
+		params map[string]string
+		want   string
+	}{
+		{map[string]string{"ip": "127.0.0.1", "port": inUse}, "address already in use"},
+		{map[string]string{"ip": "127.0.0.300"}, `ip "127.0.0.300" is not an IP address`},
+		{map[string]string{"port": "3435"}, "missing parameter ip"},
+	} {
+		err := h.Call(ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: "udp4", Name: fmt.Sprint("bad", i), Layer: "udp", Params: c.params}, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: got %v, want %q", c.params, err, c.want)
+		}
+	}
+}
+
+// TestPingWithBinaries does the same with the real irm, IRMds and oping
+// as processes.
+func TestPingWithBinaries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short: builds and runs the binaries")
+	}
+	dirA, _ := testenv.StartDaemon(t, "")
+	dirB, _ := testenv.StartDaemon(t, "")
+	pA, pB := port(t, "127.0.0.1"), port(t, "127.0.0.2")
+	testenv.MustRun(t, "", dirA, "irm", "ipcp", "bootstrap", "type", "udp4", "name", "a", "layer", "udp",
+		"ip", "127.0.0.1", "port", pA, "peer", "127.0.0.2:"+pB)
+	testenv.MustRun(t, "", dirB, "irm", "ipcp", "bootstrap", "type", "udp4", "name", "b", "layer", "udp",
+		"ip", "127.0.0.2", "port", pB, "peer", "127.0.0.1:"+pA)
+	testenv.MustRun(t, "", dirB, "irm", "name", "register", "oping", "layer", "udp")
+	srv := testenv.Start(t, "", dirB, "oping", "-l", "-n", "oping")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(srv.Out.String(), "serving") {
+		if time.Now().After(deadline) {
+			t.Fatalf("oping server did not start: %s", srv.Out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	out := testenv.MustRun(t, "", dirA, "oping", "-n", "oping", "-c", "1000", "-i", "0", "-Q")
+	if !strings.Contains(out, "1000 packets transmitted, 1000 received, 0% packet loss") {
+		t.Fatalf("oping:\n%s", out)
+	}
+	show := testenv.MustRun(t, "", dirA, "irm", "layer", "show", "udp")
+	if !strings.Contains(show, fmt.Sprintf("127.0.0.1:%s", pA)) || counterOf(show, "rx-data") != 1000 {
+		t.Fatalf("irm layer show:\n%s", show)
+	}
+}

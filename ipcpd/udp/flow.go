@@ -1,0 +1,204 @@
+package udp
+
+import (
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/ouro-net/ouro/ipcpd"
+	"github.com/ouro-net/ouro/lib/pipe"
+)
+
+// Flow states.
+const (
+	statePending int32 = iota // alloc request out, no answer yet
+	stateUp                   // moving data
+	stateClosing              // dealloc sent, waiting for its ack
+)
+
+// Why a flow ends; the first cause recorded wins.
+const (
+	endNone     int32 = iota
+	endLocal          // the application deallocated or died
+	endRemote         // the peer sent a dealloc
+	endShutdown       // the IPCP is closing
+)
+
+// remoteKey names a flow by its far end, to spot retransmitted requests.
+type remoteKey struct {
+	addr netip.AddrPort
+	eid  uint32
+}
+
+// uflow is one flow as this kind moves it.
+type uflow struct {
+	f     *ipcpd.Flow
+	local uint32         // our eid: what the peer puts in data headers
+	peer  netip.AddrPort // where the far end lives (as received: no zone)
+	to    netip.AddrPort // where to send (the configured peer, with its zone)
+
+	// Written under IPCP.mu before the flow goes up, then read-only.
+	remote uint32 // the far end's eid
+	mtu    int
+
+	state  atomic.Int32
+	reason atomic.Int32
+	resp   chan status   // alloc responses, to the waiting Alloc
+	ack    chan struct{} // dealloc acknowledged
+}
+
+func newUflow(f *ipcpd.Flow, peer, to netip.AddrPort, mtu int) *uflow {
+	return &uflow{f: f, peer: peer, to: to, mtu: mtu, resp: make(chan status, 1), ack: make(chan struct{}, 1)}
+}
+
+// end records why the flow ends and wakes its goroutine; it reports
+// whether this call set the cause.
+func (fl *uflow) end(reason int32) bool {
+	if !fl.reason.CompareAndSwap(endNone, reason) {
+		return false
+	}
+	// A deadline in the past makes the pending (or next) Read return.
+	fl.f.Pipe.SetReadDeadline(time.Unix(1, 0))
+	return true
+}
+
+func (fl *uflow) signalAck() {
+	select {
+	case fl.ack <- struct{}{}:
+	default:
+	}
+}
+
+// newEIDLocked picks an unused random non-zero eid; u.mu held. Random
+// eids make a stray datagram of an old flow unlikely to hit a new one.
+func (u *IPCP) newEIDLocked() uint32 {
+	for {
+		e := rand.Uint32()
+		if e != 0 && u.flows[e] == nil {
+			return e
+		}
+	}
+}
+
+// removeLocked forgets fl; u.mu held.
+func (u *IPCP) removeLocked(fl *uflow) {
+	if u.flows[fl.local] == fl {
+		delete(u.flows, fl.local)
+	}
+	k := remoteKey{fl.peer, fl.remote}
+	if u.byRemote[k] == fl {
+		delete(u.byRemote, k)
+	}
+}
+
+// txLoop moves the application's packets to the peer until the flow
+// ends, then ends it. It is the only caller of fl.f.End. u.work counts it.
+func (u *IPCP) txLoop(fl *uflow) {
+	defer u.work.Done()
+	f := fl.f
+	buf := make([]byte, eidLen+fl.mtu+1)
+	putDataHeader(buf, fl.remote)
+	for {
+		n, k, err := f.Pipe.Read(buf[eidLen:])
+		if err != nil {
+			if errors.Is(err, io.ErrShortBuffer) && fl.reason.Load() == endNone {
+				f.Drops.Add(1) // larger than the MTU: the flow library should not let it by
+				continue
+			}
+			break
+		}
+		if k == pipe.Dealloc {
+			break
+		}
+		if k != pipe.Data {
+			continue
+		}
+		f.PktsIn.Add(1)
+		f.BytesIn.Add(uint64(n))
+		if n > fl.mtu {
+			f.Drops.Add(1)
+			continue
+		}
+		if _, err := u.conn.WriteToUDPAddrPort(buf[:eidLen+n], fl.to); err != nil {
+			u.ctr.txErrors.Add(1)
+			f.Drops.Add(1)
+			continue
+		}
+		u.ctr.txData.Add(1)
+		u.ctr.txBytes.Add(uint64(eidLen + n))
+	}
+	fl.end(endLocal)
+	switch fl.reason.Load() {
+	case endRemote:
+		// Already forgotten by the receive goroutine.
+		f.End(true)
+	case endShutdown:
+		u.sendMsg(&msg{typ: tDealloc, dst: fl.remote, src: fl.local}, fl.to)
+		u.ctr.deallocsOut.Add(1)
+		u.forget(fl)
+		f.End(false)
+	default:
+		fl.state.Store(stateClosing)
+		f.End(false)
+		u.deallocRemote(fl)
+		u.forget(fl)
+	}
+}
+
+// deallocRemote tells the peer the flow is gone, retransmitting until it
+// acknowledges, a few tries pass, or the IPCP closes.
+func (u *IPCP) deallocRemote(fl *uflow) {
+	m := msg{typ: tDealloc, dst: fl.remote, src: fl.local}
+	t := time.NewTimer(u.tm.retry)
+	defer t.Stop()
+	for range u.tm.deallocTries {
+		u.sendMsg(&m, fl.to)
+		u.ctr.deallocsOut.Add(1)
+		t.Reset(u.tm.retry)
+		select {
+		case <-fl.ack:
+			return
+		case <-u.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+	u.ctr.deallocsUnacked.Add(1)
+}
+
+func (u *IPCP) forget(fl *uflow) {
+	u.mu.Lock()
+	u.removeLocked(fl)
+	u.mu.Unlock()
+}
+
+// deliver hands a data frame's payload to its flow's application.
+func (u *IPCP) deliver(eid uint32, payload []byte, src netip.AddrPort) {
+	u.mu.RLock()
+	fl := u.flows[eid]
+	u.mu.RUnlock()
+	if fl == nil {
+		u.ctr.rxUnknownEID.Add(1)
+		return
+	}
+	if fl.peer != src {
+		u.ctr.rxWrongSource.Add(1)
+		return
+	}
+	if fl.state.Load() != stateUp || len(payload) > fl.mtu {
+		fl.f.Drops.Add(1)
+		return
+	}
+	if err := fl.f.Pipe.Write(payload); err != nil {
+		// The application is gone or the flow is ending: its txLoop
+		// sees that on its own Read.
+		fl.f.Drops.Add(1)
+		return
+	}
+	fl.f.PktsOut.Add(1)
+	fl.f.BytesOut.Add(uint64(len(payload)))
+	u.ctr.rxData.Add(1)
+}

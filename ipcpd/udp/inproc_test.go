@@ -1,0 +1,637 @@
+package udp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ouro-net/ouro/ipcpd"
+	"github.com/ouro-net/ouro/lib/namehash"
+	"github.com/ouro-net/ouro/lib/pipe"
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+// These tests run IPCPs in the test process, with a stand-in for the
+// IRMd's Arrive, so that the race detector and the goroutine count see
+// all of the kind's code.
+
+// accepted is an incoming flow as the stand-in acceptor got it.
+type accepted struct {
+	app  *pipe.Pipe
+	name string
+	qos  qos.Spec
+	mtu  int
+}
+
+// acceptor stands in for the IRMd and a listening application.
+type acceptor struct {
+	ch     chan accepted
+	refuse atomic.Bool
+}
+
+func (ac *acceptor) arrive(ctx context.Context, name string, q qos.Spec, mtu int) (*ipcpd.Flow, error) {
+	if ac.refuse.Load() {
+		return nil, errors.New("no process accepts flows for that name")
+	}
+	ipcpEnd, appEnd, err := pipe.Pair()
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case ac.ch <- accepted{appEnd, name, q, mtu}:
+	case <-ctx.Done():
+		ipcpEnd.Close()
+		appEnd.Close()
+		return nil, ctx.Err()
+	}
+	return &ipcpd.Flow{Name: name, QoS: q, Pipe: ipcpEnd}, nil
+}
+
+// next returns the next accepted flow.
+func (ac *acceptor) next(t *testing.T) accepted {
+	t.Helper()
+	select {
+	case a := <-ac.ch:
+		t.Cleanup(func() { a.app.Close() })
+		return a
+	case <-time.After(10 * time.Second):
+		t.Fatal("no flow arrived")
+	}
+	return accepted{}
+}
+
+// noLeak fails the test if goroutines started during it outlive it; call
+// it first so that its check runs after every other cleanup.
+func noLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<16)
+			t.Errorf("goroutine leak: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
+		}
+	})
+}
+
+// newIPCP makes a bootstrapped IPCP on ip:port (port "0": any).
+func newIPCP(t *testing.T, typ, ip, port string, peers ...string) (*IPCP, *acceptor) {
+	t.Helper()
+	i, err := New(&ipcpd.Host{Name: "t-" + ip, Type: typ, Log: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := i.(*IPCP)
+	ac := &acceptor{ch: make(chan accepted, 8)}
+	u.arrive = ac.arrive
+	params := map[string]string{"ip": ip, "port": port}
+	if len(peers) > 0 {
+		params["peer"] = strings.Join(peers, ",")
+	}
+	if _, err := u.Bootstrap(context.Background(), "udp", params); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	return u, ac
+}
+
+// freePort returns a UDP port free on ip at the time of the call.
+func freePort(t *testing.T, ip string) string {
+	t.Helper()
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(ip), 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return fmt.Sprint(c.LocalAddr().(*net.UDPAddr).Port)
+}
+
+// alloc allocates a flow from u to name and returns the application's end.
+func alloc(t *testing.T, u *IPCP, name string, q qos.Spec) (*pipe.Pipe, int, error) {
+	t.Helper()
+	ipcpEnd, appEnd, err := pipe.Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	mtu, err := u.Alloc(ctx, &ipcpd.Flow{ID: 1, Name: name, QoS: q, Pipe: ipcpEnd})
+	if err != nil {
+		ipcpEnd.Close()
+		appEnd.Close()
+		return nil, 0, err
+	}
+	t.Cleanup(func() { appEnd.Close() })
+	return appEnd, mtu, nil
+}
+
+// read reads one record within 10 s.
+func read(t *testing.T, p *pipe.Pipe, buf []byte) (int, pipe.Kind) {
+	t.Helper()
+	p.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, k, err := p.Read(buf)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return n, k
+}
+
+// waitFor polls cond until it holds, failing after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func flowCount(u *IPCP) int {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	return len(u.flows)
+}
+
+func hasIPv6Loopback() bool {
+	c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+func TestFlowInProcess(t *testing.T) {
+	for _, tc := range []struct{ typ, ipA, ipB string }{
+		{"udp4", "127.0.0.2", "127.0.0.1"},
+		{"udp6", "::1", "::1"},
+	} {
+		t.Run(tc.typ, func(t *testing.T) {
+			if tc.typ == "udp6" && !hasIPv6Loopback() {
+				t.Skip("skipped: this machine has no IPv6 loopback (::1)")
+			}
+			noLeak(t)
+			b, acc := newIPCP(t, tc.typ, tc.ipB, "0")
+			a, _ := newIPCP(t, tc.typ, tc.ipA, "0", b.local.String())
+			ctx := context.Background()
+			if err := b.Register(ctx, "echo"); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := a.Query(ctx, "echo"); !ok || err != nil {
+				t.Fatalf("query echo: %v %v", ok, err)
+			}
+			if ok, err := a.Query(ctx, "nobody"); ok || err != nil {
+				t.Fatalf("query nobody: %v %v", ok, err)
+			}
+			q := qos.Spec{Name: "custom", Cube: qos.CubeLowLatency, InOrder: true, MaxDelay: 5 * time.Millisecond}
+			appA, mtu, err := alloc(t, a, "echo", q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in := acc.next(t)
+			if in.name != "echo" || in.qos != q || in.mtu != mtu || mtu != MaxMTU {
+				t.Fatalf("arrival %q %+v mtu %d, alloc mtu %d", in.name, in.qos, in.mtu, mtu)
+			}
+			appB := in.app
+			buf := make([]byte, mtu+10)
+			for i := range 100 {
+				msg := []byte(fmt.Sprintf("packet %d", i))
+				if err := appA.Write(msg); err != nil {
+					t.Fatal(err)
+				}
+				n, k := read(t, appB, buf)
+				if k != pipe.Data || !bytes.Equal(buf[:n], msg) {
+					t.Fatalf("B got %v %q, want %q", k, buf[:n], msg)
+				}
+				if err := appB.Write(buf[:n]); err != nil {
+					t.Fatal(err)
+				}
+				if n, k = read(t, appA, buf); k != pipe.Data || !bytes.Equal(buf[:n], msg) {
+					t.Fatalf("A got %v %q", k, buf[:n])
+				}
+			}
+			// The largest packet passes; one byte more is dropped (the
+			// flow library would have refused it).
+			big := bytes.Repeat([]byte{0xa5}, mtu)
+			appA.Write(append(big, 1))
+			appA.Write(big)
+			if n, _ := read(t, appB, buf); n != mtu || !bytes.Equal(buf[:n], big) {
+				t.Fatalf("got %d bytes, want %d", n, mtu)
+			}
+			text, _ := a.Show(ctx)
+			for _, want := range []string{"address  " + a.local.String(), "peers    " + b.local.String(), "echo  qos custom", "flows    1"} {
+				if !strings.Contains(text, want) {
+					t.Errorf("show lacks %q:\n%s", want, text)
+				}
+			}
+			if text, _ := b.Show(ctx); !strings.Contains(text, "names    echo") {
+				t.Errorf("show of B lacks its name:\n%s", text)
+			}
+			// Deallocation reaches the far application as a Dealloc
+			// record (the flow library's io.EOF).
+			appA.Dealloc()
+			if _, k := read(t, appB, buf); k != pipe.Dealloc {
+				t.Fatalf("B read %v, want dealloc", k)
+			}
+			waitFor(t, "flows to go", func() bool { return flowCount(a) == 0 && flowCount(b) == 0 })
+			if n := a.ctr.deallocsUnacked.Load(); n != 0 {
+				t.Errorf("%d deallocs unacknowledged", n)
+			}
+		})
+	}
+}
+
+func TestDeallocFromResponderAndAppDeath(t *testing.T) {
+	noLeak(t)
+	b, acc := newIPCP(t, "udp4", "127.0.0.1", "0")
+	a, _ := newIPCP(t, "udp4", "127.0.0.1", "0", b.local.String())
+	b.Register(context.Background(), "echo")
+	buf := make([]byte, 100)
+
+	appA, _, err := alloc(t, a, "echo", qos.Raw())
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc.next(t).app.Dealloc()
+	if _, k := read(t, appA, buf); k != pipe.Dealloc {
+		t.Fatalf("A read %v, want dealloc", k)
+	}
+
+	// An application that dies without deallocating ends the flow too.
+	appA, _, err = alloc(t, a, "echo", qos.Raw())
+	if err != nil {
+		t.Fatal(err)
+	}
+	appB := acc.next(t).app
+	appA.Close()
+	if _, k := read(t, appB, buf); k != pipe.Dealloc {
+		t.Fatalf("B read %v, want dealloc", k)
+	}
+	waitFor(t, "flows to go", func() bool { return flowCount(a) == 0 && flowCount(b) == 0 })
+}
+
+func TestCloseEndsFlows(t *testing.T) {
+	noLeak(t)
+	b, acc := newIPCP(t, "udp4", "127.0.0.1", "0")
+	a, _ := newIPCP(t, "udp4", "127.0.0.1", "0", b.local.String())
+	b.Register(context.Background(), "echo")
+	appA, _, err := alloc(t, a, "echo", qos.Raw())
+	if err != nil {
+		t.Fatal(err)
+	}
+	appB := acc.next(t).app
+	a.Close()
+	buf := make([]byte, 10)
+	if _, _, err := appA.Read(buf); err == nil {
+		t.Fatal("A's application still has a flow after Close")
+	}
+	// The peer was told.
+	if _, k := read(t, appB, buf); k != pipe.Dealloc {
+		t.Fatalf("B read %v, want dealloc", k)
+	}
+	if _, _, err := alloc(t, a, "echo", qos.Raw()); err == nil {
+		t.Fatal("alloc after Close worked")
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	noLeak(t)
+	b, acc := newIPCP(t, "udp4", "127.0.0.1", "0")
+	a, _ := newIPCP(t, "udp4", "127.0.0.1", "0", b.local.String())
+	ctx := context.Background()
+	b.Register(ctx, "echo")
+	acc.refuse.Store(true)
+	if _, _, err := alloc(t, a, "echo", qos.Raw()); err == nil || !strings.Contains(err.Error(), "no process accepts") {
+		t.Fatalf("refused alloc: %v", err)
+	}
+	// The answer stays cached until the peer says the name is gone.
+	if err := b.Unregister(ctx, "echo"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := a.cached(namehash.Of("echo")); !ok {
+		t.Fatal("positive answer not cached")
+	}
+	if _, _, err := alloc(t, a, "echo", qos.Raw()); err == nil || !strings.Contains(err.Error(), "not registered there") {
+		t.Fatalf("alloc to unregistered name: %v", err)
+	}
+	if _, ok := a.cached(namehash.Of("echo")); ok {
+		t.Fatal("refused name still cached")
+	}
+	if _, _, err := alloc(t, a, "echo", qos.Raw()); err == nil || !strings.Contains(err.Error(), "no peer has that name") {
+		t.Fatalf("alloc to unknown name: %v", err)
+	}
+	if err := b.Unregister(ctx, "echo"); err == nil {
+		t.Fatal("unregistered twice")
+	}
+}
+
+// fakePeer answers queries with yes and alloc requests as told.
+func fakePeer(t *testing.T, pendingOnce bool) (*net.UDPConn, *atomic.Int32) {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs atomic.Int32
+	done := make(chan struct{})
+	t.Cleanup(func() { c.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := c.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			var m msg
+			if m.decode(buf[:n]) != nil {
+				continue
+			}
+			switch m.typ {
+			case tQuery:
+				c.WriteToUDPAddrPort((&msg{typ: tQueryReply, hash: m.hash, found: true}).encode(nil), from)
+			case tAllocReq:
+				if reqs.Add(1) == 1 && pendingOnce {
+					c.WriteToUDPAddrPort((&msg{typ: tAllocResp, dst: m.src, status: stPending}).encode(nil), from)
+				}
+			}
+		}
+	}()
+	return c, &reqs
+}
+
+func TestPeerVanishesMidAllocation(t *testing.T) {
+	for _, pending := range []bool{false, true} {
+		t.Run(fmt.Sprintf("pending=%v", pending), func(t *testing.T) {
+			noLeak(t)
+			peer, reqs := fakePeer(t, pending)
+			a, _ := newIPCP(t, "udp4", "127.0.0.1", "0", peer.LocalAddr().String())
+			a.tm.retry = 20 * time.Millisecond
+			_, _, err := alloc(t, a, "echo", qos.Raw())
+			if err == nil || !strings.Contains(err.Error(), "sent no reply to 4 flow requests") {
+				t.Fatalf("alloc to a silent peer: %v", err)
+			}
+			want := int32(a.tm.allocTries)
+			if pending {
+				want++
+			}
+			if reqs.Load() < want {
+				t.Fatalf("peer saw %d requests, want at least %d", reqs.Load(), want)
+			}
+			if _, ok := a.cached(namehash.Of("echo")); ok {
+				t.Fatal("vanished peer still cached")
+			}
+			if flowCount(a) != 0 || a.ctr.allocsFailed.Load() != 1 {
+				t.Fatalf("%d flows left, %d failures", flowCount(a), a.ctr.allocsFailed.Load())
+			}
+		})
+	}
+}
+
+// counter returns the value of a Show counter.
+func counter(c *counters, name string) uint64 {
+	for _, x := range c.list() {
+		if x.name == name {
+			return x.v.Load()
+		}
+	}
+	panic("no counter " + name)
+}
+
+func TestBadInputIsCountedAndDropped(t *testing.T) {
+	noLeak(t)
+	b, acc := newIPCP(t, "udp4", "127.0.0.1", "0")
+	a, _ := newIPCP(t, "udp4", "127.0.0.2", "0", b.local.String())
+	b.Register(context.Background(), "echo")
+	appA, _, err := alloc(t, a, "echo", qos.Raw())
+	if err != nil {
+		t.Fatal(err)
+	}
+	appB := acc.next(t).app
+	var live uint32
+	b.mu.RLock()
+	for e := range b.flows {
+		live = e
+	}
+	b.mu.RUnlock()
+
+	raw, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3)}, net.UDPAddrFromAddrPort(b.local))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	good := (&msg{typ: tQuery, hash: namehash.Of("echo")}).encode(nil)
+	badVersion := bytes.Clone(good)
+	badVersion[4] = 9
+	badType := bytes.Clone(good)
+	badType[5] = 77
+	data := func(eid uint32) []byte {
+		b := make([]byte, eidLen+5)
+		putDataHeader(b, eid)
+		return b
+	}
+	sends := []struct {
+		b       []byte
+		counter string
+	}{
+		{nil, "drop-truncated"},
+		{[]byte{1, 2, 3}, "drop-truncated"},
+		{[]byte{0, 0, 0, 0, 1}, "drop-truncated"},
+		{good[:10], "drop-truncated"},
+		{badVersion, "drop-bad-version"},
+		{badType, "drop-bad-type"},
+		{append(bytes.Clone(good), 0), "drop-malformed"},
+		{(&msg{typ: tQueryReply, hash: namehash.Of("x"), found: true}).encode(nil), "drop-unsolicited"},
+		{(&msg{typ: tAllocResp, dst: 5, status: stNoName}).encode(nil), "drop-stale"},
+		{(&msg{typ: tDeallocAck, dst: live, src: 1}).encode(nil), "drop-stale"},
+		{data(live ^ 1), "drop-unknown-eid"},
+		{data(live), "drop-wrong-source"},
+		{(&msg{typ: tDealloc, dst: live, src: 1}).encode(nil), "drop-stale"},
+		{make([]byte, 65500), "drop-oversize"},
+	}
+	want := make(map[string]uint64)
+	for _, s := range sends {
+		if _, err := raw.Write(s.b); err != nil {
+			t.Fatal(err)
+		}
+		want[s.counter]++
+	}
+	waitFor(t, "the datagrams", func() bool { return b.ctr.rxDatagrams.Load() >= uint64(len(sends))+2 })
+	for name, n := range want {
+		if got := counter(&b.ctr, name); got != n {
+			t.Errorf("%s = %d, want %d", name, got, n)
+		}
+	}
+	text, _ := b.Show(context.Background())
+	if !strings.Contains(text, "drop-wrong-source") {
+		t.Errorf("show lacks counters:\n%s", text)
+	}
+	// The flow still works.
+	appA.Write([]byte("still here"))
+	buf := make([]byte, 64)
+	if n, k := read(t, appB, buf); k != pipe.Data || string(buf[:n]) != "still here" {
+		t.Fatalf("after garbage: %v %q", k, buf[:n])
+	}
+}
+
+func TestQueryFlood(t *testing.T) {
+	noLeak(t)
+	portA, portB := freePort(t, "127.0.0.1"), freePort(t, "127.0.0.2")
+	a, _ := newIPCP(t, "udp4", "127.0.0.1", portA, "127.0.0.2:"+portB)
+	b, _ := newIPCP(t, "udp4", "127.0.0.2", portB, "127.0.0.1:"+portA)
+	b.Register(context.Background(), "echo")
+	raw, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(b.local))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	q := (&msg{typ: tQuery, hash: namehash.Of("echo")}).encode(nil)
+	const flood = 2000
+	for range flood {
+		raw.Write(q)
+	}
+	waitFor(t, "the flood to be limited", func() bool { return b.ctr.queriesLimited.Load() > 0 })
+	// A configured peer has its own budget: it is still answered.
+	if ok, err := a.Query(context.Background(), "echo"); !ok || err != nil {
+		t.Fatalf("query during flood: %v %v", ok, err)
+	}
+	if ans := b.ctr.queriesAnswered.Load(); ans >= flood {
+		t.Fatalf("%d of %d flood queries answered", ans, flood)
+	}
+}
+
+func TestBootstrapErrors(t *testing.T) {
+	noLeak(t)
+	busy, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := fmt.Sprint(busy.LocalAddr().(*net.UDPAddr).Port)
+	for _, c := range []struct {
+		params map[string]string
+		want   string
+	}{
+		{map[string]string{"ip": "127.0.0.1", "port": port}, "address already in use"},
+		{map[string]string{"ip": "192.0.2.1"}, "cannot assign requested address"},
+		{map[string]string{"ip": "nonsense"}, "not an IP address"},
+		{map[string]string{"ip": "127.0.0.1", "mtu": "9000"}, `unknown parameter "mtu"`},
+	} {
+		i, _ := New(&ipcpd.Host{Name: "x", Type: "udp4", Log: hclog.NewNullLogger()})
+		_, err := i.Bootstrap(context.Background(), "udp", c.params)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: got %v, want %q", c.params, err, c.want)
+		}
+		i.Close()
+	}
+	if _, err := New(&ipcpd.Host{Type: "udp5"}); err == nil {
+		t.Error("type udp5 accepted")
+	}
+	i, _ := New(&ipcpd.Host{Name: "x", Type: "udp4", Log: hclog.NewNullLogger()})
+	if _, err := i.Query(context.Background(), "x"); err == nil || !strings.Contains(err.Error(), "not bootstrapped") {
+		t.Errorf("query before bootstrap: %v", err)
+	}
+	i.Close()
+	u, _ := newIPCP(t, "udp4", "127.0.0.1", "0")
+	if _, err := u.Bootstrap(context.Background(), "udp", map[string]string{"ip": "127.0.0.1"}); err == nil {
+		t.Error("bootstrapped twice")
+	}
+}
+
+// FuzzHandle feeds arbitrary datagrams to the receive path of a live
+// IPCP that has a name and a flow.
+func FuzzHandle(f *testing.F) {
+	for _, m := range sampleMsgs() {
+		f.Add(m.encode(nil))
+	}
+	f.Add([]byte{0, 0, 0, 1, 'x'})
+	f.Add([]byte{})
+	i, err := New(&ipcpd.Host{Name: "fuzz", Type: "udp4", Log: hclog.NewNullLogger()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	u := i.(*IPCP)
+	u.arrive = func(context.Context, string, qos.Spec, int) (*ipcpd.Flow, error) {
+		return nil, errors.New("no")
+	}
+	if _, err := u.Bootstrap(context.Background(), "udp", map[string]string{"ip": "127.0.0.1", "port": "0"}); err != nil {
+		f.Fatal(err)
+	}
+	defer u.Close()
+	u.Register(context.Background(), "oping")
+	ipcpEnd, appEnd, _ := pipe.Pair()
+	defer ipcpEnd.Close()
+	defer appEnd.Close()
+	src := netip.MustParseAddrPort("127.0.0.1:9") // discard: nobody answers
+	fl := newUflow(&ipcpd.Flow{Pipe: ipcpEnd}, src, src, u.mtu)
+	fl.local, fl.remote = 0xdeadbeef, 0xdeadbeef
+	fl.state.Store(stateUp)
+	u.mu.Lock()
+	u.flows[fl.local] = fl
+	u.mu.Unlock()
+	go func() { // drain the flow
+		buf := make([]byte, 70000)
+		for {
+			if _, _, err := appEnd.Read(buf); err != nil && !errors.Is(err, io.ErrShortBuffer) {
+				return
+			}
+		}
+	}()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u.handle(b, src, false)
+	})
+}
+
+// BenchmarkRoundTrip is one packet A→B→A through two IPCPs; allocs/op
+// counts every allocation in the process, so 0 shows the whole data path
+// (pipes, sockets, both IPCPs) allocation-free.
+func BenchmarkRoundTrip(b *testing.B) {
+	bb, acc := newIPCPB(b, "127.0.0.1")
+	a, _ := newIPCPB(b, "127.0.0.2", bb.local.String())
+	bb.Register(context.Background(), "echo")
+	ipcpEnd, appA, _ := pipe.Pair()
+	defer appA.Close()
+	if _, err := a.Alloc(context.Background(), &ipcpd.Flow{Name: "echo", QoS: qos.Raw(), Pipe: ipcpEnd}); err != nil {
+		b.Fatal(err)
+	}
+	appB := (<-acc.ch).app
+	defer appB.Close()
+	msg := make([]byte, 64)
+	buf := make([]byte, 2048)
+	b.ReportAllocs()
+	b.SetBytes(64)
+	for b.Loop() {
+		appA.Write(msg)
+		n, _, _ := appB.Read(buf)
+		appB.Write(buf[:n])
+		appA.Read(buf)
+	}
+}
+
+func newIPCPB(b *testing.B, ip string, peers ...string) (*IPCP, *acceptor) {
+	i, _ := New(&ipcpd.Host{Name: "b", Type: "udp4", Log: hclog.NewNullLogger()})
+	u := i.(*IPCP)
+	ac := &acceptor{ch: make(chan accepted, 8)}
+	u.arrive = ac.arrive
+	params := map[string]string{"ip": ip, "port": "0", "peer": strings.Join(peers, ",")}
+	if _, err := u.Bootstrap(context.Background(), "udp", params); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { u.Close() })
+	return u, ac
+}

@@ -1,0 +1,228 @@
+package udp
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/ouro-net/ouro/lib/namehash"
+)
+
+// errClosing is returned by calls that race with Close.
+var errClosing = errors.New("IPCP is shutting down")
+
+// cacheEntry is a positive answer to a query.
+type cacheEntry struct {
+	name    string
+	addr    netip.AddrPort
+	expires time.Time
+}
+
+// query is a name lookup in flight; concurrent lookups of one name share
+// it. Its fields are guarded by IPCP.mu.
+type query struct {
+	name     string
+	peers    []netip.AddrPort // asked (as received: no zone)
+	answered []bool           // per peer
+	refs     int
+	done     chan struct{} // closed once settled
+	settled  bool
+	found    bool
+	addr     netip.AddrPort
+}
+
+// settleLocked records the outcome; u.mu held.
+func (q *query) settleLocked(found bool, addr netip.AddrPort) {
+	if q.settled {
+		return
+	}
+	q.settled, q.found, q.addr = true, found, addr
+	close(q.done)
+}
+
+// cached returns the live cache entry of h; expired entries are removed.
+func (u *IPCP) cached(h namehash.Hash) (netip.AddrPort, bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	e, ok := u.cache[h]
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	if time.Now().After(e.expires) {
+		delete(u.cache, h)
+		return netip.AddrPort{}, false
+	}
+	return e.addr, true
+}
+
+// uncache drops h, after a peer refused it or vanished.
+func (u *IPCP) uncache(h namehash.Hash) {
+	u.mu.Lock()
+	delete(u.cache, h)
+	u.mu.Unlock()
+}
+
+// resolve finds the peer that has the name of hash h registered: from
+// the cache, else by asking every configured peer (retransmitting to
+// those that stay silent) until one says yes or all say no.
+func (u *IPCP) resolve(ctx context.Context, name string) (netip.AddrPort, bool, error) {
+	h := namehash.Of(name)
+	if a, ok := u.cached(h); ok {
+		return a, true, nil
+	}
+	if len(u.peers) == 0 {
+		return netip.AddrPort{}, false, nil
+	}
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		return netip.AddrPort{}, false, errClosing
+	}
+	q := u.queries[h]
+	if q == nil {
+		q = &query{name: name, done: make(chan struct{}), answered: make([]bool, len(u.peers))}
+		for _, p := range u.peers {
+			q.peers = append(q.peers, noZone(p))
+		}
+		u.queries[h] = q
+	}
+	q.refs++
+	u.mu.Unlock()
+	defer func() {
+		u.mu.Lock()
+		if q.refs--; q.refs == 0 && u.queries[h] == q {
+			delete(u.queries, h)
+		}
+		u.mu.Unlock()
+	}()
+
+	m := msg{typ: tQuery, hash: h}
+	t := time.NewTimer(u.tm.retry)
+	defer t.Stop()
+	var to []netip.AddrPort
+	for range u.tm.queryTries {
+		to = to[:0]
+		u.mu.Lock()
+		for i, p := range u.peers {
+			if !q.answered[i] {
+				to = append(to, p)
+			}
+		}
+		u.mu.Unlock()
+		for _, p := range to {
+			u.sendMsg(&m, p)
+			u.ctr.queriesOut.Add(1)
+		}
+		t.Reset(u.tm.retry)
+		select {
+		case <-q.done:
+			return q.addr, q.found, nil
+		case <-t.C:
+		case <-ctx.Done():
+			return netip.AddrPort{}, false, ctx.Err()
+		case <-u.ctx.Done():
+			return netip.AddrPort{}, false, errClosing
+		}
+	}
+	return netip.AddrPort{}, false, nil
+}
+
+// onQueryReply takes a peer's answer to one of our queries.
+func (u *IPCP) onQueryReply(m *msg, src netip.AddrPort) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	q := u.queries[m.hash]
+	i := -1
+	if q != nil {
+		for j, p := range q.peers {
+			if p == src {
+				i = j
+			}
+		}
+	}
+	if i < 0 {
+		// Nobody asked that peer for that name: ignore, so a stranger
+		// cannot plant names in the cache.
+		u.ctr.rxUnsolicited.Add(1)
+		return
+	}
+	q.answered[i] = true
+	if m.found {
+		u.cache[m.hash] = cacheEntry{name: q.name, addr: src, expires: time.Now().Add(u.tm.cacheTTL)}
+		q.settleLocked(true, src)
+		return
+	}
+	for _, a := range q.answered {
+		if !a {
+			return
+		}
+	}
+	q.settleLocked(false, netip.AddrPort{})
+}
+
+// onQuery answers a query, yes or no, within the rate limit of its
+// source's class (each configured peer has its own budget, everyone
+// else shares one).
+func (u *IPCP) onQuery(m *msg, src netip.AddrPort) {
+	u.ctr.queriesIn.Add(1)
+	b := u.limits[src]
+	if b == nil {
+		b = &u.others
+	}
+	if !b.allow(time.Now(), u.tm.queryRate, u.tm.queryBurst) {
+		u.ctr.queriesLimited.Add(1)
+		return
+	}
+	u.mu.RLock()
+	_, found := u.names[m.hash]
+	u.mu.RUnlock()
+	r := msg{typ: tQueryReply, hash: m.hash, found: found}
+	u.rxOut = r.encode(u.rxOut)
+	if _, err := u.conn.WriteToUDPAddrPort(u.rxOut, u.canonical(src)); err != nil {
+		u.ctr.txErrors.Add(1)
+		return
+	}
+	u.ctr.queriesAnswered.Add(1)
+}
+
+// bucket is a token bucket; only the receive goroutine uses it.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// allow takes a token if one is left, refilling at rate per second up
+// to burst.
+func (b *bucket) allow(now time.Time, rate, burst float64) bool {
+	if b.last.IsZero() {
+		b.tokens = burst
+	} else {
+		b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// noZone strips an IPv6 zone, as received source addresses have none.
+func noZone(a netip.AddrPort) netip.AddrPort {
+	if a.Addr().Zone() == "" {
+		return a
+	}
+	return netip.AddrPortFrom(a.Addr().WithZone(""), a.Port())
+}
+
+// canonical maps a received source address to the configured peer it
+// is (which keeps the zone sending needs), else returns it unchanged.
+func (u *IPCP) canonical(src netip.AddrPort) netip.AddrPort {
+	for _, p := range u.peers {
+		if noZone(p) == src {
+			return p
+		}
+	}
+	return src
+}

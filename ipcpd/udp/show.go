@@ -1,0 +1,122 @@
+package udp
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// counters are the IPCP's statistics; every drop has its own.
+type counters struct {
+	rxDatagrams, rxBytes, rxData                           atomic.Uint64
+	txData, txBytes                                        atomic.Uint64
+	rxShort, rxOversize, rxBadVersion, rxBadType           atomic.Uint64
+	rxMalformed, rxUnknownEID, rxWrongSource, rxStale      atomic.Uint64
+	rxUnsolicited, rxErrors, txErrors                      atomic.Uint64
+	queriesIn, queriesAnswered, queriesLimited             atomic.Uint64
+	queriesOut, allocsIn, allocsRefused, allocsOut         atomic.Uint64
+	allocsFailed, deallocsIn, deallocsOut, deallocsUnacked atomic.Uint64
+}
+
+// list names every counter, in the order Show prints them.
+func (c *counters) list() []struct {
+	name string
+	v    *atomic.Uint64
+} {
+	return []struct {
+		name string
+		v    *atomic.Uint64
+	}{
+		{"rx-datagrams", &c.rxDatagrams},
+		{"rx-bytes", &c.rxBytes},
+		{"rx-data", &c.rxData},
+		{"tx-data", &c.txData},
+		{"tx-bytes", &c.txBytes},
+		{"drop-truncated", &c.rxShort},
+		{"drop-oversize", &c.rxOversize},
+		{"drop-bad-version", &c.rxBadVersion},
+		{"drop-bad-type", &c.rxBadType},
+		{"drop-malformed", &c.rxMalformed},
+		{"drop-unknown-eid", &c.rxUnknownEID},
+		{"drop-wrong-source", &c.rxWrongSource},
+		{"drop-stale", &c.rxStale},
+		{"drop-unsolicited", &c.rxUnsolicited},
+		{"rx-errors", &c.rxErrors},
+		{"tx-errors", &c.txErrors},
+		{"queries-in", &c.queriesIn},
+		{"queries-answered", &c.queriesAnswered},
+		{"queries-rate-limited", &c.queriesLimited},
+		{"queries-out", &c.queriesOut},
+		{"allocs-in", &c.allocsIn},
+		{"allocs-refused", &c.allocsRefused},
+		{"allocs-out", &c.allocsOut},
+		{"allocs-failed", &c.allocsFailed},
+		{"deallocs-in", &c.deallocsIn},
+		{"deallocs-out", &c.deallocsOut},
+		{"deallocs-unacked", &c.deallocsUnacked},
+	}
+}
+
+// Show describes the IPCP for `irm layer show`: its socket, peers,
+// names, resolved names, flows and counters.
+func (u *IPCP) Show(context.Context) (string, error) {
+	var b strings.Builder
+	u.mu.RLock()
+	if !u.booted {
+		u.mu.RUnlock()
+		return fmt.Sprintf("%s IPCP %s: not bootstrapped\n", u.h.Type, u.h.Name), nil
+	}
+	fmt.Fprintf(&b, "%s IPCP %s in layer %s\n", u.h.Type, u.h.Name, u.h.Layer())
+	fmt.Fprintf(&b, "  address  %s\n", u.local)
+	fmt.Fprintf(&b, "  mtu      %d (link %d, data header %d bytes)\n", u.mtu, u.linkMTU, eidLen)
+	fmt.Fprintf(&b, "  buffers  rcvbuf %d sndbuf %d bytes, recvmmsg batch %d\n", u.rcvBuf, u.sndBuf, rxBatch)
+	peers := make([]string, 0, len(u.peers))
+	for _, p := range u.peers {
+		peers = append(peers, p.String())
+	}
+	fmt.Fprintf(&b, "  peers    %s\n", orNone(peers))
+	names := make([]string, 0, len(u.names))
+	for _, n := range u.names {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(&b, "  names    %s\n", orNone(names))
+	var cache []string
+	now := time.Now()
+	for _, e := range u.cache {
+		if now.Before(e.expires) {
+			cache = append(cache, fmt.Sprintf("%s at %s (%ds)", e.name, e.addr, int(e.expires.Sub(now).Seconds())))
+		}
+	}
+	sort.Strings(cache)
+	fmt.Fprintf(&b, "  resolved %s\n", orNone(cache))
+	var flows []string
+	for _, fl := range u.flows {
+		f := fl.f
+		st := [...]string{"pending", "up", "closing"}[fl.state.Load()]
+		flows = append(flows, fmt.Sprintf("    eid %08x -> %s eid %08x  %s  qos %s  mtu %d  %s  in %d pkts %d B  out %d pkts %d B  drops %d",
+			fl.local, fl.to, fl.remote, f.Name, f.QoS, fl.mtu, st,
+			f.PktsIn.Load(), f.BytesIn.Load(), f.PktsOut.Load(), f.BytesOut.Load(), f.Drops.Load()))
+	}
+	u.mu.RUnlock()
+	sort.Strings(flows)
+	fmt.Fprintf(&b, "  flows    %d\n", len(flows))
+	for _, l := range flows {
+		b.WriteString(l + "\n")
+	}
+	b.WriteString("  counters\n")
+	for _, c := range u.ctr.list() {
+		fmt.Fprintf(&b, "    %-22s %d\n", c.name, c.v.Load())
+	}
+	return b.String(), nil
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "(none)"
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,125 @@
+package udp
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// sockBuf is the SO_RCVBUF/SO_SNDBUF size asked for.
+const sockBuf = 4 << 20
+
+// rxBatch is how many datagrams one recvmmsg call may return.
+const rxBatch = 16
+
+// listen binds the IPCP's socket, sizes its buffers and makes the
+// kernel fragment rather than drop datagrams above the path MTU. It
+// returns the socket and the buffer sizes the kernel granted.
+func listen(network string, bind netip.AddrPort) (*net.UDPConn, int, int, error) {
+	c, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(bind))
+	if err != nil {
+		return nil, 0, 0, err // "listen udp4 ADDR: bind: address already in use"
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		c.Close()
+		return nil, 0, 0, fmt.Errorf("socket %s: %w", bind, err)
+	}
+	var rcv, snd int
+	cerr := rc.Control(func(fd uintptr) {
+		s := int(fd)
+		for _, o := range [][2]int{{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}, {unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}} {
+			if unix.SetsockoptInt(s, unix.SOL_SOCKET, o[0], sockBuf) != nil {
+				// Not root: the kernel caps this at net.core.[rw]mem_max.
+				unix.SetsockoptInt(s, unix.SOL_SOCKET, o[1], sockBuf)
+			}
+		}
+		if bind.Addr().Is4() {
+			unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT)
+		} else {
+			unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DONT)
+		}
+		rcv, _ = unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF)
+		snd, _ = unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUF)
+	})
+	if cerr != nil {
+		c.Close()
+		return nil, 0, 0, fmt.Errorf("socket %s: %w", bind, cerr)
+	}
+	return c, rcv, snd, nil
+}
+
+// receiver reads datagrams in batches with recvmmsg into buffers
+// allocated once. Only the receive goroutine uses it.
+type receiver struct {
+	hdrs  [rxBatch]unix.Mmsghdr
+	iovs  [rxBatch]unix.Iovec
+	names [rxBatch]unix.RawSockaddrInet6
+	bufs  [rxBatch][]byte
+	n     int   // datagrams in the last batch
+	errno error // error of the last call, if any
+	fn    func(fd uintptr) bool
+}
+
+// newReceiver prepares a batch of buffers of size bytes each.
+func newReceiver(size int) *receiver {
+	r := &receiver{}
+	slab := make([]byte, rxBatch*size)
+	for i := range r.hdrs {
+		r.bufs[i] = slab[i*size : (i+1)*size : (i+1)*size]
+		r.iovs[i].Base = &r.bufs[i][0]
+		r.iovs[i].SetLen(size)
+		h := &r.hdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+		h.Iov = &r.iovs[i]
+		h.SetIovlen(1)
+	}
+	r.fn = r.recv
+	return r
+}
+
+// recv is the body of one RawConn.Read: false asks the poller to wait.
+func (r *receiver) recv(fd uintptr) bool {
+	for i := range r.hdrs {
+		r.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+		r.hdrs[i].Hdr.Flags = 0
+		r.hdrs[i].Len = 0
+	}
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), rxBatch, 0, 0, 0)
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false
+	}
+	r.n, r.errno = 0, nil
+	if e != 0 {
+		r.errno = e
+		return true
+	}
+	r.n = int(n)
+	return true
+}
+
+// datagram returns the i-th datagram of the batch, its source, and
+// whether the kernel truncated it.
+func (r *receiver) datagram(i int) (b []byte, src netip.AddrPort, trunc bool) {
+	h := &r.hdrs[i]
+	n := min(int(h.Len), len(r.bufs[i]))
+	return r.bufs[i][:n], sockaddrPort(&r.names[i]), h.Hdr.Flags&unix.MSG_TRUNC != 0
+}
+
+// sockaddrPort converts a raw socket address without allocating; the
+// IPv6 scope is dropped (peers are matched without zones).
+func sockaddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
+	switch sa.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		p := (*[2]byte)(unsafe.Pointer(&sa4.Port))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), uint16(p[0])<<8|uint16(p[1]))
+	case unix.AF_INET6:
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+	}
+	return netip.AddrPort{}
+}

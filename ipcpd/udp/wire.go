@@ -1,0 +1,292 @@
+package udp
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/ouro-net/ouro/lib/namehash"
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+// Frame layout (see the package documentation).
+const (
+	// eidLen is the size of an endpoint id, and so of the data header.
+	eidLen = 4
+	// version is the management protocol version this build speaks.
+	version = 1
+	// mgmtHdrLen is eid 0, version and type.
+	mgmtHdrLen = eidLen + 2
+	// maxQoSName bounds the QoS preset name carried in an alloc request.
+	maxQoSName = 32
+	// maxMgmtLen is the largest management frame.
+	maxMgmtLen = allocReqFixed + maxQoSName
+)
+
+// Fixed lengths of the management frames.
+const (
+	queryLen       = mgmtHdrLen + namehash.Size
+	queryReplyLen  = queryLen + 1
+	allocReqFixed  = mgmtHdrLen + eidLen + namehash.Size + 2 + 1 + 1 + 4 + 4 + 1
+	allocRespLen   = mgmtHdrLen + 2*eidLen + 1 + 2
+	deallocLen     = mgmtHdrLen + 2*eidLen
+	deallocAckLen  = deallocLen
+	qosFlagRel     = 1 << 0
+	qosFlagInOrder = 1 << 1
+)
+
+// msgType is the type byte of a management frame.
+type msgType uint8
+
+// Management frame types.
+const (
+	tQuery      msgType = 1 // who has this name hash?
+	tQueryReply msgType = 2 // I have (or have not) it
+	tAllocReq   msgType = 3 // open a flow to the name hash
+	tAllocResp  msgType = 4 // the answer to an alloc request
+	tDealloc    msgType = 5 // the flow is gone
+	tDeallocAck msgType = 6 // the dealloc arrived
+)
+
+func (t msgType) String() string {
+	switch t {
+	case tQuery:
+		return "query"
+	case tQueryReply:
+		return "query-reply"
+	case tAllocReq:
+		return "alloc-req"
+	case tAllocResp:
+		return "alloc-resp"
+	case tDealloc:
+		return "dealloc"
+	case tDeallocAck:
+		return "dealloc-ack"
+	}
+	return "unknown"
+}
+
+// status is the outcome carried by an alloc response.
+type status uint8
+
+// Alloc response outcomes.
+const (
+	stOK         status = 0 // flow allocated
+	stPending    status = 1 // request received, still looking for an acceptor
+	stNoName     status = 2 // name not registered here
+	stNoAcceptor status = 3 // no process accepted the flow
+	stBusy       status = 4 // too many allocations in progress
+	stClosing    status = 5 // the IPCP is shutting down
+)
+
+func (s status) String() string {
+	switch s {
+	case stOK:
+		return "ok"
+	case stPending:
+		return "pending"
+	case stNoName:
+		return "name not registered there"
+	case stNoAcceptor:
+		return "no process accepts the flow there"
+	case stBusy:
+		return "too many allocations in progress there"
+	case stClosing:
+		return "the remote IPCP is shutting down"
+	}
+	return "unknown refusal"
+}
+
+// Decoding errors, one per drop counter.
+var (
+	errShort     = errors.New("truncated frame")
+	errVersion   = errors.New("unknown management version")
+	errType      = errors.New("unknown management type")
+	errMalformed = errors.New("malformed management frame")
+)
+
+// msg is a decoded management frame; which fields count depends on typ.
+type msg struct {
+	typ    msgType
+	hash   namehash.Hash // query, query reply, alloc req
+	found  bool          // query reply
+	src    uint32        // sender's eid: alloc req, alloc resp, dealloc, ack
+	dst    uint32        // receiver's eid: alloc resp, dealloc, ack
+	mtu    uint16        // alloc req (sender's), alloc resp (agreed)
+	status status        // alloc resp
+	qos    qos.Spec      // alloc req
+}
+
+// putDataHeader writes the data header (the receiver's eid) into b.
+func putDataHeader(b []byte, eid uint32) { binary.BigEndian.PutUint32(b, eid) }
+
+// splitFrame returns the eid of a frame and what follows it; eid 0 means
+// a management frame, whose payload is the whole of b.
+func splitFrame(b []byte) (eid uint32, payload []byte, err error) {
+	if len(b) < eidLen {
+		return 0, nil, errShort
+	}
+	eid = binary.BigEndian.Uint32(b)
+	return eid, b[eidLen:], nil
+}
+
+// encode appends m as a management frame to b[:0] and returns it. With
+// cap(b) >= maxMgmtLen it does not allocate.
+func (m *msg) encode(b []byte) []byte {
+	b = append(b[:0], 0, 0, 0, 0, version, byte(m.typ))
+	switch m.typ {
+	case tQuery:
+		b = append(b, m.hash[:]...)
+	case tQueryReply:
+		b = append(b, m.hash[:]...)
+		f := byte(0)
+		if m.found {
+			f = 1
+		}
+		b = append(b, f)
+	case tAllocReq:
+		b = binary.BigEndian.AppendUint32(b, m.src)
+		b = append(b, m.hash[:]...)
+		b = binary.BigEndian.AppendUint16(b, m.mtu)
+		flags := byte(0)
+		if m.qos.Reliable {
+			flags |= qosFlagRel
+		}
+		if m.qos.InOrder {
+			flags |= qosFlagInOrder
+		}
+		b = append(b, byte(m.qos.Cube), flags)
+		b = binary.BigEndian.AppendUint32(b, sat32(m.qos.MaxDelay, time.Microsecond))
+		b = binary.BigEndian.AppendUint32(b, sat32(m.qos.PeerTimeout, time.Millisecond))
+		name := m.qos.Name
+		if len(name) > maxQoSName {
+			name = name[:maxQoSName]
+		}
+		b = append(b, byte(len(name)))
+		b = append(b, name...)
+	case tAllocResp:
+		b = binary.BigEndian.AppendUint32(b, m.dst)
+		b = binary.BigEndian.AppendUint32(b, m.src)
+		b = append(b, byte(m.status))
+		b = binary.BigEndian.AppendUint16(b, m.mtu)
+	case tDealloc, tDeallocAck:
+		b = binary.BigEndian.AppendUint32(b, m.dst)
+		b = binary.BigEndian.AppendUint32(b, m.src)
+	}
+	return b
+}
+
+// sat32 expresses d in units, saturated to the uint32 range.
+func sat32(d, unit time.Duration) uint32 {
+	if d <= 0 {
+		return 0
+	}
+	v := d / unit
+	if v > 1<<32-1 {
+		return 1<<32 - 1
+	}
+	return uint32(v)
+}
+
+// decode parses a whole management frame (eid 0 included) into m. It
+// never panics and, for the QoS presets, never allocates.
+func (m *msg) decode(b []byte) error {
+	if len(b) < mgmtHdrLen {
+		return errShort
+	}
+	if binary.BigEndian.Uint32(b) != 0 {
+		return errMalformed
+	}
+	if b[4] != version {
+		return errVersion
+	}
+	*m = msg{typ: msgType(b[5])}
+	p := b[mgmtHdrLen:]
+	switch m.typ {
+	case tQuery:
+		if len(b) != queryLen {
+			return lenErr(len(b), queryLen)
+		}
+		copy(m.hash[:], p)
+	case tQueryReply:
+		if len(b) != queryReplyLen {
+			return lenErr(len(b), queryReplyLen)
+		}
+		copy(m.hash[:], p)
+		switch p[namehash.Size] {
+		case 0:
+		case 1:
+			m.found = true
+		default:
+			return errMalformed
+		}
+	case tAllocReq:
+		if len(b) < allocReqFixed {
+			return errShort
+		}
+		m.src = binary.BigEndian.Uint32(p)
+		p = p[eidLen:]
+		copy(m.hash[:], p)
+		p = p[namehash.Size:]
+		m.mtu = binary.BigEndian.Uint16(p)
+		m.qos.Cube = qos.Cube(p[2])
+		flags := p[3]
+		if flags&^(qosFlagRel|qosFlagInOrder) != 0 {
+			return errMalformed
+		}
+		m.qos.Reliable = flags&qosFlagRel != 0
+		m.qos.InOrder = flags&qosFlagInOrder != 0
+		m.qos.MaxDelay = time.Duration(binary.BigEndian.Uint32(p[4:])) * time.Microsecond
+		m.qos.PeerTimeout = time.Duration(binary.BigEndian.Uint32(p[8:])) * time.Millisecond
+		n := int(p[12])
+		p = p[13:]
+		if n > maxQoSName || len(p) != n {
+			return errMalformed
+		}
+		m.qos.Name = qosName(p)
+		if m.src == 0 || m.mtu < minMTU {
+			return errMalformed
+		}
+	case tAllocResp:
+		if len(b) != allocRespLen {
+			return lenErr(len(b), allocRespLen)
+		}
+		m.dst = binary.BigEndian.Uint32(p)
+		m.src = binary.BigEndian.Uint32(p[4:])
+		m.status = status(p[8])
+		m.mtu = binary.BigEndian.Uint16(p[9:])
+		if m.dst == 0 || (m.status == stOK && (m.src == 0 || m.mtu < minMTU)) {
+			return errMalformed
+		}
+	case tDealloc, tDeallocAck:
+		if len(b) != deallocLen {
+			return lenErr(len(b), deallocLen)
+		}
+		m.dst = binary.BigEndian.Uint32(p)
+		m.src = binary.BigEndian.Uint32(p[4:])
+		if m.dst == 0 || m.src == 0 {
+			return errMalformed
+		}
+	default:
+		return errType
+	}
+	return nil
+}
+
+// lenErr tells a short frame from one with trailing bytes.
+func lenErr(got, want int) error {
+	if got < want {
+		return errShort
+	}
+	return errMalformed
+}
+
+// qosName returns the QoS name in b, without allocating for the presets.
+func qosName(b []byte) string {
+	for _, s := range [...]string{"raw", "best-effort", "low-latency", "reliable", "bulk", "custom", ""} {
+		if string(b) == s {
+			return s
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,177 @@
+package udp
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/ouro-net/ouro/lib/namehash"
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+// sampleMsgs is one of each management frame, for tests and seeds.
+func sampleMsgs() []msg {
+	h := namehash.Of("oping")
+	return []msg{
+		{typ: tQuery, hash: h},
+		{typ: tQueryReply, hash: h, found: true},
+		{typ: tQueryReply, hash: h},
+		{typ: tAllocReq, src: 0xdeadbeef, hash: h, mtu: 1468, qos: qos.Raw()},
+		{typ: tAllocReq, src: 7, hash: h, mtu: 65000, qos: qos.LowLatency()},
+		{typ: tAllocReq, src: 9, hash: h, mtu: 512, qos: qos.Spec{Name: "my-own", Cube: 2, Reliable: true,
+			InOrder: true, MaxDelay: 3 * time.Millisecond, PeerTimeout: 20 * time.Second}},
+		{typ: tAllocResp, dst: 1, src: 2, status: stOK, mtu: 1400},
+		{typ: tAllocResp, dst: 1, status: stNoName},
+		{typ: tDealloc, dst: 3, src: 4},
+		{typ: tDeallocAck, dst: 4, src: 3},
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	for _, m := range sampleMsgs() {
+		b := m.encode(make([]byte, 0, maxMgmtLen))
+		var got msg
+		if err := got.decode(b); err != nil {
+			t.Fatalf("%v: decode: %v", m.typ, err)
+		}
+		if got != m {
+			t.Fatalf("%v: got %+v, want %+v", m.typ, got, m)
+		}
+		eid, _, err := splitFrame(b)
+		if err != nil || eid != 0 {
+			t.Fatalf("%v: management frame seen as eid %d, %v", m.typ, eid, err)
+		}
+		// Every strict prefix is short, every extension malformed.
+		for n := range len(b) {
+			if err := got.decode(b[:n]); err == nil {
+				t.Fatalf("%v: %d of %d bytes decoded", m.typ, n, len(b))
+			}
+		}
+		if err := got.decode(append(b, 0)); err == nil {
+			t.Fatalf("%v: trailing byte accepted", m.typ)
+		}
+	}
+}
+
+func TestCodecRejects(t *testing.T) {
+	good := (&msg{typ: tDealloc, dst: 1, src: 2}).encode(nil)
+	mut := func(i int, v byte) []byte {
+		b := bytes.Clone(good)
+		b[i] = v
+		return b
+	}
+	long := (&msg{typ: tAllocReq, src: 1, mtu: 1400, qos: qos.Spec{Name: string(bytes.Repeat([]byte{'x'}, 100))}}).encode(nil)
+	cases := []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"empty", nil, errShort},
+		{"eid only", []byte{0, 0, 0, 0}, errShort},
+		{"version 0", mut(4, 0), errVersion},
+		{"version 2", mut(4, 2), errVersion},
+		{"type 0", mut(5, 0), errType},
+		{"type 99", mut(5, 99), errType},
+		{"zero dst", mut(9, 0), errMalformed},
+		{"not management", mut(3, 1), errMalformed},
+		{"alloc mtu 100", (&msg{typ: tAllocReq, src: 1, mtu: 100}).encode(nil), errMalformed},
+		{"ok mtu 0", (&msg{typ: tAllocResp, dst: 1, src: 2}).encode(nil), errMalformed},
+		{"found 2", append((&msg{typ: tQueryReply}).encode(nil)[:queryLen], 2), errMalformed},
+	}
+	for _, c := range cases {
+		var m msg
+		if err := m.decode(c.b); err != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, err, c.want)
+		}
+	}
+	// A QoS name longer than the limit is cut on encoding.
+	var m msg
+	if err := m.decode(long); err != nil || len(m.qos.Name) != maxQoSName {
+		t.Fatalf("long QoS name: %v, %q", err, m.qos.Name)
+	}
+	// Durations saturate instead of wrapping.
+	big := (&msg{typ: tAllocReq, src: 1, mtu: 1400, qos: qos.Spec{MaxDelay: 1000 * time.Hour, PeerTimeout: -1}}).encode(nil)
+	if err := m.decode(big); err != nil || m.qos.MaxDelay != (1<<32-1)*time.Microsecond || m.qos.PeerTimeout != 0 {
+		t.Fatalf("saturation: %v %+v", err, m.qos)
+	}
+}
+
+func TestDataHeader(t *testing.T) {
+	b := make([]byte, eidLen+3)
+	putDataHeader(b, 0x01020304)
+	copy(b[eidLen:], "abc")
+	eid, p, err := splitFrame(b)
+	if err != nil || eid != 0x01020304 || string(p) != "abc" {
+		t.Fatalf("got %x %q %v", eid, p, err)
+	}
+	if _, _, err := splitFrame(b[:3]); err != errShort {
+		t.Fatalf("3 bytes: %v", err)
+	}
+}
+
+// FuzzDecode checks that decoding never panics and that whatever
+// decodes re-encodes to the same bytes (the format has one encoding).
+func FuzzDecode(f *testing.F) {
+	for _, m := range sampleMsgs() {
+		b := m.encode(nil)
+		f.Add(b)
+		f.Add(b[:len(b)-1])
+	}
+	f.Add([]byte{})
+	f.Add([]byte{0, 0, 0, 0, 2, 1})
+	f.Add([]byte{0, 0, 0, 1, 'x'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m msg
+		if err := m.decode(b); err != nil {
+			return
+		}
+		out := m.encode(make([]byte, 0, maxMgmtLen))
+		if !bytes.Equal(out, b) {
+			t.Fatalf("decode/encode changed the frame:\n in %x\nout %x", b, out)
+		}
+	})
+}
+
+// FuzzSplitFrame checks the data header parser.
+func FuzzSplitFrame(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{1, 2, 3})
+	f.Add([]byte{0, 0, 0, 9, 'p'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		eid, p, err := splitFrame(b)
+		if err != nil {
+			if len(b) >= eidLen {
+				t.Fatalf("%d bytes refused", len(b))
+			}
+			return
+		}
+		if len(p) != len(b)-eidLen || (eid == 0) != (b[0]|b[1]|b[2]|b[3] == 0) {
+			t.Fatalf("eid %x payload %d of %x", eid, len(p), b)
+		}
+	})
+}
+
+func BenchmarkDataHeader(b *testing.B) {
+	buf := make([]byte, eidLen+64)
+	b.ReportAllocs()
+	var sum uint32
+	for i := 0; b.Loop(); i++ {
+		putDataHeader(buf, uint32(i)|1)
+		eid, p, _ := splitFrame(buf)
+		sum += eid + uint32(len(p))
+	}
+	_ = sum
+}
+
+func BenchmarkMgmtCodec(b *testing.B) {
+	m := msg{typ: tAllocReq, src: 5, hash: namehash.Of("oping"), mtu: 1400, qos: qos.Reliable()}
+	buf := make([]byte, 0, maxMgmtLen)
+	var out msg
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = m.encode(buf)
+		if err := out.decode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
