@@ -1,0 +1,231 @@
+// Command bench measures ouro against raw UDP on loopback, in one run,
+// without root: `go run ./bench`.
+//
+// For each path it measures round trips (oping, ping-pong) and an
+// unpaced flood (the operf protocol: packets/s the far end received) at
+// 64, 1000 and 1400 bytes:
+//
+//	raw       Go UDP sockets, the echo/sink in a second process (the baseline)
+//	local     one IRMd, local layer
+//	udp       two IRMds, a udp4 layer on 127.0.0.1-2
+//	unicast1  a unicast layer over that udp4 layer: one hop
+//	unicast2  the dual-homed square A-B-D-C-A, A to D: two hops
+//
+// The far end of every measurement is this program re-executed with a
+// hidden argument (see serveArg), so client and server are two
+// processes on every path. It prints a table with each value's ratio to
+// raw UDP at the same size and writes it as JSON (-json, default
+// bench/out/results.json under the module root). The IPCP executable is
+// the irm binary, built into a temporary directory unless -irm names
+// one.
+//
+// With -failover it instead cuts the active link of A in the square n
+// times under a 1 ms ping stream from A to D, and reports the
+// interruptions and packets lost (JSON: bench/out/failover.json, or
+// failover-graceful.json with -graceful).
+//
+// Every measurement is bounded: floods drop at the sender or push back
+// against write deadlines, and a measurement that overruns its
+// duration by 20 s is cut short and reported as an error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ouro-net/ouro/tools/operf/perf"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == serveArg {
+		os.Exit(serveMain(os.Args[2:]))
+	}
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// config is the parsed command line.
+type config struct {
+	paths    []string
+	sizes    []int
+	duration time.Duration
+	jsonFile string
+	irm      string
+	logLevel string
+	failover bool
+	n        int
+	graceful bool
+	interval time.Duration
+}
+
+func parse(args []string, stderr io.Writer) (*config, error) {
+	c := &config{duration: 2 * time.Second, interval: time.Millisecond}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	only := fs.String("only", "", "measure only these paths (comma-separated: "+strings.Join(allPaths(), ",")+")")
+	sizes := fs.String("sizes", "64,1000,1400", "packet sizes in bytes")
+	fs.Var(perf.DurationFlag{D: &c.duration}, "d", "duration of each measurement (Go duration, bare number = ms)")
+	fs.StringVar(&c.jsonFile, "json", "", "write the results as JSON to this file (default bench/out/results.json, or failover[-graceful].json)")
+	fs.StringVar(&c.irm, "irm", "", "IPCP executable: an irm binary (default: build ./cmd/irm into a temporary directory)")
+	fs.StringVar(&c.logLevel, "log-level", "error", "log level of the daemons and IPCPs")
+	fs.BoolVar(&c.failover, "failover", false, "measure failover on the square instead")
+	fs.IntVar(&c.n, "n", 20, "failover: number of cuts")
+	fs.BoolVar(&c.graceful, "graceful", false, "failover: stop the lower IPCP with SIGTERM instead of killing it")
+	fs.Var(perf.DurationFlag{D: &c.interval}, "i", "failover: ping interval")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if c.paths, err = parseOnly(*only); err != nil {
+		return nil, err
+	}
+	for _, s := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < perf.HeaderSize || n > 65000 {
+			return nil, fmt.Errorf("bad size %q (want %d to 65000)", s, perf.HeaderSize)
+		}
+		c.sizes = append(c.sizes, n)
+	}
+	switch {
+	case c.duration < 100*time.Millisecond:
+		return nil, errors.New("duration must be at least 100 ms")
+	case c.n < 1:
+		return nil, errors.New("-n must be at least 1")
+	case c.interval <= 0:
+		return nil, errors.New("-i must be positive")
+	}
+	return c, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	c, err := parse(args, stderr)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+		}
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	root, _ := moduleRoot()
+	if c.jsonFile == "" {
+		name := "results.json"
+		if c.failover {
+			name = "failover.json"
+			if c.graceful {
+				name = "failover-graceful.json"
+			}
+		}
+		c.jsonFile = filepath.Join(root, "bench", "out", name)
+	}
+	if c.irm == "" {
+		tmp, err := os.MkdirTemp("", "ouro-bench-irm")
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+		defer os.RemoveAll(tmp)
+		fmt.Fprintln(stderr, "bench: building irm")
+		if c.irm, err = buildIRM(root, tmp); err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return 1
+		}
+	}
+	e := &env{irm: c.irm, logLevel: c.logLevel, log: stderr}
+	var result any
+	if c.failover {
+		r, err := failover(ctx, e, c.n, c.graceful, c.interval, stdout)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: failover: %v\n", err)
+			return 1
+		}
+		result = r
+	} else {
+		result = bench(ctx, e, c, stderr)
+		result.(*Table).Print(stdout)
+	}
+	if err := writeJSON(c.jsonFile, result); err != nil {
+		fmt.Fprintf(stderr, "bench: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "\nwrote %s\n", c.jsonFile)
+	return 0
+}
+
+// bench measures every path asked for.
+func bench(ctx context.Context, e *env, c *config, progress io.Writer) *Table {
+	start := time.Now()
+	t := &Table{Started: start, GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), DurationS: c.duration.Seconds(),
+		Paths: map[string]string{}}
+	for _, p := range c.paths {
+		if ctx.Err() != nil {
+			break
+		}
+		t.Paths[p] = describe(p)
+		fmt.Fprintf(progress, "bench: %s: setting up\n", p)
+		tg, err := e.build(ctx, p)
+		if err != nil {
+			for _, s := range c.sizes {
+				t.Rows = append(t.Rows, Row{Path: p, Size: s, Error: "setup: " + err.Error()})
+			}
+			continue
+		}
+		if tg.Note != "" {
+			t.Notes = append(t.Notes, tg.Note)
+		}
+		for _, s := range c.sizes {
+			if ctx.Err() != nil {
+				break
+			}
+			r := measure(ctx, tg, s, c.duration)
+			fmt.Fprintf(progress, "bench: %s %d B: rtt median %.3f ms, p99 %.3f ms; flood %.0f pkt/s, loss %.2f%% %s\n",
+				p, s, r.RTTMedianMS, r.RTTP99MS, r.PPS, r.LossPct, r.Error)
+			t.Rows = append(t.Rows, r)
+		}
+		tg.Close()
+	}
+	t.ratios()
+	t.ElapsedS = time.Since(start).Seconds()
+	return t
+}
+
+// moduleRoot returns the directory holding this module's go.mod.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("not inside the ouro module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+// buildIRM builds ./cmd/irm of the module at root into dir.
+func buildIRM(root, dir string) (string, error) {
+	if root == "" {
+		return "", errors.New("cannot find the module to build irm: run from the repository or pass -irm")
+	}
+	bin := filepath.Join(dir, "irm")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/irm")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/irm: %v\n%s", err, out)
+	}
+	return bin, nil
+}
