@@ -57,8 +57,15 @@ func (k Kind) String() string {
 // ErrGone is returned when the other end vanished without a Dealloc.
 var ErrGone = errors.New("other end of the flow is gone")
 
-// BufSize is the socket buffer size asked for each end.
-const BufSize = 4 << 20
+// BufSize is the socket buffer size asked for each end. It is kept
+// shallow on purpose: a channel's queue is latency (at 25k packets/s,
+// 4 MiB of 1400 B packets is 70 ms), and a deep queue between a layer
+// and its lower IPCP delays the adjacency hellos behind data until
+// keepalive takes a busy link for a dead one. 512 KiB (about 200 full
+// packets, given kernel per-packet overhead) still covers the
+// scheduling latency of a loaded host at line rate; back-pressure
+// does the rest.
+const BufSize = 512 << 10
 
 // Pipe is one end of a flow's data channel. One reader and one writer
 // may use it concurrently.
