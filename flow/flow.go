@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ouro-net/ouro/flow/frct"
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/pipe"
 	"github.com/ouro-net/ouro/lib/qos"
@@ -108,7 +109,7 @@ func fromFiles(fi ctrl.FlowInfo, files []*os.File) (*Flow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("flow %d: %w", fi.ID, err)
 	}
-	return newFlow(fi, p), nil
+	return newFlow(fi, p)
 }
 
 // State is whether a flow currently has a path.
@@ -147,6 +148,7 @@ func (a Addr) String() string { return a.Name }
 type Flow struct {
 	info   ctrl.FlowInfo
 	p      *pipe.Pipe
+	rel    *frct.Conn // end-to-end reliability, for QoS that asks for it
 	state  atomic.Int32
 	eof    atomic.Bool
 	closed atomic.Bool
@@ -154,8 +156,56 @@ type Flow struct {
 	once   sync.Once
 }
 
-func newFlow(fi ctrl.FlowInfo, p *pipe.Pipe) *Flow {
-	return &Flow{info: fi, p: p, events: make(chan Event, 16)}
+func newFlow(fi ctrl.FlowInfo, p *pipe.Pipe) (*Flow, error) {
+	f := &Flow{info: fi, p: p, events: make(chan Event, 16)}
+	if fi.QoS.UsesFRCT() {
+		timeout := fi.QoS.PeerTimeout
+		if timeout == 0 {
+			timeout = frct.DefaultPeerTimeout
+		}
+		c, err := frct.New(lowerOf{f}, frct.Config{
+			Reliable: fi.QoS.Reliable, InOrder: fi.QoS.InOrder, PeerTimeout: timeout,
+		})
+		if err != nil {
+			p.Close()
+			return nil, fmt.Errorf("flow %d: FRCT: %w", fi.ID, err)
+		}
+		f.rel = c
+	}
+	return f, nil
+}
+
+// lowerOf is the raw packet service FRCT runs over: the flow's channel.
+type lowerOf struct{ f *Flow }
+
+func (l lowerOf) ReadPacket(b []byte) (int, error) {
+	n, err := l.f.readRaw(b)
+	if errors.Is(err, ErrDown) {
+		return n, io.EOF
+	}
+	return n, err
+}
+
+func (l lowerOf) WritePacket(b []byte) error {
+	if l.f.info.MTU > 0 && len(b) > l.f.info.MTU {
+		return fmt.Errorf("%w: %d bytes, MTU %d", ErrTooBig, len(b), l.f.info.MTU)
+	}
+	if err := l.f.p.Write(b); err != nil {
+		return l.f.mapErr(err)
+	}
+	return nil
+}
+
+func (l lowerOf) MTU() int {
+	if l.f.info.MTU > 0 {
+		return l.f.info.MTU
+	}
+	return 1400
+}
+
+func (l lowerOf) Close() error {
+	l.f.closeRaw()
+	return nil
 }
 
 // ID returns the flow's identifier on this host.
@@ -167,8 +217,23 @@ func (f *Flow) Name() string { return f.info.Name }
 // QoS returns the flow's QoS spec.
 func (f *Flow) QoS() QoS { return f.info.QoS }
 
-// MTU returns the largest packet one Write may carry.
-func (f *Flow) MTU() int { return f.info.MTU }
+// MTU returns the largest packet one Write may carry: the path MTU for
+// raw flows, the largest message FRCT reassembles for the others.
+func (f *Flow) MTU() int {
+	if f.rel != nil {
+		return frct.DefaultMaxMessage
+	}
+	return f.info.MTU
+}
+
+// Reliability returns FRCT's counters, or nil on a raw flow.
+func (f *Flow) Reliability() *frct.Stats {
+	if f.rel == nil {
+		return nil
+	}
+	s := f.rel.Stats()
+	return &s
+}
 
 // Layer returns the layer the flow runs in.
 func (f *Flow) Layer() string { return f.info.Layer }
@@ -182,8 +247,16 @@ func (f *Flow) Events() <-chan Event { return f.events }
 
 // Read reads one packet. It returns io.EOF once the peer deallocated,
 // ErrDown if the flow's IPCP is gone, and io.ErrShortBuffer (with the
-// truncated packet) if b is smaller than the packet.
+// truncated packet) if b is smaller than the packet. On a reliable flow
+// it reads a stream: a message longer than b comes over several Reads.
 func (f *Flow) Read(b []byte) (int, error) {
+	if f.rel != nil {
+		return f.rel.Read(b)
+	}
+	return f.readRaw(b)
+}
+
+func (f *Flow) readRaw(b []byte) (int, error) {
 	if f.closed.Load() {
 		return 0, net.ErrClosed
 	}
@@ -215,8 +288,12 @@ func (f *Flow) Read(b []byte) (int, error) {
 	}
 }
 
-// Write sends one packet.
+// Write sends one packet (on a reliable flow, one message of up to
+// MTU() bytes; longer writes are split).
 func (f *Flow) Write(b []byte) (int, error) {
+	if f.rel != nil {
+		return f.rel.Write(b)
+	}
 	if f.closed.Load() {
 		return 0, net.ErrClosed
 	}
@@ -240,13 +317,22 @@ func (f *Flow) mapErr(err error) error {
 	return err
 }
 
-// Close deallocates the flow; the peer's Read returns io.EOF.
+// Close deallocates the flow; the peer's Read returns io.EOF. On a
+// reliable flow it first lingers until what was written is
+// acknowledged (or FRCT's linger bound passes).
 func (f *Flow) Close() error {
+	if f.rel != nil {
+		return f.rel.Close()
+	}
+	f.closeRaw()
+	return nil
+}
+
+func (f *Flow) closeRaw() {
 	f.once.Do(func() {
 		f.closed.Store(true)
 		f.p.Dealloc()
 	})
-	return nil
 }
 
 // LocalAddr returns the flow's name.
@@ -257,6 +343,9 @@ func (f *Flow) RemoteAddr() net.Addr { return Addr{Name: f.info.Name} }
 
 // SetDeadline sets both deadlines.
 func (f *Flow) SetDeadline(t time.Time) error {
+	if f.rel != nil {
+		return f.rel.SetDeadline(t)
+	}
 	if err := f.p.SetReadDeadline(t); err != nil {
 		return err
 	}
@@ -264,10 +353,20 @@ func (f *Flow) SetDeadline(t time.Time) error {
 }
 
 // SetReadDeadline sets the read deadline.
-func (f *Flow) SetReadDeadline(t time.Time) error { return f.p.SetReadDeadline(t) }
+func (f *Flow) SetReadDeadline(t time.Time) error {
+	if f.rel != nil {
+		return f.rel.SetReadDeadline(t)
+	}
+	return f.p.SetReadDeadline(t)
+}
 
 // SetWriteDeadline sets the write deadline.
-func (f *Flow) SetWriteDeadline(t time.Time) error { return f.p.SetWriteDeadline(t) }
+func (f *Flow) SetWriteDeadline(t time.Time) error {
+	if f.rel != nil {
+		return f.rel.SetWriteDeadline(t)
+	}
+	return f.p.SetWriteDeadline(t)
+}
 
 // Pending reports how many bytes are queued for Read; liveness checks
 // use it to tell a silent peer from a reader that is behind.
