@@ -36,6 +36,7 @@ type adj struct {
 	// sets how long a recovered flow is held back (see holdTime).
 	flaps     int
 	lastFlap  time.Time
+	hardDown  bool // the last suspension had hard evidence (carrier loss)
 	done      chan struct{}
 	closeOnce sync.Once
 	ctr       dt.Counters
@@ -267,6 +268,12 @@ func (u *IPCP) minCost(peer uint64) uint32 {
 // its hold-down. The flow keeps sending hellos and comes back through
 // revive once it hears the peer again for a damping interval.
 func (u *IPCP) suspend(a *adj, why string) bool {
+	return u.suspendAs(a, why, true)
+}
+
+// suspendAs is suspend; hard says whether the evidence is hard (carrier
+// loss, deallocation) rather than silence, which may be congestion.
+func (u *IPCP) suspendAs(a *adj, why string, hard bool) bool {
 	if !a.up.CompareAndSwap(true, false) {
 		return false
 	}
@@ -279,6 +286,7 @@ func (u *IPCP) suspend(a *adj, why string) bool {
 	}
 	a.flaps++
 	a.lastFlap = now
+	a.hardDown = hard
 	u.mu.Unlock()
 	u.mu.Lock()
 	u.publishAdjsLocked()
@@ -302,12 +310,19 @@ func (u *IPCP) suspend(a *adj, why string) bool {
 	return true
 }
 
-// revive puts a suspended lower flow back in service.
+// revive puts a suspended lower flow back in service. A suspension
+// for silence that ended within a few detection times was congestion
+// starving the hellos, not a flapping link: it does not count towards
+// flap damping, so bursts of load never hold a working link out.
 func (u *IPCP) revive(a *adj) {
 	if !a.up.CompareAndSwap(false, true) {
 		return
 	}
+	blip := time.Duration(10*u.cfg.HelloMultiplier) * u.cfg.HelloInterval
 	u.mu.Lock()
+	if !a.hardDown && time.Since(time.Unix(0, a.downAt.Load())) < blip && a.flaps > 0 {
+		a.flaps--
+	}
 	u.publishAdjsLocked()
 	first := u.mgmtCountLocked(a.peer) == 1 && a.carriesMgmt()
 	u.mu.Unlock()
@@ -522,7 +537,7 @@ func (u *IPCP) keepalive(a *adj) {
 				if late {
 					a.lastRx.Store(max(a.lastRx.Load(), now.Add(-dead+iv).UnixNano()))
 				} else if silent > dead && a.f.Pending() == 0 {
-					u.suspend(a, fmt.Sprintf("no hello for %v", dead))
+					u.suspendAs(a, fmt.Sprintf("no hello for %v", dead), false)
 				}
 			} else if a.carrier.Load() && silent <= 2*iv &&
 				time.Since(time.Unix(0, a.downAt.Load())) >= u.holdTime(a, damping) {
