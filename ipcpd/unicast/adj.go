@@ -278,6 +278,7 @@ func (u *IPCP) suspendAs(a *adj, why string, hard bool) bool {
 		return false
 	}
 	moved := u.fib.RemoveNextHop(a.id)
+	u.checkEndpoints()
 	now := time.Now()
 	a.downAt.Store(now.UnixNano())
 	u.mu.Lock()
@@ -496,6 +497,7 @@ func (u *IPCP) rebuildFIB(t routing.Table) {
 		}
 	}
 	u.fib.Replace(routes)
+	u.checkEndpoints()
 }
 
 // keepalive sends a one-byte hello every hello interval and takes the

@@ -122,3 +122,69 @@ func dualHomedSquare(t *testing.T) *topo.Topo {
 	t.Cleanup(tp.Close)
 	return tp
 }
+
+// TestPartitionReportsDown cuts the only link between A and B: A's flow
+// must report DOWN (not black-hole silently), and UP once the link is
+// restored.
+func TestPartitionReportsDown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tp, err := topo.Build(ctx, topo.Config{Hosts: []string{"a", "b"}, Links: [][2]string{{"b", "a"}},
+		PerLink: true, Exe: os.Args[0], Types: testenv.Types(), Params: testParams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tp.Close()
+	if show, err := tp.WaitRoute("a", "b", 1, 20*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, show)
+	}
+	if err := tp.Register("b", "sink"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := flow.Listen("sink", tp.Hosts["b"].Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	waitDirectory(t, tp, "a", "sink")
+	f, err := flow.Alloc(ctx, "sink", qos.Raw(), tp.Hosts["a"].Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	expect := func(want flow.State) {
+		t.Helper()
+		select {
+		case ev := <-f.Events():
+			if ev.State != want {
+				t.Fatalf("flow reported %v, want %v", ev.State, want)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("flow did not report %v", want)
+		}
+	}
+	start := time.Now()
+	if _, err := tp.Cut("a", "b", false); err != nil {
+		t.Fatal(err)
+	}
+	expect(flow.Down)
+	t.Logf("DOWN %v after the cut", time.Since(start).Round(time.Millisecond))
+	if f.State() != flow.Down {
+		t.Fatal("State() does not say down")
+	}
+	if err := tp.Restore("a", "b"); err != nil {
+		t.Fatal(err)
+	}
+	expect(flow.Up)
+	if f.State() != flow.Up {
+		t.Fatal("State() does not say up after the restore")
+	}
+}

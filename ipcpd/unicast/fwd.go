@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ouro-net/ouro/dt"
@@ -24,6 +26,52 @@ type endpoint struct {
 	remoteAddr uint64
 	remoteEID  uint64
 	cube       uint8
+
+	// unreachable is the path state last computed; told is the state
+	// last written to the application (guarded by tellMu).
+	unreachable atomic.Bool
+	tellMu      sync.Mutex
+	told        bool
+}
+
+// checkEndpoints tells applications whose far end became unreachable
+// (a partition) that their flow is DOWN, instead of black-holing their
+// packets silently, and UP again once a route returns.
+func (u *IPCP) checkEndpoints() {
+	if u.fib == nil {
+		return
+	}
+	u.eps.Range(func(_, v any) bool {
+		ep := v.(*endpoint)
+		_, ok := u.fib.Lookup(ep.remoteAddr, ep.remoteEID, ep.cube)
+		unreachable := !ok && ep.remoteAddr != u.addr
+		if ep.unreachable.Swap(unreachable) != unreachable {
+			u.wg.Add(1)
+			go u.tell(ep)
+		}
+		return true
+	})
+}
+
+// tell writes the endpoint's current path state to its application if
+// it differs from what it was last told; writes are serialised so a
+// quick DOWN-UP sequence arrives in order.
+func (u *IPCP) tell(ep *endpoint) {
+	defer u.wg.Done()
+	ep.tellMu.Lock()
+	defer ep.tellMu.Unlock()
+	now := ep.unreachable.Load()
+	if now == ep.told {
+		return
+	}
+	kind := pipe.Up
+	if now {
+		kind = pipe.Down
+	}
+	if err := ep.f.Pipe.WriteKind(kind, nil); err == nil {
+		ep.told = now
+		u.log.Info("flow path state", "flow", ep.f.ID, "name", ep.f.Name, "down", now)
+	}
 }
 
 // newEID returns an unused non-zero endpoint id.

@@ -3,6 +3,7 @@ package unicast
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -124,7 +125,16 @@ func (u *IPCP) Show(_ context.Context) (string, error) {
 	fmt.Fprintf(&b, "failover: adjacencies up %d, down %d, withdrawals %d, last %s; spf runs %d (last %s), lsus in %d (stale %d, malformed %d)\n",
 		u.stats.adjUp.Load(), u.stats.adjDown.Load(), u.stats.withdrawals.Load(), last,
 		rs.SPFRuns, rs.LastSPF.Format("15:04:05.000"), rs.LSUsReceived, rs.LSUsStale, rs.Malformed)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Fprintf(&b, "process: goroutines %d, heap %d KiB, flows %d\n", runtime.NumGoroutine(), ms.HeapAlloc>>10, u.countEndpoints())
 	return b.String(), nil
+}
+
+func (u *IPCP) countEndpoints() int {
+	n := 0
+	u.eps.Range(func(_, _ any) bool { n++; return true })
+	return n
 }
 
 func dash(s string) string {
