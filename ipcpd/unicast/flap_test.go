@@ -1,0 +1,144 @@
+package unicast_test
+
+import (
+	"context"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/flow/ping"
+	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/internal/topo"
+	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+var (
+	procRE = regexp.MustCompile(`process: goroutines (\d+), heap (\d+) KiB`)
+	spfRE  = regexp.MustCompile(`spf runs (\d+)`)
+)
+
+func showNet(t *testing.T, dir string) string {
+	t.Helper()
+	var info ctrl.LayerInfo
+	if err := topo.Call(dir, ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info); err != nil {
+		t.Fatalf("layer show: %v", err)
+	}
+	return info.Text
+}
+
+func showInt(t *testing.T, re *regexp.Regexp, text string, group int) int {
+	t.Helper()
+	m := re.FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no %v in:\n%s", re, text)
+	}
+	n, _ := strconv.Atoi(m[group])
+	return n
+}
+
+// TestFlappingLinkNetns flaps one of two parallel veth links between A
+// and B every ~10 ms for 10 s (carrier loss each time) while A pings B:
+// the table must stay usable (the other link carries on), damping must
+// keep SPF runs few, and the unicast IPCP's goroutines and heap flat.
+func TestFlappingLinkNetns(t *testing.T) {
+	testenv.RequireRoot(t)
+	nsA, nsB := testenv.NetNS(t), testenv.NetNS(t)
+	a1, b1 := testenv.Veth(t, nsA, nsB)
+	a2, b2 := testenv.Veth(t, nsA, nsB)
+	dirA, _ := testenv.StartDaemon(t, nsA)
+	dirB, _ := testenv.StartDaemon(t, nsB)
+	irm := func(ns, dir string, args ...string) { testenv.MustRun(t, ns, dir, "irm", args...) }
+	irm(nsA, dirA, "ipcp", "bootstrap", "type", "eth-dix", "name", "ea1", "layer", "l1", "dev", a1)
+	irm(nsA, dirA, "ipcp", "bootstrap", "type", "eth-dix", "name", "ea2", "layer", "l2", "dev", a2)
+	irm(nsB, dirB, "ipcp", "bootstrap", "type", "eth-dix", "name", "eb1", "layer", "l1", "dev", b1)
+	irm(nsB, dirB, "ipcp", "bootstrap", "type", "eth-dix", "name", "eb2", "layer", "l2", "dev", b2)
+	irm(nsA, dirA, "ipcp", "bootstrap", "type", "unicast", "name", "a", "layer", "net", "autobind", "multiplier", "10")
+	irm(nsA, dirA, "name", "register", "a", "layer", "l1", "layer", "l2")
+	irm(nsA, dirA, "name", "register", "net", "layer", "l1", "layer", "l2")
+	irm(nsB, dirB, "ipcp", "create", "type", "unicast", "name", "b")
+	irm(nsB, dirB, "ipcp", "enroll", "name", "b", "layer", "net", "dst", "a", "autobind")
+	irm(nsB, dirB, "name", "register", "b", "layer", "l1", "layer", "l2")
+	irm(nsB, dirB, "ipcp", "connect", "name", "b", "dst", "a")
+	irm(nsB, dirB, "name", "register", "oping", "layer", "net")
+
+	deadline := time.Now().Add(20 * time.Second)
+	var show string
+	for time.Now().Before(deadline) {
+		show = showNet(t, dirA)
+		if topo.RouteNextHops(show, "b") == 2 && strings.Contains(show, "oping") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if topo.RouteNextHops(show, "b") != 2 {
+		t.Fatalf("no two parallel next hops:\n%s", show)
+	}
+	l, err := flow.Listen("oping", flow.WithRunDir(dirB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go ping.Serve(ctx, l, nil)
+
+	// Warm up, then take the baseline.
+	if _, err := ping.Run(ctx, ping.Config{Name: "oping", QoS: qos.Raw(), Count: 200, Interval: time.Millisecond,
+		Opts: []flow.Option{flow.WithRunDir(dirA)}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	before := showNet(t, dirA)
+	g0, h0 := showInt(t, procRE, before, 1), showInt(t, procRE, before, 2)
+	spf0 := showInt(t, spfRE, before, 1)
+
+	type result struct {
+		st  *ping.Stats
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := ping.Run(ctx, ping.Config{Name: "oping", QoS: qos.Raw(), Count: 11000, Interval: time.Millisecond,
+			Opts: []flow.Option{flow.WithRunDir(dirA)}})
+		done <- result{st, err}
+	}()
+	flaps := 0
+	end := time.Now().Add(10 * time.Second)
+	for time.Now().Before(end) {
+		for _, state := range []string{"down", "up"} {
+			if out, err := exec.Command("ip", "-n", nsA, "link", "set", a1, state).CombinedOutput(); err != nil {
+				t.Fatalf("flap: %v %s", err, out)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		flaps++
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("flow failed while a parallel link flapped: %v", r.err)
+	}
+	time.Sleep(2 * time.Second)
+	after := showNet(t, dirA)
+	g1, h1 := showInt(t, procRE, after, 1), showInt(t, procRE, after, 2)
+	spf1 := showInt(t, spfRE, after, 1)
+	lost := r.st.Transmitted - r.st.Received
+	t.Logf("%d flaps in 10 s: ping %d sent, %d lost, longest gap %.1f ms; SPF runs %d; goroutines %d -> %d; heap %d -> %d KiB",
+		flaps, r.st.Transmitted, lost, r.st.LongestGapMS, spf1-spf0, g0, g1, h0, h1)
+	if lost > r.st.Transmitted/10 {
+		t.Errorf("lost %d of %d while one of two links flapped", lost, r.st.Transmitted)
+	}
+	if spf1-spf0 > flaps/4+20 {
+		t.Errorf("%d SPF runs for %d flaps: damping did not hold the flapping link out", spf1-spf0, flaps)
+	}
+	if g1 > g0+10 {
+		t.Errorf("goroutines grew from %d to %d", g0, g1)
+	}
+	if h1 > 2*h0+4096 {
+		t.Errorf("heap grew from %d to %d KiB", h0, h1)
+	}
+}
