@@ -231,8 +231,19 @@ send:
 		}
 	}
 	if runErr == nil {
-		// Wait for outstanding replies.
-		timer := time.NewTimer(wait)
+		// Wait for outstanding replies for as long as they keep coming:
+		// a back-to-back burst queues for longer than any fixed wait.
+		// The quiet period grows with the round trips measured.
+		quiet := func() time.Duration {
+			mu.Lock()
+			defer mu.Unlock()
+			q := wait
+			for _, r := range st.rtts {
+				q = max(q, 2*r)
+			}
+			return min(q, 5*time.Second)
+		}
+		timer := time.NewTimer(quiet())
 	collect:
 		for {
 			mu.Lock()
@@ -243,6 +254,7 @@ send:
 			}
 			select {
 			case <-replyCh:
+				timer.Reset(quiet())
 			case <-timer.C:
 				break collect
 			case runErr = <-readErr:

@@ -254,7 +254,8 @@ func Command(t testing.TB, netns, dir, bin string, args ...string) *exec.Cmd {
 	} else {
 		cmd = exec.Command(path, args...)
 	}
-	cmd.Env = append(os.Environ(), rundir.EnvVar+"="+dir)
+	// Race-built binaries otherwise sleep a second at exit.
+	cmd.Env = append(os.Environ(), rundir.EnvVar+"="+dir, "GORACE=atexit_sleep_ms=0")
 	return cmd
 }
 

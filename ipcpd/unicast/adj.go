@@ -559,11 +559,14 @@ const flapWindow = time.Minute
 // hello intervals of proof), a link that flaps again within flapWindow
 // waits the damping interval, doubling with every further flap up to
 // 32 times, so a flapping link cannot churn the table.
+//
+// Damping is waived when no other lower flow is up: holding back the
+// only way out protects no table and only loses traffic.
 func (u *IPCP) holdTime(a *adj, damping time.Duration) time.Duration {
 	u.mu.Lock()
 	flaps := a.flaps
 	u.mu.Unlock()
-	if flaps <= 1 {
+	if flaps <= 1 || len(*u.adjs.Load()) == 0 {
 		return 2 * u.cfg.HelloInterval
 	}
 	return damping << min(flaps-2, 5)
