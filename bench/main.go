@@ -222,7 +222,7 @@ func buildIRM(root, dir string) (string, error) {
 		return "", errors.New("cannot find the module to build irm: run from the repository or pass -irm")
 	}
 	bin := filepath.Join(dir, "irm")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/irm")
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", bin, "./cmd/irm")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/irm: %v\n%s", err, out)

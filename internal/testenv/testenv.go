@@ -194,7 +194,7 @@ func Binaries(t testing.TB) string {
 				pkgs = append(pkgs, "./tools/"+tool)
 			}
 		}
-		args := append([]string{"build"}, raceFlag()...)
+		args := append([]string{"build", "-buildvcs=false"}, raceFlag()...)
 		args = append(args, "-o", dir+"/")
 		args = append(args, pkgs...)
 		cmd := exec.Command("go", args...)
