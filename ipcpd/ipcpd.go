@@ -91,6 +91,25 @@ type Flow struct {
 	since   time.Time
 	host    *Host
 	endOnce sync.Once
+	down    atomic.Bool
+}
+
+// MarkState records a DOWN or UP the kind signals to the application,
+// so that `irm flow list` shows the flow's real state.
+func (f *Flow) MarkState(k pipe.Kind) {
+	switch k {
+	case pipe.Down:
+		f.down.Store(true)
+	case pipe.Up:
+		f.down.Store(false)
+	}
+}
+
+func (f *Flow) state() string {
+	if f.down.Load() {
+		return "down"
+	}
+	return "up"
 }
 
 // End reports the flow's end to the IRMd (once) and closes the pipe.
@@ -346,7 +365,7 @@ func (h *Host) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File, 
 		for _, f := range h.Flows() {
 			out.Flows = append(out.Flows, ctrl.FlowStat{
 				ID: f.ID, Name: f.Name, IPCP: h.Name, Layer: h.Layer(), QoS: f.QoS.String(),
-				State: "up", Since: f.since,
+				State: f.state(), Since: f.since,
 				PktsIn: f.PktsIn.Load(), PktsOut: f.PktsOut.Load(),
 				BytesIn: f.BytesIn.Load(), BytesOut: f.BytesOut.Load(), Drops: f.Drops.Load(),
 			})

@@ -68,6 +68,7 @@ func (u *IPCP) tell(ep *endpoint) {
 	if now {
 		kind = pipe.Down
 	}
+	ep.f.MarkState(kind)
 	if err := ep.f.Pipe.WriteKind(kind, nil); err == nil {
 		ep.told = now
 		u.log.Info("flow path state", "flow", ep.f.ID, "name", ep.f.Name, "down", now)

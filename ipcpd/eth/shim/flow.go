@@ -187,6 +187,7 @@ func (e *Engine) signalInitial(fr *flowRec) {
 
 func (e *Engine) signal(fr *flowRec, k pipe.Kind) {
 	p := fr.f.Pipe
+	fr.f.MarkState(k)
 	_ = p.SetWriteDeadline(time.Now().Add(10 * deliverTimeout))
 	fr.deadlineAt.Store(0)
 	if err := p.WriteKind(k, nil); err != nil {
