@@ -24,6 +24,13 @@
 // interruptions and packets lost (JSON: bench/out/failover.json, or
 // failover-graceful.json with -graceful).
 //
+// With -soak it instead floods one path (-path, default unicast2) with
+// -s-byte packets for -d (default 60 s), samples the resident memory
+// (VmRSS) of every IPCP, of this process (which hosts the IRMds) and of
+// the server process each second, and passes when every process ends
+// within 10% of its RSS at 5 s (JSON: bench/out/soak.json; exit status
+// 1 on a failed verdict).
+//
 // Every measurement is bounded: floods drop at the sender or push back
 // against write deadlines, and a measurement that overruns its
 // duration by 20 s is cut short and reported as an error.
@@ -40,6 +47,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -67,24 +75,49 @@ type config struct {
 	n        int
 	graceful bool
 	interval time.Duration
+	soak     bool
+	soakPath string
+	soakSize int
+	soakBase time.Duration
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
-	c := &config{duration: 2 * time.Second, interval: time.Millisecond}
+	c := &config{duration: 2 * time.Second, interval: time.Millisecond, soakBase: 5 * time.Second}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	only := fs.String("only", "", "measure only these paths (comma-separated: "+strings.Join(allPaths(), ",")+")")
 	sizes := fs.String("sizes", "64,1000,1400", "packet sizes in bytes")
 	fs.Var(perf.DurationFlag{D: &c.duration}, "d", "duration of each measurement (Go duration, bare number = ms)")
-	fs.StringVar(&c.jsonFile, "json", "", "write the results as JSON to this file (default bench/out/results.json, or failover[-graceful].json)")
+	fs.StringVar(&c.jsonFile, "json", "", "write the results as JSON to this file (default bench/out/results.json, failover[-graceful].json or soak.json)")
 	fs.StringVar(&c.irm, "irm", "", "IPCP executable: an irm binary (default: build ./cmd/irm into a temporary directory)")
 	fs.StringVar(&c.logLevel, "log-level", "error", "log level of the daemons and IPCPs")
 	fs.BoolVar(&c.failover, "failover", false, "measure failover on the square instead")
 	fs.IntVar(&c.n, "n", 20, "failover: number of cuts")
 	fs.BoolVar(&c.graceful, "graceful", false, "failover: stop the lower IPCP with SIGTERM instead of killing it")
 	fs.Var(perf.DurationFlag{D: &c.interval}, "i", "failover: ping interval")
+	fs.BoolVar(&c.soak, "soak", false, "flood one path for -d (default 60s) and check that every process's RSS stays flat")
+	fs.StringVar(&c.soakPath, "path", pathUnicast2, "soak: the path to flood ("+strings.Join(soakPaths(), ", ")+")")
+	fs.IntVar(&c.soakSize, "s", 1000, "soak: packet size in bytes")
+	fs.Var(perf.DurationFlag{D: &c.soakBase}, "base", "soak: when the reference RSS is taken")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	dSet := false
+	fs.Visit(func(f *flag.Flag) { dSet = dSet || f.Name == "d" })
+	if c.soak {
+		if !dSet {
+			c.duration = time.Minute
+		}
+		if !slices.Contains(soakPaths(), c.soakPath) {
+			return nil, fmt.Errorf("bad soak path %q (want one of %s)", c.soakPath, strings.Join(soakPaths(), ", "))
+		}
+		if c.soakSize < perf.HeaderSize || c.soakSize > 65000 {
+			return nil, fmt.Errorf("bad size %d (want %d to 65000)", c.soakSize, perf.HeaderSize)
+		}
+		if c.soakBase < time.Second || c.duration < c.soakBase+time.Second {
+			return nil, fmt.Errorf("soak: -base must be at least 1s and -d at least 1s longer (have -base %v, -d %v)",
+				c.soakBase, c.duration)
+		}
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -124,7 +157,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root, _ := moduleRoot()
 	if c.jsonFile == "" {
 		name := "results.json"
-		if c.failover {
+		if c.soak {
+			name = "soak.json"
+		} else if c.failover {
 			name = "failover.json"
 			if c.graceful {
 				name = "failover-graceful.json"
@@ -147,7 +182,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	e := &env{irm: c.irm, logLevel: c.logLevel, log: stderr}
 	var result any
-	if c.failover {
+	code := 0
+	if c.soak {
+		r, err := soak(ctx, e, soakConfig{path: c.soakPath, size: c.soakSize, duration: c.duration, base: c.soakBase},
+			stdout, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: soak: %v\n", err)
+			return 1
+		}
+		if !r.Pass {
+			code = 1
+		}
+		result = r
+	} else if c.failover {
 		r, err := failover(ctx, e, c.n, c.graceful, c.interval, stdout)
 		if err != nil {
 			fmt.Fprintf(stderr, "bench: failover: %v\n", err)
@@ -163,7 +210,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "\nwrote %s\n", c.jsonFile)
-	return 0
+	return code
 }
 
 // bench measures every path asked for.

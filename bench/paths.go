@@ -66,6 +66,11 @@ type target struct {
 	// Downs, if set, counts the adjacency-down events of the path's
 	// layer so far (summed over its hosts).
 	Downs func() int
+	// Dirs maps each host of the path to its IRMd's run directory
+	// (nil for raw).
+	Dirs map[string]string
+	// ServerPID is the pid of the serving process at the far end.
+	ServerPID int
 }
 
 // unicastHealth gives t the Settle and Downs of a unicast layer in tp:
@@ -144,7 +149,7 @@ func (e *env) flowTarget(path, srvDir, cliDir, layer string, closeAll func()) (*
 		return nil, err
 	}
 	opts := []flow.Option{flow.WithRunDir(cliDir), flow.WithLayer(layer)}
-	return &target{Path: path,
+	return &target{Path: path, ServerPID: c.cmd.Process.Pid,
 		Close: func() {
 			c.Stop()
 			closeAll()
@@ -196,7 +201,12 @@ func (e *env) local() (*target, error) {
 		closeAll()
 		return nil, err
 	}
-	return e.flowTarget(pathLocal, dir, dir, "lo", closeAll)
+	t, err := e.flowTarget(pathLocal, dir, dir, "lo", closeAll)
+	if err != nil {
+		return nil, err
+	}
+	t.Dirs = map[string]string{"local": dir}
+	return t, nil
 }
 
 func registerAll(dir string, layers ...string) error {
@@ -234,8 +244,12 @@ func (e *env) pair(ctx context.Context, path string) (*target, error) {
 		return nil, err
 	}
 	t, err := e.flowTarget(path, tp.Hosts["b"].Dir, tp.Hosts["a"].Dir, layer, tp.Close)
-	if err != nil || path != pathUnicast1 {
-		return t, err
+	if err != nil {
+		return nil, err
+	}
+	t.Dirs = hostDirs(tp)
+	if path != pathUnicast1 {
+		return t, nil
 	}
 	return unicastHealth(t, tp, 1, [2]string{"a", "b"}, [2]string{"b", "a"}), nil
 }
@@ -255,7 +269,17 @@ func (e *env) square(ctx context.Context) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
+	t.Dirs = hostDirs(tp)
 	return unicastHealth(t, tp, 2, [2]string{"a", "d"}, [2]string{"d", "a"}), nil
+}
+
+// hostDirs maps the hosts of tp to their run directories.
+func hostDirs(tp *topo.Topo) map[string]string {
+	m := map[string]string{}
+	for n, h := range tp.Hosts {
+		m[n] = h.Dir
+	}
+	return m
 }
 
 // buildSquare builds the square and waits until A reaches D over both
