@@ -371,3 +371,27 @@ func (f *Flow) SetWriteDeadline(t time.Time) error {
 // Pending reports how many bytes are queued for Read; liveness checks
 // use it to tell a silent peer from a reader that is behind.
 func (f *Flow) Pending() int { return f.p.Pending() }
+
+// Call makes one control request to the IRMd of dir on a fresh
+// connection and decodes the reply into resp (if non-nil). Errors the
+// IRMd reports come back as plain errors with its message. It is what
+// the irm CLI, IPCPs and tests use to manage a host; applications need
+// only Alloc and Listen.
+func Call(ctx context.Context, dir, op string, req, resp any) error {
+	conn, err := Dial(dir)
+	if err != nil {
+		return err
+	}
+	peer := ctrl.NewPeer(conn, nil, nil)
+	defer func() {
+		peer.Close()
+		peer.Wait()
+	}()
+	files, err := peer.Call(ctx, op, req, resp)
+	ctrl.CloseFiles(files)
+	var re *ctrl.RemoteError
+	if errors.As(err, &re) {
+		return errors.New(re.Msg)
+	}
+	return err
+}

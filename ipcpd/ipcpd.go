@@ -22,10 +22,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/pipe"
 	"github.com/ouro-net/ouro/lib/qos"
-	"github.com/ouro-net/ouro/lib/rundir"
 )
 
 // IPCP is what every kind implements.
@@ -396,25 +396,8 @@ func (h *Host) Peer() *ctrl.Peer { return h.peer }
 // IPCP's own layer is never among them.
 func (h *Host) Resolve(ctx context.Context, name string) ([]string, error) {
 	var rep ctrl.NameResolveReply
-	if err := callIRMd(ctx, h.RunDir, ctrl.OpNameResolve, ctrl.NameResolve{Name: name}, &rep); err != nil {
+	if err := flow.Call(ctx, h.RunDir, ctrl.OpNameResolve, ctrl.NameResolve{Name: name}, &rep); err != nil {
 		return nil, err
 	}
 	return rep.Layers, nil
-}
-
-// callIRMd makes one request on a fresh client connection to the IRMd,
-// as an application would (so the IRMd knows the caller's pid).
-func callIRMd(ctx context.Context, dir, op string, req, resp any) error {
-	conn, err := ctrl.Dial(rundir.Socket(dir))
-	if err != nil {
-		return fmt.Errorf("IRMd: %w", err)
-	}
-	peer := ctrl.NewPeer(conn, nil, nil)
-	defer func() {
-		peer.Close()
-		peer.Wait()
-	}()
-	files, err := peer.Call(ctx, op, req, resp)
-	ctrl.CloseFiles(files)
-	return err
 }

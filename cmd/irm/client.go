@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -19,24 +18,9 @@ const callTimeout = 60 * time.Second
 
 // call sends one request to the IRMd of dir.
 func call(dir, op string, req, resp any) error {
-	conn, err := flow.Dial(dir)
-	if err != nil {
-		return err
-	}
-	peer := ctrl.NewPeer(conn, nil, nil)
-	defer func() {
-		peer.Close()
-		peer.Wait()
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
-	files, err := peer.Call(ctx, op, req, resp)
-	ctrl.CloseFiles(files)
-	var re *ctrl.RemoteError
-	if errors.As(err, &re) {
-		return errors.New(re.Msg)
-	}
-	return err
+	return flow.Call(ctx, dir, op, req, resp)
 }
 
 func cmdIPCP(args []string, dir string, out io.Writer) error {

@@ -20,8 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/ipcpd"
 	"github.com/ouro-net/ouro/ipcpd/all"
@@ -106,20 +104,9 @@ func (h *Host) Call(op string, req, resp any) error { return CallDir(h.Dir, op, 
 
 // CallDir sends one control request to the IRMd of dir.
 func CallDir(dir, op string, req, resp any) error {
-	conn, err := flow.Dial(dir)
-	if err != nil {
-		return err
-	}
-	peer := ctrl.NewPeer(conn, nil, hclog.NewNullLogger())
-	defer func() {
-		peer.Close()
-		peer.Wait()
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	files, err := peer.Call(ctx, op, req, resp)
-	ctrl.CloseFiles(files)
-	return err
+	return flow.Call(ctx, dir, op, req, resp)
 }
 
 // Bootstrap bootstraps an IPCP, failing the test on error.

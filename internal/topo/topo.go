@@ -255,24 +255,9 @@ func (t *Topo) call(h *Host, op string, req any, format string, args ...any) err
 
 // Call sends one control request to the IRMd of dir.
 func Call(dir, op string, req, resp any) error {
-	conn, err := flow.Dial(dir)
-	if err != nil {
-		return err
-	}
-	peer := ctrl.NewPeer(conn, nil, nil)
-	defer func() {
-		peer.Close()
-		peer.Wait()
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	files, err := peer.Call(ctx, op, req, resp)
-	ctrl.CloseFiles(files)
-	var re *ctrl.RemoteError
-	if errors.As(err, &re) {
-		return errors.New(re.Msg)
-	}
-	return err
+	return flow.Call(ctx, dir, op, req, resp)
 }
 
 // Register registers name in the unicast layer at host.
