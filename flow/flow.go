@@ -83,21 +83,52 @@ func Alloc(ctx context.Context, name string, q QoS, opts ...Option) (*Flow, erro
 	if err != nil {
 		return nil, err
 	}
-	peer := ctrl.NewPeer(conn, nil, nil)
-	defer func() {
+	// A direct flow keeps this connection: the IRMd reports the end of
+	// its layer over it.
+	var mu sync.Mutex
+	var direct *Flow
+	downed := false
+	peer := ctrl.NewPeer(conn, func(_ context.Context, req *ctrl.Request) (any, []*os.File, error) {
+		if req.Op != ctrl.OpFlowDown {
+			return nil, nil, fmt.Errorf("unexpected %q", req.Op)
+		}
+		mu.Lock()
+		f := direct
+		downed = true
+		mu.Unlock()
+		if f != nil {
+			f.forceDown()
+		}
+		return nil, nil, nil
+	}, nil)
+	closePeer := func() {
 		peer.Close()
 		peer.Wait()
-	}()
+	}
 	var fi ctrl.FlowInfo
 	files, err := peer.Call(ctx, ctrl.OpFlowAlloc, ctrl.FlowAlloc{Name: name, QoS: q, Layer: o.layer}, &fi)
 	if err != nil {
+		closePeer()
 		var re *ctrl.RemoteError
 		if errors.As(err, &re) {
 			return nil, errors.New(re.Msg)
 		}
 		return nil, fmt.Errorf("allocate flow to %q: %w", name, err)
 	}
-	return fromFiles(fi, files)
+	f, err := fromFiles(fi, files)
+	if err != nil || !fi.Direct {
+		closePeer()
+		return f, err
+	}
+	f.onClose = closePeer
+	mu.Lock()
+	direct = f
+	wasDown := downed
+	mu.Unlock()
+	if wasDown {
+		f.forceDown()
+	}
+	return f, nil
 }
 
 func fromFiles(fi ctrl.FlowInfo, files []*os.File) (*Flow, error) {
@@ -154,6 +185,25 @@ type Flow struct {
 	closed atomic.Bool
 	events chan Event
 	once   sync.Once
+	// forced is set when the IRMd reports a direct flow's layer gone.
+	forced atomic.Bool
+	// onClose, if set, runs once after Close (direct flows drop their
+	// control connection).
+	onClose func()
+}
+
+// forceDown ends a direct flow whose layer is gone: Read and Write
+// return ErrDown from now on, as on a flow whose IPCP died.
+func (f *Flow) forceDown() {
+	if f.forced.Swap(true) {
+		return
+	}
+	f.state.Store(int32(Down))
+	select {
+	case f.events <- Event{State: Down, At: time.Now()}:
+	default:
+	}
+	f.p.Close()
 }
 
 func newFlow(fi ctrl.FlowInfo, p *pipe.Pipe) (*Flow, error) {
@@ -307,6 +357,9 @@ func (f *Flow) Write(b []byte) (int, error) {
 }
 
 func (f *Flow) mapErr(err error) error {
+	if f.forced.Load() && !f.closed.Load() {
+		return ErrDown
+	}
 	switch {
 	case errors.Is(err, pipe.ErrGone):
 		f.state.Store(int32(Down))
@@ -332,6 +385,9 @@ func (f *Flow) closeRaw() {
 	f.once.Do(func() {
 		f.closed.Store(true)
 		f.p.Dealloc()
+		if f.onClose != nil {
+			f.onClose()
+		}
 	})
 }
 

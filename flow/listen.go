@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/ouro-net/ouro/lib/ctrl"
 )
@@ -18,11 +19,13 @@ const AcceptQueue = 64
 // Listener yields the flows that arrive for a name. It implements
 // net.Listener's Accept/Close/Addr through AcceptConn.
 type Listener struct {
-	name  string
-	peer  *ctrl.Peer
-	queue chan *Flow
-	mu    sync.Mutex
-	done  bool
+	name   string
+	peer   *ctrl.Peer
+	queue  chan *Flow
+	mu     sync.Mutex
+	done   bool
+	direct map[uint64]*Flow // direct flows, for the IRMd's flow.down
+	ends   sync.WaitGroup   // flow.end notices in flight
 }
 
 // ErrListenerClosed is returned by Accept after Close.
@@ -35,7 +38,7 @@ func Listen(name string, opts ...Option) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Listener{name: name, queue: make(chan *Flow, AcceptQueue)}
+	l := &Listener{name: name, queue: make(chan *Flow, AcceptQueue), direct: map[uint64]*Flow{}}
 	l.peer = ctrl.NewPeer(conn, l.handle, nil)
 	if _, err := l.peer.Call(context.Background(), ctrl.OpFlowListen, ctrl.FlowListen{Name: name}, nil); err != nil {
 		l.peer.Close()
@@ -46,6 +49,19 @@ func Listen(name string, opts ...Option) (*Listener, error) {
 }
 
 func (l *Listener) handle(_ context.Context, req *ctrl.Request) (any, []*os.File, error) {
+	if req.Op == ctrl.OpFlowDown {
+		var e ctrl.IPCPFlowEnd
+		if err := req.Decode(&e); err != nil {
+			return nil, nil, err
+		}
+		l.mu.Lock()
+		f := l.direct[e.ID]
+		l.mu.Unlock()
+		if f != nil {
+			f.forceDown()
+		}
+		return nil, nil, nil
+	}
 	if req.Op != ctrl.OpFlowArrive {
 		return nil, nil, fmt.Errorf("listener: unexpected %q", req.Op)
 	}
@@ -61,16 +77,43 @@ func (l *Listener) handle(_ context.Context, req *ctrl.Request) (any, []*os.File
 	if err != nil {
 		return nil, nil, err
 	}
+	if fi.Direct {
+		id := fi.ID
+		f.onClose = func() {
+			l.mu.Lock()
+			delete(l.direct, id)
+			done := l.done
+			if !done {
+				l.ends.Add(1)
+			}
+			l.mu.Unlock()
+			if done {
+				return
+			}
+			// Tell the IRMd without holding up Close.
+			go func() {
+				defer l.ends.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				l.peer.Call(ctx, ctrl.OpFlowEnd, ctrl.IPCPFlowEnd{ID: id}, nil)
+			}()
+		}
+	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.done {
+		l.mu.Unlock()
 		f.Close()
 		return nil, nil, ErrListenerClosed
 	}
 	select {
 	case l.queue <- f:
+		if fi.Direct {
+			l.direct[fi.ID] = f
+		}
+		l.mu.Unlock()
 		return nil, nil, nil
 	default:
+		l.mu.Unlock()
 		f.Close()
 		return nil, nil, fmt.Errorf("accept queue of %q is full", l.name)
 	}
@@ -122,6 +165,7 @@ func (l *Listener) Close() error {
 	}
 	l.done = true
 	l.mu.Unlock()
+	l.ends.Wait()
 	l.peer.Close()
 	l.peer.Wait()
 	close(l.queue)

@@ -33,6 +33,14 @@ func (d *Daemon) alloc(ctx context.Context, c *client, m ctrl.FlowAlloc) (ctrl.F
 	}
 	var errs []string
 	for _, r := range cands {
+		if r.typ == "local" {
+			fi, f, err := d.allocDirect(ctx, c, r, m)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("layer %s: %v", r.layer, err))
+				continue
+			}
+			return fi, f, nil
+		}
 		appEnd, ipcpEnd, err := pipe.FilePair()
 		if err != nil {
 			return ctrl.FlowInfo{}, nil, err
@@ -60,6 +68,31 @@ func (d *Daemon) alloc(ctx context.Context, c *client, m ctrl.FlowAlloc) (ctrl.F
 		return fi, appEnd, nil
 	}
 	return ctrl.FlowInfo{}, nil, fmt.Errorf("allocate flow to %q: %s", m.Name, strings.Join(errs, "; "))
+}
+
+// allocDirect connects the allocating process straight to a process
+// accepting the name on this host: the IPCP of the local layer vouches
+// for the name but is not on the path. Both processes keep their control
+// connections, over which the IRMd tells them if the layer goes away.
+func (d *Daemon) allocDirect(ctx context.Context, c *client, r *ipcpRec, m ctrl.FlowAlloc) (ctrl.FlowInfo, *os.File, error) {
+	d.mu.Lock()
+	mtu, layer := r.mtu, r.layer
+	d.mu.Unlock()
+	rep, end, acceptor, err := d.arriveTo(ctx, r, ctrl.IPCPArrive{Name: m.Name, QoS: m.QoS, MTU: mtu}, true)
+	if err != nil {
+		return ctrl.FlowInfo{}, nil, err
+	}
+	d.mu.Lock()
+	d.nextFlow++
+	id := d.nextFlow
+	d.flows[id] = &flowRec{id: id, name: m.Name, ipcp: r.name, layer: layer, pid: c.pid,
+		qos: m.QoS.String(), since: time.Now(), holder: c}
+	if f := d.flows[rep.ID]; f != nil {
+		f.holder = acceptor
+	}
+	d.mu.Unlock()
+	d.log.Debug("direct flow", "id", id, "peer", rep.ID, "name", m.Name, "layer", layer)
+	return ctrl.FlowInfo{ID: id, Name: m.Name, QoS: m.QoS, MTU: rep.MTU, Layer: layer, IPCP: r.name, Direct: true}, end, nil
 }
 
 // resolve returns the IPCPs that report name reachable, nearest first.
@@ -153,6 +186,13 @@ func (d *Daemon) resolve(ctx context.Context, c *client, m ctrl.FlowAlloc) ([]*i
 // listening process by the name's policy and hands it one end of a new
 // data channel, returning the other end for the IPCP.
 func (d *Daemon) arrive(ctx context.Context, r *ipcpRec, a ctrl.IPCPArrive) (ctrl.IPCPAllocReply, *os.File, error) {
+	rep, f, _, err := d.arriveTo(ctx, r, a, false)
+	return rep, f, err
+}
+
+// arriveTo is arrive; it also returns the accepting client, and with
+// direct set it tells the acceptor that the flow has no IPCP under it.
+func (d *Daemon) arriveTo(ctx context.Context, r *ipcpRec, a ctrl.IPCPArrive, direct bool) (ctrl.IPCPAllocReply, *os.File, *client, error) {
 	deadline := time.Now().Add(autoStartWait)
 	started := false
 	for {
@@ -174,13 +214,13 @@ func (d *Daemon) arrive(ctx context.Context, r *ipcpRec, a ctrl.IPCPArrive) (ctr
 		for _, c := range cands {
 			appEnd, ipcpEnd, err := pipe.FilePair()
 			if err != nil {
-				return ctrl.IPCPAllocReply{}, nil, err
+				return ctrl.IPCPAllocReply{}, nil, nil, err
 			}
 			d.mu.Lock()
 			d.nextFlow++
 			id := d.nextFlow
 			d.mu.Unlock()
-			fi := ctrl.FlowInfo{ID: id, Name: a.Name, QoS: a.QoS, MTU: a.MTU, Layer: layer, IPCP: r.name}
+			fi := ctrl.FlowInfo{ID: id, Name: a.Name, QoS: a.QoS, MTU: a.MTU, Layer: layer, IPCP: r.name, Direct: direct}
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			_, err = c.peer.Call(cctx, ctrl.OpFlowArrive, fi, nil, appEnd)
 			cancel()
@@ -194,17 +234,17 @@ func (d *Daemon) arrive(ctx context.Context, r *ipcpRec, a ctrl.IPCPArrive) (ctr
 			d.flows[id] = &flowRec{id: id, name: a.Name, ipcp: r.name, layer: layer, pid: c.pid,
 				qos: a.QoS.String(), since: time.Now()}
 			d.mu.Unlock()
-			return ctrl.IPCPAllocReply{ID: id, MTU: a.MTU}, ipcpEnd, nil
+			return ctrl.IPCPAllocReply{ID: id, MTU: a.MTU}, ipcpEnd, c, nil
 		}
 		if prog == nil || time.Now().After(deadline) {
 			if n == nil {
-				return ctrl.IPCPAllocReply{}, nil, fmt.Errorf("no process accepts flows for %q on this host", a.Name)
+				return ctrl.IPCPAllocReply{}, nil, nil, fmt.Errorf("no process accepts flows for %q on this host", a.Name)
 			}
-			return ctrl.IPCPAllocReply{}, nil, fmt.Errorf("no process accepts flows for %q on this host (none listening)", a.Name)
+			return ctrl.IPCPAllocReply{}, nil, nil, fmt.Errorf("no process accepts flows for %q on this host (none listening)", a.Name)
 		}
 		if !started {
 			if err := d.startProgram(prog); err != nil {
-				return ctrl.IPCPAllocReply{}, nil, err
+				return ctrl.IPCPAllocReply{}, nil, nil, err
 			}
 			started = true
 		}
@@ -212,7 +252,7 @@ func (d *Daemon) arrive(ctx context.Context, r *ipcpRec, a ctrl.IPCPArrive) (ctr
 		case <-wake:
 		case <-time.After(time.Until(deadline)):
 		case <-ctx.Done():
-			return ctrl.IPCPAllocReply{}, nil, ctx.Err()
+			return ctrl.IPCPAllocReply{}, nil, nil, ctx.Err()
 		}
 	}
 }

@@ -52,11 +52,19 @@ type flowRec struct {
 	pid   int
 	qos   string
 	since time.Time
+	// holder is the connection of the process holding a direct flow
+	// (nil for flows through an IPCP, which reports their end).
+	holder *client
 }
 
 func (d *Daemon) dropClient(c *client) {
 	d.mu.Lock()
 	delete(d.clients, c)
+	for id, f := range d.flows {
+		if f.holder == c {
+			delete(d.flows, id)
+		}
+	}
 	d.mu.Unlock()
 	c.peer.Wait()
 }
@@ -175,6 +183,17 @@ func (c *client) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File
 			return nil, nil, err
 		}
 		return fi, []*os.File{f}, nil
+	case ctrl.OpFlowEnd:
+		var m ctrl.IPCPFlowEnd
+		if err := req.Decode(&m); err != nil {
+			return nil, nil, err
+		}
+		d.mu.Lock()
+		if f := d.flows[m.ID]; f != nil && f.holder == c {
+			delete(d.flows, m.ID)
+		}
+		d.mu.Unlock()
+		return nil, nil, nil
 	case ctrl.OpNameResolve:
 		var m ctrl.NameResolve
 		if err := req.Decode(&m); err != nil {
@@ -518,8 +537,12 @@ func (d *Daemon) listFlows(ctx context.Context) ctrl.FlowList {
 	}
 	for id, rec := range recs {
 		if !seen[id] {
+			state := "pending"
+			if rec.holder != nil {
+				state = "direct"
+			}
 			out.Flows = append(out.Flows, ctrl.FlowStat{ID: id, Name: rec.name, IPCP: rec.ipcp,
-				Layer: rec.layer, PID: rec.pid, QoS: rec.qos, State: "pending", Since: rec.since})
+				Layer: rec.layer, PID: rec.pid, QoS: rec.qos, State: state, Since: rec.since})
 		}
 	}
 	sort.Slice(out.Flows, func(i, j int) bool { return out.Flows[i].ID < out.Flows[j].ID })

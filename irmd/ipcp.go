@@ -128,10 +128,14 @@ func (r *ipcpRec) supervise() {
 	d.mu.Lock()
 	delete(d.ipcps, r.name)
 	down := 0
+	var direct []*flowRec
 	for id, f := range d.flows {
 		if f.ipcp == r.name {
 			delete(d.flows, id)
 			down++
+			if f.holder != nil {
+				direct = append(direct, f)
+			}
 		}
 	}
 	layer := r.layer
@@ -145,6 +149,13 @@ func (r *ipcpRec) supervise() {
 		}
 	}
 	d.mu.Unlock()
+	// Direct flows have no IPCP whose death closes them: tell their
+	// holders, so their flows report down as any other would.
+	for _, f := range direct {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		f.holder.peer.Call(ctx, ctrl.OpFlowDown, ctrl.IPCPFlowEnd{ID: f.id}, nil)
+		cancel()
+	}
 	close(r.exited)
 	status := "exited"
 	if err != nil {

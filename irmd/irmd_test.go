@@ -227,3 +227,54 @@ func TestDestroyAndClose(t *testing.T) {
 		t.Fatal("control socket left after shutdown")
 	}
 }
+
+// TestDirectLocalFlows checks that two processes on one host get a flow
+// with no IPCP in its path, listed as direct, and that the records go
+// when both ends close.
+func TestDirectLocalFlows(t *testing.T) {
+	h := testenv.StartHost(t)
+	h.Bootstrap(t, "local", "lo", "lo", nil)
+	h.Register(t, "srv", "lo")
+	l, err := flow.Listen("srv", h.Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f, err := flow.Alloc(ctx, "srv", qos.Raw(), h.Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := l.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fl ctrl.FlowList
+	if err := h.Call(ctrl.OpFlowList, nil, &fl); err != nil {
+		t.Fatal(err)
+	}
+	if len(fl.Flows) != 2 || fl.Flows[0].State != "direct" || fl.Flows[1].State != "direct" {
+		t.Fatalf("flow list: %+v", fl.Flows)
+	}
+	f.Write([]byte("hi"))
+	buf := make([]byte, 8)
+	if n, err := g.Read(buf); err != nil || string(buf[:n]) != "hi" {
+		t.Fatalf("direct flow read: %q %v", buf[:n], err)
+	}
+	f.Close()
+	g.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if err := h.Call(ctrl.OpFlowList, nil, &fl); err != nil {
+			t.Fatal(err)
+		}
+		if len(fl.Flows) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("flow records left after both ends closed: %+v", fl.Flows)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,7 +1,11 @@
 // Package local is the IPCP kind that connects processes of one host.
-// A flow through it is two data channels, one to each application, and
-// the IPCP relays packets between them; names registered in a local
-// layer are reachable by every process on the host.
+// Names registered in a local layer are reachable by every process on
+// the host. The IRMd connects the two processes of a local flow
+// directly (one socket pair, no IPCP on the path, as the C prototype
+// does) once this IPCP vouches for the name, and tells both ends if the
+// IPCP dies, so the layer's life still bounds its flows. Alloc, which
+// relays between two data channels, serves any caller that asks the
+// IPCP itself for a flow.
 package local
 
 import (

@@ -29,12 +29,17 @@ const (
 	// OpNameResolve lists the layers on this host that reach a name
 	// (excluding the caller's own layer when the caller is an IPCP).
 	OpNameResolve = "name.resolve"
+	// OpFlowEnd tells the IRMd that the caller closed a direct flow it
+	// accepted (the connection it holds the flow by lives on).
+	OpFlowEnd = "flow.end"
 )
 
 // Operations the IRMd calls on applications.
 const (
 	// OpFlowArrive hands a listening process a new flow (one descriptor).
 	OpFlowArrive = "flow.arrive"
+	// OpFlowDown tells a process that a direct flow's layer is gone.
+	OpFlowDown = "flow.down"
 )
 
 // Operations the IRMd calls on an IPCP.
@@ -179,6 +184,10 @@ type FlowInfo struct {
 	MTU   int      `msgpack:"mtu"`
 	Layer string   `msgpack:"layer"`
 	IPCP  string   `msgpack:"ipcp"`
+	// Direct means the two processes share the data channel with no
+	// IPCP between them (local layer); the holder must keep its control
+	// connection open, which is how it hears of the layer's end.
+	Direct bool `msgpack:"direct"`
 }
 
 // FlowListen binds the calling process to a name and asks for its flows.
