@@ -191,3 +191,22 @@ func TestUnreliableIsSequenced(t *testing.T) {
 		t.Fatalf("unreliable connection retransmitted %d packets", s.Retransmitted)
 	}
 }
+
+// TestCloseReportsUnacknowledgedData cuts the link under unacknowledged
+// data: Close must give up after Linger and say so (ErrUnacked), never
+// return nil as if the peer had everything.
+func TestCloseReportsUnacknowledgedData(t *testing.T) {
+	leakCheck(t)
+	cfg := fastCfg()
+	cfg.Linger = 200 * time.Millisecond
+	cfg.PeerTimeout = time.Minute
+	a, _, la, _ := newPair(t, cfg, memlink.Config{})
+	la.Cut()
+	if _, err := a.Write([]byte("never delivered")); err != nil {
+		t.Fatal(err)
+	}
+	err := a.Close()
+	if !errors.Is(err, ErrUnacked) {
+		t.Fatalf("Close with unacknowledged data: %v, want ErrUnacked", err)
+	}
+}

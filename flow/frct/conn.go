@@ -386,8 +386,13 @@ func (c *Conn) doClose() error {
 	}
 	c.mu.Unlock()
 	c.flush(&out)
-	c.linger()
+	unacked := c.linger()
 	c.teardown()
+	if unacked != 0 {
+		// Never a silent loss: the caller learns that the peer may not
+		// have had everything.
+		return fmt.Errorf("frct: close: %d packets never acknowledged (linger %v): %w", unacked, c.cfg.Linger, ErrUnacked)
+	}
 	if c.lowerErr != nil {
 		return fmt.Errorf("frct: closing lower flow: %w", c.lowerErr)
 	}
@@ -395,25 +400,30 @@ func (c *Conn) doClose() error {
 }
 
 // linger waits until everything sent is acknowledged, the connection
-// fails or Config.Linger passes.
-func (c *Conn) linger() {
+// fails or Config.Linger passes. It returns how many packets (the FIN
+// included) were still unacknowledged when it stopped (it gave up, or
+// the connection failed), 0 when it did not wait (negative Linger).
+func (c *Conn) linger() uint32 {
 	if c.cfg.Linger < 0 {
-		return
+		return 0
 	}
 	t := c.clk.NewTimer(c.cfg.Linger)
 	defer t.Stop()
 	for {
 		c.mu.Lock()
 		if c.err != nil || c.sndUna == c.sndNxt {
+			n := c.sndNxt - c.sndUna
 			c.mu.Unlock()
-			return
+			return n
 		}
 		ch := waitChLocked(&c.wwake)
 		c.mu.Unlock()
 		select {
 		case <-ch:
 		case <-t.C():
-			return
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.sndNxt - c.sndUna
 		}
 	}
 }

@@ -12,6 +12,11 @@ import (
 // connection.
 var ErrPeerGone = errors.New("peer gone")
 
+// ErrUnacked is returned by Close when data or the FIN was still
+// unacknowledged when Close stopped waiting (Config.Linger passed, or
+// the connection failed): the peer may not have received all of it.
+var ErrUnacked = errors.New("unacknowledged data at close")
+
 // errWriteShut is returned by Write after CloseWrite or Close.
 var errWriteShut = fmt.Errorf("frct: write side shut down: %w", net.ErrClosed)
 
