@@ -43,6 +43,9 @@ type Config struct {
 	Layer string
 	// Params are extra unicast bootstrap parameters.
 	Params map[string]string
+	// LowerParams are extra udp4 bootstrap parameters for every lower
+	// IPCP (such as the loss drill "drop").
+	LowerParams map[string]string
 	// Exe is the binary the IRMds re-execute for IPCPs.
 	Exe string
 	// Types lists the IPCP types the IRMds accept.
@@ -121,7 +124,7 @@ func Build(ctx context.Context, cfg Config) (_ *Topo, err error) {
 			a, b := t.Hosts[l[0]], t.Hosts[l[1]]
 			for _, pair := range [][2]*Host{{a, b}, {b, a}} {
 				h, o := pair[0], pair[1]
-				params := map[string]string{"ip": h.IP, "port": strconv.Itoa(t.Ports[i]), "peer": fmt.Sprintf("%s:%d", o.IP, t.Ports[i])}
+				params := t.lowerParams(h.IP, t.Ports[i], fmt.Sprintf("%s:%d", o.IP, t.Ports[i]))
 				if err := t.call(h, ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: "udp4", Name: t.lowerName(h.Name, i),
 					Layer: lowerLayer(i), Params: params}, "ipcp bootstrap type udp4 name %s layer %s ip %s port %d peer %s:%d",
 					t.lowerName(h.Name, i), lowerLayer(i), h.IP, t.Ports[i], o.IP, t.Ports[i]); err != nil {
@@ -140,7 +143,7 @@ func Build(ctx context.Context, cfg Config) (_ *Topo, err error) {
 					peers = append(peers, fmt.Sprintf("%s:%d", o.IP, t.Ports[l]))
 				}
 			}
-			params := map[string]string{"ip": h.IP, "port": strconv.Itoa(t.Ports[l]), "peer": strings.Join(peers, ",")}
+			params := t.lowerParams(h.IP, t.Ports[l], strings.Join(peers, ","))
 			if err := t.call(h, ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: "udp4", Name: t.lowerName(h.Name, l),
 				Layer: lowerLayer(l), Params: params}, "ipcp bootstrap type udp4 name %s layer %s ip %s port %d", t.lowerName(h.Name, l), lowerLayer(l), h.IP, t.Ports[l]); err != nil {
 				return nil, err
@@ -206,6 +209,16 @@ func Build(ctx context.Context, cfg Config) (_ *Topo, err error) {
 		}
 	}
 	return t, nil
+}
+
+// lowerParams are the bootstrap parameters of a udp4 IPCP on ip:port
+// asking peers, with Config.LowerParams added.
+func (t *Topo) lowerParams(ip string, port int, peers string) map[string]string {
+	p := map[string]string{"ip": ip, "port": strconv.Itoa(port), "peer": peers}
+	for k, v := range t.cfg.LowerParams {
+		p[k] = v
+	}
+	return p
 }
 
 func lowerLayer(l int) string { return fmt.Sprintf("udp%d", l+1) }

@@ -101,6 +101,7 @@ func (u *IPCP) txLoop(fl *uflow) {
 	f := fl.f
 	buf := make([]byte, eidLen+fl.mtu+1)
 	putDataHeader(buf, fl.remote)
+	drill := newDrill(u.loss, uint64(fl.local))
 	for {
 		n, k, err := f.Pipe.Read(buf[eidLen:])
 		if err != nil {
@@ -120,6 +121,10 @@ func (u *IPCP) txLoop(fl *uflow) {
 		f.BytesIn.Add(uint64(n))
 		if n > fl.mtu {
 			f.Drops.Add(1)
+			continue
+		}
+		if u.loss != 0 && drill.drop() {
+			u.ctr.txDrill.Add(1)
 			continue
 		}
 		if _, err := u.conn.WriteToUDPAddrPort(buf[:eidLen+n], fl.to); err != nil {
@@ -201,4 +206,31 @@ func (u *IPCP) deliver(eid uint32, payload []byte, src netip.AddrPort) {
 	fl.f.PktsOut.Add(1)
 	fl.f.BytesOut.Add(uint64(len(payload)))
 	u.ctr.rxData.Add(1)
+}
+
+// drill decides which packets the loss drill drops: a share of them at
+// random, never two in a row (see the package doc).
+type drill struct {
+	p       float64 // chance to drop a packet that follows a sent one
+	rng     *rand.Rand
+	dropped bool
+}
+
+// newDrill returns the drill for loss (the share of packets to drop,
+// at most 1/2): with no two drops in a row, dropping after a sent packet
+// with chance loss/(1-loss) drops loss of all packets.
+func newDrill(loss float64, seed uint64) *drill {
+	if loss == 0 {
+		return nil
+	}
+	return &drill{p: loss / (1 - loss), rng: rand.New(rand.NewPCG(seed, 0x6f75726f))}
+}
+
+func (d *drill) drop() bool {
+	if d.dropped {
+		d.dropped = false
+		return false
+	}
+	d.dropped = d.rng.Float64() < d.p
+	return d.dropped
 }

@@ -531,6 +531,8 @@ func TestBootstrapErrors(t *testing.T) {
 		{map[string]string{"ip": "192.0.2.1"}, "cannot assign requested address"},
 		{map[string]string{"ip": "nonsense"}, "not an IP address"},
 		{map[string]string{"ip": "127.0.0.1", "mtu": "9000"}, `unknown parameter "mtu"`},
+		{map[string]string{"ip": "127.0.0.1", "loss": "60"}, "at most 50"},
+		{map[string]string{"ip": "127.0.0.1", "loss": "x"}, "want a percentage"},
 	} {
 		i, _ := New(&ipcpd.Host{Name: "x", Type: "udp4", Log: hclog.NewNullLogger()})
 		_, err := i.Bootstrap(context.Background(), "udp", c.params)
@@ -634,4 +636,27 @@ func newIPCPB(b *testing.B, ip string, peers ...string) (*IPCP, *acceptor) {
 	}
 	b.Cleanup(func() { u.Close() })
 	return u, ac
+}
+
+// TestDrillRate checks the loss drill: close to the asked share of
+// packets dropped, and never two in a row.
+func TestDrillRate(t *testing.T) {
+	for _, loss := range []float64{0.05, 0.3, 0.5} {
+		d := newDrill(loss, 7)
+		const n = 100000
+		drops, prev := 0, false
+		for range n {
+			dropped := d.drop()
+			if dropped && prev {
+				t.Fatalf("loss %.2f: two drops in a row", loss)
+			}
+			if dropped {
+				drops++
+			}
+			prev = dropped
+		}
+		if got := float64(drops) / n; got < loss-0.02 || got > loss+0.02 {
+			t.Errorf("loss %.2f: dropped %.3f of packets", loss, got)
+		}
+	}
 }

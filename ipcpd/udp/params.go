@@ -22,9 +22,10 @@ const minMTU = 512
 type config struct {
 	bind  netip.AddrPort   // local address; port 0: the kernel picks one
 	peers []netip.AddrPort // whom to ask for names
+	loss  float64          // loss drill: share of data packets dropped (0: none)
 }
 
-const usage = "ip ADDR [port N] [peer ADDR[:PORT] ...]"
+const usage = "ip ADDR [port N] [peer ADDR[:PORT] ...] [loss PCT]"
 
 // parseParams checks the bootstrap parameters of a udp4 (v6 false) or
 // udp6 (v6 true) IPCP.
@@ -32,7 +33,7 @@ func parseParams(typ string, v6 bool, params map[string]string) (config, error) 
 	var c config
 	for k := range params {
 		switch k {
-		case "ip", "port", "peer":
+		case "ip", "port", "peer", "loss":
 		default:
 			return c, fmt.Errorf("%s IPCP: unknown parameter %q (want %s)", typ, k, usage)
 		}
@@ -59,6 +60,13 @@ func parseParams(typ string, v6 bool, params map[string]string) (config, error) 
 		}
 	}
 	c.bind = netip.AddrPortFrom(ip, uint16(port))
+	if s, ok := params["loss"]; ok {
+		pct, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+		if err != nil || pct <= 0 || pct > 50 {
+			return c, fmt.Errorf("%s IPCP: loss %q: want a percentage above 0 and at most 50", typ, s)
+		}
+		c.loss = pct / 100
+	}
 	seen := make(map[netip.AddrPort]bool)
 	for _, s := range strings.Split(params["peer"], ",") {
 		s = strings.TrimSpace(s)

@@ -15,7 +15,7 @@ type counters struct {
 	txData, txBytes                                        atomic.Uint64
 	rxShort, rxOversize, rxBadVersion, rxBadType           atomic.Uint64
 	rxMalformed, rxUnknownEID, rxWrongSource, rxStale      atomic.Uint64
-	rxUnsolicited, rxErrors, txErrors                      atomic.Uint64
+	rxUnsolicited, rxErrors, txErrors, txDrill             atomic.Uint64
 	queriesIn, queriesAnswered, queriesLimited             atomic.Uint64
 	queriesOut, allocsIn, allocsRefused, allocsOut         atomic.Uint64
 	allocsFailed, deallocsIn, deallocsOut, deallocsUnacked atomic.Uint64
@@ -46,6 +46,7 @@ func (c *counters) list() []struct {
 		{"drop-unsolicited", &c.rxUnsolicited},
 		{"rx-errors", &c.rxErrors},
 		{"tx-errors", &c.txErrors},
+		{"drop-drill", &c.txDrill},
 		{"queries-in", &c.queriesIn},
 		{"queries-answered", &c.queriesAnswered},
 		{"queries-rate-limited", &c.queriesLimited},
@@ -78,6 +79,9 @@ func (u *IPCP) Show(context.Context) (string, error) {
 		peers = append(peers, p.String())
 	}
 	fmt.Fprintf(&b, "  peers    %s\n", orNone(peers))
+	if u.loss != 0 {
+		fmt.Fprintf(&b, "  drill    %.1f%% of each flow's data packets dropped at random\n", u.loss*100)
+	}
 	names := make([]string, 0, len(u.names))
 	for _, n := range u.names {
 		names = append(names, n)

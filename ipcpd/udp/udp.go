@@ -5,6 +5,15 @@
 // asking its configured peers and carries each flow as datagrams between
 // two sockets.
 //
+// `loss PCT` is a loss drill for labs and tests where tc netem is not
+// at hand: PCT percent (at most 50) of the data packets of each flow are
+// dropped at random before they are sent, and counted (drop-drill).
+// Drops never come two in a row, so a layer above that declares a
+// neighbour dead after three missed hellos stays up, whatever the rate;
+// the layer above still sees real loss of its data, hellos, routing and
+// allocation messages. The shim's own messages (queries, allocation,
+// deallocation) are never dropped.
+//
 // # Wire format
 //
 // Every datagram starts with a 4-byte endpoint id (eid, big endian).
@@ -146,6 +155,7 @@ type IPCP struct {
 	peers          []netip.AddrPort
 	mtu, linkMTU   int
 	rcvBuf, sndBuf int
+	loss           float64 // loss drill: share of data packets dropped
 	limits         map[netip.AddrPort]*bucket
 
 	// Owned by the receive goroutine.
@@ -215,6 +225,7 @@ func (u *IPCP) Bootstrap(_ context.Context, layer string, params map[string]stri
 	u.conn, u.rc, u.rcvBuf, u.sndBuf = conn, rc, rcv, snd
 	u.local = conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	u.peers = cfg.peers
+	u.loss = cfg.loss
 	u.linkMTU = linkMTU(cfg.bind.Addr())
 	u.mtu = payloadMTU(u.linkMTU, u.v6)
 	u.limits = make(map[netip.AddrPort]*bucket, len(cfg.peers))
@@ -227,6 +238,9 @@ func (u *IPCP) Bootstrap(_ context.Context, layer string, params map[string]stri
 	u.rxWG.Add(1)
 	go u.rxLoop()
 	u.h.Log.Info("bound", "address", u.local, "peers", u.peers, "mtu", u.mtu, "rcvbuf", rcv, "sndbuf", snd)
+	if u.loss != 0 {
+		u.h.Log.Warn("loss drill: dropping data packets at random", "percent", u.loss*100)
+	}
 	return ctrl.IPCPBootstrapReply{Address: u.local.String(), MTU: u.mtu}, nil
 }
 
