@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -100,26 +101,49 @@ type PacketConn interface {
 	SetReadDeadline(time.Time) error
 }
 
+// Repetition of an unanswered message: the first copy is repeated
+// after RetryFirst, each later one after twice the previous wait, up to
+// RetryMax. Lower flows are raw, so a message may be lost like any
+// packet; the answering side treats a repeated message as a request
+// for its answer again.
+const (
+	RetryFirst = 200 * time.Millisecond
+	RetryMax   = time.Second
+)
+
 // Exchange writes msg prefixed with kind, then reads one reply of the
-// same kind into reply, bounded by ctx (default 10 s).
+// same kind into reply, bounded by ctx (default 10 s). It repeats msg
+// while no reply has come (see RetryFirst).
 func Exchange(ctx context.Context, c PacketConn, kind byte, msg, reply any) error {
 	b, err := Encode(msg)
 	if err != nil {
 		return err
 	}
-	if _, err := c.Write(append([]byte{kind}, b...)); err != nil {
+	frame := append([]byte{kind}, b...)
+	if _, err := c.Write(frame); err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		deadline = time.Now().Add(10 * time.Second)
 	}
-	c.SetReadDeadline(deadline)
 	defer c.SetReadDeadline(time.Time{})
 	buf := make([]byte, MaxMessage)
+	wait := RetryFirst
+	next := time.Now().Add(wait)
 	for {
+		c.SetReadDeadline(earliest(next, deadline))
 		n, err := c.Read(buf)
 		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && time.Now().Before(deadline) {
+				if _, err := c.Write(frame); err != nil {
+					return fmt.Errorf("send again: %w", err)
+				}
+				wait = min(2*wait, RetryMax)
+				next = time.Now().Add(wait)
+				continue
+			}
 			return fmt.Errorf("no answer: %w", err)
 		}
 		if n < 2 || buf[0] != kind {
@@ -127,4 +151,11 @@ func Exchange(ctx context.Context, c PacketConn, kind byte, msg, reply any) erro
 		}
 		return Decode(buf[1:n], reply)
 	}
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

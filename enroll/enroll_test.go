@@ -1,8 +1,11 @@
 package enroll
 
 import (
+	"context"
 	"errors"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/ouro-net/ouro/layer"
 )
@@ -39,4 +42,67 @@ func FuzzDecode(f *testing.F) {
 		_ = Decode(b, &s)
 		_ = Decode(b, &h)
 	})
+}
+
+// lossyConn answers every enrollment request after the first `lose`
+// copies, which it drops, as a lossy lower flow would.
+type lossyConn struct {
+	lose     int
+	writes   int
+	replies  chan []byte
+	deadline time.Time
+}
+
+func (c *lossyConn) Write(b []byte) (int, error) {
+	c.writes++
+	if c.writes > c.lose {
+		r, _ := Encode(Response{V: Version, Addr: 42})
+		c.replies <- append([]byte{b[0]}, r...)
+	}
+	return len(b), nil
+}
+
+func (c *lossyConn) Read(b []byte) (int, error) {
+	t := time.NewTimer(time.Until(c.deadline))
+	defer t.Stop()
+	select {
+	case r := <-c.replies:
+		return copy(b, r), nil
+	case <-t.C:
+		return 0, os.ErrDeadlineExceeded
+	}
+}
+
+func (c *lossyConn) SetReadDeadline(d time.Time) error {
+	if d.IsZero() {
+		d = time.Now().Add(time.Hour)
+	}
+	c.deadline = d
+	return nil
+}
+
+// TestExchangeRepeats loses the first two requests: Exchange must send
+// a third and return its answer, and give up with an error when every
+// copy is lost.
+func TestExchangeRepeats(t *testing.T) {
+	c := &lossyConn{lose: 2, replies: make(chan []byte, 8)}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var resp Response
+	if err := Exchange(ctx, c, 4, Request{V: Version, IPCP: "b", Layer: "net"}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Addr != 42 || c.writes != 3 {
+		t.Fatalf("got addr %d after %d writes, want 42 after 3", resp.Addr, c.writes)
+	}
+
+	c = &lossyConn{lose: 1 << 30, replies: make(chan []byte, 8)}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel2()
+	if err := Exchange(ctx2, c, 4, Request{V: Version}, &resp); err == nil {
+		t.Fatal("no error when every copy was lost")
+	}
+	if c.writes < 2 {
+		t.Fatalf("only %d copies sent in 700 ms", c.writes)
+	}
 }

@@ -40,6 +40,9 @@ type adj struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	ctr       dt.Counters
+	// helloReply is our answer to the peer's opening hello (accepting
+	// side only), repeated if the peer repeats its hello.
+	helloReply []byte
 }
 
 func (a *adj) carriesDT() bool   { return a.comp == "" || a.comp == "dt" }
@@ -102,7 +105,7 @@ func (u *IPCP) connectVia(ctx context.Context, dst, lower, comp string, cost uin
 		f.Close()
 		return fmt.Errorf("%s is in layer %q, not %s", dst, reply.Layer, u.cfg.Name)
 	}
-	u.addAdj(f, reply.Addr, reply.IPCP, lower, comp, cost)
+	u.addAdj(f, reply.Addr, reply.IPCP, lower, comp, cost, nil)
 	return nil
 }
 
@@ -155,14 +158,15 @@ func (u *IPCP) serveIncoming(f *flow.Flow) {
 			reply.Addr, reply.IPCP, reply.Layer, reply.Component, reply.Cost = u.addr, u.h.Name, u.cfg.Name, h.Component, h.Cost
 		}
 		b, _ := enroll.Encode(reply)
-		f.Write(append([]byte{kindHello}, b...))
+		frame := append([]byte{kindHello}, b...)
+		f.Write(frame)
 		if reply.Err != "" {
 			u.log.Warn("refused adjacency", "from", h.IPCP, "reason", reply.Err)
 			time.Sleep(50 * time.Millisecond)
 			f.Close()
 			return
 		}
-		u.addAdj(f, h.Addr, h.IPCP, f.Layer(), h.Component, max(h.Cost, 1))
+		u.addAdj(f, h.Addr, h.IPCP, f.Layer(), h.Component, max(h.Cost, 1), frame)
 	default:
 		u.stats.malformed.Add(1)
 		f.Close()
@@ -197,18 +201,31 @@ func (u *IPCP) serveEnroll(f *flow.Flow, msg []byte) {
 		u.log.Info("enrolling", "ipcp", req.IPCP)
 	}
 	b, _ := enroll.Encode(resp)
-	f.Write(append([]byte{kindEnroll}, b...))
-	// Wait for the joiner to close (or give up) so the reply is read.
+	frame := append([]byte{kindEnroll}, b...)
+	f.Write(frame)
+	// Wait for the joiner to close (or give up) so the reply is read; a
+	// repeated request means the answer was lost: send it again.
 	f.SetReadDeadline(time.Now().Add(5 * time.Second))
-	f.Read(make([]byte, 64))
+	buf := make([]byte, 64)
+	for {
+		n, err := f.Read(buf)
+		if err != nil && !errors.Is(err, io.ErrShortBuffer) {
+			return
+		}
+		if n > 0 && buf[0] == kindEnroll {
+			f.Write(frame)
+		}
+	}
 }
 
 // addAdj installs a lower flow as a next hop and starts its reader.
-func (u *IPCP) addAdj(f *flow.Flow, peer uint64, peerName, lower, comp string, cost uint32) {
+// helloReply, on the accepting side, is the answer to the peer's
+// opening hello, sent again if the peer repeats its hello.
+func (u *IPCP) addAdj(f *flow.Flow, peer uint64, peerName, lower, comp string, cost uint32, helloReply []byte) {
 	u.mu.Lock()
 	u.nextAdj++
 	a := &adj{id: u.nextAdj, f: f, peer: peer, peerName: peerName, lower: lower, comp: comp, cost: cost,
-		since: time.Now(), done: make(chan struct{})}
+		since: time.Now(), done: make(chan struct{}), helloReply: helloReply}
 	a.up.Store(true)
 	a.carrier.Store(true)
 	a.lastRx.Store(time.Now().UnixNano())
@@ -378,47 +395,60 @@ func (u *IPCP) readAdj(a *adj) {
 		switch buf[0] {
 		case kindDT:
 			u.receiveDT(buf[:n])
-		case kindRouting:
-			if err := u.router.Receive(a.peer, buf[1:n]); err != nil {
-				u.log.Debug("bad routing update", "from", a.peerName, "error", err)
-			}
-		case kindDir:
-			entries, err := layer.DecodeDir(buf[1:n])
-			if err != nil {
-				u.stats.malformed.Add(1)
+		case kindAck:
+			u.arq.ack(a.peer, buf[1:n])
+		case kindRouting, kindDir:
+			if n < 1+mgmtSeqLen {
+				a.ctr.Drop(dt.DropMalformed)
 				continue
 			}
-			var fresh []layer.DirEntry
-			now := u.clk.Now()
-			for _, e := range entries {
-				if u.dir.Apply(e, now) {
-					fresh = append(fresh, e)
+			u.ackMgmt(a, buf[1:1+mgmtSeqLen])
+			u.receiveMgmt(a, buf[0], buf[1+mgmtSeqLen:n])
+		case kindHello:
+			// Keepalives (one byte) and late hello replies are
+			// liveness only; the peer's opening hello again means
+			// our answer was lost.
+			if n > 1 && a.helloReply != nil {
+				var h enroll.Hello
+				if enroll.Decode(buf[1:n], &h) == nil && !h.Reply {
+					a.f.Write(a.helloReply)
 				}
 			}
-			if len(fresh) > 0 {
-				u.floodDir(fresh, a.peer)
-			}
-		case kindHello:
-			// Keepalives and late hello replies: liveness only.
 		default:
 			a.ctr.Drop(dt.DropMalformed)
 		}
 	}
 }
 
-// sendRouting is the router's Send: one mgmt-capable flow to neighbor.
-func (u *IPCP) sendRouting(neighbor uint64, msg []byte) {
-	for _, a := range u.sortedAdjs() {
-		if a.peer == neighbor && a.carriesMgmt() {
-			frame := make([]byte, 1+len(msg))
-			frame[0] = kindRouting
-			copy(frame[1:], msg)
-			if _, err := a.f.Write(frame); err == nil {
-				a.ctr.Out(len(frame))
-				return
-			}
+// receiveMgmt handles the payload of a routing or directory frame.
+func (u *IPCP) receiveMgmt(a *adj, kind byte, payload []byte) {
+	if kind == kindRouting {
+		if err := u.router.Receive(a.peer, payload); err != nil {
+			u.log.Debug("bad routing update", "from", a.peerName, "error", err)
+		}
+		return
+	}
+	entries, err := layer.DecodeDir(payload)
+	if err != nil {
+		u.stats.malformed.Add(1)
+		return
+	}
+	var fresh []layer.DirEntry
+	now := u.clk.Now()
+	for _, e := range entries {
+		if u.dir.Apply(e, now) {
+			fresh = append(fresh, e)
 		}
 	}
+	if len(fresh) > 0 {
+		u.floodDir(fresh, a.peer)
+	}
+}
+
+// sendRouting is the router's Send: reliably, over a management flow
+// to neighbor.
+func (u *IPCP) sendRouting(neighbor uint64, msg []byte) {
+	u.sendMgmt(neighbor, kindRouting, msg, nil)
 }
 
 func (u *IPCP) sortedAdjs() []*adj {
@@ -449,8 +479,7 @@ func (u *IPCP) sendDir(a *adj, entries []layer.DirEntry) bool {
 	if err != nil {
 		return false
 	}
-	_, err = a.f.Write(append([]byte{kindDir}, b...))
-	return err == nil
+	return u.sendMgmt(a.peer, kindDir, b, a)
 }
 
 // onTable installs a new routing table into the forwarding table.

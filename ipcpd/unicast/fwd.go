@@ -16,8 +16,35 @@ import (
 	"github.com/ouro-net/ouro/lib/pipe"
 )
 
-// allocTimeout bounds a flow allocation across the layer.
-const allocTimeout = 10 * time.Second
+// Flow-allocation timing. A request travels as one data packet, which
+// the layer may lose like any other (a link cut under it, a full
+// queue), so the requester repeats it: after faRetryFirst, doubling up
+// to faRetryMax, until allocTimeout. The acceptor answers a repeated
+// request from its table of recent requests instead of allocating
+// twice, and keeps each entry for acceptedTTL.
+const (
+	allocTimeout = 10 * time.Second
+	faRetryFirst = 100 * time.Millisecond
+	faRetryMax   = time.Second
+	acceptedTTL  = 2 * allocTimeout
+	// maxAccepting bounds the acceptor's table against a request flood.
+	maxAccepting = 4096
+	// deallocCopies is how many times a deallocation is sent (a copy
+	// every deallocGap): it is idempotent, and a lost one leaves the
+	// peer's application without its EOF.
+	deallocCopies = 3
+	deallocGap    = 50 * time.Millisecond
+)
+
+// faKey names one allocation request: the requester and its endpoint.
+type faKey struct{ addr, eid uint64 }
+
+// faAccept is the acceptor's record of a request; resp is set (and
+// done) once the request has been answered.
+type faAccept struct {
+	done bool
+	resp layer.FAMsg
+}
 
 // endpoint is one N+1 flow served by this IPCP.
 type endpoint struct {
@@ -116,14 +143,30 @@ func (u *IPCP) Alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
 	}
 	actx, cancel := context.WithTimeout(ctx, allocTimeout)
 	defer cancel()
-	select {
-	case resp := <-ch:
-		if resp.Err != "" {
-			return 0, fmt.Errorf("%s at %s: %s", f.Name, u.cfg.FormatAddr(dst), resp.Err)
+	retry := u.clk.NewTimer(faRetryFirst)
+	defer retry.Stop()
+	wait := faRetryFirst
+	for answered := false; !answered; {
+		select {
+		case resp := <-ch:
+			if resp.Err != "" {
+				return 0, fmt.Errorf("%s at %s: %s", f.Name, u.cfg.FormatAddr(dst), resp.Err)
+			}
+			ep.remoteEID = resp.SrcEID
+			answered = true
+		case <-retry.C():
+			// A route may be missing for a moment while the layer
+			// repairs: the next repetition tries again.
+			u.stats.faRetries.Add(1)
+			u.sendFA(dst, 0, &req)
+			wait = min(2*wait, faRetryMax)
+			retry.Reset(wait)
+		case <-actx.Done():
+			if ctx.Err() != nil {
+				return 0, fmt.Errorf("allocate %s at %s: %w", f.Name, u.cfg.FormatAddr(dst), ctx.Err())
+			}
+			return 0, fmt.Errorf("no answer from %s (member %s) within %v", f.Name, u.cfg.FormatAddr(dst), allocTimeout)
 		}
-		ep.remoteEID = resp.SrcEID
-	case <-actx.Done():
-		return 0, fmt.Errorf("no answer from %s (member %s) within %v", f.Name, u.cfg.FormatAddr(dst), allocTimeout)
 	}
 	u.eps.Store(ep.eid, ep)
 	u.wg.Add(1)
@@ -208,8 +251,7 @@ func (u *IPCP) endEndpoint(ep *endpoint, tellPeer bool) {
 		return
 	}
 	if tellPeer && u.ctx.Err() == nil {
-		m := layer.FAMsg{Type: layer.FADealloc, SrcAddr: u.addr, SrcEID: ep.eid, DstEID: ep.remoteEID}
-		u.sendFA(ep.remoteAddr, 0, &m)
+		u.sendDealloc(ep.remoteAddr, ep.eid, ep.remoteEID)
 		ep.f.End(false)
 		return
 	}
@@ -300,27 +342,92 @@ func (u *IPCP) deliver(pkt []byte) {
 func (u *IPCP) handleFA(m layer.FAMsg) {
 	switch m.Type {
 	case layer.FARequest:
-		// Asking the IRMd for an acceptor may take a while: not on the
-		// lower flow's reader.
-		u.wg.Add(1)
-		go func() {
-			defer u.wg.Done()
-			u.acceptFlow(m)
-		}()
+		key := faKey{m.SrcAddr, m.SrcEID}
+		u.mu.Lock()
+		rec, seen := u.accepting[key]
+		full := !seen && len(u.accepting) >= maxAccepting
+		if !seen && !full {
+			u.accepting[key] = &faAccept{}
+		}
+		var again layer.FAMsg
+		if seen && rec.done {
+			again = rec.resp
+		}
+		u.mu.Unlock()
+		switch {
+		case full:
+			u.stats.faDropped.Add(1)
+		case seen:
+			// A repetition: answer it again if the answer is known,
+			// otherwise the first copy is still being served.
+			u.stats.faDuplicates.Add(1)
+			if again.Type == layer.FAResponse {
+				u.sendFA(m.SrcAddr, 0, &again)
+			}
+		default:
+			// Asking the IRMd for an acceptor may take a while: not
+			// on the lower flow's reader.
+			u.wg.Add(1)
+			go func() {
+				defer u.wg.Done()
+				u.acceptFlow(m)
+			}()
+		}
 	case layer.FAResponse:
 		u.mu.Lock()
 		ch := u.pending[m.DstEID]
 		u.mu.Unlock()
-		if ch != nil {
-			select {
-			case ch <- m:
-			default:
+		if ch == nil {
+			// The requester gave up before this answer came: release
+			// the endpoint the acceptor made for it.
+			if m.Err == "" && m.SrcEID != 0 {
+				u.sendDealloc(m.SrcAddr, m.DstEID, m.SrcEID)
 			}
+			return
+		}
+		select {
+		case ch <- m:
+		default:
 		}
 	case layer.FADealloc:
 		if v, ok := u.eps.Load(m.DstEID); ok {
-			u.endEndpoint(v.(*endpoint), false)
+			ep := v.(*endpoint)
+			if ep.remoteAddr == m.SrcAddr && ep.remoteEID == m.SrcEID {
+				u.endEndpoint(ep, false)
+			}
 		}
+	}
+}
+
+// answerFA records the answer to an allocation request, so repeated
+// copies get the same answer, and sends it.
+func (u *IPCP) answerFA(req layer.FAMsg, resp *layer.FAMsg) error {
+	key := faKey{req.SrcAddr, req.SrcEID}
+	u.mu.Lock()
+	if rec := u.accepting[key]; rec != nil {
+		rec.done, rec.resp = true, *resp
+	}
+	u.mu.Unlock()
+	u.clk.AfterFunc(acceptedTTL, func() {
+		u.mu.Lock()
+		delete(u.accepting, key)
+		u.mu.Unlock()
+	})
+	return u.sendFA(req.SrcAddr, 0, resp)
+}
+
+// sendDealloc tells endpoint remoteEID of member dst that our endpoint
+// eid is gone, deallocCopies times.
+func (u *IPCP) sendDealloc(dst, eid, remoteEID uint64) {
+	m := layer.FAMsg{Type: layer.FADealloc, SrcAddr: u.addr, SrcEID: eid, DstEID: remoteEID}
+	u.sendFA(dst, 0, &m)
+	for i := 1; i < deallocCopies; i++ {
+		u.clk.AfterFunc(time.Duration(i)*deallocGap, func() {
+			if u.ctx.Err() == nil {
+				again := m // EncodeFA sets the version: one copy per send
+				u.sendFA(dst, 0, &again)
+			}
+		})
 	}
 }
 
@@ -331,7 +438,7 @@ func (u *IPCP) acceptFlow(m layer.FAMsg) {
 	u.mu.Unlock()
 	if !registered {
 		resp.Err = fmt.Sprintf("name %q is not registered here", m.Name)
-		u.sendFA(m.SrcAddr, 0, &resp)
+		u.answerFA(m, &resp)
 		return
 	}
 	ctx, cancel := context.WithTimeout(u.ctx, allocTimeout)
@@ -339,17 +446,15 @@ func (u *IPCP) acceptFlow(m layer.FAMsg) {
 	g, err := u.h.Arrive(ctx, m.Name, m.QoS, u.mtu())
 	if err != nil {
 		resp.Err = err.Error()
-		u.sendFA(m.SrcAddr, 0, &resp)
+		u.answerFA(m, &resp)
 		return
 	}
 	ep := &endpoint{eid: u.newEID(), f: g, remoteAddr: m.SrcAddr, remoteEID: m.SrcEID, cube: uint8(m.QoS.Cube)}
 	u.eps.Store(ep.eid, ep)
 	resp.SrcEID = ep.eid
-	if err := u.sendFA(m.SrcAddr, 0, &resp); err != nil {
-		u.eps.Delete(ep.eid)
-		g.End(false)
-		return
-	}
+	// If the answer cannot leave now (no route back for a moment), the
+	// requester's next repetition fetches it from the table.
+	u.answerFA(m, &resp)
 	u.wg.Add(1)
 	go u.readApp(ep)
 }

@@ -137,9 +137,10 @@ func TestBadInput(t *testing.T) {
 	if err := enroll.Exchange(ctx, f, 1, enroll.Hello{V: enroll.Version, Addr: 0xabcd, IPCP: "intruder", Layer: "net"}, &reply); err != nil || reply.Err != "" {
 		t.Fatalf("hello: %v %+v", err, reply)
 	}
-	f.Write([]byte{2, 0xc1, 0xc1, 0xc1})
+	// Routing frames: kind 2, a 4-byte sequence number, the update.
+	f.Write([]byte{2, 0, 0, 0, 1, 0xc1, 0xc1, 0xc1})
 	stale, _ := msgpack.Marshal([]any{9, 1, nil})
-	f.Write(append([]byte{2}, stale...))
+	f.Write(append([]byte{2, 0, 0, 0, 2}, stale...))
 	layout := dt.DefaultLayout()
 	pkt := make([]byte, 1+layout.Len()+4)
 	layout.Encode(pkt[1:], &dt.PCI{Dst: 0x12345678, TTL: 1, EID: 5})

@@ -118,6 +118,10 @@ func (u *IPCP) Show(_ context.Context) (string, error) {
 	rs := u.router.Stats()
 	fmt.Fprintf(&b, "\ncounters: forwarded %d, delivered %d, no route %d, ttl expired %d, malformed %d, no endpoint %d\n",
 		u.stats.fwd.Load(), u.stats.local.Load(), u.stats.noRoute.Load(), u.stats.ttl.Load(), u.stats.malformed.Load(), u.stats.noEndpoint.Load())
+	msent, mr, ma, mx := u.arq.counters()
+	fmt.Fprintf(&b, "mgmt frames: sent %d, resent %d, acked %d, abandoned %d\n", msent, mr, ma, mx)
+	fmt.Fprintf(&b, "flow allocation: requests repeated %d, repeats answered %d, dropped (table full) %d\n",
+		u.stats.faRetries.Load(), u.stats.faDuplicates.Load(), u.stats.faDropped.Load())
 	last := "never"
 	if t := u.stats.lastFailover.Load(); t != 0 {
 		last = time.Unix(0, t).Format("15:04:05.000")

@@ -46,6 +46,7 @@ const (
 	kindRouting = 2
 	kindDir     = 3
 	kindEnroll  = 4
+	// kindAck (5) acknowledges routing and directory frames: see mgmt.go.
 )
 
 // defaultMTU is assumed for the layer before any adjacency exists.
@@ -71,11 +72,13 @@ type IPCP struct {
 	nextAdj   uint64
 	adjList   map[uint64]*adj
 	pending   map[uint64]chan layer.FAMsg
+	accepting map[faKey]*faAccept // recent allocation requests served here
 	refresh   clock.Timer
 
 	adjs atomic.Pointer[map[uint64]*adj] // copy-on-write view for the data path
 	eps  sync.Map                        // local EID → *endpoint
 
+	arq    *mgmtARQ
 	fib    *dt.FIB
 	router *routing.Router
 	dir    *layer.Directory
@@ -85,15 +88,18 @@ type IPCP struct {
 type stats struct {
 	fwd, local, noRoute, ttl, malformed, noEndpoint atomic.Uint64
 	failovers, withdrawals, adjUp, adjDown          atomic.Uint64
+	faRetries, faDuplicates, faDropped              atomic.Uint64
 	lastFailover                                    atomic.Int64
 }
 
 // New is the unicast kind's constructor.
 func New(h *ipcpd.Host) (ipcpd.IPCP, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	u := &IPCP{h: h, log: h.Log, clk: clock.Real(), ctx: ctx, cancel: cancel,
+	clk := clock.Real()
+	u := &IPCP{h: h, log: h.Log, clk: clk, ctx: ctx, cancel: cancel, arq: newMgmtARQ(clk),
 		names: map[string]bool{}, listeners: map[string]*flow.Listener{},
-		adjList: map[uint64]*adj{}, pending: map[uint64]chan layer.FAMsg{}}
+		adjList: map[uint64]*adj{}, pending: map[uint64]chan layer.FAMsg{},
+		accepting: map[faKey]*faAccept{}}
 	empty := map[uint64]*adj{}
 	u.adjs.Store(&empty)
 	return u, nil
@@ -320,6 +326,11 @@ func (u *IPCP) Close() error {
 	}
 	r := u.router
 	u.mu.Unlock()
+	u.arq.mu.Lock()
+	if u.arq.timer != nil {
+		u.arq.timer.Stop()
+	}
+	u.arq.mu.Unlock()
 	for _, l := range ls {
 		l.Close()
 	}

@@ -1,0 +1,143 @@
+package unicast_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/internal/topo"
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+var faRepeatRE = regexp.MustCompile(`requests repeated (\d+)`)
+
+// lossyPair builds A and B joined by one udp link whose shims drop pct
+// percent of the packets of each lower flow at random (the loss drill):
+// enrollment, the adjacency hello, routing and the directory all cross
+// it.
+func lossyPair(t *testing.T, pct int) *topo.Topo {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tp, err := topo.Build(ctx, topo.Config{Hosts: []string{"a", "b"}, Links: [][2]string{{"b", "a"}},
+		PerLink: true, Exe: os.Args[0], Types: testenv.Types(), Params: testParams,
+		LowerParams: map[string]string{"loss": strconv.Itoa(pct)}})
+	if err != nil {
+		t.Fatalf("build over a lossy link: %v", err)
+	}
+	t.Cleanup(tp.Close)
+	if show, err := tp.WaitRoute("a", "b", 1, 20*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, show)
+	}
+	return tp
+}
+
+// TestAllocationOverLossyLink allocates flows across a link that loses
+// 30% of its packets: each allocation request and answer may be lost,
+// and every allocation must still succeed, by repetition.
+func TestAllocationOverLossyLink(t *testing.T) {
+	tp := lossyPair(t, 30)
+	if err := tp.Register("b", "sink"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := flow.Listen("sink", tp.Hosts["b"].Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	waitDirectory(t, tp, "a", "sink")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	go func() {
+		for {
+			f, err := l.Accept(ctx)
+			if err != nil {
+				return
+			}
+			f.Close()
+		}
+	}()
+	const flows = 20
+	for i := range flows {
+		f, err := flow.Alloc(ctx, "sink", qos.Raw(), tp.Hosts["a"].Opt())
+		if err != nil {
+			show, _ := tp.Show("a")
+			t.Fatalf("allocation %d of %d over a lossy link: %v\n%s", i+1, flows, err, show)
+		}
+		f.Close()
+	}
+	show, _ := tp.Show("a")
+	m := faRepeatRE.FindStringSubmatch(show)
+	if m == nil {
+		t.Fatalf("no allocation counters in:\n%s", show)
+	}
+	t.Logf("%d allocations over a link losing 30%% of packets: %s requests repeated", flows, m[1])
+	if m[1] == "0" {
+		t.Errorf("no request was repeated, yet the link lost 30%% of packets:\n%s", show)
+	}
+}
+
+// TestReliableOverLossyLink sends 2 MiB on a reliable flow across a link
+// that loses 20% of its packets: the receiver gets every byte in order.
+func TestReliableOverLossyLink(t *testing.T) {
+	tp := lossyPair(t, 20)
+	if err := tp.Register("b", "sink"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := flow.Listen("sink", tp.Hosts["b"].Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	waitDirectory(t, tp, "a", "sink")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	want := make([]byte, 2<<20)
+	for i := range want {
+		want[i] = byte(i*7 + i>>10)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		f, err := l.Accept(ctx)
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer f.Close()
+		var b bytes.Buffer
+		buf := make([]byte, 65536)
+		for {
+			n, err := f.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		got <- b.Bytes()
+	}()
+	f, err := flow.Alloc(ctx, "sink", qos.Reliable(), tp.Hosts["a"].Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for off := 0; off < len(want); off += 1000 {
+		if _, err := f.Write(want[off:min(off+1000, len(want))]); err != nil {
+			t.Fatalf("write at %d: %v", off, err)
+		}
+	}
+	if err := f.Close(); err != nil && err != io.EOF {
+		t.Fatalf("close: %v", err)
+	}
+	b := <-got
+	t.Logf("%d bytes over a link losing 20%% of packets in %v", len(b), time.Since(start).Round(time.Millisecond))
+	if !bytes.Equal(b, want) {
+		t.Fatalf("received %d bytes, want %d identical bytes", len(b), len(want))
+	}
+}
