@@ -81,6 +81,8 @@ type Pipe struct {
 	rflag int
 	rerr  error
 	rfn   func(uintptr) bool
+	rb    *batch // ReadBatch state, made on first use
+	rbfn  func(uintptr) bool
 
 	wmu   sync.Mutex
 	whdr  unix.Msghdr
@@ -88,6 +90,8 @@ type Pipe struct {
 	wkind [1]byte
 	werr  error
 	wfn   func(uintptr) bool
+	wb    *batch // WriteBatch state, made on first use
+	wbfn  func(uintptr) bool
 }
 
 // Pair returns a connected pair of Pipes.

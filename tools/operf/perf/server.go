@@ -47,20 +47,20 @@ func Serve(ctx context.Context, conn net.Conn, onRun func(RunSummary)) error {
 	defer stop()
 	s := &server{conn: conn, onRun: onRun}
 	defer s.abandon(time.Now())
-	buf := make([]byte, 65536)
+	rd := newPacketReader(conn)
 	for {
-		n, err := conn.Read(buf)
+		p, err := rd.next()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
 				return nil
 			}
 			return err
 		}
+		n := len(p)
 		if n == 0 {
 			continue
 		}
 		now := time.Now()
-		p := buf[:n]
 		switch p[0] {
 		case TypeData:
 			if seq, sent, err := ParseData(p); err == nil && s.cur != nil {
@@ -192,4 +192,52 @@ func (s *server) report(ctx context.Context, sess *session) {
 func (s *server) send(ctx context.Context, sess *session) {
 	h := sess.hello
 	pump(ctx, s.conn, h.Size, h.Rate, h.Duration, nil, &sess.sent)
+}
+
+// packetReader hands out the packets of conn one at a time, reading them
+// in batches when conn is a BatchConn.
+type packetReader struct {
+	conn  net.Conn
+	bc    BatchConn
+	bufs  [][]byte
+	sizes []int
+	n, i  int
+}
+
+func newPacketReader(conn net.Conn) *packetReader {
+	r := &packetReader{conn: conn}
+	r.bc, _ = conn.(BatchConn)
+	k := 1
+	if r.bc != nil {
+		k = batchLen
+	}
+	r.bufs, r.sizes = make([][]byte, k), make([]int, k)
+	for i := range r.bufs {
+		r.bufs[i] = make([]byte, 65536)
+	}
+	return r
+}
+
+// next returns the next packet, valid until the following call; a
+// packet that was truncated comes back empty.
+func (r *packetReader) next() ([]byte, error) {
+	for r.i >= r.n {
+		r.i = 0
+		if r.bc != nil {
+			n, err := r.bc.ReadBatch(r.bufs, r.sizes)
+			if err != nil {
+				return nil, err
+			}
+			r.n = n
+			continue
+		}
+		n, err := r.conn.Read(r.bufs[0])
+		if err != nil {
+			return nil, err
+		}
+		r.sizes[0], r.n = n, 1
+	}
+	p := r.bufs[r.i][:max(r.sizes[r.i], 0)]
+	r.i++
+	return p, nil
 }
