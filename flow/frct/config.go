@@ -17,7 +17,11 @@ const (
 	DefaultMaxMessage  = 1 << 20
 	DefaultDelayedACK  = time.Millisecond
 	DefaultPeerTimeout = 10 * time.Second
-	DefaultLinger      = 2 * time.Second
+	// DefaultLinger lets Close wait as long as the peer would be given
+	// before being declared gone: under heavy loss a full window takes
+	// several retransmission rounds to drain, and giving up earlier
+	// would lose data the application believes sent.
+	DefaultLinger = DefaultPeerTimeout
 )
 
 // MaxWindow is the largest window the 16-bit header field can carry.

@@ -99,6 +99,89 @@ func (u *IPCP) removeLocked(fl *uflow) {
 func (u *IPCP) txLoop(fl *uflow) {
 	defer u.work.Done()
 	f := fl.f
+	if snd := newSender(fl.to); snd != nil {
+		u.txBatched(fl, snd)
+	} else {
+		u.txOneByOne(fl)
+	}
+	fl.end(endLocal)
+	switch fl.reason.Load() {
+	case endRemote:
+		// Already forgotten by the receive goroutine.
+		f.End(true)
+	case endShutdown:
+		u.sendMsg(&msg{typ: tDealloc, dst: fl.remote, src: fl.local}, fl.to)
+		u.ctr.deallocsOut.Add(1)
+		u.forget(fl)
+		f.End(false)
+	default:
+		fl.state.Store(stateClosing)
+		f.End(false)
+		u.deallocRemote(fl)
+		u.forget(fl)
+	}
+}
+
+// txBatched moves packets from the flow's pipe to the peer in batches:
+// one recvmmsg from the pipe, one sendmmsg to the socket.
+func (u *IPCP) txBatched(fl *uflow, snd *sender) {
+	f := fl.f
+	var bufs, payloads [txBatch][]byte
+	var sizes [txBatch]int
+	var kinds [txBatch]pipe.Kind
+	for i := range bufs {
+		bufs[i] = make([]byte, eidLen+fl.mtu+1)
+		putDataHeader(bufs[i], fl.remote)
+		payloads[i] = bufs[i][eidLen:]
+	}
+	drill := newDrill(u.loss, uint64(fl.local))
+	for {
+		n, err := f.Pipe.ReadBatch(payloads[:], sizes[:], kinds[:])
+		if err != nil {
+			return
+		}
+		done := false
+		for i := 0; i < n && !done; i++ {
+			switch kinds[i] {
+			case pipe.Dealloc:
+				done = true
+				continue
+			case pipe.Data:
+			default:
+				continue
+			}
+			size := sizes[i]
+			if size < 0 || size > fl.mtu {
+				// Larger than the MTU: the flow library should not let
+				// it by.
+				f.Drops.Add(1)
+				continue
+			}
+			f.PktsIn.Add(1)
+			f.BytesIn.Add(uint64(size))
+			if u.loss != 0 && drill.drop() {
+				u.ctr.txDrill.Add(1)
+				continue
+			}
+			snd.add(bufs[i][:eidLen+size])
+			u.ctr.txBytes.Add(uint64(eidLen + size))
+		}
+		sent, failed := snd.flush(u.rc)
+		u.ctr.txData.Add(uint64(sent))
+		if failed > 0 {
+			u.ctr.txErrors.Add(uint64(failed))
+			f.Drops.Add(uint64(failed))
+		}
+		if done {
+			return
+		}
+	}
+}
+
+// txOneByOne is txBatched for a peer address that sendmmsg cannot be
+// given here: one datagram per system call.
+func (u *IPCP) txOneByOne(fl *uflow) {
+	f := fl.f
 	buf := make([]byte, eidLen+fl.mtu+1)
 	putDataHeader(buf, fl.remote)
 	drill := newDrill(u.loss, uint64(fl.local))
@@ -109,10 +192,10 @@ func (u *IPCP) txLoop(fl *uflow) {
 				f.Drops.Add(1) // larger than the MTU: the flow library should not let it by
 				continue
 			}
-			break
+			return
 		}
 		if k == pipe.Dealloc {
-			break
+			return
 		}
 		if k != pipe.Data {
 			continue
@@ -134,22 +217,6 @@ func (u *IPCP) txLoop(fl *uflow) {
 		}
 		u.ctr.txData.Add(1)
 		u.ctr.txBytes.Add(uint64(eidLen + n))
-	}
-	fl.end(endLocal)
-	switch fl.reason.Load() {
-	case endRemote:
-		// Already forgotten by the receive goroutine.
-		f.End(true)
-	case endShutdown:
-		u.sendMsg(&msg{typ: tDealloc, dst: fl.remote, src: fl.local}, fl.to)
-		u.ctr.deallocsOut.Add(1)
-		u.forget(fl)
-		f.End(false)
-	default:
-		fl.state.Store(stateClosing)
-		f.End(false)
-		u.deallocRemote(fl)
-		u.forget(fl)
 	}
 }
 
@@ -197,15 +264,40 @@ func (u *IPCP) deliver(eid uint32, payload []byte, src netip.AddrPort) {
 		fl.f.Drops.Add(1)
 		return
 	}
-	if err := fl.f.Pipe.Write(payload); err != nil {
-		// The application is gone or the flow is ending: its txLoop
-		// sees that on its own Read.
-		fl.f.Drops.Add(1)
+	if u.rxPend.fl != fl {
+		u.flushRx()
+		u.rxPend.fl = fl
+	}
+	u.rxPend.pkts = append(u.rxPend.pkts, payload)
+}
+
+// rxPending gathers the consecutive datagrams of one flow within a
+// receive batch, to hand them to its pipe with one system call. Only the
+// receive goroutine uses it.
+type rxPending struct {
+	fl   *uflow
+	pkts [][]byte
+}
+
+// flushRx writes the gathered datagrams to their flow's pipe.
+func (u *IPCP) flushRx() {
+	fl, pkts := u.rxPend.fl, u.rxPend.pkts
+	u.rxPend.fl, u.rxPend.pkts = nil, pkts[:0]
+	if fl == nil || len(pkts) == 0 {
 		return
 	}
-	fl.f.PktsOut.Add(1)
-	fl.f.BytesOut.Add(uint64(len(payload)))
-	u.ctr.rxData.Add(1)
+	n, _ := fl.f.Pipe.WriteBatch(pkts)
+	// Short of all: the application is gone or the flow is ending;
+	// its txLoop sees that on its own Read.
+	fl.f.Drops.Add(uint64(len(pkts) - n))
+	var bytes uint64
+	for _, p := range pkts[:n] {
+		bytes += uint64(len(p))
+	}
+	fl.f.PktsOut.Add(uint64(n))
+	fl.f.BytesOut.Add(bytes)
+	u.ctr.rxData.Add(uint64(n))
+	clear(pkts)
 }
 
 // drill decides which packets the loss drill drops: a share of them at

@@ -26,6 +26,7 @@ func (u *IPCP) rxLoop() {
 			b, src, trunc := u.rx.datagram(i)
 			u.handle(b, src, trunc)
 		}
+		u.flushRx()
 	}
 }
 
@@ -46,6 +47,9 @@ func (u *IPCP) handle(b []byte, src netip.AddrPort, trunc bool) {
 		u.deliver(eid, payload, src)
 		return
 	}
+	// Data gathered so far goes before a management message (a
+	// deallocation must not overtake the data before it).
+	u.flushRx()
 	m := &u.rxMsg
 	if err := m.decode(b); err != nil {
 		switch err {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -122,4 +123,98 @@ func sockaddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
 		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
 	}
 	return netip.AddrPort{}
+}
+
+// txBatch is how many datagrams one sendmmsg carries at most.
+const txBatch = 16
+
+// sender sends a flow's datagrams to one address in batches with
+// sendmmsg. Only the flow's txLoop uses it.
+type sender struct {
+	hdrs    [txBatch]unix.Mmsghdr
+	iovs    [txBatch]unix.Iovec
+	name    unix.RawSockaddrInet6
+	namelen uint32
+	n, off  int // datagrams queued, and handled so far in this flush
+	failed  int // datagrams the kernel refused in this flush
+	fn      func(fd uintptr) bool
+}
+
+// newSender returns a sender to to, or nil if to cannot be written as a
+// raw socket address here (an IPv6 zone: the caller sends one by one).
+func newSender(to netip.AddrPort) *sender {
+	s := &sender{}
+	switch {
+	case to.Addr().Is4():
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&s.name))
+		sa.Family = unix.AF_INET
+		sa.Addr = to.Addr().As4()
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		p[0], p[1] = byte(to.Port()>>8), byte(to.Port())
+		s.namelen = unix.SizeofSockaddrInet4
+	case to.Addr().Zone() == "":
+		s.name.Family = unix.AF_INET6
+		s.name.Addr = to.Addr().As16()
+		p := (*[2]byte)(unsafe.Pointer(&s.name.Port))
+		p[0], p[1] = byte(to.Port()>>8), byte(to.Port())
+		s.namelen = unix.SizeofSockaddrInet6
+	default:
+		return nil
+	}
+	for i := range s.hdrs {
+		h := &s.hdrs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&s.name))
+		h.Namelen = s.namelen
+		h.Iov = &s.iovs[i]
+		h.SetIovlen(1)
+	}
+	s.fn = s.send
+	return s
+}
+
+// add queues datagram b (which must stay untouched until flush); it
+// reports whether the batch is full.
+func (s *sender) add(b []byte) bool {
+	s.iovs[s.n].Base = &b[0]
+	s.iovs[s.n].SetLen(len(b))
+	s.n++
+	return s.n == txBatch
+}
+
+// send is the body of one RawConn.Write: false asks the poller to wait.
+func (s *sender) send(fd uintptr) bool {
+	for s.off < s.n {
+		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[s.off])), uintptr(s.n-s.off), 0, 0, 0)
+		switch e {
+		case 0:
+			s.off += int(n)
+		case unix.EAGAIN:
+			return false
+		case unix.EINTR:
+		default:
+			// This datagram failed (a refused port, say): count it
+			// and carry on with the rest.
+			s.failed++
+			s.off++
+		}
+	}
+	return true
+}
+
+// flush sends the queued datagrams; it returns how many left and how
+// many failed.
+func (s *sender) flush(rc syscall.RawConn) (sent, failed int) {
+	if s.n == 0 {
+		return 0, 0
+	}
+	s.off, s.failed = 0, 0
+	if err := rc.Write(s.fn); err != nil {
+		s.failed += s.n - s.off
+	}
+	for i := 0; i < s.n; i++ {
+		s.iovs[i].Base = nil
+	}
+	n := s.n
+	s.n = 0
+	return n - s.failed, s.failed
 }

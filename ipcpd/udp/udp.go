@@ -162,6 +162,7 @@ type IPCP struct {
 	rx     *receiver
 	rxMsg  msg
 	rxOut  []byte
+	rxPend rxPending
 	others bucket
 
 	mu       sync.RWMutex

@@ -372,14 +372,15 @@ func (u *IPCP) adjDown(a *adj, why string) {
 // readAdj is the receive loop of one lower flow.
 func (u *IPCP) readAdj(a *adj) {
 	defer u.wg.Done()
-	buf := make([]byte, 65536)
+	var bufs [fwdBatch][]byte
+	var sizes [fwdBatch]int
+	for i := range bufs {
+		bufs[i] = make([]byte, maxPacket)
+	}
+	var out outBatch
 	for {
-		n, err := a.f.Read(buf)
+		got, err := a.f.ReadBatch(bufs[:], sizes[:])
 		if err != nil {
-			if errors.Is(err, io.ErrShortBuffer) {
-				a.ctr.Drop(dt.DropMalformed)
-				continue
-			}
 			why := "lower flow closed"
 			if errors.Is(err, flow.ErrDown) {
 				why = "lower IPCP gone"
@@ -387,36 +388,51 @@ func (u *IPCP) readAdj(a *adj) {
 			u.adjDown(a, why)
 			return
 		}
-		if n < 1 {
-			continue
-		}
 		a.lastRx.Store(time.Now().UnixNano())
-		a.ctr.In(n)
-		switch buf[0] {
-		case kindDT:
-			u.receiveDT(buf[:n])
-		case kindAck:
-			u.arq.ack(a.peer, buf[1:n])
-		case kindRouting, kindDir:
-			if n < 1+mgmtSeqLen {
-				a.ctr.Drop(dt.DropMalformed)
+		for i := 0; i < got; i++ {
+			n := sizes[i]
+			if n < 0 {
+				a.ctr.Drop(dt.DropMalformed) // larger than any packet
 				continue
 			}
-			u.ackMgmt(a, buf[1:1+mgmtSeqLen])
-			u.receiveMgmt(a, buf[0], buf[1+mgmtSeqLen:n])
-		case kindHello:
-			// Keepalives (one byte) and late hello replies are
-			// liveness only; the peer's opening hello again means
-			// our answer was lost.
-			if n > 1 && a.helloReply != nil {
-				var h enroll.Hello
-				if enroll.Decode(buf[1:n], &h) == nil && !h.Reply {
-					a.f.Write(a.helloReply)
-				}
+			if n < 1 {
+				continue
 			}
-		default:
-			a.ctr.Drop(dt.DropMalformed)
+			u.receiveFrame(a, &out, bufs[i][:n])
 		}
+		u.flush(&out)
+	}
+}
+
+// receiveFrame dispatches one frame from a lower flow; data packets to
+// forward or deliver are gathered into out.
+func (u *IPCP) receiveFrame(a *adj, out *outBatch, buf []byte) {
+	n := len(buf)
+	a.ctr.In(n)
+	switch buf[0] {
+	case kindDT:
+		u.receiveDT(out, buf)
+	case kindAck:
+		u.arq.ack(a.peer, buf[1:])
+	case kindRouting, kindDir:
+		if n < 1+mgmtSeqLen {
+			a.ctr.Drop(dt.DropMalformed)
+			return
+		}
+		u.ackMgmt(a, buf[1:1+mgmtSeqLen])
+		u.receiveMgmt(a, buf[0], buf[1+mgmtSeqLen:])
+	case kindHello:
+		// Keepalives (one byte) and late hello replies are liveness
+		// only; the peer's opening hello again means our answer was
+		// lost.
+		if n > 1 && a.helloReply != nil {
+			var h enroll.Hello
+			if enroll.Decode(buf[1:], &h) == nil && !h.Reply {
+				a.f.Write(a.helloReply)
+			}
+		}
+	default:
+		a.ctr.Drop(dt.DropMalformed)
 	}
 }
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -212,37 +212,105 @@ func (u *IPCP) sendFA(dst, eid uint64, m *layer.FAMsg) error {
 	return nil
 }
 
-// readApp moves packets from an application's flow into the layer.
+// readApp moves packets from an application's flow into the layer, a
+// batch at a time: one system call reads up to fwdBatch packets, and
+// consecutive packets for the same lower flow leave with one more.
 func (u *IPCP) readApp(ep *endpoint) {
 	defer u.wg.Done()
 	hdr := 1 + u.layout.Len()
-	buf := make([]byte, hdr+65536)
 	pci := dt.PCI{Dst: ep.remoteAddr, QoS: ep.cube, TTL: u.cfg.TTL, EID: ep.remoteEID}
-	buf[0] = kindDT
-	u.layout.Encode(buf[1:hdr], &pci)
+	var bufs, payloads [fwdBatch][]byte
+	var sizes [fwdBatch]int
+	var kinds [fwdBatch]pipe.Kind
+	for i := range bufs {
+		bufs[i] = make([]byte, hdr+maxPacket)
+		bufs[i][0] = kindDT
+		u.layout.Encode(bufs[i][1:hdr], &pci)
+		payloads[i] = bufs[i][hdr:]
+	}
+	var out outBatch
 	for {
-		n, k, err := ep.f.Pipe.Read(buf[hdr:])
-		if err != nil && !errors.Is(err, io.ErrShortBuffer) {
+		n, err := ep.f.Pipe.ReadBatch(payloads[:], sizes[:], kinds[:])
+		if err != nil {
 			// The application died: tell the far end.
 			u.endEndpoint(ep, true)
 			return
 		}
-		switch k {
-		case pipe.Data:
-			if err != nil {
-				ep.f.Drops.Add(1)
-				continue
+		for i := 0; i < n; i++ {
+			switch kinds[i] {
+			case pipe.Data:
+				if sizes[i] < 0 {
+					ep.f.Drops.Add(1)
+					continue
+				}
+				ep.f.PktsIn.Add(1)
+				ep.f.BytesIn.Add(uint64(sizes[i]))
+				if !u.forwardTo(&out, bufs[i][:hdr+sizes[i]], ep.remoteAddr, ep.remoteEID, ep.cube) {
+					ep.f.Drops.Add(1)
+				}
+			case pipe.Dealloc:
+				u.flush(&out)
+				u.endEndpoint(ep, true)
+				return
 			}
-			ep.f.PktsIn.Add(1)
-			ep.f.BytesIn.Add(uint64(n))
-			if !u.forward(buf[:hdr+n], ep.remoteAddr, ep.remoteEID, ep.cube) {
-				ep.f.Drops.Add(1)
-			}
-		case pipe.Dealloc:
-			u.endEndpoint(ep, true)
-			return
 		}
+		u.flush(&out)
 	}
+}
+
+// fwdBatch is how many packets a forwarding goroutine moves per system
+// call; maxPacket bounds one packet (the flow channel's limit).
+const (
+	fwdBatch  = 16
+	maxPacket = 65536
+)
+
+// outBatch gathers the consecutive packets one reader sends to the same
+// lower flow or delivers to the same local endpoint, so they leave with
+// one system call. The packets stay the reader's until flush.
+type outBatch struct {
+	a    *adj
+	ep   *endpoint
+	pkts [][]byte
+}
+
+// flush sends what ob gathered; what the channel refuses is counted as
+// dropped where it would have gone.
+func (u *IPCP) flush(ob *outBatch) {
+	if len(ob.pkts) == 0 {
+		ob.a, ob.ep = nil, nil
+		return
+	}
+	switch {
+	case ob.a != nil:
+		n, _ := ob.a.f.WriteBatch(ob.pkts)
+		for _, p := range ob.pkts[:n] {
+			ob.a.ctr.Out(len(p))
+		}
+		for range len(ob.pkts) - n {
+			ob.a.ctr.Drop(dt.DropQueueFull)
+		}
+		u.stats.fwd.Add(uint64(n))
+	case ob.ep != nil:
+		// Local delivery: the packets are whole frames; the endpoint
+		// gets their payloads.
+		hdr := 1 + u.layout.Len()
+		for i, p := range ob.pkts {
+			ob.pkts[i] = p[hdr:]
+		}
+		n, _ := ob.ep.f.Pipe.WriteBatch(ob.pkts)
+		var bytes uint64
+		for _, p := range ob.pkts[:n] {
+			bytes += uint64(len(p))
+		}
+		ob.ep.f.Drops.Add(uint64(len(ob.pkts) - n))
+		ob.ep.f.PktsOut.Add(uint64(n))
+		ob.ep.f.BytesOut.Add(bytes)
+		u.stats.local.Add(uint64(n))
+	}
+	clear(ob.pkts)
+	ob.pkts = ob.pkts[:0]
+	ob.a, ob.ep = nil, nil
 }
 
 // endEndpoint removes a local endpoint; tellPeer sends a deallocation.
@@ -261,8 +329,14 @@ func (u *IPCP) endEndpoint(ep *endpoint, tellPeer bool) {
 // forward sends a framed packet (kind byte + header + payload) towards
 // dst. It reports whether the packet left (or was delivered locally).
 func (u *IPCP) forward(pkt []byte, dst, eid uint64, cube uint8) bool {
+	return u.forwardTo(nil, pkt, dst, eid, cube)
+}
+
+// forwardTo is forward that, given a batch, gathers pkt into it instead
+// of sending it at once (the caller flushes).
+func (u *IPCP) forwardTo(ob *outBatch, pkt []byte, dst, eid uint64, cube uint8) bool {
 	if dst == u.addr {
-		u.deliver(pkt)
+		u.deliverTo(ob, pkt)
 		return true
 	}
 	id, ok := u.fib.Lookup(dst, eid, cube)
@@ -275,6 +349,14 @@ func (u *IPCP) forward(pkt []byte, dst, eid uint64, cube uint8) bool {
 		u.stats.noRoute.Add(1)
 		return false
 	}
+	if ob != nil {
+		if ob.a != a {
+			u.flush(ob)
+			ob.a = a
+		}
+		ob.pkts = append(ob.pkts, pkt)
+		return true
+	}
 	if _, err := a.f.Write(pkt); err != nil {
 		a.ctr.Drop(dt.DropQueueFull)
 		return false
@@ -284,15 +366,16 @@ func (u *IPCP) forward(pkt []byte, dst, eid uint64, cube uint8) bool {
 	return true
 }
 
-// receiveDT handles a data-transfer packet from a lower flow.
-func (u *IPCP) receiveDT(pkt []byte) {
+// receiveDT handles a data-transfer packet from a lower flow, gathering
+// it into ob (nil: sent at once).
+func (u *IPCP) receiveDT(ob *outBatch, pkt []byte) {
 	dst, err := u.layout.Dst(pkt[1:])
 	if err != nil {
 		u.stats.malformed.Add(1)
 		return
 	}
 	if dst == u.addr {
-		u.deliver(pkt)
+		u.deliverTo(ob, pkt)
 		return
 	}
 	if _, err := u.layout.DecTTL(pkt[1:]); err != nil {
@@ -304,11 +387,12 @@ func (u *IPCP) receiveDT(pkt []byte) {
 		u.stats.malformed.Add(1)
 		return
 	}
-	u.forward(pkt, dst, eid, cube)
+	u.forwardTo(ob, pkt, dst, eid, cube)
 }
 
-// deliver hands a packet addressed to us to its endpoint.
-func (u *IPCP) deliver(pkt []byte) {
+// deliverTo hands a packet addressed to us to its endpoint, or, given a
+// batch, gathers data packets into it (the caller flushes).
+func (u *IPCP) deliverTo(ob *outBatch, pkt []byte) {
 	pci, payload, err := u.layout.Decode(pkt[1:])
 	if err != nil {
 		u.stats.malformed.Add(1)
@@ -329,6 +413,14 @@ func (u *IPCP) deliver(pkt []byte) {
 		return
 	}
 	ep := v.(*endpoint)
+	if ob != nil {
+		if ob.ep != ep {
+			u.flush(ob)
+			ob.ep = ep
+		}
+		ob.pkts = append(ob.pkts, pkt)
+		return
+	}
 	if err := ep.f.Pipe.Write(payload); err != nil {
 		ep.f.Drops.Add(1)
 		return
