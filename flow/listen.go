@@ -174,3 +174,43 @@ func (l *Listener) Close() error {
 	}
 	return nil
 }
+
+// Serve accepts flows and runs handle for each in its own goroutine,
+// closing the flow when handle returns, until ctx ends or Accept fails.
+// It then closes the flows still open (their handlers' Reads and Writes
+// return) and waits for every handler. It returns nil when ctx ended,
+// or Accept's error.
+func (l *Listener) Serve(ctx context.Context, handle func(f *Flow)) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var mu sync.Mutex
+	open := map[*Flow]bool{}
+	defer func() {
+		mu.Lock()
+		for f := range open {
+			f.Close()
+		}
+		mu.Unlock()
+	}()
+	for {
+		f, err := l.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		mu.Lock()
+		open[f] = true
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			handle(f)
+			mu.Lock()
+			delete(open, f)
+			mu.Unlock()
+			f.Close()
+		}()
+	}
+}

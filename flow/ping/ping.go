@@ -335,46 +335,18 @@ func Echo(f net.Conn) (int, error) {
 // Serve accepts flows on l and echoes each in its own goroutine until
 // ctx ends. logf, if not nil, is told of flows coming and going.
 func Serve(ctx context.Context, l *flow.Listener, logf func(format string, args ...any)) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	var mu sync.Mutex
-	open := map[*flow.Flow]bool{}
-	defer func() {
-		mu.Lock()
-		for f := range open {
-			f.Close()
-		}
-		mu.Unlock()
-	}()
-	for {
-		f, err := l.Accept(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		mu.Lock()
-		open[f] = true
-		mu.Unlock()
+	return l.Serve(ctx, func(f *flow.Flow) {
 		if logf != nil {
 			logf("new flow %d (qos %s, layer %s)", f.ID(), f.QoS(), f.Layer())
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n, err := Echo(f)
-			mu.Lock()
-			delete(open, f)
-			mu.Unlock()
-			f.Close()
-			if logf != nil {
-				if err != nil {
-					logf("flow %d ended after %d packets: %v", f.ID(), n, err)
-				} else {
-					logf("flow %d closed after %d packets", f.ID(), n)
-				}
-			}
-		}()
-	}
+		n, err := Echo(f)
+		if logf == nil {
+			return
+		}
+		if err != nil {
+			logf("flow %d ended after %d packets: %v", f.ID(), n, err)
+		} else {
+			logf("flow %d closed after %d packets", f.ID(), n)
+		}
+	})
 }

@@ -2,7 +2,6 @@ package perf
 
 import (
 	"context"
-	"sync"
 
 	"github.com/ouro-net/ouro/flow"
 )
@@ -13,50 +12,22 @@ import (
 // going; onRun, if not nil, of every run that ends.
 func ServeFlows(ctx context.Context, l *flow.Listener, logf func(format string, args ...any),
 	onRun func(f *flow.Flow, s RunSummary)) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	var mu sync.Mutex
-	open := map[*flow.Flow]bool{}
-	defer func() {
-		mu.Lock()
-		for f := range open {
-			f.Close()
-		}
-		mu.Unlock()
-	}()
-	for {
-		f, err := l.Accept(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		mu.Lock()
-		open[f] = true
-		mu.Unlock()
+	return l.Serve(ctx, func(f *flow.Flow) {
 		if logf != nil {
 			logf("new flow %d (qos %s, layer %s)", f.ID(), f.QoS(), f.Layer())
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var report func(RunSummary)
-			if onRun != nil {
-				report = func(s RunSummary) { onRun(f, s) }
-			}
-			err := Serve(ctx, f, report)
-			mu.Lock()
-			delete(open, f)
-			mu.Unlock()
-			f.Close()
-			if logf != nil {
-				if err != nil {
-					logf("flow %d ended: %v", f.ID(), err)
-				} else {
-					logf("flow %d closed", f.ID())
-				}
-			}
-		}()
-	}
+		var report func(RunSummary)
+		if onRun != nil {
+			report = func(s RunSummary) { onRun(f, s) }
+		}
+		err := Serve(ctx, f, report)
+		if logf == nil {
+			return
+		}
+		if err != nil {
+			logf("flow %d ended: %v", f.ID(), err)
+		} else {
+			logf("flow %d closed", f.ID())
+		}
+	})
 }
