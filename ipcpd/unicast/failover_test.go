@@ -136,15 +136,7 @@ func TestPartitionReportsDown(t *testing.T) {
 	if show, err := tp.WaitRoute("a", "b", 1, 20*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, show)
 	}
-	if err := tp.Register("b", "sink"); err != nil {
-		t.Fatal(err)
-	}
-	l, err := flow.Listen("sink", tp.Hosts["b"].Opt())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	waitDirectory(t, tp, "a", "sink")
+	listenAt(t, tp, "b", "sink", "a")
 	f, err := flow.Alloc(ctx, "sink", qos.Raw(), tp.Hosts["a"].Opt())
 	if err != nil {
 		t.Fatal(err)

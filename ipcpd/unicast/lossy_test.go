@@ -44,15 +44,7 @@ func lossyPair(t *testing.T, pct int) *topo.Topo {
 // and every allocation must still succeed, by repetition.
 func TestAllocationOverLossyLink(t *testing.T) {
 	tp := lossyPair(t, 30)
-	if err := tp.Register("b", "sink"); err != nil {
-		t.Fatal(err)
-	}
-	l, err := flow.Listen("sink", tp.Hosts["b"].Opt())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	waitDirectory(t, tp, "a", "sink")
+	l := listenAt(t, tp, "b", "sink", "a")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	go func() {
@@ -88,15 +80,7 @@ func TestAllocationOverLossyLink(t *testing.T) {
 // that loses 20% of its packets: the receiver gets every byte in order.
 func TestReliableOverLossyLink(t *testing.T) {
 	tp := lossyPair(t, 20)
-	if err := tp.Register("b", "sink"); err != nil {
-		t.Fatal(err)
-	}
-	l, err := flow.Listen("sink", tp.Hosts["b"].Opt())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	waitDirectory(t, tp, "a", "sink")
+	l := listenAt(t, tp, "b", "sink", "a")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	want := make([]byte, 2<<20)

@@ -22,15 +22,7 @@ func TestReliableTransferAcrossCut(t *testing.T) {
 	if show, err := tp.WaitRoute("a", "d", 2, 20*time.Second); err != nil {
 		t.Fatalf("%v\n%s", err, show)
 	}
-	if err := tp.Register("d", "sink"); err != nil {
-		t.Fatal(err)
-	}
-	l, err := flow.Listen("sink", tp.Hosts["d"].Opt())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	waitDirectory(t, tp, "a", "sink")
+	l := listenAt(t, tp, "d", "sink", "a")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 

@@ -105,15 +105,7 @@ func TestSquareOverUDP(t *testing.T) {
 	t.Logf("square A->D: %s", strings.TrimSpace(st.Summary()))
 
 	// Deallocation reaches the far end promptly.
-	if err := tp.Register("d", "sink"); err != nil {
-		t.Fatal(err)
-	}
-	sink, err := flow.Listen("sink", d.Opt())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sink.Close()
-	waitDirectory(t, tp, "a", "sink")
+	sink := listenAt(t, tp, "d", "sink", "a")
 	f, err := flow.Alloc(ctx, "sink", qos.Raw(), tp.Hosts["a"].Opt())
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +136,22 @@ func TestSquareOverUDP(t *testing.T) {
 			t.Fatalf("address of %s changed across rebuild: %s -> %s", k, v, m2[k])
 		}
 	}
+}
+
+// listenAt registers name at host, listens for it there, and waits until
+// host from knows the name; the listener closes with the test.
+func listenAt(t *testing.T, tp *topo.Topo, host, name, from string) *flow.Listener {
+	t.Helper()
+	if err := tp.Register(host, name); err != nil {
+		t.Fatal(err)
+	}
+	l, err := flow.Listen(name, tp.Hosts[host].Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	waitDirectory(t, tp, from, name)
+	return l
 }
 
 func waitDirectory(t *testing.T, tp *topo.Topo, host, name string) {
