@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"time"
 
 	"github.com/ouro-net/ouro/lib/pipe"
 )
@@ -39,6 +38,9 @@ func (f *Flow) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 	}
 	var kinds [pipe.MaxBatch]pipe.Kind
 	for {
+		if dp := f.dp.Load(); dp != nil {
+			return f.readBatchDirect(dp, bufs, sizes)
+		}
 		n, err := f.p.ReadBatch(bufs, sizes, kinds[:])
 		if err != nil {
 			return 0, f.mapErr(err)
@@ -62,15 +64,9 @@ func (f *Flow) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 				}
 				return got, nil
 			case pipe.Down, pipe.Up:
-				s := Up
-				if kinds[i] == pipe.Down {
-					s = Down
-				}
-				f.state.Store(int32(s))
-				select {
-				case f.events <- Event{State: s, At: time.Now()}:
-				default:
-				}
+				f.setState(kinds[i])
+			case pipe.Direct:
+				f.goDirect()
 			}
 		}
 		if got > 0 {
@@ -107,7 +103,7 @@ func (f *Flow) WriteBatch(bufs [][]byte) (int, error) {
 			}
 		}
 	}
-	n, err := f.p.WriteBatch(bufs)
+	n, err := f.data().WriteBatch(bufs)
 	if err != nil {
 		return n, f.mapErr(err)
 	}

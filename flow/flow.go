@@ -190,6 +190,15 @@ type Flow struct {
 	// onClose, if set, runs once after Close (direct flows drop their
 	// control connection).
 	onClose func()
+
+	// dp is the data socket the IPCP handed over (a Direct record), nil
+	// until then; gone says the IPCP died after the hand-over. See
+	// direct.go.
+	dp   atomic.Pointer[pipe.Pipe]
+	gone atomic.Bool
+	dmu  sync.Mutex // orders deadline changes with the hand-over
+	rdl  time.Time
+	wdl  time.Time
 }
 
 // forceDown ends a direct flow whose layer is gone: Read and Write
@@ -204,6 +213,9 @@ func (f *Flow) forceDown() {
 	default:
 	}
 	f.p.Close()
+	if dp := f.dp.Load(); dp != nil {
+		dp.Close()
+	}
 }
 
 func newFlow(fi ctrl.FlowInfo, p *pipe.Pipe) (*Flow, error) {
@@ -240,7 +252,7 @@ func (l lowerOf) WritePacket(b []byte) error {
 	if l.f.info.MTU > 0 && len(b) > l.f.info.MTU {
 		return fmt.Errorf("%w: %d bytes, MTU %d", ErrTooBig, len(b), l.f.info.MTU)
 	}
-	if err := l.f.p.Write(b); err != nil {
+	if err := l.f.data().Write(b); err != nil {
 		return l.f.mapErr(err)
 	}
 	return nil
@@ -314,6 +326,9 @@ func (f *Flow) readRaw(b []byte) (int, error) {
 		return 0, io.EOF
 	}
 	for {
+		if dp := f.dp.Load(); dp != nil {
+			return f.readDirect(dp, b)
+		}
 		n, k, err := f.p.Read(b)
 		if err != nil && !errors.Is(err, io.ErrShortBuffer) {
 			return 0, f.mapErr(err)
@@ -325,16 +340,23 @@ func (f *Flow) readRaw(b []byte) (int, error) {
 			f.eof.Store(true)
 			return 0, io.EOF
 		case pipe.Down, pipe.Up:
-			s := Up
-			if k == pipe.Down {
-				s = Down
-			}
-			f.state.Store(int32(s))
-			select {
-			case f.events <- Event{State: s, At: time.Now()}:
-			default:
-			}
+			f.setState(k)
+		case pipe.Direct:
+			f.goDirect()
 		}
+	}
+}
+
+// setState applies a Down or Up record.
+func (f *Flow) setState(k pipe.Kind) {
+	s := Up
+	if k == pipe.Down {
+		s = Down
+	}
+	f.state.Store(int32(s))
+	select {
+	case f.events <- Event{State: s, At: time.Now()}:
+	default:
 	}
 }
 
@@ -350,7 +372,7 @@ func (f *Flow) Write(b []byte) (int, error) {
 	if f.info.MTU > 0 && len(b) > f.info.MTU {
 		return 0, fmt.Errorf("%w: %d bytes, MTU %d", ErrTooBig, len(b), f.info.MTU)
 	}
-	if err := f.p.Write(b); err != nil {
+	if err := f.data().Write(b); err != nil {
 		return 0, f.mapErr(err)
 	}
 	return len(b), nil
@@ -385,6 +407,9 @@ func (f *Flow) closeRaw() {
 	f.once.Do(func() {
 		f.closed.Store(true)
 		f.p.Dealloc()
+		if dp := f.dp.Load(); dp != nil {
+			dp.Close()
+		}
 		if f.onClose != nil {
 			f.onClose()
 		}
@@ -402,16 +427,23 @@ func (f *Flow) SetDeadline(t time.Time) error {
 	if f.rel != nil {
 		return f.rel.SetDeadline(t)
 	}
-	if err := f.p.SetReadDeadline(t); err != nil {
+	if err := f.SetReadDeadline(t); err != nil {
 		return err
 	}
-	return f.p.SetWriteDeadline(t)
+	return f.SetWriteDeadline(t)
 }
 
 // SetReadDeadline sets the read deadline.
 func (f *Flow) SetReadDeadline(t time.Time) error {
 	if f.rel != nil {
 		return f.rel.SetReadDeadline(t)
+	}
+	f.dmu.Lock()
+	defer f.dmu.Unlock()
+	f.rdl = t
+	if dp := f.dp.Load(); dp != nil {
+		// The channel to the IPCP is the watcher's now: no deadline.
+		return dp.SetReadDeadline(t)
 	}
 	return f.p.SetReadDeadline(t)
 }
@@ -421,12 +453,18 @@ func (f *Flow) SetWriteDeadline(t time.Time) error {
 	if f.rel != nil {
 		return f.rel.SetWriteDeadline(t)
 	}
+	f.dmu.Lock()
+	defer f.dmu.Unlock()
+	f.wdl = t
+	if dp := f.dp.Load(); dp != nil {
+		return dp.SetWriteDeadline(t)
+	}
 	return f.p.SetWriteDeadline(t)
 }
 
 // Pending reports how many bytes are queued for Read; liveness checks
 // use it to tell a silent peer from a reader that is behind.
-func (f *Flow) Pending() int { return f.p.Pending() }
+func (f *Flow) Pending() int { return f.data().Pending() }
 
 // Call makes one control request to the IRMd of dir on a fresh
 // connection and decodes the reply into resp (if non-nil). Errors the

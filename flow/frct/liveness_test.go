@@ -50,7 +50,23 @@ func TestPeerGoneAfterTimeoutNotBefore(t *testing.T) {
 	leakCheck(t)
 	fc := clock.NewFake(time.Unix(1000, 0))
 	cfg := virtualCfg(fc)
-	a, b, la, _ := newPair(t, cfg, memlink.Config{Clock: fc})
+	// B outlives A's deadline: B giving up first would close its end,
+	// and A would see its lower end, not its timer.
+	la, lb := memlink.NewPair(memlink.Config{Clock: fc})
+	a, err := New(la, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bcfg := cfg
+	bcfg.PeerTimeout = 10 * cfg.PeerTimeout
+	b, err := New(lb, bcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		a.Close()
+		b.Close()
+	})
 
 	if _, err := a.Write([]byte("ping")); err != nil {
 		t.Fatal(err)
@@ -73,7 +89,7 @@ func TestPeerGoneAfterTimeoutNotBefore(t *testing.T) {
 
 	fc.Advance(deadline.Sub(fc.Now()) - time.Nanosecond)
 	a.mu.Lock()
-	err := a.err
+	err = a.err
 	a.mu.Unlock()
 	if err != nil {
 		t.Fatalf("failed before PeerTimeout: %v", err)

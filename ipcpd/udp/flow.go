@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,14 @@ type uflow struct {
 	// Written under IPCP.mu before the flow goes up, then read-only.
 	remote uint32 // the far end's eid
 	mtu    int
+
+	// The flow's data socket until it is handed to the application
+	// (data), then the IPCP's copy of it (direct); dport is its port,
+	// offered to the peer. See direct.go.
+	data     *os.File
+	dport    uint16
+	peerPort uint16 // the peer's data socket port (requester side)
+	direct   *pipe.Pipe
 
 	state  atomic.Int32
 	reason atomic.Int32
@@ -99,9 +108,12 @@ func (u *IPCP) removeLocked(fl *uflow) {
 func (u *IPCP) txLoop(fl *uflow) {
 	defer u.work.Done()
 	f := fl.f
-	if snd := newSender(fl.to); snd != nil {
+	switch snd := newSender(fl.to); {
+	case fl.direct != nil:
+		u.txDirect(fl)
+	case snd != nil:
 		u.txBatched(fl, snd)
-	} else {
+	default:
 		u.txOneByOne(fl)
 	}
 	fl.end(endLocal)

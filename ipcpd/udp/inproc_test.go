@@ -95,6 +95,7 @@ func newIPCP(t *testing.T, typ, ip, port string, peers ...string) (*IPCP, *accep
 		t.Fatal(err)
 	}
 	u := i.(*IPCP)
+	u.indirect = true // these tests watch the data cross the IPCP
 	ac := &acceptor{ch: make(chan accepted, 8)}
 	u.arrive = ac.arrive
 	params := map[string]string{"ip": ip, "port": port}
@@ -628,6 +629,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 func newIPCPB(b *testing.B, ip string, peers ...string) (*IPCP, *acceptor) {
 	i, _ := New(&ipcpd.Host{Name: "b", Type: "udp4", Log: hclog.NewNullLogger()})
 	u := i.(*IPCP)
+	u.indirect = true // these tests watch the data cross the IPCP
 	ac := &acceptor{ch: make(chan accepted, 8)}
 	u.arrive = ac.arrive
 	params := map[string]string{"ip": ip, "port": "0", "peer": strings.Join(peers, ",")}

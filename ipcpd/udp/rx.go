@@ -110,7 +110,7 @@ func (u *IPCP) onAllocReq(m *msg, src netip.AddrPort) {
 	name, registered := u.names[m.hash]
 	switch fl := u.byRemote[key]; {
 	case fl != nil:
-		resp.src, resp.status, resp.mtu = fl.local, stOK, uint16(fl.mtu)
+		resp.src, resp.status, resp.mtu, resp.dport = fl.local, stOK, uint16(fl.mtu), fl.dport
 	case u.arriving[key]:
 		resp.status = stPending
 	case u.closed:
@@ -123,7 +123,7 @@ func (u *IPCP) onAllocReq(m *msg, src netip.AddrPort) {
 		resp.status = stPending
 		u.arriving[key] = true
 		u.work.Add(1)
-		go u.arrival(key, to, name, m.qos, min(int(m.mtu), u.mtu))
+		go u.arrival(key, to, name, m.qos, min(int(m.mtu), u.mtu), m.dport)
 	}
 	u.mu.Unlock()
 	if resp.status > stPending {
@@ -135,7 +135,8 @@ func (u *IPCP) onAllocReq(m *msg, src netip.AddrPort) {
 // arrival asks the IRMd for an acceptor of name and, if one takes the
 // flow, answers the requester and moves the flow's packets. u.work
 // counts it.
-func (u *IPCP) arrival(key remoteKey, to netip.AddrPort, name string, q qos.Spec, mtu int) {
+// dport is the requester's data socket port (0: none offered).
+func (u *IPCP) arrival(key remoteKey, to netip.AddrPort, name string, q qos.Spec, mtu int, dport uint16) {
 	resp := msg{typ: tAllocResp, dst: key.eid}
 	f, err := u.arrive(u.ctx, name, q, mtu)
 	u.mu.Lock()
@@ -157,11 +158,33 @@ func (u *IPCP) arrival(key remoteKey, to netip.AddrPort, name string, q qos.Spec
 	fl := newUflow(f, key.addr, to, mtu)
 	fl.remote = key.eid
 	fl.local = u.newEIDLocked()
+	u.mu.Unlock()
+	if dport != 0 && u.directOK() {
+		// Connected and handed over before the answer goes out: the
+		// requester may send to it as soon as the answer arrives.
+		if data, port, err := dataSocket(u.local.Addr()); err == nil {
+			fl.data, fl.dport = data, port
+			u.handOver(fl, dport)
+		}
+	}
+	u.mu.Lock()
+	if u.closed {
+		u.mu.Unlock()
+		if fl.direct != nil {
+			fl.direct.Close()
+		}
+		f.End(true)
+		resp.status = stClosing
+		u.ctr.allocsRefused.Add(1)
+		u.sendMsg(&resp, to)
+		u.work.Done()
+		return
+	}
 	fl.state.Store(stateUp)
 	u.flows[fl.local] = fl
 	u.byRemote[key] = fl
 	u.mu.Unlock()
-	resp.src, resp.status, resp.mtu = fl.local, stOK, uint16(mtu)
+	resp.src, resp.status, resp.mtu, resp.dport = fl.local, stOK, uint16(mtu), fl.dport
 	u.sendMsg(&resp, to)
 	u.h.Log.Debug("flow arrived", "name", name, "from", to, "eid", fl.local, "peer-eid", fl.remote)
 	u.txLoop(fl) // calls u.work.Done
@@ -188,6 +211,7 @@ func (u *IPCP) onAllocResp(m *msg, src netip.AddrPort) {
 	if m.status == stOK {
 		fl.remote = m.src
 		fl.mtu = min(fl.mtu, int(m.mtu))
+		fl.peerPort = m.dport
 		fl.state.Store(stateUp)
 	}
 	u.mu.Unlock()

@@ -16,6 +16,7 @@ type counters struct {
 	rxShort, rxOversize, rxBadVersion, rxBadType           atomic.Uint64
 	rxMalformed, rxUnknownEID, rxWrongSource, rxStale      atomic.Uint64
 	rxUnsolicited, rxErrors, txErrors, txDrill             atomic.Uint64
+	directFlows                                            atomic.Uint64
 	queriesIn, queriesAnswered, queriesLimited             atomic.Uint64
 	queriesOut, allocsIn, allocsRefused, allocsOut         atomic.Uint64
 	allocsFailed, deallocsIn, deallocsOut, deallocsUnacked atomic.Uint64
@@ -47,6 +48,7 @@ func (c *counters) list() []struct {
 		{"rx-errors", &c.rxErrors},
 		{"tx-errors", &c.txErrors},
 		{"drop-drill", &c.txDrill},
+		{"flows-direct", &c.directFlows},
 		{"queries-in", &c.queriesIn},
 		{"queries-answered", &c.queriesAnswered},
 		{"queries-rate-limited", &c.queriesLimited},
@@ -101,6 +103,9 @@ func (u *IPCP) Show(context.Context) (string, error) {
 	for _, fl := range u.flows {
 		f := fl.f
 		st := [...]string{"pending", "up", "closing"}[fl.state.Load()]
+		if fl.direct != nil {
+			st += " direct"
+		}
 		flows = append(flows, fmt.Sprintf("    eid %08x -> %s eid %08x  %s  qos %s  mtu %d  %s  in %d pkts %d B  out %d pkts %d B  drops %d",
 			fl.local, fl.to, fl.remote, f.Name, f.QoS, fl.mtu, st,
 			f.PktsIn.Load(), f.BytesIn.Load(), f.PktsOut.Load(), f.BytesOut.Load(), f.Drops.Load()))

@@ -24,19 +24,25 @@
 // a data frame is also dropped unless it comes from the flow's peer
 // address. Eid 0 marks a management frame:
 //
-//	[0 0 0 0][version=1][type] body
+//	[0 0 0 0][version=2][type] body
 //	1 query        name hash (16)
 //	2 query reply  name hash (16), found (1: 0 or 1)
-//	3 alloc req    src eid (4), name hash (16), mtu (2), QoS cube (1),
+//	3 alloc req    src eid (4), name hash (16), mtu (2), data port (2),
+//	               QoS cube (1),
 //	               QoS flags (1: bit 0 reliable, bit 1 in order),
 //	               max delay in µs (4), peer timeout in ms (4),
 //	               QoS name length (1, at most 32), QoS name
-//	4 alloc resp   dst eid (4), src eid (4), status (1), mtu (2)
+//	4 alloc resp   dst eid (4), src eid (4), status (1), mtu (2),
+//	               data port (2)
 //	5 dealloc      dst eid (4), src eid (4)
 //	6 dealloc ack  dst eid (4), src eid (4)
 //
 // Integers are big endian; "src" is the sender's eid, "dst" the
-// receiver's. Names travel as namehash.Of(name). Frames of another
+// receiver's. The data port is the sender's data socket for the flow (0:
+// none): when both ends give one, the flow's data goes between those two
+// sockets, straight from application to application, as records of the
+// flow channel ([kind][payload]) instead of eid-led frames (see
+// direct.go). Names travel as namehash.Of(name). Frames of another
 // version, of an unknown type or of the wrong length are dropped and
 // counted. The management frames are fixed binary layouts rather than
 // msgpack: a shim frames as tightly as its medium allows, decoding is
@@ -140,13 +146,16 @@ type arriveFunc func(ctx context.Context, name string, q qos.Spec, mtu int) (*ip
 
 // IPCP is a udp4 or udp6 shim IPCP.
 type IPCP struct {
-	h      *ipcpd.Host
-	v6     bool
-	tm     timing
-	arrive arriveFunc
-	ctr    counters
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
+	h  *ipcpd.Host
+	v6 bool
+	tm timing
+	// indirect keeps every flow's data on the IPCP's socket (tests of
+	// that path; see direct.go).
+	indirect bool
+	arrive   arriveFunc
+	ctr      counters
+	ctx      context.Context // cancelled by Close
+	cancel   context.CancelFunc
 
 	// Set by Bootstrap before the receive goroutine starts, then fixed.
 	conn           *net.UDPConn
@@ -316,9 +325,17 @@ func (u *IPCP) alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
 		return 0, fmt.Errorf("no peer has that name registered (peers: %s)", orNone(addrStrings(u.peers)))
 	}
 	fl := newUflow(f, peer, u.canonical(peer), u.mtu)
+	if u.directOK() {
+		if data, port, err := dataSocket(u.local.Addr()); err == nil {
+			fl.data, fl.dport = data, port
+		}
+	}
 	u.mu.Lock()
 	if u.closed {
 		u.mu.Unlock()
+		if fl.data != nil {
+			fl.data.Close()
+		}
 		return 0, errClosing
 	}
 	fl.local = u.newEIDLocked()
@@ -332,12 +349,16 @@ func (u *IPCP) alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
 		// answer came.
 		u.work.Add(1)
 		u.mu.Unlock()
+		u.handOver(fl, fl.peerPort)
 		go u.txLoop(fl)
 		return fl.mtu, nil
 	}
 	up := fl.state.Load() == stateUp
 	u.removeLocked(fl)
 	u.mu.Unlock()
+	if fl.data != nil {
+		fl.data.Close()
+	}
 	if up {
 		u.sendMsg(&msg{typ: tDealloc, dst: fl.remote, src: fl.local}, fl.to)
 		return 0, errClosing
@@ -360,7 +381,7 @@ var errGone = errors.New("peer did not answer")
 // handshake sends the alloc request until the peer answers with a final
 // status, stays silent for allocTries retransmissions, or time runs out.
 func (u *IPCP) handshake(ctx context.Context, fl *uflow, h namehash.Hash) (status, error) {
-	req := msg{typ: tAllocReq, src: fl.local, hash: h, mtu: uint16(fl.mtu), qos: fl.f.QoS}
+	req := msg{typ: tAllocReq, src: fl.local, hash: h, mtu: uint16(fl.mtu), dport: fl.dport, qos: fl.f.QoS}
 	limit := time.NewTimer(u.tm.allocTimeout)
 	defer limit.Stop()
 	t := time.NewTimer(u.tm.retry)

@@ -13,8 +13,9 @@ import (
 const (
 	// eidLen is the size of an endpoint id, and so of the data header.
 	eidLen = 4
-	// version is the management protocol version this build speaks.
-	version = 1
+	// version is the management protocol version this build speaks
+	// (2: allocation carries the data ports).
+	version = 2
 	// mgmtHdrLen is eid 0, version and type.
 	mgmtHdrLen = eidLen + 2
 	// maxQoSName bounds the QoS preset name carried in an alloc request.
@@ -27,8 +28,8 @@ const (
 const (
 	queryLen       = mgmtHdrLen + namehash.Size
 	queryReplyLen  = queryLen + 1
-	allocReqFixed  = mgmtHdrLen + eidLen + namehash.Size + 2 + 1 + 1 + 4 + 4 + 1
-	allocRespLen   = mgmtHdrLen + 2*eidLen + 1 + 2
+	allocReqFixed  = mgmtHdrLen + eidLen + namehash.Size + 2 + 2 + 1 + 1 + 4 + 4 + 1
+	allocRespLen   = mgmtHdrLen + 2*eidLen + 1 + 2 + 2
 	deallocLen     = mgmtHdrLen + 2*eidLen
 	deallocAckLen  = deallocLen
 	qosFlagRel     = 1 << 0
@@ -113,6 +114,7 @@ type msg struct {
 	src    uint32        // sender's eid: alloc req, alloc resp, dealloc, ack
 	dst    uint32        // receiver's eid: alloc resp, dealloc, ack
 	mtu    uint16        // alloc req (sender's), alloc resp (agreed)
+	dport  uint16        // alloc req, alloc resp: the sender's data socket port (0: none)
 	status status        // alloc resp
 	qos    qos.Spec      // alloc req
 }
@@ -148,6 +150,7 @@ func (m *msg) encode(b []byte) []byte {
 		b = binary.BigEndian.AppendUint32(b, m.src)
 		b = append(b, m.hash[:]...)
 		b = binary.BigEndian.AppendUint16(b, m.mtu)
+		b = binary.BigEndian.AppendUint16(b, m.dport)
 		flags := byte(0)
 		if m.qos.Reliable {
 			flags |= qosFlagRel
@@ -169,6 +172,7 @@ func (m *msg) encode(b []byte) []byte {
 		b = binary.BigEndian.AppendUint32(b, m.src)
 		b = append(b, byte(m.status))
 		b = binary.BigEndian.AppendUint16(b, m.mtu)
+		b = binary.BigEndian.AppendUint16(b, m.dport)
 	case tDealloc, tDeallocAck:
 		b = binary.BigEndian.AppendUint32(b, m.dst)
 		b = binary.BigEndian.AppendUint32(b, m.src)
@@ -229,17 +233,19 @@ func (m *msg) decode(b []byte) error {
 		copy(m.hash[:], p)
 		p = p[namehash.Size:]
 		m.mtu = binary.BigEndian.Uint16(p)
-		m.qos.Cube = qos.Cube(p[2])
-		flags := p[3]
+		m.dport = binary.BigEndian.Uint16(p[2:])
+		p = p[4:]
+		m.qos.Cube = qos.Cube(p[0])
+		flags := p[1]
 		if flags&^(qosFlagRel|qosFlagInOrder) != 0 {
 			return errMalformed
 		}
 		m.qos.Reliable = flags&qosFlagRel != 0
 		m.qos.InOrder = flags&qosFlagInOrder != 0
-		m.qos.MaxDelay = time.Duration(binary.BigEndian.Uint32(p[4:])) * time.Microsecond
-		m.qos.PeerTimeout = time.Duration(binary.BigEndian.Uint32(p[8:])) * time.Millisecond
-		n := int(p[12])
-		p = p[13:]
+		m.qos.MaxDelay = time.Duration(binary.BigEndian.Uint32(p[2:])) * time.Microsecond
+		m.qos.PeerTimeout = time.Duration(binary.BigEndian.Uint32(p[6:])) * time.Millisecond
+		n := int(p[10])
+		p = p[11:]
 		if n > maxQoSName || len(p) != n {
 			return errMalformed
 		}
@@ -255,6 +261,7 @@ func (m *msg) decode(b []byte) error {
 		m.src = binary.BigEndian.Uint32(p[4:])
 		m.status = status(p[8])
 		m.mtu = binary.BigEndian.Uint16(p[9:])
+		m.dport = binary.BigEndian.Uint16(p[11:])
 		if m.dst == 0 || (m.status == stOK && (m.src == 0 || m.mtu < minMTU)) {
 			return errMalformed
 		}

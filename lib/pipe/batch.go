@@ -14,8 +14,9 @@ type batch struct {
 	hdrs  [MaxBatch]unix.Mmsghdr
 	iovs  [MaxBatch][2]unix.Iovec
 	kinds [MaxBatch]byte
-	n     int // records asked for
-	got   int // records moved
+	ctls  *[MaxBatch][64]byte // control buffers, reads only
+	n     int                 // records asked for
+	got   int                 // records moved
 	err   unix.Errno
 }
 
@@ -31,6 +32,10 @@ func (b *batch) init() {
 func (b *batch) set(i int, buf []byte) {
 	b.hdrs[i].Hdr.Flags = 0
 	b.hdrs[i].Len = 0
+	if b.ctls != nil {
+		b.hdrs[i].Hdr.Control = &b.ctls[i][0]
+		b.hdrs[i].Hdr.SetControllen(len(b.ctls[i]))
+	}
 	if len(buf) > 0 {
 		b.iovs[i][1].Base = &buf[0]
 		b.iovs[i][1].SetLen(len(buf))
@@ -83,40 +88,60 @@ func (p *Pipe) ReadBatch(bufs [][]byte, sizes []int, kinds []Kind) (int, error) 
 	defer p.rmu.Unlock()
 	if p.rb == nil {
 		p.rb = new(batch)
+		p.rb.ctls = new([MaxBatch][64]byte)
 		p.rb.init()
 		p.rbfn = p.doReadBatch
 	}
 	b := p.rb
-	for i := 0; i < n; i++ {
-		b.set(i, bufs[i])
-	}
-	b.n = n
-	err := p.rc.Read(p.rbfn)
-	b.clear()
-	if err != nil {
-		return 0, mapErr(err)
-	}
-	if b.err != 0 {
-		return 0, mapErr(b.err)
-	}
-	got := 0
-	for i := 0; i < b.got; i++ {
-		l := int(b.hdrs[i].Len)
-		if l == 0 {
-			// End of stream: the other end closed.
-			if got == 0 {
-				return 0, ErrGone
+	for {
+		for i := 0; i < n; i++ {
+			b.set(i, bufs[i])
+		}
+		b.n = n
+		err := p.rc.Read(p.rbfn)
+		b.clear()
+		if err != nil {
+			return 0, mapErr(err)
+		}
+		if b.err != 0 {
+			if p.dgram && b.err == unix.ECONNREFUSED {
+				continue // the peer's socket went away once: not an end
 			}
-			break
+			return 0, mapErr(b.err)
 		}
-		kinds[i] = Kind(b.kinds[i])
-		sizes[i] = l - 1
-		if b.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 {
-			sizes[i] = -1
+		got := 0
+		for i := 0; i < b.got; i++ {
+			h := &b.hdrs[i]
+			l := int(h.Len)
+			if h.Hdr.Controllen > 0 && l > 0 {
+				p.keepFile(Kind(b.kinds[i]), b.ctls[i][:h.Hdr.Controllen])
+			}
+			if l == 0 {
+				if p.dgram {
+					continue // an empty datagram: no record at all
+				}
+				// End of stream: the other end closed.
+				if got == 0 {
+					return 0, ErrGone
+				}
+				break
+			}
+			if got != i {
+				// Skipped empty datagrams: the record moves down, its
+				// payload with it.
+				copy(bufs[got], bufs[i][:min(l-1, len(bufs[i]))])
+			}
+			kinds[got] = Kind(b.kinds[i])
+			sizes[got] = l - 1
+			if h.Hdr.Flags&unix.MSG_TRUNC != 0 {
+				sizes[got] = -1
+			}
+			got++
 		}
-		got++
+		if got > 0 {
+			return got, nil
+		}
 	}
-	return got, nil
 }
 
 // WriteBatch sends len(bufs) data records (at most MaxBatch at a time)
@@ -145,6 +170,11 @@ func (p *Pipe) WriteBatch(bufs [][]byte) (int, error) {
 			return sent, mapErr(err)
 		}
 		if b.err != 0 {
+			if p.dgram && b.err == unix.ECONNREFUSED {
+				// The peer's socket is gone: this packet is lost.
+				sent++
+				continue
+			}
 			return sent, mapErr(b.err)
 		}
 		sent += b.got

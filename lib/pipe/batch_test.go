@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"testing"
 )
 
@@ -136,4 +137,65 @@ func BenchmarkPipeStream(b *testing.B) {
 		}
 	}
 	<-done
+}
+
+// TestDirectRecordCarriesFile passes a descriptor with a Direct record,
+// by Read and by ReadBatch: the reader takes it once; a descriptor on
+// any other kind is closed, not kept.
+func TestDirectRecordCarriesFile(t *testing.T) {
+	a, b, err := Pair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	for _, batched := range []bool{false, true} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.WriteFile(Up, w); err != nil { // not Direct: dropped
+			t.Fatal(err)
+		}
+		if err := a.WriteFile(Direct, w); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		var kinds []Kind
+		if batched {
+			bufs, sizes, ks := [][]byte{make([]byte, 8), make([]byte, 8)}, make([]int, 2), make([]Kind, 2)
+			for len(kinds) < 2 {
+				n, err := b.ReadBatch(bufs, sizes, ks)
+				if err != nil {
+					t.Fatal(err)
+				}
+				kinds = append(kinds, ks[:n]...)
+			}
+		} else {
+			for range 2 {
+				_, k, err := b.Read(make([]byte, 8))
+				if err != nil {
+					t.Fatal(err)
+				}
+				kinds = append(kinds, k)
+			}
+		}
+		if kinds[0] != Up || kinds[1] != Direct {
+			t.Fatalf("kinds %v", kinds)
+		}
+		f := b.TakeFile()
+		if f == nil {
+			t.Fatal("no file with the Direct record")
+		}
+		if b.TakeFile() != nil {
+			t.Fatal("TakeFile gave the file twice")
+		}
+		f.Write([]byte("x"))
+		f.Close()
+		got := make([]byte, 1)
+		if n, _ := r.Read(got); n != 1 || got[0] != 'x' {
+			t.Fatal("the passed descriptor does not reach the pipe")
+		}
+		r.Close()
+	}
 }

@@ -9,6 +9,12 @@
 // and go through the runtime poller, so deadlines work. A record of
 // zero bytes means the other process closed without saying goodbye:
 // the end is gone (for an application, its IPCP died).
+//
+// A record of kind Direct carries a descriptor (SCM_RIGHTS): a shim
+// IPCP hands its application a connected datagram socket that reaches
+// the peer application's socket, so that data no longer crosses the
+// IPCP process (see NewDatagram). The same record format then runs over
+// that socket, one record per datagram.
 package pipe
 
 import (
@@ -38,6 +44,10 @@ const (
 	Down Kind = 2
 	// Up says the flow has a path again.
 	Up Kind = 3
+	// Direct hands the reader a data socket (see TakeFile): from now
+	// on the flow's data goes through it, and only the other kinds
+	// through this channel.
+	Direct Kind = 4
 )
 
 func (k Kind) String() string {
@@ -50,6 +60,8 @@ func (k Kind) String() string {
 		return "down"
 	case Up:
 		return "up"
+	case Direct:
+		return "direct"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -70,11 +82,17 @@ const BufSize = 512 << 10
 // Pipe is one end of a flow's data channel. One reader and one writer
 // may use it concurrently.
 type Pipe struct {
-	uc *net.UnixConn
-	rc syscall.RawConn
+	uc    net.Conn
+	rc    syscall.RawConn
+	dgram bool // a datagram socket (NewDatagram), not a socket pair end
+
+	// A descriptor received with a Direct record, until TakeFile.
+	fmu   sync.Mutex
+	rfile *os.File
 
 	rmu   sync.Mutex
 	rhdr  unix.Msghdr
+	rctl  [64]byte // control messages: room for a descriptor
 	riov  [2]unix.Iovec
 	rkind [1]byte
 	rn    int
@@ -141,17 +159,43 @@ func New(f *os.File) (*Pipe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("flow descriptor: %w", err)
 	}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
+	if _, ok := c.(*net.UnixConn); !ok {
 		c.Close()
 		return nil, errors.New("flow descriptor is not a UNIX socket")
 	}
-	rc, err := uc.SyscallConn()
+	return wrap(c, false)
+}
+
+// NewDatagram wraps a connected datagram socket (UDP) that carries the
+// records of a flow, one per datagram; it takes ownership of f. Unlike a
+// socket pair end, it never reports the other end gone: an empty
+// datagram is ignored, and a refused send (the peer's socket closed) is
+// a lost packet. The flow's end is told by its channel to the IPCP.
+func NewDatagram(f *os.File) (*Pipe, error) {
+	c, err := net.FileConn(f)
+	f.Close()
 	if err != nil {
-		uc.Close()
+		return nil, fmt.Errorf("data socket: %w", err)
+	}
+	if _, ok := c.(*net.UDPConn); !ok {
+		c.Close()
+		return nil, errors.New("data socket is not a UDP socket")
+	}
+	return wrap(c, true)
+}
+
+func wrap(c net.Conn, dgram bool) (*Pipe, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		c.Close()
+		return nil, errors.New("flow descriptor has no raw access")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		c.Close()
 		return nil, fmt.Errorf("flow descriptor: %w", err)
 	}
-	p := &Pipe{uc: uc, rc: rc}
+	p := &Pipe{uc: c, rc: rc, dgram: dgram}
 	p.rfn = p.doRead
 	p.wfn = p.doWrite
 	p.rhdr.Iov = &p.riov[0]
@@ -161,6 +205,61 @@ func New(f *os.File) (*Pipe, error) {
 	p.wiov[0].Base = &p.wkind[0]
 	p.wiov[0].SetLen(1)
 	return p, nil
+}
+
+// keepFile records the descriptor that came with a record of kind k (in
+// the control message ctl): a Direct record's is kept for TakeFile, any
+// other is closed.
+func (p *Pipe) keepFile(k Kind, ctl []byte) {
+	msgs, err := unix.ParseSocketControlMessage(ctl)
+	if err != nil {
+		return
+	}
+	for _, m := range msgs {
+		fds, err := unix.ParseUnixRights(&m)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			f := os.NewFile(uintptr(fd), "flow data socket")
+			p.fmu.Lock()
+			if k == Direct && p.rfile == nil {
+				p.rfile, f = f, nil
+			}
+			p.fmu.Unlock()
+			if f != nil {
+				f.Close()
+			}
+		}
+	}
+}
+
+// TakeFile returns the descriptor of the last Direct record read, once.
+func (p *Pipe) TakeFile() *os.File {
+	p.fmu.Lock()
+	defer p.fmu.Unlock()
+	f := p.rfile
+	p.rfile = nil
+	return f
+}
+
+// WriteFile sends a record of kind k carrying descriptor f (f stays the
+// caller's).
+func (p *Pipe) WriteFile(k Kind, f *os.File) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	var werr error
+	err := p.rc.Write(func(fd uintptr) bool {
+		werr = unix.Sendmsg(int(fd), []byte{byte(k)}, unix.UnixRights(int(f.Fd())), nil, unix.MSG_NOSIGNAL)
+		return werr != unix.EAGAIN
+	})
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		return mapErr(err)
+	}
+	return nil
 }
 
 func (p *Pipe) doRead(fd uintptr) bool {
@@ -173,6 +272,9 @@ func (p *Pipe) doRead(fd uintptr) bool {
 	}
 	p.rn = int(n)
 	p.rflag = int(p.rhdr.Flags)
+	if p.rhdr.Controllen > 0 && e == 0 && n > 0 {
+		p.keepFile(Kind(p.rkind[0]), p.rctl[:p.rhdr.Controllen])
+	}
 	if e != 0 {
 		p.rerr = e
 	} else {
@@ -208,12 +310,21 @@ func (p *Pipe) Read(b []byte) (int, Kind, error) {
 		p.riov[1].Base = nil
 		p.rhdr.SetIovlen(1)
 	}
-	p.rhdr.Flags = 0
-	err := p.rc.Read(p.rfn)
-	p.riov[1].Base = nil
-	if err != nil {
-		return 0, Data, mapErr(err)
+	for {
+		p.rhdr.Flags = 0
+		p.rhdr.Control = &p.rctl[0]
+		p.rhdr.SetControllen(len(p.rctl))
+		err := p.rc.Read(p.rfn)
+		if err != nil {
+			p.riov[1].Base = nil
+			return 0, Data, mapErr(err)
+		}
+		if p.dgram && (p.rn == 0 || errors.Is(p.rerr, unix.ECONNREFUSED)) {
+			continue // an empty datagram, or an old refusal: not an end
+		}
+		break
 	}
+	p.riov[1].Base = nil
 	if p.rerr != nil {
 		return 0, Data, mapErr(p.rerr)
 	}
@@ -250,6 +361,9 @@ func (p *Pipe) WriteKind(k Kind, b []byte) error {
 		return mapErr(err)
 	}
 	if p.werr != nil {
+		if p.dgram && errors.Is(p.werr, unix.ECONNREFUSED) {
+			return nil // the peer's socket is gone: a lost packet
+		}
 		return mapErr(p.werr)
 	}
 	return nil
@@ -264,6 +378,9 @@ func mapErr(err error) error {
 	}
 	return err
 }
+
+// Dgram reports whether p is a datagram socket (NewDatagram).
+func (p *Pipe) Dgram() bool { return p.dgram }
 
 // SetReadDeadline sets the deadline for Read.
 func (p *Pipe) SetReadDeadline(t time.Time) error { return p.uc.SetReadDeadline(t) }
