@@ -8,6 +8,11 @@
 // io.EOF. A flow whose IPCP died fails with ErrDown rather than
 // blocking. Data moves between the application and its IPCP over a
 // data channel handed over by the IRMd; the IRMd is not on the path.
+// Two shortcuts keep the IPCP off the path where it adds nothing: two
+// processes on one host in a local layer share one channel (the IRMd
+// brokers it), and a udp4/udp6 shim hands each end a connected socket
+// to the peer application's (direct.go). ReadBatch and WriteBatch move
+// many packets per system call on raw flows.
 package flow
 
 import (
