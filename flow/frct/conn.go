@@ -391,7 +391,7 @@ func (c *Conn) doClose() error {
 	if unacked != 0 {
 		// Never a silent loss: the caller learns that the peer may not
 		// have had everything.
-		return fmt.Errorf("frct: close: %d packets never acknowledged (linger %v): %w", unacked, c.cfg.Linger, ErrUnacked)
+		return fmt.Errorf("frct: close: %d data packets never acknowledged (linger %v): %w", unacked, c.cfg.Linger, ErrUnacked)
 	}
 	if c.lowerErr != nil {
 		return fmt.Errorf("frct: closing lower flow: %w", c.lowerErr)
@@ -400,9 +400,10 @@ func (c *Conn) doClose() error {
 }
 
 // linger waits until everything sent is acknowledged, the connection
-// fails or Config.Linger passes. It returns how many packets (the FIN
-// included) were still unacknowledged when it stopped (it gave up, or
-// the connection failed), 0 when it did not wait (negative Linger).
+// fails or Config.Linger passes. It returns how many data packets were
+// still unacknowledged when it stopped (it gave up, or the connection
+// failed), 0 when it did not wait (negative Linger). An unacknowledged
+// FIN alone is no loss: the peer may have closed first and gone.
 func (c *Conn) linger() uint32 {
 	if c.cfg.Linger < 0 {
 		return 0
@@ -412,7 +413,7 @@ func (c *Conn) linger() uint32 {
 	for {
 		c.mu.Lock()
 		if c.err != nil || c.sndUna == c.sndNxt {
-			n := c.sndNxt - c.sndUna
+			n := c.unackedDataLocked()
 			c.mu.Unlock()
 			return n
 		}
@@ -423,9 +424,19 @@ func (c *Conn) linger() uint32 {
 		case <-t.C():
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			return c.sndNxt - c.sndUna
+			return c.unackedDataLocked()
 		}
 	}
+}
+
+// unackedDataLocked counts the data packets sent and not acknowledged
+// (the FIN, last in sequence, is not data).
+func (c *Conn) unackedDataLocked() uint32 {
+	n := c.sndNxt - c.sndUna
+	if n > 0 && c.finSent && !seqLT(c.finSeq, c.sndUna) {
+		n--
+	}
+	return n
 }
 
 // teardown stops timers, closes the lower and waits for the reader.
