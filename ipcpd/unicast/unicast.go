@@ -16,6 +16,15 @@
 // Each lower flow is a next hop of its own; two links to one neighbour
 // are two next hops. Flow-allocation requests travel as data packets to
 // endpoint id 0 of the destination member.
+//
+// Lower flows are raw and lose packets like their media, so management
+// does not trust a single packet: allocation requests are repeated
+// until answered (the acceptor answers repeats from a table instead of
+// allocating twice), deallocations are sent three times, enrollment and
+// adjacency hellos are repeated, and routing and directory frames are
+// acknowledged per neighbour and sent again until they are (mgmt.go).
+// The design brief leaves this to the management protocol; it is done
+// here, once, for every frame kind that needs it.
 package unicast
 
 import (

@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/ouro-net/ouro/flow"
-	"github.com/ouro-net/ouro/lib/qos"
 	"github.com/ouro-net/ouro/tools/operf/perf"
 )
 
@@ -40,19 +39,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // options is a parsed command line.
 type options struct {
-	listen   bool
-	name     string
-	duration time.Duration
-	interval time.Duration
-	size     int
-	rate     float64 // bits/s
-	qos      flow.QoS
-	json     bool
-	dir      string
+	perf.Common // Rate is in bits/s of payload
 }
 
 // pps is the packet rate that carries the bit rate.
-func (o *options) pps() float64 { return o.rate / 8 / float64(o.size) }
+func (o *options) pps() float64 { return o.Rate / 8 / float64(o.Size) }
 
 // errUsage is a usage error, already explained on stderr.
 var errUsage = errors.New("usage error")
@@ -68,41 +59,21 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{duration: 10 * time.Second, interval: time.Second, rate: 1e6}
+	o := &options{Common: perf.Common{Name: "ocbr", Duration: 10 * time.Second, Interval: time.Second, Size: 1000, Rate: 1e6}}
 	fs := flag.NewFlagSet("ocbr", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.BoolVar(&o.listen, "l", false, "serve: count the packets sent to NAME")
-	fs.StringVar(&o.name, "n", "ocbr", "name to serve or send to")
-	fs.Var(perf.DurationFlag{D: &o.duration}, "d", "how long to send (Go duration, bare number = ms)")
-	fs.Var(perf.DurationFlag{D: &o.interval}, "i", "report interval")
-	fs.IntVar(&o.size, "s", 1000, "packet size in bytes")
-	fs.Var(perf.RateFlag{R: &o.rate}, "r", "bit rate in bits/s of payload, with k/M/G suffixes")
-	qosName := fs.String("q", "raw", "QoS ("+qos.Names()+")")
-	fs.StringVar(qosName, "qos", "raw", "QoS (same as -q)")
-	fs.BoolVar(&o.json, "json", false, "print one JSON summary instead of text")
-	fs.StringVar(&o.dir, "rundir", "", "IRMd run directory (default $OURO_RUNDIR)")
+	o.Register(fs, "bit rate in bits/s of payload, with k/M/G suffixes")
 	if err := fs.Parse(args); err != nil {
 		return nil, errUsage
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	q, err := qos.Parse(*qosName)
-	if err != nil {
+	if err := o.Check(fs); err != nil {
 		return nil, err
 	}
-	o.qos = q
 	switch {
-	case o.size < perf.HeaderSize || o.size > 65000:
-		return nil, fmt.Errorf("size must be between %d and 65000 bytes", perf.HeaderSize)
-	case o.duration <= 0:
-		return nil, errors.New("duration must be positive")
-	case o.interval < 10*time.Millisecond:
-		return nil, errors.New("report interval must be at least 10 ms")
-	case o.rate <= 0:
+	case o.Rate <= 0:
 		return nil, errors.New("rate must be positive")
-	case o.pps()*o.duration.Seconds() < 1:
-		return nil, fmt.Errorf("%s bit/s of %d-byte packets sends nothing in %v", perf.FormatRate(o.rate), o.size, o.duration)
+	case o.pps()*o.Duration.Seconds() < 1:
+		return nil, fmt.Errorf("%s bit/s of %d-byte packets sends nothing in %v", perf.FormatRate(o.Rate), o.Size, o.Duration)
 	}
 	return o, nil
 }
@@ -112,7 +83,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return 2
 	}
-	if o.listen {
+	if o.Listen {
 		return serve(ctx, o, stdout, stderr)
 	}
 	return client(ctx, o, stdout, stderr)
@@ -120,7 +91,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 // serve counts what clients send until interrupted.
 func serve(ctx context.Context, o *options, stdout, stderr io.Writer) int {
-	l, err := flow.Listen(o.name, flow.WithRunDir(o.dir))
+	l, err := flow.Listen(o.Name, flow.WithRunDir(o.Dir))
 	if err != nil {
 		fmt.Fprintf(stderr, "ocbr: %v\n", err)
 		return 1
@@ -129,7 +100,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) int {
 	logf := func(format string, a ...any) { fmt.Fprintf(stdout, "ocbr: "+format+"\n", a...) }
 	onRun := func(f *flow.Flow, s perf.RunSummary) {
 		r := s.Received
-		if o.json {
+		if o.JSON {
 			json.NewEncoder(stdout).Encode(struct {
 				Flow     uint64     `json:"flow"`
 				Size     int        `json:"size"`
@@ -140,10 +111,10 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) int {
 		}
 		logf("flow %d: %d of %d packets in %.2f s: delivered %s", f.ID(), r.Received, r.Sent, r.ElapsedS, rateLine(r))
 	}
-	if o.json {
+	if o.JSON {
 		logf = nil
 	} else {
-		logf("serving %s", o.name)
+		logf("serving %s", o.Name)
 	}
 	if err := perf.ServeFlows(ctx, l, logf, onRun); err != nil {
 		fmt.Fprintf(stderr, "ocbr: %v\n", err)
@@ -162,26 +133,26 @@ type result struct {
 func client(ctx context.Context, o *options, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "ocbr: %v\n", err)
-		if o.json {
-			json.NewEncoder(stdout).Encode(map[string]string{"name": o.name, "error": err.Error()})
+		if o.JSON {
+			json.NewEncoder(stdout).Encode(map[string]string{"name": o.Name, "error": err.Error()})
 		}
 		return 1
 	}
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	f, err := flow.Alloc(actx, o.name, o.qos, flow.WithRunDir(o.dir))
+	f, err := flow.Alloc(actx, o.Name, o.QoS, flow.WithRunDir(o.Dir))
 	cancel()
 	if err != nil {
 		return fail(err)
 	}
 	defer f.Close()
-	if mtu := f.MTU(); mtu > 0 && o.size > mtu {
-		return fail(fmt.Errorf("size %d exceeds the flow's MTU of %d bytes", o.size, mtu))
+	if mtu := f.MTU(); mtu > 0 && o.Size > mtu {
+		return fail(fmt.Errorf("size %d exceeds the flow's MTU of %d bytes", o.Size, mtu))
 	}
-	cfg := perf.Config{Name: o.name, QoS: o.qos.String(), Size: o.size, Rate: o.pps(), Duration: o.duration,
-		Interval: o.interval}
-	if !o.json {
+	cfg := perf.Config{Name: o.Name, QoS: o.QoS.String(), Size: o.Size, Rate: o.pps(), Duration: o.Duration,
+		Interval: o.Interval}
+	if !o.JSON {
 		fmt.Fprintf(stdout, "ocbr: %d-byte packets to %s at %sb/s (%.6g packets/s) for %v (qos %s, layer %s)\n",
-			o.size, o.name, perf.FormatRate(o.rate), o.pps(), o.duration, o.qos, f.Layer())
+			o.Size, o.Name, perf.FormatRate(o.Rate), o.pps(), o.Duration, o.QoS, f.Layer())
 		cfg.OnInterval = func(iv perf.Interval) {
 			fmt.Fprintf(stdout, "[%3d] %6.2f-%6.2f s  delivered %s\n", iv.Index, iv.StartS, iv.EndS, rateLine(iv.Forward))
 		}
@@ -190,14 +161,14 @@ func client(ctx context.Context, o *options, stdout, stderr io.Writer) int {
 	if res == nil {
 		return fail(err)
 	}
-	if o.json {
+	if o.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		enc.Encode(result{TargetBPS: o.rate, Result: res})
+		enc.Encode(result{TargetBPS: o.Rate, Result: res})
 	} else {
 		fw := res.Forward
 		fmt.Fprintf(stdout, "--- %s cbr statistics: %sb/s of %d-byte packets, %.2f s ---\n",
-			o.name, perf.FormatRate(o.rate), o.size, res.Duration)
+			o.Name, perf.FormatRate(o.Rate), o.Size, res.Duration)
 		sentMbps := 0.0
 		if res.Duration > 0 {
 			sentMbps = 8 * float64(fw.SentBytes) / res.Duration / 1e6

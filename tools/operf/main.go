@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/ouro-net/ouro/flow"
-	"github.com/ouro-net/ouro/lib/qos"
 	"github.com/ouro-net/ouro/tools/operf/perf"
 )
 
@@ -38,16 +37,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // options is a parsed command line.
 type options struct {
-	listen   bool
-	name     string
-	duration time.Duration
-	interval time.Duration
-	size     int
-	rate     float64
-	qos      flow.QoS
-	both     bool
-	json     bool
-	dir      string
+	perf.Common
+	both bool
 }
 
 // errUsage is a usage error, already explained on stderr.
@@ -64,38 +55,16 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{duration: 10 * time.Second, interval: time.Second}
+	o := &options{Common: perf.Common{Name: "operf", Duration: 10 * time.Second, Interval: time.Second, Size: 1000}}
 	fs := flag.NewFlagSet("operf", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.BoolVar(&o.listen, "l", false, "serve: count the packets sent to NAME")
-	fs.StringVar(&o.name, "n", "operf", "name to serve or send to")
-	fs.Var(perf.DurationFlag{D: &o.duration}, "d", "how long to send (Go duration, bare number = ms)")
-	fs.Var(perf.DurationFlag{D: &o.interval}, "i", "report interval")
-	fs.IntVar(&o.size, "s", 1000, "packet size in bytes")
-	fs.Var(perf.RateFlag{R: &o.rate}, "r", "rate in packets/s, with k/M/G suffixes (0: as fast as the flow takes them)")
-	qosName := fs.String("q", "raw", "QoS ("+qos.Names()+")")
-	fs.StringVar(qosName, "qos", "raw", "QoS (same as -q)")
+	o.Register(fs, "rate in packets/s, with k/M/G suffixes (0: as fast as the flow takes them)")
 	fs.BoolVar(&o.both, "both", false, "both ways: the server sends to the client too")
-	fs.BoolVar(&o.json, "json", false, "print one JSON summary instead of text")
-	fs.StringVar(&o.dir, "rundir", "", "IRMd run directory (default $OURO_RUNDIR)")
 	if err := fs.Parse(args); err != nil {
 		return nil, errUsage
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	q, err := qos.Parse(*qosName)
-	if err != nil {
+	if err := o.Check(fs); err != nil {
 		return nil, err
-	}
-	o.qos = q
-	switch {
-	case o.size < perf.HeaderSize || o.size > 65000:
-		return nil, fmt.Errorf("size must be between %d and 65000 bytes", perf.HeaderSize)
-	case o.duration <= 0:
-		return nil, errors.New("duration must be positive")
-	case o.interval < 10*time.Millisecond:
-		return nil, errors.New("report interval must be at least 10 ms")
 	}
 	return o, nil
 }
@@ -105,7 +74,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	if err != nil {
 		return 2
 	}
-	if o.listen {
+	if o.Listen {
 		return serve(ctx, o, stdout, stderr)
 	}
 	return client(ctx, o, stdout, stderr)
@@ -113,7 +82,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 // serve counts what clients send until interrupted.
 func serve(ctx context.Context, o *options, stdout, stderr io.Writer) int {
-	l, err := flow.Listen(o.name, flow.WithRunDir(o.dir))
+	l, err := flow.Listen(o.Name, flow.WithRunDir(o.Dir))
 	if err != nil {
 		fmt.Fprintf(stderr, "operf: %v\n", err)
 		return 1
@@ -121,7 +90,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) int {
 	defer l.Close()
 	logf := func(format string, a ...any) { fmt.Fprintf(stdout, "operf: "+format+"\n", a...) }
 	onRun := func(f *flow.Flow, s perf.RunSummary) {
-		if o.json {
+		if o.JSON {
 			json.NewEncoder(stdout).Encode(struct {
 				Flow     uint64     `json:"flow"`
 				Size     int        `json:"size"`
@@ -137,10 +106,10 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) int {
 			logf("flow %d: sent %d packets back", f.ID(), s.Sent)
 		}
 	}
-	if o.json {
+	if o.JSON {
 		logf = nil
 	} else {
-		logf("serving %s", o.name)
+		logf("serving %s", o.Name)
 	}
 	if err := perf.ServeFlows(ctx, l, logf, onRun); err != nil {
 		fmt.Fprintf(stderr, "operf: %v\n", err)
@@ -153,41 +122,41 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) int {
 func client(ctx context.Context, o *options, stdout, stderr io.Writer) int {
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "operf: %v\n", err)
-		if o.json {
-			json.NewEncoder(stdout).Encode(map[string]string{"name": o.name, "error": err.Error()})
+		if o.JSON {
+			json.NewEncoder(stdout).Encode(map[string]string{"name": o.Name, "error": err.Error()})
 		}
 		return 1
 	}
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	f, err := flow.Alloc(actx, o.name, o.qos, flow.WithRunDir(o.dir))
+	f, err := flow.Alloc(actx, o.Name, o.QoS, flow.WithRunDir(o.Dir))
 	cancel()
 	if err != nil {
 		return fail(err)
 	}
 	defer f.Close()
-	if mtu := f.MTU(); mtu > 0 && o.size > mtu {
-		return fail(fmt.Errorf("size %d exceeds the flow's MTU of %d bytes", o.size, mtu))
+	if mtu := f.MTU(); mtu > 0 && o.Size > mtu {
+		return fail(fmt.Errorf("size %d exceeds the flow's MTU of %d bytes", o.Size, mtu))
 	}
-	cfg := perf.Config{Name: o.name, QoS: o.qos.String(), Size: o.size, Rate: o.rate, Duration: o.duration,
-		Interval: o.interval, Both: o.both}
-	if !o.json {
+	cfg := perf.Config{Name: o.Name, QoS: o.QoS.String(), Size: o.Size, Rate: o.Rate, Duration: o.Duration,
+		Interval: o.Interval, Both: o.both}
+	if !o.JSON {
 		how := "as fast as the flow takes them"
-		if o.rate > 0 {
-			how = fmt.Sprintf("at %s packets/s", perf.FormatRate(o.rate))
+		if o.Rate > 0 {
+			how = fmt.Sprintf("at %s packets/s", perf.FormatRate(o.Rate))
 		}
 		dir := ""
 		if o.both {
 			dir = ", both ways"
 		}
 		fmt.Fprintf(stdout, "operf: %d-byte packets to %s for %v %s (qos %s, layer %s%s)\n",
-			o.size, o.name, o.duration, how, o.qos, f.Layer(), dir)
+			o.Size, o.Name, o.Duration, how, o.QoS, f.Layer(), dir)
 		cfg.OnInterval = func(iv perf.Interval) { fmt.Fprintln(stdout, intervalLine(iv)) }
 	}
 	res, err := perf.Run(ctx, f, cfg)
 	if res == nil {
 		return fail(err)
 	}
-	if o.json {
+	if o.JSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(res)
