@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -113,5 +115,17 @@ func cmdIPCPD(args []string) error {
 		return usagef("ipcpd: %v", err)
 	}
 	log := logging.New("ipcpd."+*name, lvl, os.Stderr)
+	if d := os.Getenv("OURO_CPUPROFILE"); d != "" {
+		// A developer's hook: each IPCP writes DIR/NAME.cpu.pprof as it
+		// exits (go tool pprof).
+		if f, err := os.Create(filepath.Join(d, *name+".cpu.pprof")); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				defer func() {
+					pprof.StopCPUProfile()
+					f.Close()
+				}()
+			}
+		}
+	}
 	return ipcpd.Run(kinds(), *typ, *name, *dir, log)
 }
