@@ -53,6 +53,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ouro-net/ouro/lib/cliflag"
 	"github.com/ouro-net/ouro/tools/operf/perf"
 )
 
@@ -87,18 +88,18 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.SetOutput(stderr)
 	only := fs.String("only", "", "measure only these paths (comma-separated: "+strings.Join(allPaths(), ",")+")")
 	sizes := fs.String("sizes", "64,1000,1400", "packet sizes in bytes")
-	fs.Var(perf.DurationFlag{D: &c.duration}, "d", "duration of each measurement (Go duration, bare number = ms)")
+	fs.Var(cliflag.Duration{D: &c.duration}, "d", "duration of each measurement (Go duration, bare number = ms)")
 	fs.StringVar(&c.jsonFile, "json", "", "write the results as JSON to this file (default bench/out/results.json, failover[-graceful].json or soak.json)")
 	fs.StringVar(&c.irm, "irm", "", "IPCP executable: an irm binary (default: build ./cmd/irm into a temporary directory)")
 	fs.StringVar(&c.logLevel, "log-level", "error", "log level of the daemons and IPCPs")
 	fs.BoolVar(&c.failover, "failover", false, "measure failover on the square instead")
 	fs.IntVar(&c.n, "n", 20, "failover: number of cuts")
 	fs.BoolVar(&c.graceful, "graceful", false, "failover: stop the lower IPCP with SIGTERM instead of killing it")
-	fs.Var(perf.DurationFlag{D: &c.interval}, "i", "failover: ping interval")
+	fs.Var(cliflag.Duration{D: &c.interval}, "i", "failover: ping interval")
 	fs.BoolVar(&c.soak, "soak", false, "flood one path for -d (default 60s) and check that every process's RSS stays flat")
 	fs.StringVar(&c.soakPath, "path", pathUnicast2, "soak: the path to flood ("+strings.Join(soakPaths(), ", ")+")")
 	fs.IntVar(&c.soakSize, "s", 1000, "soak: packet size in bytes")
-	fs.Var(perf.DurationFlag{D: &c.soakBase}, "base", "soak: when the reference RSS is taken")
+	fs.Var(cliflag.Duration{D: &c.soakBase}, "base", "soak: when the reference RSS is taken")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

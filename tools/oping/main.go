@@ -6,51 +6,21 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/flow/ping"
+	"github.com/ouro-net/ouro/lib/cliflag"
 	"github.com/ouro-net/ouro/lib/qos"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
-
-// msDuration parses Go durations, or a bare number as milliseconds.
-type msDuration struct{ d *time.Duration }
-
-func (m msDuration) String() string {
-	if m.d == nil {
-		return ""
-	}
-	return m.d.String()
-}
-
-func (m msDuration) Set(s string) error {
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 {
-			return errors.New("negative duration")
-		}
-		*m.d = time.Duration(f * float64(time.Millisecond))
-		return nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("not a duration: %q", s)
-	}
-	if d < 0 {
-		return errors.New("negative duration")
-	}
-	*m.d = d
-	return nil
-}
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("oping", flag.ContinueOnError)
@@ -59,11 +29,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	name := fs.String("n", "oping", "name to serve or ping")
 	count := fs.Int("c", 0, "probes to send (0: until -d or interrupted)")
 	interval := time.Second
-	fs.Var(msDuration{&interval}, "i", "interval between probes (Go duration, bare number = ms; 0 = back to back)")
+	fs.Var(cliflag.Duration{D: &interval}, "i", "interval between probes (Go duration, bare number = ms; 0 = back to back)")
 	flood := fs.Bool("f", false, "flood: send the next probe when the reply arrives")
 	size := fs.Int("s", 64, "probe size in bytes")
 	var duration time.Duration
-	fs.Var(msDuration{&duration}, "d", "run for this long")
+	fs.Var(cliflag.Duration{D: &duration}, "d", "run for this long")
 	qosName := fs.String("q", "raw", "QoS ("+qos.Names()+")")
 	fs.StringVar(qosName, "qos", "raw", "QoS (same as -q)")
 	quiet := fs.Bool("Q", false, "quiet: print only the summary")

@@ -4,43 +4,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strconv"
 	"time"
 
+	"github.com/ouro-net/ouro/lib/cliflag"
 	"github.com/ouro-net/ouro/lib/qos"
 )
-
-// DurationFlag is a flag.Value for the tools' durations: a Go duration
-// ("1ms", "5s") or a bare number of milliseconds.
-type DurationFlag struct{ D *time.Duration }
-
-// String returns the duration.
-func (m DurationFlag) String() string {
-	if m.D == nil {
-		return ""
-	}
-	return m.D.String()
-}
-
-// Set parses s.
-func (m DurationFlag) Set(s string) error {
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 {
-			return errors.New("negative duration")
-		}
-		*m.D = time.Duration(f * float64(time.Millisecond))
-		return nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("not a duration: %q", s)
-	}
-	if d < 0 {
-		return errors.New("negative duration")
-	}
-	*m.D = d
-	return nil
-}
 
 // RateFlag is a flag.Value for rates with k, M or G suffixes (see
 // ParseRate).
@@ -85,8 +53,8 @@ type Common struct {
 func (c *Common) Register(fs *flag.FlagSet, rateHelp string) {
 	fs.BoolVar(&c.Listen, "l", false, "serve: count the packets sent to NAME")
 	fs.StringVar(&c.Name, "n", c.Name, "name to serve or send to")
-	fs.Var(DurationFlag{D: &c.Duration}, "d", "how long to send (Go duration, bare number = ms)")
-	fs.Var(DurationFlag{D: &c.Interval}, "i", "report interval")
+	fs.Var(cliflag.Duration{D: &c.Duration}, "d", "how long to send (Go duration, bare number = ms)")
+	fs.Var(cliflag.Duration{D: &c.Interval}, "i", "report interval")
 	fs.IntVar(&c.Size, "s", c.Size, "packet size in bytes")
 	fs.Var(RateFlag{R: &c.Rate}, "r", rateHelp)
 	c.qosName = fs.String("q", "raw", "QoS ("+qos.Names()+")")

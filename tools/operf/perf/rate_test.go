@@ -2,7 +2,6 @@ package perf
 
 import (
 	"testing"
-	"time"
 )
 
 func TestParseRate(t *testing.T) {
@@ -19,21 +18,6 @@ func TestParseRate(t *testing.T) {
 	for f, want := range map[float64]string{2.5e6: "2.5M", 1e9: "1G", 100: "100", 1500: "1.5k"} {
 		if got := FormatRate(f); got != want {
 			t.Errorf("FormatRate(%v) = %q, want %q", f, got, want)
-		}
-	}
-}
-
-func TestDurationFlag(t *testing.T) {
-	var d time.Duration
-	f := DurationFlag{&d}
-	for in, want := range map[string]time.Duration{"250": 250 * time.Millisecond, "1.5": 1500 * time.Microsecond, "2s": 2 * time.Second} {
-		if err := f.Set(in); err != nil || d != want {
-			t.Errorf("Set(%q): %v, %v; want %v", in, d, err, want)
-		}
-	}
-	for _, in := range []string{"-1", "-1s", "soon"} {
-		if err := f.Set(in); err == nil {
-			t.Errorf("Set(%q) accepted", in)
 		}
 	}
 }
