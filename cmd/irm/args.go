@@ -56,6 +56,16 @@ func (k *kv) need(key string) (string, error) {
 	return v, nil
 }
 
+// need2 is need for two keys, in order.
+func (k *kv) need2(a, b string) (string, string, error) {
+	va, err := k.need(a)
+	if err != nil {
+		return "", "", err
+	}
+	vb, err := k.need(b)
+	return va, vb, err
+}
+
 func (k *kv) uint(key string) (uint64, error) {
 	v := k.get(key)
 	if v == "" {

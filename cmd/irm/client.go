@@ -34,11 +34,7 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		typ, err := k.need("type")
-		if err != nil {
-			return err
-		}
-		name, err := k.need("name")
+		typ, name, err := k.need2("type", "name")
 		if err != nil {
 			return err
 		}
@@ -53,11 +49,7 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		name, err := k.need("name")
-		if err != nil {
-			return err
-		}
-		layer, err := k.need("layer")
+		name, layer, err := k.need2("name", "layer")
 		if err != nil {
 			return err
 		}
@@ -77,11 +69,7 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		name, err := k.need("name")
-		if err != nil {
-			return err
-		}
-		layer, err := k.need("layer")
+		name, layer, err := k.need2("name", "layer")
 		if err != nil {
 			return err
 		}
@@ -101,11 +89,7 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		name, err := k.need("name")
-		if err != nil {
-			return err
-		}
-		dst, err := k.need("dst")
+		name, dst, err := k.need2("name", "dst")
 		if err != nil {
 			return err
 		}
