@@ -2,14 +2,12 @@ package unicast_test
 
 import (
 	"context"
-	"os"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/flow/ping"
-	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/internal/topo"
 	"github.com/ouro-net/ouro/lib/qos"
 )
@@ -67,17 +65,8 @@ func failoverRun(t *testing.T, tp *topo.Topo, dst, peer string) *ping.Stats {
 // TestParallelLinksFailover joins A and B by two parallel adjacencies
 // over two separate udp layers and cuts the one carrying a 1 ms stream.
 func TestParallelLinksFailover(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	tp, err := topo.Build(ctx, topo.Config{Hosts: []string{"a", "b"}, Links: [][2]string{{"b", "a"}},
-		Lowers: 2, Exe: os.Args[0], Types: testenv.Types(), Params: testParams})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tp.Close()
-	if show, err := tp.WaitRoute("a", "b", 2, 20*time.Second); err != nil {
-		t.Fatalf("two parallel next hops expected: %v\n%s", err, show)
-	}
+	tp := build(t, topo.Config{Hosts: []string{"a", "b"}, Links: [][2]string{{"b", "a"}}, Lowers: 2})
+	waitRoute(t, tp, "a", "b", 2)
 	st := failoverRun(t, tp, "b", "b")
 	t.Logf("parallel links: %d sent, %d lost, longest gap %.1f ms", st.Transmitted, st.Transmitted-st.Received, st.LongestGapMS)
 	if lost := st.Transmitted - st.Received; lost > maxLost {
@@ -107,18 +96,7 @@ func TestSquareFailover(t *testing.T) {
 // B and C through two different lower IPCPs, as a host with two links.
 func dualHomedSquare(t *testing.T) *topo.Topo {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	tp, err := topo.Build(ctx, topo.Config{
-		Hosts:   []string{"a", "b", "c", "d"},
-		Links:   [][2]string{{"b", "a"}, {"c", "a"}, {"d", "b"}, {"d", "c"}},
-		PerLink: true, Exe: os.Args[0], Types: testenv.Types(), Params: testParams,
-	})
-	if err != nil {
-		t.Fatalf("build square: %v", err)
-	}
-	t.Cleanup(tp.Close)
-	return tp
+	return build(t, topo.Config{Hosts: []string{"a", "b", "c", "d"}, Links: squareLinks, PerLink: true})
 }
 
 // TestPartitionReportsDown cuts the only link between A and B: A's flow
@@ -127,15 +105,8 @@ func dualHomedSquare(t *testing.T) *topo.Topo {
 func TestPartitionReportsDown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tp, err := topo.Build(ctx, topo.Config{Hosts: []string{"a", "b"}, Links: [][2]string{{"b", "a"}},
-		PerLink: true, Exe: os.Args[0], Types: testenv.Types(), Params: testParams})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tp.Close()
-	if show, err := tp.WaitRoute("a", "b", 1, 20*time.Second); err != nil {
-		t.Fatalf("%v\n%s", err, show)
-	}
+	tp := build(t, topo.Config{Hosts: []string{"a", "b"}, Links: [][2]string{{"b", "a"}}, PerLink: true})
+	waitRoute(t, tp, "a", "b", 1)
 	listenAt(t, tp, "b", "sink", "a")
 	f, err := flow.Alloc(ctx, "sink", qos.Raw(), tp.Hosts["a"].Opt())
 	if err != nil {

@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"os"
 	"regexp"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/ouro-net/ouro/flow"
-	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/internal/topo"
 	"github.com/ouro-net/ouro/lib/qos"
 )
@@ -24,18 +22,9 @@ var faRepeatRE = regexp.MustCompile(`requests repeated (\d+)`)
 // it.
 func lossyPair(t *testing.T, pct int) *topo.Topo {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	tp, err := topo.Build(ctx, topo.Config{Hosts: []string{"a", "b"}, Links: [][2]string{{"b", "a"}},
-		PerLink: true, Exe: os.Args[0], Types: testenv.Types(), Params: testParams,
+	tp := build(t, topo.Config{Hosts: []string{"a", "b"}, Links: [][2]string{{"b", "a"}}, PerLink: true,
 		LowerParams: map[string]string{"loss": strconv.Itoa(pct)}})
-	if err != nil {
-		t.Fatalf("build over a lossy link: %v", err)
-	}
-	t.Cleanup(tp.Close)
-	if show, err := tp.WaitRoute("a", "b", 1, 20*time.Second); err != nil {
-		t.Fatalf("%v\n%s", err, show)
-	}
+	waitRoute(t, tp, "a", "b", 1)
 	return tp
 }
 

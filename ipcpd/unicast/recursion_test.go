@@ -80,17 +80,8 @@ func TestRecursion(t *testing.T) {
 
 func pair(t *testing.T) *topo.Topo {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	tp, err := topo.Build(ctx, topo.Config{Hosts: []string{"a", "b"}, Links: [][2]string{{"b", "a"}},
-		Exe: osArgs0(), Types: types(), Params: testParams})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tp.Close)
-	if show, err := tp.WaitRoute("a", "b", 1, 20*time.Second); err != nil {
-		t.Fatalf("%v\n%s", err, show)
-	}
+	tp := build(t, topo.Config{Hosts: []string{"a", "b"}, Links: [][2]string{{"b", "a"}}})
+	waitRoute(t, tp, "a", "b", 1)
 	return tp
 }
 

@@ -25,21 +25,40 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// square is A-B-D-C-A: A and D are two hops apart over two equal paths.
-func square(t *testing.T, lowers int) *topo.Topo {
+// build starts a topology of this package's IPCP binary with the tests'
+// parameters (cfg's own, if set) and stops it with the test.
+func build(t *testing.T, cfg topo.Config) *topo.Topo {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	tp, err := topo.Build(ctx, topo.Config{
-		Hosts:  []string{"a", "b", "c", "d"},
-		Links:  [][2]string{{"b", "a"}, {"c", "a"}, {"d", "b"}, {"d", "c"}},
-		Lowers: lowers, Exe: os.Args[0], Types: testenv.Types(), Params: testParams,
-	})
+	cfg.Exe, cfg.Types = os.Args[0], testenv.Types()
+	if cfg.Params == nil {
+		cfg.Params = testParams
+	}
+	tp, err := topo.Build(ctx, cfg)
 	if err != nil {
-		t.Fatalf("build square: %v", err)
+		t.Fatalf("build %v: %v", cfg.Links, err)
 	}
 	t.Cleanup(tp.Close)
 	return tp
+}
+
+// waitRoute waits until host from has hops next hops towards to.
+func waitRoute(t *testing.T, tp *topo.Topo, from, to string, hops int) {
+	t.Helper()
+	if show, err := tp.WaitRoute(from, to, hops, 20*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, show)
+	}
+}
+
+// squareLinks are A-B-D-C-A: A and D are two hops apart over two equal
+// paths.
+var squareLinks = [][2]string{{"b", "a"}, {"c", "a"}, {"d", "b"}, {"d", "c"}}
+
+// square is the square with lowers udp layers joining every pair.
+func square(t *testing.T, lowers int) *topo.Topo {
+	t.Helper()
+	return build(t, topo.Config{Hosts: []string{"a", "b", "c", "d"}, Links: squareLinks, Lowers: lowers})
 }
 
 var addrRE = regexp.MustCompile(`(?m)^  ([0-9a-f]{8})  ([a-d])`)
@@ -166,9 +185,6 @@ func waitDirectory(t *testing.T, tp *topo.Topo, host, name string) {
 	}
 	t.Fatalf("%s never learnt name %s", host, name)
 }
-
-func osArgs0() string { return os.Args[0] }
-func types() []string { return testenv.Types() }
 
 // testParams loosens the adjacency keepalive for tests: race-built IPCP
 // processes on two shared cores can stall for tens of milliseconds,
