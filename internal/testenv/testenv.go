@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -344,4 +345,33 @@ func MustRun(t testing.TB, netns, dir, bin string, args ...string) string {
 		t.Fatalf("%s %s: exit %d\n%s", bin, strings.Join(args, " "), code, out)
 	}
 	return out
+}
+
+// ServeTool starts a host with a local layer "lo" where name is
+// registered, runs a tool's server in process (run with "-l -n NAME
+// --rundir DIR") until it prints "serving", and returns the run
+// directory and the server's output. The server stops, and must exit
+// 0, at cleanup.
+func ServeTool(t *testing.T, name string, run func(ctx context.Context, args []string, stdout, stderr io.Writer) int) (string, *SyncBuffer) {
+	t.Helper()
+	h := StartHost(t)
+	h.Bootstrap(t, "local", "lo", "lo", nil)
+	h.Register(t, name, "lo")
+	out := &SyncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"-l", "-n", name, "--rundir", h.Dir}, out, out) }()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("server exited %d: %s", code, out)
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "serving"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start: %s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return h.Dir, out
 }

@@ -2,12 +2,10 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/tools/operf/perf"
@@ -24,26 +22,7 @@ func TestMain(m *testing.M) {
 // the run directory; the server stops at cleanup.
 func server(t *testing.T) (string, *testenv.SyncBuffer) {
 	t.Helper()
-	h := testenv.StartHost(t)
-	h.Bootstrap(t, "local", "lo", "lo", nil)
-	h.Register(t, "operf", "lo")
-	out := &testenv.SyncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() { done <- runContext(ctx, []string{"-l", "-n", "operf", "--rundir", h.Dir}, out, out) }()
-	t.Cleanup(func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("server exited %d: %s", code, out)
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "serving"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start: %s", out)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return h.Dir, out
+	return testenv.ServeTool(t, "operf", runContext)
 }
 
 func runJSON(t *testing.T, args ...string) perf.Result {
