@@ -27,17 +27,24 @@ var _ net.Conn = (*flow.Flow)(nil)
 
 func localPair(t *testing.T) (*flow.Flow, *flow.Flow) {
 	t.Helper()
+	return pairWith(t, "echo", qos.Raw())
+}
+
+// pairWith allocates a flow with q to name over a local layer of a new
+// host and returns both ends; everything closes with the test.
+func pairWith(t *testing.T, name string, q qos.Spec) (*flow.Flow, *flow.Flow) {
+	t.Helper()
 	h := testenv.StartHost(t)
 	h.Bootstrap(t, "local", "lo", "lo", nil)
-	h.Register(t, "echo", "lo")
-	l, err := flow.Listen("echo", h.Opt())
+	h.Register(t, name, "lo")
+	l, err := flow.Listen(name, h.Opt())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	a, err := flow.Alloc(ctx, "echo", qos.Raw(), h.Opt())
+	a, err := flow.Alloc(ctx, name, q, h.Opt())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,26 +19,7 @@ import (
 
 func reliablePair(t *testing.T) (*flow.Flow, *flow.Flow) {
 	t.Helper()
-	h := testenv.StartHost(t)
-	h.Bootstrap(t, "local", "lo", "lo", nil)
-	h.Register(t, "rel", "lo")
-	l, err := flow.Listen("rel", h.Opt())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	a, err := flow.Alloc(ctx, "rel", qos.Reliable(), h.Opt())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
-	return a, b
+	return pairWith(t, "rel", qos.Reliable())
 }
 
 // TestReliableStream writes messages larger than the channel MTU and a
