@@ -153,35 +153,34 @@ func setBuffers(fd int) {
 }
 
 // New wraps a channel descriptor; it takes ownership of f.
-func New(f *os.File) (*Pipe, error) {
-	c, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("flow descriptor: %w", err)
-	}
-	if _, ok := c.(*net.UnixConn); !ok {
-		c.Close()
-		return nil, errors.New("flow descriptor is not a UNIX socket")
-	}
-	return wrap(c, false)
-}
+func New(f *os.File) (*Pipe, error) { return open(f, false) }
 
 // NewDatagram wraps a connected datagram socket (UDP) that carries the
 // records of a flow, one per datagram; it takes ownership of f. Unlike a
 // socket pair end, it never reports the other end gone: an empty
 // datagram is ignored, and a refused send (the peer's socket closed) is
 // a lost packet. The flow's end is told by its channel to the IPCP.
-func NewDatagram(f *os.File) (*Pipe, error) {
+func NewDatagram(f *os.File) (*Pipe, error) { return open(f, true) }
+
+// open wraps f, which must be a UNIX socket (dgram false) or a UDP
+// socket (dgram true).
+func open(f *os.File, dgram bool) (*Pipe, error) {
+	what, want := "flow descriptor", "UNIX"
+	if dgram {
+		what, want = "data socket", "UDP"
+	}
 	c, err := net.FileConn(f)
 	f.Close()
 	if err != nil {
-		return nil, fmt.Errorf("data socket: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if _, ok := c.(*net.UDPConn); !ok {
+	_, isUnix := c.(*net.UnixConn)
+	_, isUDP := c.(*net.UDPConn)
+	if (dgram && !isUDP) || (!dgram && !isUnix) {
 		c.Close()
-		return nil, errors.New("data socket is not a UDP socket")
+		return nil, fmt.Errorf("%s is not a %s socket", what, want)
 	}
-	return wrap(c, true)
+	return wrap(c, dgram)
 }
 
 func wrap(c net.Conn, dgram bool) (*Pipe, error) {
