@@ -256,7 +256,8 @@ var nsOpingSummaryRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) rece
 
 // TestSquareOverEthNetns is the square over eth-dix on veth pairs
 // between four network namespaces: A reaches D over both B and C, and
-// oping from A to D loses nothing.
+// 1000 ping-pong probes (oping -f: one in flight, so no kernel queue
+// can overflow) from A to D lose nothing.
 func TestSquareOverEthNetns(t *testing.T) {
 	testenv.RequireRoot(t)
 	s := buildNetnsSquare(t)
@@ -264,7 +265,7 @@ func TestSquareOverEthNetns(t *testing.T) {
 	testenv.Start(t, s.ns["d"], s.dir["d"], "oping", "-l", "-n", "oping")
 	s.waitName(t, "a", "oping")
 	s.waitListening(t, "d", "oping")
-	sent, received := s.oping(t, "-i", "0")
+	sent, received := s.oping(t, "-f")
 	if sent != 1000 || received != 1000 {
 		s.dump(t)
 		t.Fatalf("%d transmitted, %d received; want 1000 and 1000 (0%% loss)", sent, received)

@@ -67,7 +67,7 @@ func TestRecursion(t *testing.T) {
 	if f.Layer() != "net2" {
 		t.Fatalf("flow runs in layer %q, want net2", f.Layer())
 	}
-	st, err := ping.RunOn(ctx, f, ping.Config{Name: "deep", Count: 200, Interval: 0, Size: 100})
+	st, err := ping.RunOn(ctx, f, ping.Config{Name: "deep", Count: 200, Flood: true, Size: 100})
 	if err != nil || st.Received != 200 {
 		t.Fatalf("ping through two layers: %v %+v", err, st)
 	}

@@ -106,7 +106,7 @@ func TestSquareOverUDP(t *testing.T) {
 	go ping.Serve(ctx, l, nil)
 	defer l.Close()
 	waitDirectory(t, tp, "a", "oping")
-	st, err := ping.Run(ctx, ping.Config{Name: "oping", QoS: qos.Raw(), Count: 1000, Interval: 0, Size: 64,
+	st, err := ping.Run(ctx, ping.Config{Name: "oping", QoS: qos.Raw(), Count: 1000, Flood: true, Size: 64,
 		Opts: []flow.Option{tp.Hosts["a"].Opt()}})
 	if err != nil {
 		t.Fatal(err)
