@@ -26,6 +26,7 @@ const (
 	endLocal          // the application deallocated or died
 	endRemote         // the peer sent a dealloc
 	endShutdown       // the IPCP is closing
+	endExpired        // never confirmed by the requester (incoming flows)
 )
 
 // remoteKey names a flow by its far end, to spot retransmitted requests.
@@ -53,14 +54,28 @@ type uflow struct {
 	peerPort uint16 // the peer's data socket port (requester side)
 	direct   *pipe.Pipe
 
+	// Incoming flows are counted by the admission (counted, until
+	// removed) and must be confirmed by the requester within
+	// ConfirmTimeout of born. Both written under IPCP.mu; confirmed
+	// is also read without it.
+	incoming  bool
+	counted   bool
+	born      time.Time
+	confirmed atomic.Bool
+	// Outgoing flows: confirmations still to send (by the sweeper).
+	confirmsLeft atomic.Int32
+
 	state  atomic.Int32
 	reason atomic.Int32
 	resp   chan status   // alloc responses, to the waiting Alloc
 	ack    chan struct{} // dealloc acknowledged
 }
 
+// newUflow returns a flow record; incoming flows clear confirmed.
 func newUflow(f *ipcpd.Flow, peer, to netip.AddrPort, mtu int) *uflow {
-	return &uflow{f: f, peer: peer, to: to, mtu: mtu, resp: make(chan status, 1), ack: make(chan struct{}, 1)}
+	fl := &uflow{f: f, peer: peer, to: to, mtu: mtu, resp: make(chan status, 1), ack: make(chan struct{}, 1)}
+	fl.confirmed.Store(true)
+	return fl
 }
 
 // end records why the flow ends and wakes its goroutine; it reports
@@ -101,6 +116,22 @@ func (u *IPCP) removeLocked(fl *uflow) {
 	if u.byRemote[k] == fl {
 		delete(u.byRemote, k)
 	}
+	if fl.counted {
+		fl.counted = false
+		u.adm.release(fl.peer, !fl.confirmed.Load())
+	}
+}
+
+// confirmLocked records that the requester of incoming flow fl has it;
+// u.mu held.
+func (u *IPCP) confirmLocked(fl *uflow) {
+	if fl.confirmed.Swap(true) {
+		return
+	}
+	if fl.counted {
+		u.adm.confirm(fl.peer)
+	}
+	u.ctr.confirmsIn.Add(1)
 }
 
 // txLoop moves the application's packets to the peer until the flow
@@ -126,6 +157,13 @@ func (u *IPCP) txLoop(fl *uflow) {
 		u.ctr.deallocsOut.Add(1)
 		u.forget(fl)
 		f.End(false)
+	case endExpired:
+		// One dealloc, unacknowledged: the requester may be a forged
+		// source, which must not get more than its request cost.
+		u.forget(fl)
+		u.sendMsg(&msg{typ: tDealloc, dst: fl.remote, src: fl.local}, fl.to)
+		u.ctr.deallocsOut.Add(1)
+		f.End(true)
 	default:
 		fl.state.Store(stateClosing)
 		f.End(false)
@@ -275,6 +313,12 @@ func (u *IPCP) deliver(eid uint32, payload []byte, src netip.AddrPort) {
 	if fl.state.Load() != stateUp || len(payload) > fl.mtu {
 		fl.f.Drops.Add(1)
 		return
+	}
+	if !fl.confirmed.Load() {
+		// Data from the requester confirms the flow as well.
+		u.mu.Lock()
+		u.confirmLocked(fl)
+		u.mu.Unlock()
 	}
 	if u.rxPend.fl != fl {
 		u.flushRx()

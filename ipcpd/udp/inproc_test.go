@@ -584,6 +584,10 @@ func FuzzHandle(f *testing.F) {
 	fl := newUflow(&ipcpd.Flow{Pipe: ipcpEnd}, src, src, u.mtu)
 	fl.local, fl.remote = 0xdeadbeef, 0xdeadbeef
 	fl.state.Store(stateUp)
+	// An incoming flow, not yet confirmed: confirmations and data take
+	// the admission paths.
+	fl.incoming = true
+	fl.confirmed.Store(false)
 	u.mu.Lock()
 	u.flows[fl.local] = fl
 	u.mu.Unlock()

@@ -166,11 +166,7 @@ func (u *IPCP) onQueryReply(m *msg, src netip.AddrPort) {
 // else shares one).
 func (u *IPCP) onQuery(m *msg, src netip.AddrPort) {
 	u.ctr.queriesIn.Add(1)
-	b := u.limits[src]
-	if b == nil {
-		b = &u.others
-	}
-	if !b.allow(time.Now(), u.tm.queryRate, u.tm.queryBurst) {
+	if !u.allowAnswer(src) {
 		u.ctr.queriesLimited.Add(1)
 		return
 	}
@@ -185,6 +181,38 @@ func (u *IPCP) onQuery(m *msg, src netip.AddrPort) {
 	}
 	u.ctr.queriesAnswered.Add(1)
 }
+
+// allowAnswer takes a token from the answer budget of src: each
+// configured peer has its own bucket; any other source has one of its
+// own too and, in addition, all of them draw on one shared bucket of
+// strangerRate, so that one noisy stranger cannot silence the others
+// and many cannot make the IPCP answer more than that. Only the receive
+// goroutine calls it.
+func (u *IPCP) allowAnswer(src netip.AddrPort) bool {
+	now := time.Now()
+	if b := u.limits[src]; b != nil {
+		return b.allow(now, u.tm.queryRate, u.tm.queryBurst)
+	}
+	b := u.strangers[src]
+	if b == nil {
+		if len(u.strangers) >= maxStrangers {
+			// Forget them all rather than track a flood of sources;
+			// the shared bucket still bounds the answers.
+			clear(u.strangers)
+		}
+		b = &bucket{}
+		u.strangers[src] = b
+	}
+	return b.allow(now, u.tm.queryRate, u.tm.queryBurst) &&
+		u.others.allow(now, strangerFactor*u.tm.queryRate, strangerFactor*u.tm.queryBurst)
+}
+
+// Answer budgets of strangers: the shared bucket is strangerFactor times
+// a single source's, and at most maxStrangers sources have their own.
+const (
+	strangerFactor = 10
+	maxStrangers   = 1024
+)
 
 // bucket is a token bucket; only the receive goroutine uses it.
 type bucket struct {

@@ -1,9 +1,11 @@
 package udp
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/ouro-net/ouro/lib/qos"
 )
@@ -77,6 +79,8 @@ func (u *IPCP) handle(b []byte, src netip.AddrPort, trunc bool) {
 		u.onDealloc(m, src)
 	case tDeallocAck:
 		u.onDeallocAck(m, src)
+	case tConfirm:
+		u.onConfirm(m, src)
 	}
 }
 
@@ -100,12 +104,15 @@ func (u *IPCP) sendMsg(m *msg, to netip.AddrPort) {
 // onAllocReq answers an alloc request: a retransmission of a request
 // already served gets the same answer again, one in progress gets
 // "pending", a new one starts an arrival (and gets "pending" at once,
-// so the requester knows this side is alive).
+// so the requester knows this side is alive) if the caps on incoming
+// flows admit it. Refusals, which leave no state, are answered within
+// the source's answer budget; beyond it they are dropped and counted.
 func (u *IPCP) onAllocReq(m *msg, src netip.AddrPort) {
 	u.ctr.allocsIn.Add(1)
 	to := u.canonical(src)
 	key := remoteKey{src, m.src}
 	resp := msg{typ: tAllocResp, dst: m.src}
+	why := admitted
 	u.mu.Lock()
 	name, registered := u.names[m.hash]
 	switch fl := u.byRemote[key]; {
@@ -117,9 +124,11 @@ func (u *IPCP) onAllocReq(m *msg, src netip.AddrPort) {
 		resp.status = stClosing
 	case !registered:
 		resp.status = stNoName
-	case len(u.arriving) >= u.tm.maxArrivals:
-		resp.status = stBusy
 	default:
+		if why = u.adm.admit(src); why != admitted {
+			resp.status = stBusy
+			break
+		}
 		resp.status = stPending
 		u.arriving[key] = true
 		u.work.Add(1)
@@ -128,25 +137,47 @@ func (u *IPCP) onAllocReq(m *msg, src netip.AddrPort) {
 	u.mu.Unlock()
 	if resp.status > stPending {
 		u.ctr.allocsRefused.Add(1)
+		switch why {
+		case fullFlows:
+			u.ctr.refusedFlows.Add(1)
+		case fullPeerFlows:
+			u.ctr.refusedPeerFlows.Add(1)
+		case fullPending:
+			u.ctr.refusedPending.Add(1)
+		case fullPeerPending:
+			u.ctr.refusedPeerPending.Add(1)
+		}
+		if !u.allowAnswer(src) {
+			u.ctr.allocsLimited.Add(1)
+			return
+		}
 	}
 	u.reply(&resp, to)
 }
 
-// arrival asks the IRMd for an acceptor of name and, if one takes the
-// flow, answers the requester and moves the flow's packets. u.work
-// counts it.
-// dport is the requester's data socket port (0: none offered).
+// arrival asks the IRMd for an acceptor of name (for at most the arrive
+// timeout) and, if one takes the flow, answers the requester and moves
+// the flow's packets. The admission counted the flow in onAllocReq;
+// arrival releases it on failure, the flow's removal otherwise. u.work
+// counts it. dport is the requester's data socket port (0: none offered).
 func (u *IPCP) arrival(key remoteKey, to netip.AddrPort, name string, q qos.Spec, mtu int, dport uint16) {
 	resp := msg{typ: tAllocResp, dst: key.eid}
-	f, err := u.arrive(u.ctx, name, q, mtu)
+	ctx, cancel := context.WithTimeout(u.ctx, u.tm.arrive)
+	f, err := u.arrive(ctx, name, q, mtu)
+	timedOut := ctx.Err() == context.DeadlineExceeded
+	cancel()
 	u.mu.Lock()
 	delete(u.arriving, key)
 	if err != nil || u.closed {
+		u.adm.release(key.addr, true)
 		u.mu.Unlock()
 		if err == nil {
 			f.End(true)
 			resp.status = stClosing
 		} else {
+			if timedOut {
+				u.ctr.arrivalsTimedOut.Add(1)
+			}
 			u.h.Log.Debug("incoming flow refused", "name", name, "from", to, "error", err)
 			resp.status = stNoAcceptor
 		}
@@ -158,6 +189,8 @@ func (u *IPCP) arrival(key remoteKey, to netip.AddrPort, name string, q qos.Spec
 	fl := newUflow(f, key.addr, to, mtu)
 	fl.remote = key.eid
 	fl.local = u.newEIDLocked()
+	fl.incoming, fl.counted = true, true
+	fl.confirmed.Store(false)
 	u.mu.Unlock()
 	if dport != 0 && u.directOK() {
 		// Connected and handed over before the answer goes out: the
@@ -169,6 +202,8 @@ func (u *IPCP) arrival(key remoteKey, to netip.AddrPort, name string, q qos.Spec
 	}
 	u.mu.Lock()
 	if u.closed {
+		u.adm.release(key.addr, true)
+		fl.counted = false
 		u.mu.Unlock()
 		if fl.direct != nil {
 			fl.direct.Close()
@@ -180,6 +215,7 @@ func (u *IPCP) arrival(key remoteKey, to netip.AddrPort, name string, q qos.Spec
 		u.work.Done()
 		return
 	}
+	fl.born = time.Now()
 	fl.state.Store(stateUp)
 	u.flows[fl.local] = fl
 	u.byRemote[key] = fl
@@ -205,7 +241,13 @@ func (u *IPCP) onAllocResp(m *msg, src netip.AddrPort) {
 		return
 	}
 	if fl.state.Load() != statePending {
+		again := m.status == stOK && fl.state.Load() == stateUp && fl.remote == m.src
 		u.mu.Unlock()
+		if again {
+			// Our confirmations may have been lost: one more.
+			u.reply(&msg{typ: tConfirm, dst: m.src, src: m.dst}, fl.to)
+			u.ctr.confirmsOut.Add(1)
+		}
 		return // a duplicate
 	}
 	if m.status == stOK {
@@ -262,4 +304,17 @@ func (u *IPCP) onDeallocAck(m *msg, src netip.AddrPort) {
 		return
 	}
 	fl.signalAck()
+}
+
+// onConfirm records that the requester of an incoming flow got our
+// "ok"; repeated confirmations change nothing.
+func (u *IPCP) onConfirm(m *msg, src netip.AddrPort) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	fl := u.flows[m.dst]
+	if fl == nil || fl.peer != src || fl.remote != m.src || !fl.incoming {
+		u.ctr.rxStale.Add(1)
+		return
+	}
+	u.confirmLocked(fl)
 }

@@ -17,6 +17,10 @@ type counters struct {
 	rxMalformed, rxUnknownEID, rxWrongSource, rxStale      atomic.Uint64
 	rxUnsolicited, rxErrors, txErrors, txDrill             atomic.Uint64
 	directFlows                                            atomic.Uint64
+	refusedFlows, refusedPeerFlows                         atomic.Uint64
+	refusedPending, refusedPeerPending, allocsLimited      atomic.Uint64
+	arrivalsTimedOut, expiredUnconfirmed                   atomic.Uint64
+	confirmsIn, confirmsOut                                atomic.Uint64
 	queriesIn, queriesAnswered, queriesLimited             atomic.Uint64
 	queriesOut, allocsIn, allocsRefused, allocsOut         atomic.Uint64
 	allocsFailed, deallocsIn, deallocsOut, deallocsUnacked atomic.Uint64
@@ -60,8 +64,23 @@ func (c *counters) list() []struct {
 		{"deallocs-in", &c.deallocsIn},
 		{"deallocs-out", &c.deallocsOut},
 		{"deallocs-unacked", &c.deallocsUnacked},
+		{"refused-flows-full", &c.refusedFlows},
+		{"refused-peer-flows-full", &c.refusedPeerFlows},
+		{"refused-pending-full", &c.refusedPending},
+		{"refused-peer-pending-full", &c.refusedPeerPending},
+		{"drop-alloc-rate-limited", &c.allocsLimited},
+		{"arrivals-timed-out", &c.arrivalsTimedOut},
+		{"expired-unconfirmed", &c.expiredUnconfirmed},
+		{"confirms-in", &c.confirmsIn},
+		{"confirms-out", &c.confirmsOut},
 	}
 }
+
+// What Show lists at most.
+const (
+	showFlows   = 32
+	showSources = 5
+)
 
 // Show describes the IPCP for `irm layer show`: its socket, peers,
 // names, resolved names, flows and counters.
@@ -99,22 +118,49 @@ func (u *IPCP) Show(context.Context) (string, error) {
 	}
 	sort.Strings(cache)
 	fmt.Fprintf(&b, "  resolved %s\n", orNone(cache))
-	var flows []string
-	for _, fl := range u.flows {
+	lim := u.tm.lim
+	fmt.Fprintf(&b, "  limits   incoming flows %d of %d (%d per source), pending %d of %d (%d per source), confirm within %v\n",
+		u.adm.flows, lim.flows, lim.flowsPerPeer, u.adm.pending, lim.pending, lim.pendingPerPeer, u.tm.confirm)
+	if n := u.adm.sources(); n > 0 {
+		var top []string
+		for _, t := range u.adm.top(showSources, addrLess) {
+			top = append(top, fmt.Sprintf("%s %d (%d pending)", t.key, t.flows, t.pending))
+		}
+		fmt.Fprintf(&b, "  sources  %d; most flows: %s\n", n, strings.Join(top, ", "))
+	}
+	// At most showFlows flows are listed, lowest eids first, so that
+	// the answer stays small whatever the number of flows.
+	total := len(u.flows)
+	eids := make([]uint32, 0, total)
+	for e := range u.flows {
+		eids = append(eids, e)
+	}
+	sort.Slice(eids, func(i, j int) bool { return eids[i] < eids[j] })
+	if len(eids) > showFlows {
+		eids = eids[:showFlows]
+	}
+	flows := make([]string, 0, len(eids))
+	for _, e := range eids {
+		fl := u.flows[e]
 		f := fl.f
 		st := [...]string{"pending", "up", "closing"}[fl.state.Load()]
 		if fl.direct != nil {
 			st += " direct"
+		}
+		if fl.incoming && !fl.confirmed.Load() {
+			st += " unconfirmed"
 		}
 		flows = append(flows, fmt.Sprintf("    eid %08x -> %s eid %08x  %s  qos %s  mtu %d  %s  in %d pkts %d B  out %d pkts %d B  drops %d",
 			fl.local, fl.to, fl.remote, f.Name, f.QoS, fl.mtu, st,
 			f.PktsIn.Load(), f.BytesIn.Load(), f.PktsOut.Load(), f.BytesOut.Load(), f.Drops.Load()))
 	}
 	u.mu.RUnlock()
-	sort.Strings(flows)
-	fmt.Fprintf(&b, "  flows    %d\n", len(flows))
+	fmt.Fprintf(&b, "  flows    %d\n", total)
 	for _, l := range flows {
 		b.WriteString(l + "\n")
+	}
+	if total > len(flows) {
+		fmt.Fprintf(&b, "    ... and %d more\n", total-len(flows))
 	}
 	b.WriteString("  counters\n")
 	for _, c := range u.ctr.list() {

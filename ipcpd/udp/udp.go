@@ -24,18 +24,20 @@
 // a data frame is also dropped unless it comes from the flow's peer
 // address. Eid 0 marks a management frame:
 //
-//	[0 0 0 0][version=2][type] body
-//	1 query        name hash (16)
+//	[0 0 0 0][version=3][type] body
+//	1 query        name hash (16), zero (1)
 //	2 query reply  name hash (16), found (1: 0 or 1)
 //	3 alloc req    src eid (4), name hash (16), mtu (2), data port (2),
 //	               QoS cube (1),
 //	               QoS flags (1: bit 0 reliable, bit 1 in order),
 //	               max delay in µs (4), peer timeout in ms (4),
-//	               QoS name length (1, at most 32), QoS name
+//	               QoS name length (1, at most 32), QoS name,
+//	               zeros up to 64 bytes in all
 //	4 alloc resp   dst eid (4), src eid (4), status (1), mtu (2),
 //	               data port (2)
 //	5 dealloc      dst eid (4), src eid (4)
 //	6 dealloc ack  dst eid (4), src eid (4)
+//	7 confirm      dst eid (4), src eid (4)
 //
 // Integers are big endian; "src" is the sender's eid, "dst" the
 // receiver's. The data port is the sender's data socket for the flow (0:
@@ -57,9 +59,11 @@
 // peers said no. Positive answers are cached for 30 s; a refusal or a
 // vanished peer drops the entry. A name registered only on this IPCP is
 // not reachable through it (the local layer serves same-host flows).
-// Queries are answered within a token bucket (100/s, burst 50) per
-// configured peer, plus one shared by all other sources, so a flood
-// from a stranger cannot silence a peer; the excess is counted.
+// Queries, and refusals of alloc requests, are answered within a token
+// bucket (100/s, burst 50) per source, and for sources that are not
+// configured peers also within one bucket they all share (ten times
+// that), so a flood from a stranger cannot silence a peer or another
+// stranger; the excess is dropped and counted.
 //
 // Allocation: the requester sends an alloc req with its eid, the name
 // hash, its MTU and the QoS, retransmitting every 250 ms. The responder
@@ -70,8 +74,35 @@
 // fails with an error saying so; an allocation never takes more than
 // 10 s. A retransmitted request
 // for a flow already set up gets the same "ok" again. An "ok" that comes
-// after the requester gave up is answered with a dealloc. At most 32
-// arrivals run at once; more are refused as busy.
+// after the requester gave up is answered with a dealloc. The requester
+// confirms an "ok" (ConfirmRepeats confirmations, 100 ms apart, and one
+// more for every repeated "ok"); data from it confirms the flow too.
+//
+// # Limits
+//
+// A stranger needs no IRMd to send alloc requests, so what requests can
+// make this IPCP hold is capped (constants in limits.go): incoming
+// flows in every state (MaxFlows, MaxFlowsPerPeer per source IP:port),
+// and among them the pending ones, not yet confirmed: waiting for the
+// IRMd (at most ArriveTimeout) or answered "ok" and waiting for the
+// requester's confirmation (MaxPending, MaxPendingPerPeer). A flow not
+// confirmed within ConfirmTimeout is ended (one dealloc to the
+// requester, the application reads EOF, its data socket is closed).
+// When peers are configured, the other sources together get at most
+// half of each total, so a flood from many strangers cannot lock the
+// configured peers out. A request beyond a cap is refused as busy, and
+// the refusal counted by cap. Confirmed flows are not expired when idle:
+// raw flows have no keepalive, and the IPCP does not see a direct flow's
+// data, so idleness cannot be told from a dead peer; the per-source cap
+// bounds them instead, and deallocation ends them. Outgoing flows are
+// not capped here: local users allocate them through the IRMd.
+//
+// Answers cost no more than their requests: a query is padded to the
+// size of its reply; an alloc request to 64 bytes, more than everything
+// one request can make the responder send unasked ("pending", the
+// answer, and the dealloc should the flow expire); every other answer is
+// no larger than the frame it answers. Answers that create no state
+// (queries, refusals) are further rate-limited per source (see Query).
 //
 // Deallocation: the end whose application closes (or dies) sends a
 // dealloc, retransmitted until acknowledged (3 tries); the other end
@@ -130,15 +161,17 @@ type timing struct {
 	deallocTries int           // dealloc transmissions without an ack
 	allocTimeout time.Duration // bound on one allocation
 	cacheTTL     time.Duration // life of a positive query answer
-	queryRate    float64       // queries answered per second per source class
+	queryRate    float64       // answers without state (queries, refusals) per second per source class
 	queryBurst   float64       // and their burst
-	maxArrivals  int           // incoming allocations in progress
+	lim          limits        // caps on incoming flows
+	confirm      time.Duration // ConfirmTimeout
+	arrive       time.Duration // ArriveTimeout
 }
 
 func defaultTiming() timing {
 	return timing{retry: 250 * time.Millisecond, queryTries: 3, allocTries: 4, deallocTries: 3,
 		allocTimeout: 10 * time.Second, cacheTTL: 30 * time.Second,
-		queryRate: 100, queryBurst: 50, maxArrivals: 32}
+		queryRate: 100, queryBurst: 50, lim: defaultLimits(), confirm: ConfirmTimeout, arrive: ArriveTimeout}
 }
 
 // arriveFunc finds an acceptor for an incoming flow (Host.Arrive).
@@ -168,11 +201,12 @@ type IPCP struct {
 	limits         map[netip.AddrPort]*bucket
 
 	// Owned by the receive goroutine.
-	rx     *receiver
-	rxMsg  msg
-	rxOut  []byte
-	rxPend rxPending
-	others bucket
+	rx        *receiver
+	rxMsg     msg
+	rxOut     []byte
+	rxPend    rxPending
+	others    bucket                     // shared by all strangers
+	strangers map[netip.AddrPort]*bucket // one per stranger
 
 	mu       sync.RWMutex
 	booted   bool
@@ -183,6 +217,7 @@ type IPCP struct {
 	flows    map[uint32]*uflow // by local eid
 	byRemote map[remoteKey]*uflow
 	arriving map[remoteKey]bool
+	adm      *admission[netip.AddrPort] // incoming flows per source
 
 	rxWG sync.WaitGroup // the receive goroutine
 	work sync.WaitGroup // flow goroutines and arrivals
@@ -238,15 +273,23 @@ func (u *IPCP) Bootstrap(_ context.Context, layer string, params map[string]stri
 	u.loss = cfg.loss
 	u.linkMTU = linkMTU(cfg.bind.Addr())
 	u.mtu = payloadMTU(u.linkMTU, u.v6)
+	u.strangers = make(map[netip.AddrPort]*bucket)
 	u.limits = make(map[netip.AddrPort]*bucket, len(cfg.peers))
 	for _, p := range cfg.peers {
 		u.limits[noZone(p)] = &bucket{}
 	}
 	u.rx = newReceiver(eidLen + u.mtu + 1)
 	u.rxOut = make([]byte, 0, maxMgmtLen)
+	reserved := make([]netip.AddrPort, 0, len(cfg.peers))
+	for _, p := range cfg.peers {
+		reserved = append(reserved, noZone(p))
+	}
+	u.adm = newAdmission(u.tm.lim, reserved)
 	u.booted = true
 	u.rxWG.Add(1)
 	go u.rxLoop()
+	u.work.Add(1)
+	go u.sweep()
 	u.h.Log.Info("bound", "address", u.local, "peers", u.peers, "mtu", u.mtu, "rcvbuf", rcv, "sndbuf", snd)
 	if u.loss != 0 {
 		u.h.Log.Warn("loss drill: dropping data packets at random", "percent", u.loss*100)
@@ -346,9 +389,13 @@ func (u *IPCP) alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
 	u.mu.Lock()
 	if fl.state.Load() == stateUp && !u.closed {
 		// Up, even if the wait ended for another reason just as the
-		// answer came.
+		// answer came. The peer holds the flow only once confirmed:
+		// one confirmation now, the sweeper sends the rest.
+		fl.confirmsLeft.Store(ConfirmRepeats - 1)
 		u.work.Add(1)
 		u.mu.Unlock()
+		u.sendMsg(&msg{typ: tConfirm, dst: fl.remote, src: fl.local}, fl.to)
+		u.ctr.confirmsOut.Add(1)
 		u.handOver(fl, fl.peerPort)
 		go u.txLoop(fl)
 		return fl.mtu, nil

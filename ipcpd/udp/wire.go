@@ -14,24 +14,32 @@ const (
 	// eidLen is the size of an endpoint id, and so of the data header.
 	eidLen = 4
 	// version is the management protocol version this build speaks
-	// (2: allocation carries the data ports).
-	version = 2
+	// (2: allocation carries the data ports; 3: queries and alloc
+	// requests are padded to the size of their answers, and the
+	// requester confirms an accepted flow).
+	version = 3
 	// mgmtHdrLen is eid 0, version and type.
 	mgmtHdrLen = eidLen + 2
 	// maxQoSName bounds the QoS preset name carried in an alloc request.
 	maxQoSName = 32
 	// maxMgmtLen is the largest management frame.
-	maxMgmtLen = allocReqFixed + maxQoSName
+	maxMgmtLen = max(allocReqFixed+maxQoSName, allocReqMin)
 )
 
 // Fixed lengths of the management frames.
 const (
-	queryLen       = mgmtHdrLen + namehash.Size
-	queryReplyLen  = queryLen + 1
-	allocReqFixed  = mgmtHdrLen + eidLen + namehash.Size + 2 + 2 + 1 + 1 + 4 + 4 + 1
-	allocRespLen   = mgmtHdrLen + 2*eidLen + 1 + 2 + 2
-	deallocLen     = mgmtHdrLen + 2*eidLen
-	deallocAckLen  = deallocLen
+	queryLen      = mgmtHdrLen + namehash.Size + 1 // one zero byte of padding
+	queryReplyLen = mgmtHdrLen + namehash.Size + 1
+	allocReqFixed = mgmtHdrLen + eidLen + namehash.Size + 2 + 2 + 1 + 1 + 4 + 4 + 1
+	allocRespLen  = mgmtHdrLen + 2*eidLen + 1 + 2 + 2
+	deallocLen    = mgmtHdrLen + 2*eidLen
+	deallocAckLen = deallocLen
+	confirmLen    = deallocLen
+	// allocReqMin is the size an alloc request is padded to (with
+	// zeros after the QoS name): at least everything one request can
+	// make the responder send, "pending", the answer and, should the
+	// flow never be confirmed, a dealloc (see the package doc).
+	allocReqMin    = 64 // >= 2*allocRespLen + deallocLen
 	qosFlagRel     = 1 << 0
 	qosFlagInOrder = 1 << 1
 )
@@ -47,6 +55,7 @@ const (
 	tAllocResp  msgType = 4 // the answer to an alloc request
 	tDealloc    msgType = 5 // the flow is gone
 	tDeallocAck msgType = 6 // the dealloc arrived
+	tConfirm    msgType = 7 // the requester got the "ok"
 )
 
 func (t msgType) String() string {
@@ -63,6 +72,8 @@ func (t msgType) String() string {
 		return "dealloc"
 	case tDeallocAck:
 		return "dealloc-ack"
+	case tConfirm:
+		return "confirm"
 	}
 	return "unknown"
 }
@@ -139,6 +150,7 @@ func (m *msg) encode(b []byte) []byte {
 	switch m.typ {
 	case tQuery:
 		b = append(b, m.hash[:]...)
+		b = append(b, 0)
 	case tQueryReply:
 		b = append(b, m.hash[:]...)
 		f := byte(0)
@@ -167,13 +179,16 @@ func (m *msg) encode(b []byte) []byte {
 		}
 		b = append(b, byte(len(name)))
 		b = append(b, name...)
+		for len(b) < allocReqMin {
+			b = append(b, 0)
+		}
 	case tAllocResp:
 		b = binary.BigEndian.AppendUint32(b, m.dst)
 		b = binary.BigEndian.AppendUint32(b, m.src)
 		b = append(b, byte(m.status))
 		b = binary.BigEndian.AppendUint16(b, m.mtu)
 		b = binary.BigEndian.AppendUint16(b, m.dport)
-	case tDealloc, tDeallocAck:
+	case tDealloc, tDeallocAck, tConfirm:
 		b = binary.BigEndian.AppendUint32(b, m.dst)
 		b = binary.BigEndian.AppendUint32(b, m.src)
 	}
@@ -212,6 +227,9 @@ func (m *msg) decode(b []byte) error {
 			return lenErr(len(b), queryLen)
 		}
 		copy(m.hash[:], p)
+		if p[namehash.Size] != 0 {
+			return errMalformed
+		}
 	case tQueryReply:
 		if len(b) != queryReplyLen {
 			return lenErr(len(b), queryReplyLen)
@@ -225,7 +243,7 @@ func (m *msg) decode(b []byte) error {
 			return errMalformed
 		}
 	case tAllocReq:
-		if len(b) < allocReqFixed {
+		if len(b) < allocReqMin {
 			return errShort
 		}
 		m.src = binary.BigEndian.Uint32(p)
@@ -246,10 +264,15 @@ func (m *msg) decode(b []byte) error {
 		m.qos.PeerTimeout = time.Duration(binary.BigEndian.Uint32(p[6:])) * time.Millisecond
 		n := int(p[10])
 		p = p[11:]
-		if n > maxQoSName || len(p) != n {
+		if n > maxQoSName || len(p) < n || len(b) != max(allocReqMin, allocReqFixed+n) {
 			return errMalformed
 		}
-		m.qos.Name = qosName(p)
+		for _, c := range p[n:] {
+			if c != 0 {
+				return errMalformed
+			}
+		}
+		m.qos.Name = qosName(p[:n])
 		if m.src == 0 || m.mtu < minMTU {
 			return errMalformed
 		}
@@ -265,7 +288,7 @@ func (m *msg) decode(b []byte) error {
 		if m.dst == 0 || (m.status == stOK && (m.src == 0 || m.mtu < minMTU)) {
 			return errMalformed
 		}
-	case tDealloc, tDeallocAck:
+	case tDealloc, tDeallocAck, tConfirm:
 		if len(b) != deallocLen {
 			return lenErr(len(b), deallocLen)
 		}

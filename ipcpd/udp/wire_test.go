@@ -24,6 +24,7 @@ func sampleMsgs() []msg {
 		{typ: tAllocResp, dst: 1, status: stNoName},
 		{typ: tDealloc, dst: 3, src: 4},
 		{typ: tDeallocAck, dst: 4, src: 3},
+		{typ: tConfirm, dst: 0xdeadbeef, src: 0xdeadbeef},
 	}
 }
 
@@ -70,7 +71,8 @@ func TestCodecRejects(t *testing.T) {
 		{"eid only", []byte{0, 0, 0, 0}, errShort},
 		{"version 0", mut(4, 0), errVersion},
 		{"version 1", mut(4, 1), errVersion},
-		{"version 3", mut(4, 3), errVersion},
+		{"version 2", mut(4, 2), errVersion},
+		{"version 4", mut(4, 4), errVersion},
 		{"type 0", mut(5, 0), errType},
 		{"type 99", mut(5, 99), errType},
 		{"zero dst", mut(9, 0), errMalformed},
@@ -173,6 +175,29 @@ func BenchmarkMgmtCodec(b *testing.B) {
 		buf = m.encode(buf)
 		if err := out.decode(buf); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestAnswersNoLarger checks the no-amplification rule of the format:
+// whatever one frame can make an IPCP send is no larger than the frame.
+func TestAnswersNoLarger(t *testing.T) {
+	enc := func(m msg) int { return len(m.encode(nil)) }
+	h := namehash.Of("x")
+	for _, c := range []struct {
+		what     string
+		req, ans int
+	}{
+		{"query -> reply", enc(msg{typ: tQuery, hash: h}), enc(msg{typ: tQueryReply, hash: h, found: true})},
+		// pending now, the answer later, a dealloc if never confirmed
+		{"alloc req -> pending, ok, dealloc", enc(msg{typ: tAllocReq, src: 1, hash: h, mtu: 1400}),
+			2*enc(msg{typ: tAllocResp, dst: 1, src: 1, mtu: 1400}) + enc(msg{typ: tDealloc, dst: 1, src: 1})},
+		{"stale ok -> dealloc", enc(msg{typ: tAllocResp, dst: 1, src: 1, mtu: 1400}), enc(msg{typ: tDealloc, dst: 1, src: 1})},
+		{"repeated ok -> confirm", enc(msg{typ: tAllocResp, dst: 1, src: 1, mtu: 1400}), enc(msg{typ: tConfirm, dst: 1, src: 1})},
+		{"dealloc -> ack", enc(msg{typ: tDealloc, dst: 1, src: 1}), enc(msg{typ: tDeallocAck, dst: 1, src: 1})},
+	} {
+		if c.ans > c.req {
+			t.Errorf("%s: %d bytes in, %d out", c.what, c.req, c.ans)
 		}
 	}
 }

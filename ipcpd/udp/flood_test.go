@@ -1,0 +1,269 @@
+package udp
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/ouro-net/ouro/ipcpd"
+	"github.com/ouro-net/ouro/lib/namehash"
+	"github.com/ouro-net/ouro/lib/pipe"
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+// flooder sends alloc requests for one name from one socket, as fast as
+// it can, each with a new eid, and offers a data port so that every
+// accepted flow costs the victim a data socket. With confirm set it
+// confirms every "ok", as a real (abusive) requester would.
+type flooder struct {
+	c                 *net.UDPConn
+	confirm           bool
+	sent, recvd       atomic.Uint64 // bytes
+	oks, busy, others atomic.Uint64
+	stop              chan struct{}
+	wg                sync.WaitGroup
+}
+
+func startFlooder(t *testing.T, from string, to netip.AddrPort, name string, confirm bool) *flooder {
+	t.Helper()
+	c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.ParseIP(from)}, net.UDPAddrFromAddrPort(to))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &flooder{c: c, confirm: confirm, stop: make(chan struct{})}
+	fl.wg.Add(2)
+	go func() { // send
+		defer fl.wg.Done()
+		req := msg{typ: tAllocReq, hash: namehash.Of(name), mtu: 1400, dport: 9, qos: qos.Raw()}
+		buf := make([]byte, 0, maxMgmtLen)
+		for eid := uint32(1); ; eid++ {
+			select {
+			case <-fl.stop:
+				return
+			default:
+			}
+			req.src = eid
+			buf = req.encode(buf)
+			if _, err := c.Write(buf); err == nil {
+				fl.sent.Add(uint64(len(buf)))
+			}
+			if eid%64 == 0 {
+				time.Sleep(time.Millisecond) // a flood, not a busy loop starving the test
+			}
+		}
+	}()
+	go func() { // read the answers
+		defer fl.wg.Done()
+		buf := make([]byte, 2048)
+		out := make([]byte, 0, maxMgmtLen)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			fl.recvd.Add(uint64(n))
+			var m msg
+			if m.decode(buf[:n]) != nil || m.typ != tAllocResp {
+				fl.others.Add(1)
+				continue
+			}
+			switch m.status {
+			case stOK:
+				fl.oks.Add(1)
+				if fl.confirm {
+					out = (&msg{typ: tConfirm, dst: m.src, src: m.dst}).encode(out)
+					c.Write(out)
+				}
+			case stBusy:
+				fl.busy.Add(1)
+			}
+		}
+	}()
+	t.Cleanup(fl.halt)
+	return fl
+}
+
+func (fl *flooder) halt() {
+	select {
+	case <-fl.stop:
+		return
+	default:
+	}
+	close(fl.stop)
+	fl.c.Close()
+	fl.wg.Wait()
+}
+
+// openFDs counts this process's descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("skipped: no /proc/self/fd: %v", err)
+	}
+	return len(ents)
+}
+
+// sourceFlows returns how many flows and pending flows src holds at u.
+func sourceFlows(u *IPCP, src netip.AddrPort) (flows, pending int) {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	if us := u.adm.per[src]; us != nil {
+		return us.flows, us.pending
+	}
+	return 0, 0
+}
+
+// TestAllocFlood floods an IPCP with alloc requests from one source,
+// first never confirming (a forged or lazy source), then confirming
+// every answer, and checks that the caps hold (flows, pending,
+// descriptors), that the drops are counted, that an honest peer still
+// allocates and moves data, that Show answers, and that the flooder gets
+// no more bytes back than it sent.
+func TestAllocFlood(t *testing.T) {
+	noLeak(t)
+	i, err := New(&ipcpd.Host{Name: "victim", Type: "udp4", Log: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := i.(*IPCP)
+	b.tm.retry = 50 * time.Millisecond
+	b.tm.confirm = 400 * time.Millisecond
+	b.tm.lim = limits{flows: 24, flowsPerPeer: 10, pending: 12, pendingPerPeer: 4}
+	acc := &acceptor{ch: make(chan accepted, 1024)}
+	b.arrive = acc.arrive
+	if _, err := b.Bootstrap(context.Background(), "udp", map[string]string{"ip": "127.0.0.1", "port": "0"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	b.Register(context.Background(), "echo")
+	// The acceptor: takes every flow, echoes, and closes on EOF.
+	var serving sync.WaitGroup
+	stopServe := make(chan struct{})
+	serving.Add(1)
+	go func() {
+		defer serving.Done()
+		for {
+			select {
+			case a := <-acc.ch:
+				serving.Add(1)
+				go func() {
+					defer serving.Done()
+					defer a.app.Close()
+					buf := make([]byte, 70000)
+					for {
+						n, k, err := a.app.Read(buf)
+						if err != nil || k == pipe.Dealloc {
+							return
+						}
+						switch k {
+						case pipe.Data:
+							a.app.Write(buf[:n])
+						case pipe.Direct:
+							// The flooder never sends there.
+							if f := a.app.TakeFile(); f != nil {
+								f.Close()
+							}
+						}
+					}
+				}()
+			case <-stopServe:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stopServe); b.Close(); serving.Wait() })
+
+	fdsBefore := openFDs(t)
+	// Each flow costs the victim at most its pipe end, the application's
+	// end (this process plays both), the data socket and the IPCP's copy.
+	fdCap := fdsBefore + 4*b.tm.lim.flows + 16
+	check := func(what string, src netip.AddrPort) {
+		t.Helper()
+		b.mu.RLock()
+		flows, pending, n := b.adm.flows, b.adm.pending, len(b.flows)
+		b.mu.RUnlock()
+		f, p := sourceFlows(b, src)
+		lim := b.tm.lim
+		if flows > lim.flows || pending > lim.pending || f > lim.flowsPerPeer || p > lim.pendingPerPeer || n > lim.flows+2 {
+			t.Fatalf("%s: caps broken: %d flows (%d in the table), %d pending, source %d/%d", what, flows, n, pending, f, p)
+		}
+		if fds := openFDs(t); fds > fdCap {
+			t.Fatalf("%s: %d descriptors open, cap %d (before %d)", what, fds, fdCap, fdsBefore)
+		}
+	}
+
+	// Phase 1: a flood that never confirms.
+	fl := startFlooder(t, "127.0.0.3", b.local, "echo", false)
+	src := netip.MustParseAddrPort(fl.c.LocalAddr().String())
+	waitFor(t, "refusals under the flood", func() bool {
+		check("unconfirmed flood", src)
+		return b.ctr.refusedPeerPending.Load() > 0 && fl.oks.Load() > 0
+	})
+	// An honest peer allocates and echoes meanwhile.
+	a, _ := newIPCP(t, "udp4", "127.0.0.2", "0", b.local.String())
+	app, _, err := alloc(t, a, "echo", qos.Raw())
+	if err != nil {
+		t.Fatalf("honest allocation during the flood: %v", err)
+	}
+	app.Write([]byte("hello"))
+	buf := make([]byte, 64)
+	if n, k := read(t, app, buf); k != pipe.Data || string(buf[:n]) != "hello" {
+		t.Fatalf("honest flow: %v %q", k, buf[:n])
+	}
+	text, err := b.Show(context.Background())
+	if err != nil || !strings.Contains(text, "limits   incoming flows") || !strings.Contains(text, src.String()) {
+		t.Fatalf("show during the flood: %v\n%s", err, text)
+	}
+	// Unconfirmed flows expire.
+	waitFor(t, "unconfirmed flows to expire", func() bool {
+		check("unconfirmed flood", src)
+		return b.ctr.expiredUnconfirmed.Load() > 0
+	})
+	fl.halt()
+	waitFor(t, "the flooder's flows to go", func() bool {
+		f, _ := sourceFlows(b, src)
+		return f == 0
+	})
+
+	// Phase 2: a flood that confirms every answer keeps at most its
+	// per-source share.
+	fl2 := startFlooder(t, "127.0.0.3", b.local, "echo", true)
+	src2 := netip.MustParseAddrPort(fl2.c.LocalAddr().String())
+	waitFor(t, "the confirming flooder to reach its cap", func() bool {
+		check("confirming flood", src2)
+		f, _ := sourceFlows(b, src2)
+		return f == b.tm.lim.flowsPerPeer && b.ctr.refusedPeerFlows.Load() > 0
+	})
+	// The honest flow still works, and a second honest allocation too.
+	app.Write([]byte("again"))
+	if n, k := read(t, app, buf); k != pipe.Data || string(buf[:n]) != "again" {
+		t.Fatalf("honest flow under the second flood: %v %q", k, buf[:n])
+	}
+	if _, _, err := alloc(t, a, "echo", qos.Raw()); err != nil {
+		t.Fatalf("second honest allocation: %v", err)
+	}
+	check("confirming flood", src2)
+	fl2.halt()
+	for _, f := range []*flooder{fl, fl2} {
+		if f.recvd.Load() > f.sent.Load() {
+			t.Errorf("amplification: flooder sent %d bytes, got %d back", f.sent.Load(), f.recvd.Load())
+		}
+	}
+	t.Logf("flood 1: sent %d B got %d B, %d ok %d busy; flood 2: sent %d B got %d B, %d ok %d busy",
+		fl.sent.Load(), fl.recvd.Load(), fl.oks.Load(), fl.busy.Load(),
+		fl2.sent.Load(), fl2.recvd.Load(), fl2.oks.Load(), fl2.busy.Load())
+	for _, name := range []string{"refused-peer-pending-full", "refused-peer-flows-full", "expired-unconfirmed", "confirms-in"} {
+		if counter(&b.ctr, name) == 0 {
+			t.Errorf("counter %s is 0", name)
+		}
+	}
+}
