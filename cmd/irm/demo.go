@@ -27,10 +27,17 @@ func cmdDemo(args []string, out, stderr io.Writer) error {
 	fs.SetOutput(io.Discard)
 	interval := fs.Duration("i", time.Millisecond, "interval between pings")
 	phase := fs.Duration("phase", 1500*time.Millisecond, "time before the cut, between cut and restore, and after")
+	maxGap := fs.Duration("max-gap", 0, "longest interruption at the cut the verdict accepts (default: half the phase)")
 	graceful := fs.Bool("graceful", false, "cut by stopping the lower IPCP (it deallocates its flows) instead of killing it")
 	level := fs.String("log-level", "error", "log level of the daemons")
 	if err := fs.Parse(args); err != nil {
 		return usagef("demo: %v", err)
+	}
+	if *interval <= 0 || *phase < 10**interval {
+		return usagef("demo: the phase must be at least ten intervals")
+	}
+	if *maxGap == 0 {
+		*maxGap = *phase / 2
 	}
 	lvl, err := logging.ParseLevel(*level)
 	if err != nil {
@@ -94,9 +101,10 @@ func cmdDemo(args []string, out, stderr io.Writer) error {
 		return err
 	}
 	start := time.Now()
+	replies := &replyLog{start: start}
 	go func() {
 		st, err := ping.Run(ctx, ping.Config{Name: "oping", QoS: qos.Raw(), Count: count, Interval: *interval,
-			Size: 64, Opts: []flow.Option{tp.Hosts["a"].Opt()}})
+			Size: 64, Out: replies, Opts: []flow.Option{tp.Hosts["a"].Opt()}})
 		done <- result{st, err}
 	}()
 	time.Sleep(*phase)
@@ -123,25 +131,16 @@ func cmdDemo(args []string, out, stderr io.Writer) error {
 	}
 	r := <-done
 	if r.err != nil {
-		return fmt.Errorf("the flow did not survive: %w", r.err)
+		return fmt.Errorf("the flow did not survive: the application saw an error: %w", r.err)
 	}
-	st := r.st
-	fmt.Fprint(out, st.Summary())
-	cutSeq := uint64(cutAt / *interval)
-	restoreSeq := uint64(restoreAt / *interval)
-	var lostCut, lostRestore, lostOther int
-	for _, s := range st.Lost {
-		switch {
-		case s+200 >= cutSeq && s < restoreSeq:
-			lostCut++
-		case s+200 >= restoreSeq && s < restoreSeq+1000:
-			lostRestore++
-		default:
-			lostOther++
-		}
+	fmt.Fprint(out, r.st.Summary())
+	m := measure(replies.get(), r.st.Lost, cutAt, restoreAt)
+	step("measured: %s", m)
+	if why := m.verdict(*maxGap); why != "" {
+		return fmt.Errorf("the flow did not survive the cut: %s", why)
 	}
-	step("the flow survived the cut: %d packets lost around the cut, longest interruption %.1f ms", lostCut, st.LongestGapMS)
-	step("restoring the link lost %d packets; %d lost elsewhere; the application saw no error", lostRestore, lostOther)
+	step("verdict: the flow survived the cut: %d packets lost around the cut, interruption %.1f ms (at most %v allowed); the application saw no error",
+		m.LostDown, ms(m.Interruption), *maxGap)
 	show, err = tp.WaitRoute("a", "d", 2, 10*time.Second)
 	if err != nil {
 		return err
