@@ -17,6 +17,9 @@
 // seen up to a second late. Setting a link administratively down is
 // always reported at once.
 //
+// SetMTU, SetUp and AddAddr configure a link (config.go): one acknowledged
+// rtnetlink request each, for tools that bring up a device they created.
+//
 // Only golang.org/x/sys/unix is used; messages are parsed by hand (host
 // byte order, 4-byte alignment) and the parser never panics on hostile
 // input.
