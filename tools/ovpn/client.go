@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ouro-net/ouro/flow"
+)
+
+// refusedError is a server's refusal of a hello.
+type refusedError struct {
+	code   byte
+	reason string
+}
+
+func (e *refusedError) Error() string { return "server refused: " + e.reason }
+
+// fatal reports whether retrying cannot help.
+func (e *refusedError) fatal() bool { return e.code != refuseFull }
+
+// dialer is the client side: one flow at a time to the server, replaced
+// with backoff when it dies, under one TUN device that stays up.
+type dialer struct {
+	cfg     *config
+	st      *counters
+	rep     *reporter
+	session uint64
+	cur     atomic.Pointer[flow.Flow]
+}
+
+func newDialer(cfg *config, st *counters, rep *reporter) *dialer {
+	return &dialer{cfg: cfg, st: st, rep: rep, session: rand.Uint64()}
+}
+
+// dial allocates a flow to the server and says hello until welcomed or
+// refused.
+func (d *dialer) dial(ctx context.Context) (*flow.Flow, control, error) {
+	actx, cancel := context.WithTimeout(ctx, d.cfg.allocTimeout)
+	f, err := flow.Alloc(actx, d.cfg.name, d.cfg.qos, d.cfg.flowOpts()...)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, control{}, ctx.Err()
+		}
+		return nil, control{}, fmt.Errorf("allocate a flow to %q: %w (is an ovpn -l serving it, and the name registered with irm name register?)",
+			d.cfg.name, err)
+	}
+	stop := context.AfterFunc(ctx, func() { f.Close() })
+	defer stop()
+	w, err := d.hello(f)
+	if err != nil {
+		f.Close()
+		if ctx.Err() != nil {
+			return nil, control{}, ctx.Err()
+		}
+		return nil, control{}, err
+	}
+	return f, w, nil
+}
+
+// hello sends hellos on f every helloRetry until the server answers.
+func (d *dialer) hello(f *flow.Flow) (control, error) {
+	h := control{Type: msgHello, Session: d.session, Prefix: d.cfg.prefix}.encode()
+	buf := make([]byte, maxMTU)
+	deadline := time.Now().Add(d.cfg.helloTimeout)
+	defer f.SetReadDeadline(time.Time{})
+	for time.Now().Before(deadline) {
+		if _, err := f.Write(h); err != nil {
+			return control{}, fmt.Errorf("send hello: %w", err)
+		}
+		f.SetReadDeadline(time.Now().Add(d.cfg.helloRetry))
+		for {
+			n, err := f.Read(buf)
+			if isTimeout(err) {
+				break
+			}
+			if err != nil {
+				return control{}, fmt.Errorf("waiting for the server's welcome: %w", err)
+			}
+			m, err := decodeControl(buf[:n])
+			if err != nil {
+				continue // data or junk before the welcome
+			}
+			switch m.Type {
+			case msgWelcome:
+				return m, nil
+			case msgRefuse:
+				return control{}, &refusedError{code: m.Code, reason: m.Reason}
+			}
+		}
+	}
+	return control{}, fmt.Errorf("no answer to hello from %q in %v", d.cfg.name, d.cfg.helloTimeout)
+}
+
+// run keeps the tunnel up until ctx ends: the first dial's failure is
+// returned (nothing is set up yet); later the flow is reallocated with
+// backoff whenever it dies, and the TUN device stays up meanwhile.
+func (d *dialer) run(ctx context.Context) error {
+	f, w, err := d.dial(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	tun, err := openTUN(d.cfg.dev, d.cfg.prefix, f.MTU())
+	if err != nil {
+		f.Close()
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.fromTUN(tun)
+	}()
+	defer func() {
+		tun.Close() // removes the device; fromTUN returns
+		wg.Wait()
+		d.rep.emit(event{Event: "stopped", Dev: tun.name, Stats: ptr(d.st.snapshot())},
+			"stopped, "+d.st.snapshot().String())
+	}()
+	stopStatus := d.cfg.statusLoop(ctx, d.rep, d.st, tun.name)
+	defer stopStatus()
+	for {
+		d.rep.emit(event{Event: "up", Dev: tun.name, IP: d.cfg.prefix.String(), Peer: w.Prefix.Addr().String(),
+			Flow: f.ID(), Layer: f.Layer(), MTU: tun.mtu},
+			fmt.Sprintf("up: %s %s, server %s, flow %d in layer %s, mtu %d", tun.name, d.cfg.prefix, w.Prefix.Addr(),
+				f.ID(), f.Layer(), tun.mtu))
+		why := d.carry(ctx, f, tun)
+		f.Close()
+		if ctx.Err() != nil {
+			return nil
+		}
+		d.rep.emit(event{Event: "down", Dev: tun.name, Flow: f.ID(), Error: why, Stats: ptr(d.st.snapshot())},
+			fmt.Sprintf("flow %d down: %s; reallocating, %s stays up", f.ID(), why, tun.name))
+		backoff := d.cfg.backoffMin
+		for {
+			t := d.cfg.clock.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C():
+			}
+			f, w, err = d.dial(ctx)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err == nil {
+				break
+			}
+			var re *refusedError
+			if errors.As(err, &re) && re.fatal() {
+				return err
+			}
+			backoff = min(2*backoff, d.cfg.backoffMax)
+			d.rep.emit(event{Event: "retry", Error: err.Error(), Retry: backoff.String()},
+				fmt.Sprintf("%v; retrying in %v", err, backoff))
+		}
+		if err := tun.setMTU(f.MTU()); err != nil {
+			d.rep.emit(event{Event: "error", Error: err.Error()}, err.Error())
+		}
+	}
+}
+
+// carry moves packets from f to the TUN device (fromTUN moves the other
+// way) until f fails or stays silent for the dead interval, and returns why.
+func (d *dialer) carry(ctx context.Context, f *flow.Flow, tun *tunDev) string {
+	d.cur.Store(f)
+	defer d.cur.Store(nil)
+	stop := context.AfterFunc(ctx, func() { f.Close() })
+	defer stop()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.keepalive(f, done)
+	}()
+	defer func() {
+		close(done)
+		wg.Wait()
+	}()
+	buf := make([]byte, maxMTU)
+	var armed time.Time
+	for {
+		if now := time.Now(); now.Sub(armed) > d.cfg.dead/4 {
+			f.SetReadDeadline(now.Add(d.cfg.dead))
+			armed = now
+		}
+		n, err := f.Read(buf)
+		if err != nil {
+			switch {
+			case errors.Is(err, io.EOF):
+				return "the server closed the flow"
+			case isTimeout(err):
+				return fmt.Sprintf("nothing from the server for %v", d.cfg.dead)
+			}
+			return err.Error()
+		}
+		p := buf[:n]
+		if isControl(p) {
+			m, err := decodeControl(p)
+			if err != nil {
+				d.st.drop(dropBadControl)
+			} else if m.Type == msgRefuse {
+				return (&refusedError{code: m.Code, reason: m.Reason}).Error()
+			}
+			continue
+		}
+		if _, ok := ipDst(p); !ok {
+			d.st.drop(dropNotIP)
+			continue
+		}
+		if _, err := tun.Write(p); err != nil {
+			d.st.drop(dropWrite)
+			continue
+		}
+		d.st.in(n)
+	}
+}
+
+// keepalive sends a keepalive on f whenever nothing else went out for
+// a keepalive interval, until done.
+func (d *dialer) keepalive(f *flow.Flow, done <-chan struct{}) {
+	ka := control{Type: msgKeepalive}.encode()
+	t := d.cfg.clock.NewTimer(d.cfg.keepalive)
+	defer t.Stop()
+	last := d.st.pktsOut.Load()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C():
+			if now := d.st.pktsOut.Load(); now == last {
+				f.Write(ka)
+			} else {
+				last = now
+			}
+			t.Reset(d.cfg.keepalive)
+		}
+	}
+}
+
+// fromTUN reads packets from the TUN device and writes each to the
+// current flow, counting a drop while there is none. It returns when the
+// device is closed.
+func (d *dialer) fromTUN(tun io.Reader) {
+	buf := make([]byte, maxMTU)
+	for {
+		n, err := tun.Read(buf)
+		if err != nil {
+			return
+		}
+		p := buf[:n]
+		if _, ok := ipDst(p); !ok {
+			d.st.drop(dropNotIP)
+			continue
+		}
+		f := d.cur.Load()
+		if f == nil {
+			d.st.drop(dropNoFlow)
+			continue
+		}
+		if _, err := f.Write(p); err != nil {
+			if errors.Is(err, flow.ErrTooBig) {
+				d.st.drop(dropTooBig)
+			} else {
+				d.st.drop(dropWrite)
+			}
+			continue
+		}
+		d.st.out(n)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
