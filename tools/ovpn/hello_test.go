@@ -47,10 +47,10 @@ func TestControlErrors(t *testing.T) {
 	bad := [][]byte{
 		{0}, {0, 1}, {0, 1, 99},
 		hello[:5], hello[:len(hello)-1], append(append([]byte{}, hello...), 0),
-		{0, 1, msgHello, 0, 0, 0, 0, 0, 0, 0, 1, 24, 5, 1, 2, 3, 4, 5},  // 5-byte address
-		{0, 1, msgHello, 0, 0, 0, 0, 0, 0, 0, 1, 33, 4, 10, 9, 0, 2},    // /33
-		{0, 1, msgRefuse, 1, 10, 'a'},                                   // reason longer than the packet
-		{0, 1, msgWelcome, 24, 4, 10, 9, 0, 1, 5},                       // short MTU
+		{0, 1, msgHello, 0, 0, 0, 0, 0, 0, 0, 1, 24, 5, 1, 2, 3, 4, 5}, // 5-byte address
+		{0, 1, msgHello, 0, 0, 0, 0, 0, 0, 0, 1, 33, 4, 10, 9, 0, 2},   // /33
+		{0, 1, msgRefuse, 1, 10, 'a'},                                  // reason longer than the packet
+		{0, 1, msgWelcome, 24, 4, 10, 9, 0, 1, 5},                      // short MTU
 	}
 	for i, b := range bad {
 		if _, err := decodeControl(b); !errors.Is(err, errBadControl) {

@@ -70,8 +70,8 @@ import (
 	"time"
 
 	"github.com/ouro-net/ouro/flow"
-	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/cliflag"
+	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/qos"
 )
 
@@ -190,15 +190,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // runServer serves until ctx ends.
 func runServer(ctx context.Context, c *config, st *counters, rep *reporter) error {
-	l, err := flow.Listen(c.name, c.flowOpts()...)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
+	// The TUN device first: its errors (privilege, address in use) are
+	// the ones a user can fix locally.
 	tun, err := openTUN(c.dev, c.prefix, defaultMTU)
 	if err != nil {
 		return err
 	}
+	l, err := flow.Listen(c.name, c.flowOpts()...)
+	if err != nil {
+		tun.Close()
+		return err
+	}
+	defer l.Close()
 	s := newServer(c, tun, st, rep)
 	s.setMTU = tun.setMTU
 	var wg sync.WaitGroup

@@ -23,10 +23,12 @@ type server struct {
 	clk  clock.Clock
 
 	mu      sync.Mutex
-	flows   map[*flow.Flow]struct{}  // flows being served, hello or not
-	byAddr  map[netip.Addr]*client // clients that said hello
+	flows   map[*flow.Flow]struct{} // flows being served, hello or not
+	byAddr  map[netip.Addr]*client  // clients that said hello
 	closing bool
 	wg      sync.WaitGroup
+	// lingering bounds the goroutines answering refused flows.
+	lingering chan struct{}
 	// setMTU, if set, is told the smallest flow MTU among the clients.
 	setMTU func(int) error
 }
@@ -49,7 +51,7 @@ type client struct {
 
 func newServer(cfg *config, tun packetDev, st *counters, rep *reporter) *server {
 	return &server{cfg: cfg, tun: tun, self: cfg.prefix, st: st, rep: rep, clk: cfg.clock,
-		byAddr: map[netip.Addr]*client{}, flows: map[*flow.Flow]struct{}{}}
+		byAddr: map[netip.Addr]*client{}, flows: map[*flow.Flow]struct{}{}, lingering: make(chan struct{}, 16)}
 }
 
 // serve accepts flows on l and routes until ctx ends; it then closes
@@ -68,12 +70,24 @@ func (s *server) serve(ctx context.Context, l *flow.Listener) error {
 		s.mu.Lock()
 		if len(s.flows) >= s.cfg.maxClients || s.closing {
 			s.mu.Unlock()
-			// Answer once (the flow is raw: the refusal may be lost, the
-			// client then times out), then let go of the flow.
-			f.Write(control{Type: msgRefuse, Code: refuseFull,
-				Reason: fmt.Sprintf("server full: it takes %d clients", s.cfg.maxClients)}.encode())
 			s.st.drop("refused-full")
-			f.Close()
+			reason := fmt.Sprintf("server full: it takes %d clients", s.cfg.maxClients)
+			select {
+			case s.lingering <- struct{}{}:
+				// Refuse, and answer hellos with the refusal for a while
+				// (raw flows lose packets), in a bounded number of goroutines.
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					s.refuse(f, refuseFull, reason)
+					f.Close()
+					<-s.lingering
+				}()
+			default:
+				// Too many refusals at once: one answer, then let go.
+				f.Write(control{Type: msgRefuse, Code: refuseFull, Reason: reason}.encode())
+				f.Close()
+			}
 			continue
 		}
 		s.flows[f] = struct{}{}

@@ -1,0 +1,6 @@
+//go:build !race
+
+package main
+
+// raceArgs builds the ovpn binary the way the test binary was built.
+var raceArgs []string
