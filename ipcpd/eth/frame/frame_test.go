@@ -122,6 +122,28 @@ func mgmtSamples() []frame.Mgmt {
 		{Code: frame.AllocReply, SEID: 3, DEID: 9, Result: frame.OK},
 		{Code: frame.AllocReply, DEID: 9, Result: frame.NoName},
 		{Code: frame.Dealloc, SEID: 3, DEID: 9},
+		{Code: frame.Confirm, SEID: 9, DEID: 3},
+	}
+}
+
+// TestAnswersNoLarger checks the no-amplification rule of the format:
+// what one message can make a station send is no larger than it.
+func TestAnswersNoLarger(t *testing.T) {
+	h := namehash.Of("x")
+	size := func(m frame.Mgmt) int { return m.Len() }
+	req := size(frame.Mgmt{Code: frame.AllocReq, Hash: h, QoS: qos.Spec{}})
+	for _, c := range []struct {
+		what     string
+		in, outs int
+	}{
+		{"query -> reply", size(frame.Mgmt{Code: frame.QueryReq}), size(frame.Mgmt{Code: frame.QueryReply})},
+		{"alloc -> reply, dealloc on expiry", req, size(frame.Mgmt{Code: frame.AllocReply}) + size(frame.Mgmt{Code: frame.Dealloc})},
+		{"reply -> confirm", size(frame.Mgmt{Code: frame.AllocReply}), size(frame.Mgmt{Code: frame.Confirm})},
+		{"reply -> dealloc", size(frame.Mgmt{Code: frame.AllocReply}), size(frame.Mgmt{Code: frame.Dealloc})},
+	} {
+		if c.outs > c.in {
+			t.Errorf("%s: %d bytes in, %d out", c.what, c.in, c.outs)
+		}
 	}
 }
 
@@ -162,7 +184,7 @@ func TestMgmtBad(t *testing.T) {
 	}{
 		{"empty", nil, frame.ErrShort},
 		{"version only", []byte{frame.Version}, frame.ErrShort},
-		{"other version", append([]byte{2}, b[1:]...), frame.ErrVersion},
+		{"other version", append([]byte{frame.Version + 1}, b[1:]...), frame.ErrVersion},
 		{"unknown code", []byte{frame.Version, 99, 0, 0}, frame.ErrCode},
 		{"truncated", b[:len(b)-1], frame.ErrMalformed},
 		{"trailing", append(append([]byte{}, b...), 0), frame.ErrMalformed},

@@ -24,6 +24,7 @@ import (
 //	   AllocReq              seid (2), name hash (16), QoS (see below)
 //	   AllocReply            seid (2), deid (2), result (1)
 //	   Dealloc               seid (2), deid (2)
+//	   Confirm               seid (2), deid (2)
 //
 // seid is the sender's endpoint id, deid the receiver's. The QoS of an
 // allocation request is cube (1), flags (1: bit 0 reliable, bit 1 in
@@ -32,9 +33,15 @@ import (
 // MaxQoSName bytes. A message must be exactly as long as its code says:
 // trailing bytes, unknown codes, unknown flag bits and other versions
 // are rejected.
+//
+// No answer is larger than what caused it: a QueryReply is as long as
+// the QueryReq, and an AllocReq (at least 31 bytes) is longer than the
+// AllocReply (7) and the Dealloc (6) it can cause together; an
+// AllocReply causes at most a Confirm or a Dealloc (6).
 
-// Version is the management protocol version this build speaks.
-const Version = 1
+// Version is the management protocol version this build speaks (2:
+// the requester confirms an accepted flow with Confirm).
+const Version = 2
 
 // MaxQoSName bounds the QoS preset name carried in an allocation.
 const MaxQoSName = 32
@@ -54,6 +61,9 @@ const (
 	AllocReply Code = 4
 	// Dealloc ends a flow; the receiver's application reads EOF.
 	Dealloc Code = 5
+	// Confirm tells the replier that the requester got its OK; a flow
+	// never confirmed is ended.
+	Confirm Code = 6
 )
 
 // String names the code for logs.
@@ -69,6 +79,8 @@ func (c Code) String() string {
 		return "alloc-reply"
 	case Dealloc:
 		return "dealloc"
+	case Confirm:
+		return "confirm"
 	}
 	return fmt.Sprintf("code(%d)", uint8(c))
 }
@@ -124,8 +136,8 @@ const (
 type Mgmt struct {
 	Code   Code
 	Hash   namehash.Hash // QueryReq, QueryReply, AllocReq
-	SEID   uint16        // AllocReq, AllocReply, Dealloc
-	DEID   uint16        // AllocReply, Dealloc
+	SEID   uint16        // AllocReq, AllocReply, Dealloc, Confirm
+	DEID   uint16        // AllocReply, Dealloc, Confirm
 	Result Result        // AllocReply
 	QoS    qos.Spec      // AllocReq
 }
@@ -139,7 +151,7 @@ func (m *Mgmt) Len() int {
 		return 2 + 2 + namehash.Size + qosFixedLen + min(len(m.QoS.Name), MaxQoSName)
 	case AllocReply:
 		return 2 + 5
-	case Dealloc:
+	case Dealloc, Confirm:
 		return 2 + 4
 	}
 	return -1
@@ -163,7 +175,7 @@ func (m *Mgmt) Append(b []byte) ([]byte, error) {
 		b = binary.BigEndian.AppendUint16(b, m.SEID)
 		b = binary.BigEndian.AppendUint16(b, m.DEID)
 		b = append(b, byte(m.Result))
-	case Dealloc:
+	case Dealloc, Confirm:
 		b = binary.BigEndian.AppendUint16(b, m.SEID)
 		b = binary.BigEndian.AppendUint16(b, m.DEID)
 	}
@@ -235,7 +247,7 @@ func DecodeMgmt(b []byte) (Mgmt, error) {
 		m.SEID = binary.BigEndian.Uint16(body)
 		m.DEID = binary.BigEndian.Uint16(body[2:])
 		m.Result = Result(body[4])
-	case Dealloc:
+	case Dealloc, Confirm:
 		if len(body) != 4 {
 			return m, ErrMalformed
 		}

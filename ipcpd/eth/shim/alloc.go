@@ -54,7 +54,7 @@ func (e *Engine) Alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
 		return 0, fmt.Errorf("allocate flow to %q: no free endpoint id on %s", f.Name, e.cfg.Dev.Name)
 	}
 	fr := &flowRec{local: eid, peer: mac, hash: hash, name: f.Name, f: f, state: stateAllocating,
-		reply: make(chan frame.Mgmt, 1)}
+		reply: make(chan frame.Mgmt, 1), confirmed: true}
 	e.flows[eid] = fr
 	e.mu.Unlock()
 
@@ -113,10 +113,23 @@ func (e *Engine) allocAnswered(fr *flowRec, m frame.Mgmt) (int, error) {
 		}
 		return 0, fmt.Errorf("allocate flow to %q: %s refused: %s", fr.name, fr.peer, m.Result)
 	}
+	// The peer keeps the flow only once confirmed: one Confirm now,
+	// the sweeper sends the rest.
+	e.mu.Lock()
+	fr.confirmsLeft = ConfirmRepeats - 1
+	e.mu.Unlock()
+	e.sendConfirm(fr.peer, fr.local, fr.remote)
 	if !e.startFlow(fr) {
 		return 0, ErrClosed
 	}
 	return e.mtu, nil
+}
+
+// sendConfirm tells the replier that we got its OK.
+func (e *Engine) sendConfirm(peer frame.MAC, local, remote uint16) {
+	if err := e.sendMgmt(peer, frame.Mgmt{Code: frame.Confirm, SEID: local, DEID: remote}); err == nil {
+		e.Counters.ConfirmsOut.Add(1)
+	}
 }
 
 // onAllocReply records the answer to one of our requests and wakes the
@@ -126,7 +139,12 @@ func (e *Engine) onAllocReply(src frame.MAC, m frame.Mgmt) {
 	fr := e.flows[m.DEID]
 	if fr != nil && fr.peer == src && fr.state == stateUp && fr.remote == m.SEID {
 		e.mu.Unlock()
-		return // the answer to a repeated request
+		if m.Result == frame.OK && !fr.incoming {
+			// The answer to a repeated request: our Confirms may
+			// have been lost, one more.
+			e.sendConfirm(src, fr.local, fr.remote)
+		}
+		return
 	}
 	if fr == nil || fr.peer != src || fr.state != stateAllocating {
 		e.mu.Unlock()
@@ -149,12 +167,11 @@ func (e *Engine) onAllocReply(src frame.MAC, m frame.Mgmt) {
 }
 
 // onAllocReq serves a request from another station: it asks the IRMd
-// for an acceptor in its own goroutine and answers when it knows.
+// for an acceptor in its own goroutine, if the caps on incoming flows
+// admit the request, and answers when it knows. Refusals, which leave no
+// state, are answered within the source's answer budget; beyond it
+// they are dropped and counted.
 func (e *Engine) onAllocReq(src frame.MAC, m frame.Mgmt) {
-	refuse := func(r frame.Result) {
-		e.Counters.AllocsRefused.Add(1)
-		_ = e.sendMgmt(src, frame.Mgmt{Code: frame.AllocReply, DEID: m.SEID, Result: r})
-	}
 	key := peerKey{src, m.SEID}
 	e.mu.Lock()
 	if e.closed {
@@ -170,27 +187,47 @@ func (e *Engine) onAllocReq(src frame.MAC, m frame.Mgmt) {
 		}
 		return
 	}
+	result, why := frame.OK, admitted
 	name, ok := e.names[m.Hash]
-	if !ok {
+	var eid uint16
+	switch {
+	case !ok:
+		result = frame.NoName
+	default:
+		if why = e.adm.admit(src); why != admitted {
+			result = frame.Busy
+			break
+		}
+		if eid, ok = e.allocEIDLocked(); !ok {
+			e.adm.release(src, true)
+			result = frame.Busy
+		}
+	}
+	if result != frame.OK {
+		answer := e.allowAnswerLocked(src)
 		e.mu.Unlock()
-		refuse(frame.NoName)
+		e.Counters.AllocsRefused.Add(1)
+		switch why {
+		case fullFlows:
+			e.Counters.RefusedFlows.Add(1)
+		case fullPeerFlows:
+			e.Counters.RefusedPeerFlows.Add(1)
+		case fullPending:
+			e.Counters.RefusedPending.Add(1)
+		case fullPeerPending:
+			e.Counters.RefusedPeerPending.Add(1)
+		}
+		if !answer {
+			e.Counters.AllocsLimited.Add(1)
+			return
+		}
+		_ = e.sendMgmt(src, frame.Mgmt{Code: frame.AllocReply, DEID: m.SEID, Result: result})
 		return
 	}
-	if e.arriving >= e.t.MaxArriving {
-		e.mu.Unlock()
-		refuse(frame.Busy)
-		return
-	}
-	eid, ok := e.allocEIDLocked()
-	if !ok {
-		e.mu.Unlock()
-		refuse(frame.Busy)
-		return
-	}
-	fr := &flowRec{local: eid, remote: m.SEID, peer: src, hash: m.Hash, name: name, state: stateArriving}
+	fr := &flowRec{local: eid, remote: m.SEID, peer: src, hash: m.Hash, name: name, state: stateArriving,
+		incoming: true, counted: true}
 	e.flows[eid] = fr
 	e.incoming[key] = eid
-	e.arriving++
 	e.wg.Add(1)
 	e.mu.Unlock()
 	go e.arrive(fr, m.QoS)
@@ -202,19 +239,16 @@ func (e *Engine) arrive(fr *flowRec, q qos.Spec) {
 	defer e.wg.Done()
 	ctx, cancel := context.WithTimeout(e.ctx, e.t.ArriveTimeout)
 	f, err := e.cfg.Arrive(ctx, fr.name, q, e.mtu)
+	timedOut := ctx.Err() == context.DeadlineExceeded
 	cancel()
 	e.mu.Lock()
-	e.arriving--
 	if err != nil || e.closed || fr.state != stateArriving {
 		peerGone := fr.state != stateArriving
-		if e.flows[fr.local] == fr {
-			delete(e.flows, fr.local)
-		}
-		if e.incoming[peerKey{fr.peer, fr.remote}] == fr.local {
-			delete(e.incoming, peerKey{fr.peer, fr.remote})
-		}
-		fr.state = stateGone
+		e.removeLocked(fr)
 		e.mu.Unlock()
+		if timedOut {
+			e.Counters.ArrivalsTimedOut.Add(1)
+		}
 		switch {
 		case err != nil:
 			e.log.Info("incoming flow refused", "name", fr.name, "peer", fr.peer, "error", err)
@@ -229,6 +263,7 @@ func (e *Engine) arrive(fr *flowRec, q qos.Spec) {
 	}
 	fr.f = f
 	fr.state = stateUp
+	fr.born = e.clk.Now()
 	e.mu.Unlock()
 	if err := e.sendMgmt(fr.peer, frame.Mgmt{Code: frame.AllocReply, SEID: fr.local, DEID: fr.remote, Result: frame.OK}); err != nil {
 		e.log.Debug("allocation reply not sent (the requester repeats)", "error", err)
@@ -249,17 +284,13 @@ func (e *Engine) onDealloc(src frame.MAC, m frame.Mgmt) {
 	}
 	if fr.state == stateArriving {
 		// arrive notices and ends the flow it gets.
-		delete(e.flows, fr.local)
-		delete(e.incoming, peerKey{fr.peer, fr.remote})
-		fr.state = stateGone
+		e.removeLocked(fr)
 		e.mu.Unlock()
 		return
 	}
 	// Take it out of the tables now, so that nothing more is delivered,
 	// and end it off the receive path: ending reports to the IRMd.
-	delete(e.flows, fr.local)
-	delete(e.incoming, peerKey{fr.peer, fr.remote})
-	fr.state = stateGone
+	e.removeLocked(fr)
 	if e.closed {
 		e.mu.Unlock()
 		return // Close ends it
@@ -270,4 +301,17 @@ func (e *Engine) onDealloc(src frame.MAC, m frame.Mgmt) {
 		defer e.wg.Done()
 		e.endFlow(fr, endPeer)
 	}()
+}
+
+// onConfirm records that the requester of an incoming flow got our OK;
+// repeated Confirms change nothing.
+func (e *Engine) onConfirm(src frame.MAC, m frame.Mgmt) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fr := e.flows[m.DEID]
+	if fr == nil || fr.peer != src || fr.remote != m.SEID || !fr.incoming || fr.state != stateUp {
+		e.Counters.StaleConfirms.Add(1)
+		return
+	}
+	e.confirmLocked(fr)
 }

@@ -57,11 +57,12 @@ func TestBadFramesCounted(t *testing.T) {
 		{"wrong peer", data(a.mac, stranger, etype, 1, "x"), &c.WrongPeer},
 		{"bad version", badVersion, &c.BadVersion},
 		{"unknown code", unknownCode, &c.BadMgmt},
-		{"malformed mgmt", data(a.mac, b.mac, etype, frame.MgmtEID, "\x01\x05\x00"), &c.BadMgmt},
+		{"malformed mgmt", data(a.mac, b.mac, etype, frame.MgmtEID, string([]byte{frame.Version, 5, 0})), &c.BadMgmt},
 		{"mgmt for another station", mgmtFrame(stranger, b.mac, frame.Mgmt{Code: frame.QueryReq}), &c.NotForUs},
 		{"unsolicited reply", mgmtFrame(a.mac, stranger, frame.Mgmt{Code: frame.QueryReply, Hash: namehash.Of("x")}), &c.Unsolicited},
 		{"stale dealloc", mgmtFrame(a.mac, stranger, frame.Mgmt{Code: frame.Dealloc, SEID: 5, DEID: 1}), &c.StaleDeallocs},
 		{"late reply", mgmtFrame(a.mac, stranger, frame.Mgmt{Code: frame.AllocReply, SEID: 5, DEID: 77}), &c.LateReplies},
+		{"stale confirm", mgmtFrame(a.mac, stranger, frame.Mgmt{Code: frame.Confirm, SEID: 5, DEID: 1}), &c.StaleConfirms},
 	}
 	for _, tc := range cases {
 		before := tc.counter.Load()
@@ -90,16 +91,23 @@ func TestQueryFlood(t *testing.T) {
 		b.eng.Input(q)
 		b.eng.Input(other)
 	}
+	// One source gets half the burst and a tenth of the rate.
 	c := &b.eng.Counters
-	if c.QueriesIn.Load() != 20000 || c.QueryReplies.Load() != shim.DefaultQueryBurst ||
-		c.QueriesLimited.Load() != 10000-shim.DefaultQueryBurst {
+	burst := shim.DefaultQueryBurst / 2
+	if c.QueriesIn.Load() != 20000 || c.QueryReplies.Load() != uint64(burst) ||
+		c.QueriesLimited.Load() != uint64(10000-burst) {
 		t.Fatalf("after flood: %s", c.String())
+	}
+	// Another station is still answered.
+	b.eng.Input(mgmtFrame(frame.Broadcast(), mac(0xef), frame.Mgmt{Code: frame.QueryReq, Hash: namehash.Of("srv")}))
+	if c.QueryReplies.Load() != uint64(burst)+1 {
+		t.Fatalf("a second station is not answered: %s", c.String())
 	}
 	clk.Advance(time.Second)
 	for range 2000 {
 		b.eng.Input(q)
 	}
-	if c.QueryReplies.Load() != 2*shim.DefaultQueryBurst {
+	if c.QueryReplies.Load() != uint64(2*burst)+1 {
 		t.Fatalf("after a second: %s", c.String())
 	}
 	b.eng.Close()
@@ -156,11 +164,11 @@ func TestLateReplyDeallocates(t *testing.T) {
 	}
 }
 
-// Incoming allocations beyond MaxArriving are refused as busy while the
+// Incoming allocations beyond MaxPending are refused as busy while the
 // IRMd is slow; the ones waiting complete when it answers.
 func TestArrivalsBounded(t *testing.T) {
 	h := &hub{}
-	b := newStation(t, h, 0xb, clock.Real(), shim.Timers{MaxArriving: 2})
+	b := newStation(t, h, 0xb, clock.Real(), shim.Timers{MaxPending: 2})
 	b.hold = make(chan struct{})
 	b.eng.Register("srv")
 	sniffer := h.port()

@@ -36,6 +36,18 @@ type Counters struct {
 	TxErrors       atomic.Uint64 // the medium refused a frame
 	RxErrors       atomic.Uint64 // the medium failed a read
 	TooBig         atomic.Uint64 // application packet over the MTU
+
+	// Limits (see the package documentation).
+	RefusedFlows       atomic.Uint64 // incoming flow refused: MaxFlows
+	RefusedPeerFlows   atomic.Uint64 // refused: MaxFlowsPerPeer
+	RefusedPending     atomic.Uint64 // refused: MaxPending
+	RefusedPeerPending atomic.Uint64 // refused: MaxPendingPerPeer
+	AllocsLimited      atomic.Uint64 // refusal not sent: answer rate limit
+	ArrivalsTimedOut   atomic.Uint64 // the IRMd found no acceptor in time
+	ExpiredUnconfirmed atomic.Uint64 // incoming flows ended: never confirmed
+	ConfirmsIn         atomic.Uint64 // incoming flows confirmed
+	ConfirmsOut        atomic.Uint64 // Confirms sent
+	StaleConfirms      atomic.Uint64 // Confirms for no unconfirmed flow of ours
 }
 
 // String renders the counters, naming only those that are not zero
@@ -58,6 +70,11 @@ func (c *Counters) String() string {
 		{"allocs-refused", &c.AllocsRefused}, {"allocs-timed-out", &c.AllocsTimedOut},
 		{"carrier-changes", &c.CarrierChanges}, {"tx-errors", &c.TxErrors}, {"rx-errors", &c.RxErrors},
 		{"too-big", &c.TooBig},
+		{"refused-flows-full", &c.RefusedFlows}, {"refused-peer-flows-full", &c.RefusedPeerFlows},
+		{"refused-pending-full", &c.RefusedPending}, {"refused-peer-pending-full", &c.RefusedPeerPending},
+		{"drop-alloc-rate-limited", &c.AllocsLimited}, {"arrivals-timed-out", &c.ArrivalsTimedOut},
+		{"expired-unconfirmed", &c.ExpiredUnconfirmed}, {"confirms-in", &c.ConfirmsIn},
+		{"confirms-out", &c.ConfirmsOut}, {"stale-confirms", &c.StaleConfirms},
 	} {
 		if v := kv.v.Load(); v != 0 {
 			fmt.Fprintf(&b, ", %s %d", kv.name, v)

@@ -12,8 +12,11 @@
 // QueryRetry (250 ms) until QueryTimeout (1 s) — well inside the IRMd's
 // 3 s query budget. The first station that answers is cached. Replies
 // nobody asked for are counted and dropped, so they cannot fill the
-// cache. Answering is rate-limited (token bucket, 1000/s, burst 100), so
-// a query flood costs a bounded number of replies; the excess is counted.
+// cache. Answering is rate-limited (token bucket, 1000/s, burst 100,
+// shared by all sources, and one per source MAC with a tenth of the
+// rate and half the burst), so a query flood costs a bounded number of
+// replies and one noisy station cannot silence the others; the excess
+// is counted. Refusals of allocation requests draw on the same budget.
 // Names registered at this same IPCP are not reported reachable: Query
 // is about the wire, and the IRMd reaches local names through a local
 // layer.
@@ -32,8 +35,26 @@
 // timeout, and drops it from the cache. A reply that arrives after the
 // requester gave up is answered with Dealloc, so no half-flow lingers.
 // Endpoint ids are 1..65535, handed out round robin so that a freed eid
-// is not reused soon. At most MaxArriving (64) incoming allocations wait
-// on the IRMd at once; more are refused as busy.
+// is not reused soon. The requester confirms an OK with Confirm
+// (ConfirmRepeats times, 100 ms apart, and again for every repeated
+// OK); data from it confirms the flow as well.
+//
+// # Limits
+//
+// Any station on the segment can send allocation requests, so what they
+// can make the engine hold is capped (limits.go; ipcpd/udp has the same
+// names): incoming flows in every state (MaxFlows 1024, MaxFlowsPerPeer
+// 64 per source MAC), and among them the pending ones, not yet
+// confirmed: waiting for the IRMd (ArriveTimeout) or answered and
+// waiting for the requester's Confirm (MaxPending 64, MaxPendingPerPeer
+// 8). A flow not confirmed within ConfirmTimeout (3 s) is ended: a
+// Dealloc to the requester, EOF to the application. A request beyond a
+// cap is refused as busy and counted by cap. Confirmed flows are not
+// expired when idle: raw flows have no keepalive, so an idle flow cannot
+// be told from a dead peer; the per-source cap bounds them, and
+// deallocation ends them. Outgoing flows are not capped here (local
+// users allocate them through the IRMd). No answer is larger than the
+// message that caused it (see package frame).
 //
 // Deallocation is one Dealloc message to the peer (best effort: raw
 // flows have no keepalive, FRCT flows time out on their own), sent when

@@ -72,9 +72,10 @@ type Engine struct {
 	flows     map[uint16]*flowRec // by local eid, in every state
 	incoming  map[peerKey]uint16  // (peer, peer eid) -> local eid
 	nextEID   uint16
-	arriving  int
-	tokens    float64
+	adm       *admission[frame.MAC] // incoming flows per source
+	tokens    float64               // answers: the bucket shared by all sources
 	tokensAt  time.Time
+	srcTokens map[frame.MAC]*bucket // and one per source
 }
 
 // New starts an engine on cfg.Dev: it takes over the medium and starts
@@ -104,13 +105,15 @@ func New(cfg Config) (*Engine, error) {
 		carrier: cfg.Dev.Carrier, carrierAt: cfg.Clock.Now(),
 		names: make(map[namehash.Hash]string), cache: make(map[namehash.Hash]cached),
 		queries: make(map[namehash.Hash]*query), flows: make(map[uint16]*flowRec),
-		incoming: make(map[peerKey]uint16),
+		incoming: make(map[peerKey]uint16), srcTokens: make(map[frame.MAC]*bucket),
 	}
+	e.adm = newAdmission[frame.MAC](e.t.limits(), nil)
 	e.tokens = float64(e.t.QueryBurst)
 	e.tokensAt = e.clk.Now()
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.wg.Add(1)
+	e.wg.Add(2)
 	go e.readLoop()
+	go e.sweep()
 	return e, nil
 }
 
@@ -200,9 +203,10 @@ func (e *Engine) Input(b []byte) {
 	}
 	e.mu.RLock()
 	fr := e.flows[h.EID]
-	var up bool
+	var up, unconfirmed bool
 	if fr != nil {
 		up = fr.state == stateUp
+		unconfirmed = !fr.confirmed
 	}
 	e.mu.RUnlock()
 	switch {
@@ -211,6 +215,12 @@ func (e *Engine) Input(b []byte) {
 	case fr.peer != h.Src:
 		c.WrongPeer.Add(1)
 	default:
+		if unconfirmed {
+			// Data from the requester confirms the flow as well.
+			e.mu.Lock()
+			e.confirmLocked(fr)
+			e.mu.Unlock()
+		}
 		e.deliver(fr, payload)
 	}
 }
@@ -237,6 +247,8 @@ func (e *Engine) handleMgmt(src frame.MAC, b []byte) {
 		e.onAllocReply(src, m)
 	case frame.Dealloc:
 		e.onDealloc(src, m)
+	case frame.Confirm:
+		e.onConfirm(src, m)
 	}
 }
 

@@ -147,9 +147,9 @@ func TestPeerVanishes(t *testing.T) {
 		_, _, err := a.alloc(context.Background(), "srv")
 		done <- err
 	}()
-	// Wait until the allocation waits on its timers, then let virtual
-	// time pass.
-	eventually(t, "allocation waiting", func() bool { return clk.Pending() >= 2 })
+	// Wait until the allocation waits on its timers (beside the two
+	// sweepers'), then let virtual time pass.
+	eventually(t, "allocation waiting", func() bool { return clk.Pending() >= 4 })
 	var err error
 	for i := 0; ; i++ {
 		clk.Advance(shim.DefaultAllocRetry)

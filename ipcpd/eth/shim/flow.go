@@ -48,6 +48,16 @@ type flowRec struct {
 	state  flowState
 	reply  chan frame.Mgmt // outgoing allocations: the answer
 
+	// Incoming flows are counted by the admission (counted, until
+	// removed) and must be confirmed by the requester within
+	// ConfirmTimeout of born; outgoing ones are confirmed from the
+	// start and send confirmsLeft more Confirms. Guarded by Engine.mu.
+	incoming     bool
+	counted      bool
+	confirmed    bool
+	born         time.Time
+	confirmsLeft int
+
 	endOnce    sync.Once
 	deadlineAt atomic.Int64 // unix ns until which the write deadline holds
 }
@@ -59,6 +69,7 @@ const (
 	endApp     endReason = iota // the application closed or died: tell the peer
 	endPeer                     // the peer deallocated: tell the application (EOF)
 	endClosing                  // the IPCP closes: tell the peer; the application sees the IPCP gone
+	endExpired                  // never confirmed: tell the peer and the application (EOF)
 )
 
 func (r endReason) String() string {
@@ -67,6 +78,8 @@ func (r endReason) String() string {
 		return "application closed"
 	case endPeer:
 		return "peer deallocated"
+	case endExpired:
+		return "never confirmed"
 	}
 	return "IPCP closing"
 }
@@ -153,13 +166,7 @@ func (e *Engine) deliver(fr *flowRec, payload []byte) {
 func (e *Engine) endFlow(fr *flowRec, why endReason) {
 	fr.endOnce.Do(func() {
 		e.mu.Lock()
-		if e.flows[fr.local] == fr {
-			delete(e.flows, fr.local)
-		}
-		if e.incoming[peerKey{fr.peer, fr.remote}] == fr.local {
-			delete(e.incoming, peerKey{fr.peer, fr.remote})
-		}
-		fr.state = stateGone
+		e.removeLocked(fr)
 		e.mu.Unlock()
 		if why != endPeer {
 			if err := e.sendMgmt(fr.peer, frame.Mgmt{Code: frame.Dealloc, SEID: fr.local, DEID: fr.remote}); err != nil {
@@ -169,8 +176,35 @@ func (e *Engine) endFlow(fr *flowRec, why endReason) {
 		e.log.Debug("flow ended", "name", fr.name, "peer", fr.peer, "eid", fr.local, "reason", why)
 		// The application learns of a peer's deallocation with EOF; in
 		// the other cases it closed itself or its IPCP is going away.
-		fr.f.End(why == endPeer)
+		fr.f.End(why == endPeer || why == endExpired)
 	})
+}
+
+// removeLocked takes fr out of the tables and the admission; e.mu held.
+func (e *Engine) removeLocked(fr *flowRec) {
+	if e.flows[fr.local] == fr {
+		delete(e.flows, fr.local)
+	}
+	if e.incoming[peerKey{fr.peer, fr.remote}] == fr.local {
+		delete(e.incoming, peerKey{fr.peer, fr.remote})
+	}
+	fr.state = stateGone
+	if fr.counted {
+		fr.counted = false
+		e.adm.release(fr.peer, !fr.confirmed)
+	}
+}
+
+// confirmLocked records that the requester of fr has it; e.mu held.
+func (e *Engine) confirmLocked(fr *flowRec) {
+	if fr.confirmed {
+		return
+	}
+	fr.confirmed = true
+	if fr.counted {
+		e.adm.confirm(fr.peer)
+	}
+	e.Counters.ConfirmsIn.Add(1)
 }
 
 // signalInitial tells a flow that came up while the carrier was down.

@@ -2,6 +2,7 @@ package shim_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 	"github.com/ouro-net/ouro/lib/clock"
@@ -24,6 +25,7 @@ func FuzzInput(f *testing.F) {
 		{Code: frame.AllocReq, SEID: 3, Hash: namehash.Of("srv"), QoS: qos.Reliable()},
 		{Code: frame.AllocReply, SEID: 3, DEID: 1},
 		{Code: frame.Dealloc, SEID: 3, DEID: 1},
+		{Code: frame.Confirm, SEID: 3, DEID: 1},
 	} {
 		f.Add(mgmtFrame(s.mac, peer, m))
 	}
@@ -31,5 +33,46 @@ func FuzzInput(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s.eng.Input(b)
+	})
+}
+
+// FuzzInputAccepting is FuzzInput against a station that accepts every
+// flow, with small caps: the admission, confirmation and expiry paths
+// see arbitrary input, and the caps bound what the fuzzer can pile up.
+func FuzzInputAccepting(f *testing.F) {
+	h := &hub{}
+	tm := quick()
+	tm.MaxFlows, tm.MaxFlowsPerPeer, tm.MaxPending, tm.MaxPendingPerPeer = 8, 4, 4, 2
+	tm.ConfirmTimeout = 50 * time.Millisecond
+	s := newStation(f, h, 0xa, clock.Real(), tm)
+	s.eng.Register("srv")
+	done := make(chan struct{})
+	f.Cleanup(func() { close(done) })
+	go func() { // the application: takes flows and lets them go
+		for {
+			select {
+			case p := <-s.accepted:
+				p.Close()
+			case <-done:
+				return
+			}
+		}
+	}()
+	peer := mac(0xb)
+	for _, m := range []frame.Mgmt{
+		{Code: frame.AllocReq, SEID: 3, Hash: namehash.Of("srv"), QoS: qos.Raw()},
+		{Code: frame.Confirm, SEID: 3, DEID: 1},
+		{Code: frame.Confirm, SEID: 3, DEID: 2},
+		{Code: frame.Dealloc, SEID: 3, DEID: 1},
+	} {
+		f.Add(mgmtFrame(s.mac, peer, m))
+	}
+	f.Add(frame.Append(nil, frame.Header{Dst: s.mac, Src: peer, EtherType: etype, EID: 1}, []byte("data")))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s.eng.Input(b)
+		flows, pending, _, _ := s.eng.Usage(peer)
+		if flows > tm.MaxFlows || pending > tm.MaxPending {
+			t.Fatalf("caps broken: %d flows, %d pending", flows, pending)
+		}
 	})
 }

@@ -51,8 +51,11 @@ type Timers struct {
 	// (token bucket refill); QueryBurst is the bucket size.
 	QueryRate  float64
 	QueryBurst int
-	// MaxArriving bounds concurrent incoming allocations.
-	MaxArriving int
+	// MaxFlows, MaxFlowsPerPeer, MaxPending and MaxPendingPerPeer cap
+	// the incoming flows (see the constants of the same names).
+	MaxFlows, MaxFlowsPerPeer, MaxPending, MaxPendingPerPeer int
+	// ConfirmTimeout bounds the wait for a requester's Confirm.
+	ConfirmTimeout time.Duration
 }
 
 // Defaults for Timers.
@@ -65,7 +68,6 @@ const (
 	DefaultArriveTimeout = 7 * time.Second
 	DefaultQueryRate     = 1000
 	DefaultQueryBurst    = 100
-	DefaultMaxArriving   = 64
 )
 
 // maxCache bounds the name cache.
@@ -74,6 +76,10 @@ const maxCache = 4096
 // deliverTimeout bounds how long the reader waits for an application
 // that does not drain its data channel.
 const deliverTimeout = 50 * time.Millisecond
+
+func (t Timers) limits() limits {
+	return limits{flows: t.MaxFlows, flowsPerPeer: t.MaxFlowsPerPeer, pending: t.MaxPending, pendingPerPeer: t.MaxPendingPerPeer}
+}
 
 func (t Timers) withDefaults() Timers {
 	set := func(d *time.Duration, def time.Duration) {
@@ -93,8 +99,15 @@ func (t Timers) withDefaults() Timers {
 	if t.QueryBurst <= 0 {
 		t.QueryBurst = DefaultQueryBurst
 	}
-	if t.MaxArriving <= 0 {
-		t.MaxArriving = DefaultMaxArriving
+	seti := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
 	}
+	seti(&t.MaxFlows, MaxFlows)
+	seti(&t.MaxFlowsPerPeer, MaxFlowsPerPeer)
+	seti(&t.MaxPending, MaxPending)
+	seti(&t.MaxPendingPerPeer, MaxPendingPerPeer)
+	set(&t.ConfirmTimeout, ConfirmTimeout)
 	return t
 }

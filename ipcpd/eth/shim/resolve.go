@@ -145,7 +145,7 @@ func (e *Engine) onQuery(src frame.MAC, m frame.Mgmt) {
 	e.Counters.QueriesIn.Add(1)
 	e.mu.Lock()
 	_, ok := e.names[m.Hash]
-	allowed := ok && e.takeTokenLocked()
+	allowed := ok && e.allowAnswerLocked(src)
 	e.mu.Unlock()
 	if !ok {
 		return
@@ -159,9 +159,27 @@ func (e *Engine) onQuery(src frame.MAC, m frame.Mgmt) {
 	}
 }
 
-// takeTokenLocked refills the reply bucket and takes one token if any.
-func (e *Engine) takeTokenLocked() bool {
+// allowAnswerLocked takes a token from src's own answer bucket (a
+// sourceShare of the rate and half the burst) and from the bucket shared
+// by all sources, so that one noisy station cannot silence the others
+// and all together cannot make the engine answer more than QueryRate;
+// e.mu held.
+func (e *Engine) allowAnswerLocked(src frame.MAC) bool {
 	now := e.clk.Now()
+	b := e.srcTokens[src]
+	if b == nil {
+		if len(e.srcTokens) >= maxSources {
+			// Forget them all rather than track a flood of
+			// (forged) sources; the shared bucket still bounds
+			// the answers.
+			clear(e.srcTokens)
+		}
+		b = &bucket{}
+		e.srcTokens[src] = b
+	}
+	if !b.allow(now, e.t.QueryRate/sourceShare, max(1, float64(e.t.QueryBurst)/2)) {
+		return false
+	}
 	if el := now.Sub(e.tokensAt); el > 0 {
 		e.tokens = min(float64(e.t.QueryBurst), e.tokens+el.Seconds()*e.t.QueryRate)
 		e.tokensAt = now
@@ -170,6 +188,35 @@ func (e *Engine) takeTokenLocked() bool {
 		return false
 	}
 	e.tokens--
+	return true
+}
+
+// One source may use 1/sourceShare of the answer rate; at most
+// maxSources sources have a bucket of their own.
+const (
+	sourceShare = 10
+	maxSources  = 1024
+)
+
+// bucket is a token bucket; Engine.mu guards it.
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// allow takes a token if one is left, refilling at rate per second up
+// to burst.
+func (b *bucket) allow(now time.Time, rate, burst float64) bool {
+	if b.last.IsZero() {
+		b.tokens = burst
+	} else if el := now.Sub(b.last); el > 0 {
+		b.tokens = min(burst, b.tokens+el.Seconds()*rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
 	return true
 }
 

@@ -1,10 +1,21 @@
 package shim
 
 import (
+	"bytes"
+
 	"fmt"
+	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 	"sort"
 	"strings"
 )
+
+// What Show lists at most.
+const (
+	showFlows   = 32
+	showSources = 5
+)
+
+func macLess(x, y frame.MAC) bool { return bytes.Compare(x[:], y[:]) < 0 }
 
 // Show describes the engine for `irm layer show`: device, addresses,
 // carrier, names, cached answers, flows with their counters, and the
@@ -40,15 +51,34 @@ func (e *Engine) Show() string {
 	}
 	sort.Strings(cache)
 	fmt.Fprintf(&b, "cache    %s\n", orNone(strings.Join(cache, "; ")))
+	lim := e.t.limits()
+	fmt.Fprintf(&b, "limits   incoming flows %d of %d (%d per source), pending %d of %d (%d per source), confirm within %v\n",
+		e.adm.flows, lim.flows, lim.flowsPerPeer, e.adm.pending, lim.pending, lim.pendingPerPeer, e.t.ConfirmTimeout)
+	if n := e.adm.sources(); n > 0 {
+		var top []string
+		for _, t := range e.adm.top(showSources, macLess) {
+			top = append(top, fmt.Sprintf("%s %d (%d pending)", t.key, t.flows, t.pending))
+		}
+		fmt.Fprintf(&b, "sources  %d; most flows: %s\n", n, strings.Join(top, ", "))
+	}
+	// At most showFlows flows are listed, lowest eids first, so that
+	// the answer stays small whatever the number of flows.
 	eids := make([]int, 0, len(e.flows))
 	for eid := range e.flows {
 		eids = append(eids, int(eid))
 	}
 	sort.Ints(eids)
 	fmt.Fprintf(&b, "flows    %d\n", len(eids))
-	for _, eid := range eids {
+	for i, eid := range eids {
+		if i == showFlows {
+			fmt.Fprintf(&b, "  ... and %d more\n", len(eids)-showFlows)
+			break
+		}
 		fr := e.flows[uint16(eid)]
 		fmt.Fprintf(&b, "  eid %d -> %s eid %d  %q  %s", fr.local, fr.peer, fr.remote, fr.name, fr.state)
+		if fr.incoming && !fr.confirmed {
+			b.WriteString(" unconfirmed")
+		}
 		if f := fr.f; f != nil {
 			fmt.Fprintf(&b, "  flow %d: to peer %d pkts %d B, to app %d pkts %d B, drops %d",
 				f.ID, f.PktsIn.Load(), f.BytesIn.Load(), f.PktsOut.Load(), f.BytesOut.Load(), f.Drops.Load())

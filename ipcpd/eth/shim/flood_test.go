@@ -1,0 +1,212 @@
+package shim_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ouro-net/ouro/ipcpd/eth/frame"
+	"github.com/ouro-net/ouro/lib/clock"
+	"github.com/ouro-net/ouro/lib/namehash"
+	"github.com/ouro-net/ouro/lib/pipe"
+)
+
+// ethFlooder sends allocation requests to a station from one MAC, each
+// with a new eid, and reads what comes back to that MAC on its own hub
+// port; with confirm set it confirms every OK.
+type ethFlooder struct {
+	port              *port
+	victim, src       frame.MAC
+	confirm           bool
+	sent, recvd       atomic.Uint64 // bytes
+	oks, busy, others atomic.Uint64
+	stop              chan struct{}
+	wg                sync.WaitGroup
+}
+
+func startEthFlooder(t *testing.T, h *hub, victim, src frame.MAC, name string, confirm bool) *ethFlooder {
+	t.Helper()
+	fl := &ethFlooder{port: h.port(), victim: victim, src: src, confirm: confirm, stop: make(chan struct{})}
+	fl.wg.Add(2)
+	go func() {
+		defer fl.wg.Done()
+		for eid := uint16(1); ; eid++ {
+			select {
+			case <-fl.stop:
+				return
+			default:
+			}
+			if eid == 0 {
+				eid = 1
+			}
+			b := mgmtFrame(victim, src, frame.Mgmt{Code: frame.AllocReq, SEID: eid, Hash: namehash.Of(name)})
+			fl.port.WriteFrame(b)
+			fl.sent.Add(uint64(len(b)))
+			if eid%32 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	go func() {
+		defer fl.wg.Done()
+		for {
+			var b []byte
+			select {
+			case b = <-fl.port.in:
+			case <-fl.stop:
+				return
+			}
+			hd, p, err := frame.Decode(b)
+			if err != nil || hd.Dst != src {
+				continue
+			}
+			fl.recvd.Add(uint64(len(b)))
+			m, err := frame.DecodeMgmt(p)
+			if err != nil || m.Code != frame.AllocReply {
+				fl.others.Add(1)
+				continue
+			}
+			switch m.Result {
+			case frame.OK:
+				fl.oks.Add(1)
+				if fl.confirm {
+					fl.port.WriteFrame(mgmtFrame(victim, src, frame.Mgmt{Code: frame.Confirm, SEID: m.DEID, DEID: m.SEID}))
+				}
+			case frame.Busy:
+				fl.busy.Add(1)
+			}
+		}
+	}()
+	t.Cleanup(fl.halt)
+	return fl
+}
+
+func (fl *ethFlooder) halt() {
+	select {
+	case <-fl.stop:
+		return
+	default:
+	}
+	close(fl.stop)
+	fl.wg.Wait()
+}
+
+// sourceLine reports whether Show names src.
+func sourceLine(text string, src frame.MAC) bool { return strings.Contains(text, src.String()) }
+
+// TestAllocFlood floods a station with allocation requests from one
+// MAC, first never confirming, then confirming every OK, while another
+// station allocates and exchanges data: the caps hold, refusals and
+// expiries are counted, the honest flow works, Show answers, and the
+// flooder gets no more bytes back than it sent.
+func TestAllocFlood(t *testing.T) {
+	h := &hub{}
+	timers := quick()
+	timers.MaxFlows, timers.MaxFlowsPerPeer, timers.MaxPending, timers.MaxPendingPerPeer = 24, 10, 12, 4
+	timers.ConfirmTimeout = 400 * time.Millisecond
+	b := newStation(t, h, 0xb, clock.Real(), timers)
+	b.eng.Register("srv")
+	// The accepting application: echoes until the flow ends.
+	var serving sync.WaitGroup
+	stopServe := make(chan struct{})
+	serving.Add(1)
+	go func() {
+		defer serving.Done()
+		for {
+			select {
+			case p := <-b.accepted:
+				serving.Add(1)
+				go func() {
+					defer serving.Done()
+					defer p.Close()
+					buf := make([]byte, 2048)
+					for {
+						n, k, err := p.Read(buf)
+						if err != nil || k == pipe.Dealloc {
+							return
+						}
+						if k == pipe.Data {
+							p.Write(buf[:n])
+						}
+					}
+				}()
+			case <-stopServe:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stopServe); b.eng.Close(); serving.Wait() })
+
+	st := func() (flows, pending, srcFlows, srcPending int, text string) {
+		text = b.eng.Show()
+		flows, pending, srcFlows, srcPending = b.eng.Usage(mac(0xee))
+		return
+	}
+	check := func(what string) {
+		t.Helper()
+		flows, pending, f, p, text := st()
+		if flows > timers.MaxFlows || pending > timers.MaxPending || f > timers.MaxFlowsPerPeer || p > timers.MaxPendingPerPeer {
+			t.Fatalf("%s: caps broken: %d flows, %d pending, source %d/%d\n%s", what, flows, pending, f, p, text)
+		}
+	}
+	c := &b.eng.Counters
+
+	fl := startEthFlooder(t, h, b.mac, mac(0xee), "srv", false)
+	eventually(t, "refusals under the flood", func() bool {
+		check("unconfirmed flood")
+		return c.RefusedPeerPending.Load() > 0 && fl.oks.Load() > 0
+	})
+	a := newStation(t, h, 0xa, clock.Real(), quick())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	app, _, err := a.alloc(ctx, "srv")
+	if err != nil {
+		t.Fatalf("honest allocation during the flood: %v", err)
+	}
+	defer app.Close()
+	app.Write([]byte("hello"))
+	expectData(t, app, "hello")
+	if text := b.eng.Show(); !strings.Contains(text, "limits   incoming flows") || !sourceLine(text, mac(0xee)) {
+		t.Fatalf("show during the flood:\n%s", text)
+	}
+	eventually(t, "unconfirmed flows to expire", func() bool {
+		check("unconfirmed flood")
+		return c.ExpiredUnconfirmed.Load() > 0
+	})
+	fl.halt()
+	eventually(t, "the flooder's flows to go", func() bool {
+		_, _, f, _, _ := st()
+		return f == 0
+	})
+
+	fl2 := startEthFlooder(t, h, b.mac, mac(0xee), "srv", true)
+	eventually(t, "the confirming flooder to reach its cap", func() bool {
+		check("confirming flood")
+		_, _, f, _, _ := st()
+		return f == timers.MaxFlowsPerPeer && c.RefusedPeerFlows.Load() > 0
+	})
+	app.Write([]byte("again"))
+	expectData(t, app, "again")
+	app2, _, err := a.alloc(ctx, "srv")
+	if err != nil {
+		t.Fatalf("second honest allocation: %v", err)
+	}
+	app2.Close()
+	check("confirming flood")
+	fl2.halt()
+	for _, f := range []*ethFlooder{fl, fl2} {
+		if f.recvd.Load() > f.sent.Load() {
+			t.Errorf("amplification: flooder sent %d bytes, got %d back", f.sent.Load(), f.recvd.Load())
+		}
+	}
+	t.Logf("flood 1: sent %d B got %d B, %d ok %d busy; flood 2: sent %d B got %d B, %d ok %d busy",
+		fl.sent.Load(), fl.recvd.Load(), fl.oks.Load(), fl.busy.Load(),
+		fl2.sent.Load(), fl2.recvd.Load(), fl2.oks.Load(), fl2.busy.Load())
+	t.Logf("counters: %s", c.String())
+	if c.ConfirmsIn.Load() == 0 {
+		t.Error("no confirmation counted")
+	}
+}
