@@ -18,18 +18,18 @@ func (c *Conn) onAckLocked(now time.Time, h Header) {
 	}
 	switch {
 	case seqLT(c.sndUna, a):
-		c.ackNewLocked(now, a)
+		c.ackNewLocked(now, a, h.Flags&FlagECE != 0)
 	case a == c.sndUna && c.sndNxt != c.sndUna && c.cfg.Reliable && !grew &&
 		h.Flags&(FlagData|FlagFIN|FlagKeepAlive) == 0:
 		// A pure ACK that neither acknowledges nor opens the window
 		// (window updates are not duplicates, RFC 5681).
 		c.dupAcks++
 		if c.dupAcks == dupThresh {
-			c.markLostLocked(a)
+			c.markLostLocked(now, a)
 		}
 	}
 	if h.Flags&FlagSACK != 0 && c.cfg.Reliable {
-		c.onSACKLocked(a, h.SACK)
+		c.onSACKLocked(now, a, h.SACK)
 	}
 }
 
@@ -37,13 +37,15 @@ func (c *Conn) onAckLocked(now time.Time, h Header) {
 // newest newly acknowledged packet that was neither SACKed before (its
 // ACK waited for a hole) nor, with any other packet acknowledged here,
 // ever retransmitted (Karn's rule: the ACK may be for the copy).
-func (c *Conn) ackNewLocked(now time.Time, a uint32) {
+func (c *Conn) ackNewLocked(now time.Time, a uint32, ece bool) {
 	var sample time.Duration
+	var sampleSent time.Time
 	haveSample, karn, fresh := false, false, false
+	acked := 0
 	if c.finSent && !seqLT(c.finSeq, c.sndUna) && seqLT(c.finSeq, a) {
 		c.finAcked = true
 		if c.finRtx == 0 {
-			sample, haveSample = now.Sub(c.finSentAt), true
+			sample, sampleSent, haveSample = now.Sub(c.finSentAt), c.finSentAt, true
 		} else {
 			karn = true
 		}
@@ -58,11 +60,15 @@ func (c *Conn) ackNewLocked(now time.Time, a uint32) {
 			if !sp.used {
 				continue
 			}
+			acked++
+			if sp.sacked {
+				c.sacked--
+			}
 			switch {
 			case sp.rtx > 0:
 				karn = true
 			case !sp.sacked:
-				sample, haveSample = now.Sub(sp.sentAt), true
+				sample, sampleSent, haveSample = now.Sub(sp.sentAt), sp.sentAt, true
 				fresh = true
 			default:
 				fresh = true
@@ -75,6 +81,13 @@ func (c *Conn) ackNewLocked(now time.Time, a uint32) {
 	c.dupAcks = 0
 	if haveSample && !karn {
 		c.updateRTTLocked(sample)
+		if c.cc != nil {
+			c.cc.onSample(now, sampleSent, sample)
+		}
+	}
+	if c.cc != nil {
+		c.cc.onAck(now, acked, ece, c.sndUna, c.sndNxt, c.srtt)
+		c.afterTimeoutLocked()
 	}
 	if fresh && c.backoff > 0 {
 		// Data sent once got through: the path works, so drop the
@@ -92,9 +105,39 @@ func (c *Conn) ackNewLocked(now time.Time, a uint32) {
 	wakeLocked(&c.wwake)
 }
 
+// afterTimeoutLocked repairs the rest of a window lost to an outage
+// once the retransmission after the timeout is acknowledged (NewReno's
+// partial ACK, RFC 6582): with the congestion window limiting new data
+// there are no SACKs above the holes to trigger fast retransmission, and
+// one timeout per hole, backed off, would take seconds. It queues up to
+// a congestion window of the packets sent before the timeout.
+func (c *Conn) afterTimeoutLocked() {
+	if !c.rtoRecovering {
+		return
+	}
+	if !seqLT(c.sndUna, c.rtoRecover) {
+		c.rtoRecovering = false
+		return
+	}
+	w := uint32(len(c.ring))
+	budget := c.cc.window()
+	for s := c.sndUna; budget > 0 && seqLT(s, c.rtoRecover) && seqLT(s, c.sndNxt); s++ {
+		if c.finSent && s == c.finSeq {
+			continue
+		}
+		sp := &c.ring[s%w]
+		if !sp.used || sp.sacked || sp.sentAt.After(c.rtoAt) {
+			continue
+		}
+		sp.sentAt = c.rtoAt.Add(1) // queued once
+		c.rtxPending = append(c.rtxPending, s)
+		budget--
+	}
+}
+
 // onSACKLocked marks SACKed packets and declares lost every hole with
 // at least dupThresh SACKed packets above it.
-func (c *Conn) onSACKLocked(a, bm uint32) {
+func (c *Conn) onSACKLocked(now time.Time, a, bm uint32) {
 	w := uint32(len(c.ring))
 	above := 0
 	for i := 31; i >= -1; i-- {
@@ -108,20 +151,22 @@ func (c *Conn) onSACKLocked(a, bm uint32) {
 		}
 		// No RTT sample here: with a bitmap of 32, a newly reported bit
 		// may be a packet that arrived long ago beyond the bitmap's reach.
-		if i >= 0 && bm&(1<<uint(i)) != 0 {
+		if i >= 0 && bm&(1<<uint(i)) != 0 && !sp.sacked {
 			sp.sacked = true
+			c.sacked++
+			wakeLocked(&c.wwake) // the packet left the pipe
 		}
 		if sp.sacked {
 			above++
 		} else if above >= dupThresh {
-			c.markLostLocked(s)
+			c.markLostLocked(now, s)
 		}
 	}
 }
 
 // markLostLocked queues seq for fast retransmission, once per timeout
 // epoch.
-func (c *Conn) markLostLocked(seq uint32) {
+func (c *Conn) markLostLocked(now time.Time, seq uint32) {
 	if !seqLT(seq, c.sndNxt) || seqLT(seq, c.sndUna) {
 		return
 	}
@@ -131,6 +176,9 @@ func (c *Conn) markLostLocked(seq uint32) {
 			return
 		}
 		sp.lost = true
+		if c.cc != nil {
+			c.cc.onLoss(now, seq, c.sndNxt)
+		}
 	}
 	c.stats.FastRetransmits++
 	c.rtxPending = append(c.rtxPending, seq)

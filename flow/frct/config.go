@@ -22,6 +22,8 @@ const (
 	// several retransmission rounds to drain, and giving up earlier
 	// would lose data the application believes sent.
 	DefaultLinger = DefaultPeerTimeout
+	// DefaultCCQueue is the default Config.CCQueue.
+	DefaultCCQueue = 8
 )
 
 // MaxWindow is the largest window the 16-bit header field can carry.
@@ -67,6 +69,29 @@ type Config struct {
 	// Linger bounds how long Close waits for outstanding data and the
 	// FIN to be acknowledged; negative means do not wait.
 	Linger time.Duration
+	// Congestion selects congestion control (see the package
+	// documentation): CongestionAuto, the default, runs it on reliable
+	// connections.
+	Congestion Congestion
+	// CCQueue is how many of its packets the congestion controller lets
+	// a flow keep queued at the bottleneck (default DefaultCCQueue): at
+	// 100 Mbit/s, 8 packets of 1400 bytes are 0.9 ms of queue.
+	CCQueue int
+}
+
+// Congestion selects whether a Conn runs congestion control.
+type Congestion uint8
+
+// Congestion modes.
+const (
+	CongestionAuto Congestion = iota // on for reliable connections
+	CongestionOn                     // on (needs Reliable: unreliable connections keep no send state)
+	CongestionOff                    // off: the windows alone pace the sender
+)
+
+// congestionOn reports whether the sender runs congestion control.
+func (c Config) congestionOn() bool {
+	return c.Reliable && c.Congestion != CongestionOff
 }
 
 // withDefaults fills zero fields and validates the result.
@@ -94,6 +119,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Window == 0 {
 		c.Window = DefaultWindow
 	}
+	if c.CCQueue == 0 {
+		c.CCQueue = min(DefaultCCQueue, c.Window)
+	}
 	if c.ReorderBuffer == 0 {
 		c.ReorderBuffer = c.Window
 	}
@@ -120,6 +148,12 @@ func (c Config) validate() error {
 		return bad("ReorderBuffer %d outside [1, Window %d]", c.ReorderBuffer, c.Window)
 	case c.MaxMessage < 1 || c.MaxMessage > 1<<30:
 		return bad("MaxMessage %d outside [1, 1 GiB]", c.MaxMessage)
+	case c.Congestion > CongestionOff:
+		return bad("Congestion %d unknown", c.Congestion)
+	case c.Congestion == CongestionOn && !c.Reliable:
+		return bad("congestion control needs Reliable")
+	case c.CCQueue < 1 || c.CCQueue > c.Window:
+		return bad("CCQueue %d outside [1, Window %d]", c.CCQueue, c.Window)
 	case c.KeepAlive > 0 && c.PeerTimeout > 0 && c.KeepAlive >= c.PeerTimeout:
 		return bad("KeepAlive %v must be shorter than PeerTimeout %v", c.KeepAlive, c.PeerTimeout)
 	}

@@ -61,7 +61,7 @@ func TestFlagsString(t *testing.T) {
 	if s := (FlagData | FlagAck | FlagFirst).String(); s != "DATA|ACK|FIRST" {
 		t.Fatal(s)
 	}
-	if s := Flags(0x80 | FlagFIN).String(); s != "FIN|0x80" {
+	if s := (FlagECE | FlagFIN).String(); s != "FIN|ECE" {
 		t.Fatal(s)
 	}
 	if s := Flags(0).String(); s != "0" {

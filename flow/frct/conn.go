@@ -28,6 +28,15 @@ type Lower interface {
 	Close() error
 }
 
+// ECNLower is a Lower that also reports whether a packet arrived
+// marked congestion experienced by the layer below; a Conn over it
+// echoes the marks to the sender (see Congestion control).
+type ECNLower interface {
+	Lower
+	// ReadPacketECN is ReadPacket that also reports the mark.
+	ReadPacketECN(b []byte) (n int, ce bool, err error)
+}
+
 // Conn is one end of an FRCT connection. It implements net.Conn; see
 // the package documentation for its semantics.
 type Conn struct {
@@ -79,6 +88,12 @@ type Conn struct {
 	backoff        int
 	hasRTT         bool
 	persistIvl     time.Duration
+	cc             *controller // congestion control; nil when off
+	sacked         int         // packets in flight the peer has SACKed
+	paceTimer      clock.Timer // wakes a writer held back by the pacer
+	rtoAt          time.Time   // last retransmission timeout (with congestion control)
+	rtoRecover     uint32      // sndNxt at that timeout
+	rtoRecovering  bool        // packets sent before rtoAt are still unacknowledged
 
 	// receiver
 	rcvNxt     uint32
@@ -93,6 +108,7 @@ type Conn struct {
 	ackPending int
 	ackNow     bool
 	lastAdvWnd int
+	ceState    bool // the last DATA packet arrived marked congestion experienced
 
 	tRTO, tDelAck, tKeepAlive, tPeer, tPersist ltimer
 }
@@ -194,6 +210,9 @@ func newConn(lower Lower, cfg Config) (*Conn, error) {
 	if cfg.Reliable {
 		c.ring = make([]spkt, cfg.Window)
 	}
+	if cfg.congestionOn() {
+		c.cc = newController(cfg.Window, cfg.CCQueue)
+	}
 	c.setISN(0)
 	c.tRTO = ltimer{c: c, fire: c.onRTO}
 	c.tDelAck = ltimer{c: c, fire: c.onDelayedAck}
@@ -209,6 +228,9 @@ func (c *Conn) setISN(isn uint32) {
 	c.sndUna, c.sndNxt, c.rcvNxt = isn, isn, isn
 	c.peerEdge = isn + uint32(c.cfg.Window)
 	c.advEdge = c.peerEdge
+	if c.cc != nil {
+		c.cc.roundEnd = isn
+	}
 }
 
 // start arms the liveness timers and starts the reader of the lower.
@@ -232,7 +254,16 @@ func (c *Conn) readLoop() {
 	defer close(c.readerDone)
 	for {
 		buf := c.getBuf()
-		n, err := c.lower.ReadPacket(*buf)
+		var (
+			n   int
+			ce  bool
+			err error
+		)
+		if el, ok := c.lower.(ECNLower); ok {
+			n, ce, err = el.ReadPacketECN(*buf)
+		} else {
+			n, err = c.lower.ReadPacket(*buf)
+		}
 		var out outbox
 		if errors.Is(err, io.ErrShortBuffer) { // oversized packet, truncated
 			c.putBuf(buf)
@@ -252,7 +283,7 @@ func (c *Conn) readLoop() {
 		kept := false
 		c.mu.Lock()
 		if c.err == nil {
-			kept = c.handlePacketLocked(buf, n, &out)
+			kept = c.handlePacketCELocked(buf, n, ce, &out)
 		}
 		c.mu.Unlock()
 		if !kept {
@@ -306,6 +337,9 @@ func (c *Conn) failLocked(err error, out *outbox) {
 func (c *Conn) stopTimersLocked() {
 	for _, t := range []*ltimer{&c.tRTO, &c.tDelAck, &c.tKeepAlive, &c.tPeer, &c.tPersist} {
 		t.stop()
+	}
+	if c.paceTimer != nil {
+		c.paceTimer.Stop()
 	}
 }
 

@@ -21,8 +21,8 @@
 //	|     payload (DATA only) ...
 //
 // Flags: DATA 0x01, ACK 0x02, FIRST 0x04, LAST 0x08, SACK 0x10,
-// KEEPALIVE 0x20, FIN 0x40; 0x80 is reserved. ParseHeader rejects
-// unknown flags, fragment flags without DATA, SACK without ACK, DATA
+// KEEPALIVE 0x20, FIN 0x40, ECE 0x80 (ECN echo). ParseHeader rejects
+// fragment flags without DATA, SACK or ECE without ACK, DATA
 // with FIN or KEEPALIVE, FIN with KEEPALIVE and payload without DATA.
 // Every packet carries ACK, so ACKs ride on data for free.
 //
@@ -51,8 +51,79 @@
 // early in most windows Karn's rule leaves few samples. Three duplicate
 // ACKs, or three SACKed packets above a hole, retransmit the hole at
 // once, once per timeout. The receiver ACKs every second packet, out-of-order packets and
-// filled holes at once, otherwise within Config.DelayedACK. There is no
-// congestion control: the window alone paces the sender.
+// filled holes at once, otherwise within Config.DelayedACK. After a
+// timeout, once the retransmission is acknowledged, the rest of the
+// window sent before the timeout is resent a congestion window at a
+// time (NewReno's partial ACK), so an outage costs one backed-off
+// timeout, not one per lost packet.
+//
+// # Congestion control
+//
+// Reliable connections run congestion control in the sender
+// (Config.Congestion; unreliable ones keep no send state and run none).
+// The congestion window, in packets, is counted against the packets in
+// flight less those SACKed, next to the receive window; a token bucket
+// paces packets at gain*cwnd/SRTT (gain 2 in slow start, 1.25 after,
+// as Linux paces TCP), bursts at most 1 ms of that rate.
+//
+// The controller is delay-based in the manner of Vegas, with DCTCP's
+// ECN reaction and loss as a backstop:
+//
+//   - slow start doubles the window each round trip until the flow has
+//     Config.CCQueue packets of its own queued, or a loss or mark;
+//   - once per round trip (a round ends when everything sent at its
+//     start is acknowledged) the flow estimates how many of its packets
+//     wait in the bottleneck queue, cwnd*(RTT-base)/RTT with RTT the
+//     mean of the round's samples and base the smallest RTT of the last
+//     3-6 s; above CCQueue it gives back half the excess, otherwise it
+//     grows by one packet (less when fewer than a window were
+//     acknowledged, nothing when the application, not the window,
+//     limited sending);
+//   - ECN echo: the share F of packets acknowledged with ECE in a round
+//     feeds alpha = (1-1/16)alpha + F/16, and a round with marks keeps
+//     1-alpha/2 of the window (DCTCP), once per window of data;
+//   - a loss found by SACK or duplicate ACKs keeps 0.7 of the window, a
+//     timeout 0.5, once per window of data; the window never goes below
+//     2 packets, so a back-off never stalls a flow;
+//   - a flow whose base RTT no sample confirmed for 2 s drains to 2
+//     packets for one round trip and remeasures it: a flow that came to
+//     a queue others had built counts that queue in its base, and would
+//     otherwise keep it standing and take more than its share.
+//
+// Why this design. Every flow aims at the same number of its own
+// packets in the queue, so at one bottleneck they settle at equal
+// rates (rate = CCQueue/queueing delay, the same for all), and the
+// queue stays at CCQueue packets per flow (0.9 ms per flow at 100
+// Mbit/s) however deep the buffer: a drop-tail bottleneck is kept full
+// without being filled. An absolute delay target (LEDBAT, Swift) was
+// tried first and shares badly: the flow whose base estimate is a few
+// hundred microseconds lower sees the common queue as further over its
+// target, and a 0.1 ms difference split two flows 65/35. Counting
+// queued packets makes the error relative to the whole queueing delay
+// instead. BBR was not taken: its bandwidth model needs per-packet
+// delivery-rate state and its ProbeBW cycles keep up to a BDP queued
+// per flow; Copa's velocity machinery buys faster convergence than a
+// host whose ACK clock jitters by a millisecond can use. The mean, not
+// the minimum, of a round's RTT samples is used: a flow with fewer
+// packets has fewer samples, and their minimum is larger, which cut
+// slow flows harder than fast ones. Against loss-based flows that fill
+// buffers (CUBIC) such a flow yields; the deployment here is the
+// layer's own flows, which all run this controller.
+//
+// ECN: a lower that implements ECNLower reports whether a packet
+// arrived marked; the receiver sets ECE on the ACKs that acknowledge
+// marked packets and, as DCTCP's receiver does, sends a pending ACK at
+// once when the mark changes so the echo stays exact.
+//
+// Hostile peers. Growth counts packets newly acknowledged, never ACKs,
+// so ACK division and duplicate ACKs buy nothing; ACKs for data never
+// sent are dropped (ForgedAcksDropped); ECE can only slow the sender
+// down; the receive window and Config.Window cap the window whatever
+// the peer claims. Not defended: a receiver that acknowledges data in
+// flight it has not received yet (optimistic ACKs) hides loss; the
+// header has no room for the nonce of RFC 3540, so only the delay
+// signal, which such a receiver cannot hide without acknowledging
+// early, keeps that sender off a full queue.
 //
 // The receiver keeps out-of-order packets in a reorder buffer of at most
 // Config.ReorderBuffer packets. Duplicates and late copies are dropped

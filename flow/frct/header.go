@@ -25,11 +25,12 @@ const (
 	FlagSACK                        // SACK is valid
 	FlagKeepAlive                   // keepalive or window probe: the receiver answers with an ACK at once
 	FlagFIN                         // end of the sender's data; consumes a sequence number
+	FlagECE                         // ECN echo: the packets this ACK newly acknowledges arrived marked congestion experienced
 )
 
-const knownFlags = FlagData | FlagAck | FlagFirst | FlagLast | FlagSACK | FlagKeepAlive | FlagFIN
+const knownFlags = FlagData | FlagAck | FlagFirst | FlagLast | FlagSACK | FlagKeepAlive | FlagFIN | FlagECE
 
-var flagNames = [...]string{"DATA", "ACK", "FIRST", "LAST", "SACK", "KEEPALIVE", "FIN"}
+var flagNames = [...]string{"DATA", "ACK", "FIRST", "LAST", "SACK", "KEEPALIVE", "FIN", "ECE"}
 
 // String lists the set flags, e.g. "DATA|ACK|FIRST".
 func (f Flags) String() string {
@@ -104,6 +105,8 @@ func (h Header) check(payloadLen int) error {
 		return fmt.Errorf("%w: fragment flags without DATA (%v)", ErrMalformed, f)
 	case f&FlagSACK != 0 && f&FlagAck == 0:
 		return fmt.Errorf("%w: SACK without ACK (%v)", ErrMalformed, f)
+	case f&FlagECE != 0 && f&FlagAck == 0:
+		return fmt.Errorf("%w: ECE without ACK (%v)", ErrMalformed, f)
 	case f&FlagData != 0 && f&(FlagFIN|FlagKeepAlive) != 0:
 		return fmt.Errorf("%w: DATA combined with control flags (%v)", ErrMalformed, f)
 	case f&FlagFIN != 0 && f&FlagKeepAlive != 0:

@@ -5,6 +5,12 @@ import "time"
 // handlePacketLocked processes one packet read from the lower into buf.
 // It reports whether buf is now owned by the receive buffers.
 func (c *Conn) handlePacketLocked(buf *[]byte, n int, out *outbox) (kept bool) {
+	return c.handlePacketCELocked(buf, n, false, out)
+}
+
+// handlePacketCELocked is handlePacketLocked for a packet that arrived
+// marked congestion experienced when ce is set.
+func (c *Conn) handlePacketCELocked(buf *[]byte, n int, ce bool, out *outbox) (kept bool) {
 	h, payload, err := ParseHeader((*buf)[:n])
 	if err != nil {
 		c.stats.MalformedDropped++
@@ -22,6 +28,17 @@ func (c *Conn) handlePacketLocked(buf *[]byte, n int, out *outbox) (kept bool) {
 	}
 	switch {
 	case h.Flags&(FlagData|FlagFIN) != 0:
+		if ce {
+			c.stats.CEReceived++
+		}
+		if ce != c.ceState {
+			// DCTCP's receiver: the packets acknowledged so far carry the
+			// old state, so their pending ACK goes out before it changes.
+			if c.ackPending > 0 {
+				out.add(c.buildLocked(now, 0, c.sndNxt, nil))
+			}
+			c.ceState = ce
+		}
 		kept = c.onDataLocked(h, frag{buf: buf, data: payload})
 	case h.Flags&FlagKeepAlive != 0:
 		c.ackNow = true

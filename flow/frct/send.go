@@ -69,7 +69,12 @@ func (c *Conn) writeMessage(m []byte) (int, error) {
 			return off, timeoutError("write")
 		}
 		now := c.clk.Now()
-		if c.cfg.Reliable && !c.canSendLocked() {
+		open, pace := c.sendGateLocked(now)
+		if pace > 0 {
+			c.paceLocked(pace, &out)
+			continue
+		}
+		if !open {
 			c.writerBlocked = true
 			if c.sndUna == c.sndNxt && !c.tPersist.armed() {
 				c.persistIvl = c.rto
@@ -106,9 +111,58 @@ func (c *Conn) writeMessage(m []byte) (int, error) {
 	return off, nil
 }
 
-// canSendLocked reports whether the window allows a new DATA packet.
+// canSendLocked reports whether the windows allow a new DATA packet:
+// the ring, the peer's receive window and the congestion window, which
+// counts the packets in flight less those the peer has SACKed.
 func (c *Conn) canSendLocked() bool {
-	return c.sndNxt-c.sndUna < uint32(len(c.ring)) && seqLT(c.sndNxt, c.peerEdge)
+	flight := c.sndNxt - c.sndUna
+	if c.cc != nil && int(flight)-c.sacked >= c.cc.window() {
+		return false
+	}
+	return flight < uint32(len(c.ring)) && seqLT(c.sndNxt, c.peerEdge)
+}
+
+// sendGateLocked tells whether a new DATA packet may go now: open is
+// false while a window is full; pace, when positive, is how long the
+// pacer holds it back. Unreliable connections are never held.
+func (c *Conn) sendGateLocked(now time.Time) (open bool, pace time.Duration) {
+	if !c.cfg.Reliable {
+		return true, 0
+	}
+	if !c.canSendLocked() {
+		return false, 0
+	}
+	if c.cc != nil {
+		return true, c.cc.paceWait(now)
+	}
+	return true, 0
+}
+
+// paceLocked waits, with c.mu released, until the pacer lets the next
+// packet go, the connection dies, the write deadline passes or the
+// writer is woken; it flushes what was built first. c.mu is held.
+func (c *Conn) paceLocked(d time.Duration, out *outbox) {
+	ch := waitChLocked(&c.wwake)
+	if c.paceTimer == nil {
+		c.paceTimer = c.clk.AfterFunc(d, c.paceWake)
+	} else {
+		c.paceTimer.Reset(d)
+	}
+	c.mu.Unlock()
+	c.flush(out)
+	select {
+	case <-ch:
+	case <-c.wdl.done():
+	case <-c.dead:
+	}
+	c.mu.Lock()
+}
+
+// paceWake wakes a writer waiting for the pacer.
+func (c *Conn) paceWake() {
+	c.mu.Lock()
+	wakeLocked(&c.wwake)
+	c.mu.Unlock()
 }
 
 // sendDataLocked sends a new DATA packet and, when reliable, keeps it
@@ -122,6 +176,9 @@ func (c *Conn) sendDataLocked(now time.Time, flags Flags, payload []byte, out *o
 		c.ring[seq%uint32(len(c.ring))] = spkt{used: true, flags: flags, sentAt: now, buf: buf, n: n}
 		if !c.tRTO.armed() {
 			c.tRTO.arm(now, c.rto)
+		}
+		if c.cc != nil {
+			c.cc.onSend(now, int(c.sndNxt-c.sndUna)-c.sacked >= c.cc.window())
 		}
 	}
 	c.stats.DataSent++
@@ -190,6 +247,9 @@ func (c *Conn) recvWindowLocked() int {
 func (c *Conn) buildLocked(now time.Time, flags Flags, seq uint32, payload []byte) *[]byte {
 	wnd := c.recvWindowLocked()
 	h := Header{Flags: flags | FlagAck, Window: uint16(wnd), Seq: seq, Ack: c.rcvNxt}
+	if c.ceState {
+		h.Flags |= FlagECE
+	}
 	if c.oooCount > 0 || c.cfg.Reliable && !c.cfg.InOrder {
 		if bm := c.sackBitmapLocked(); bm != 0 {
 			h.SACK = bm

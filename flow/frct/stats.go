@@ -19,6 +19,19 @@ type Stats struct {
 	OverflowDropped    uint64 // unreliable: messages dropped, reader too slow
 	WriteErrors        uint64 // lower WritePacket errors (left to recovery)
 
+	CEReceived uint64 // DATA packets that arrived marked congestion experienced
+	ECNEchoed  uint64 // sent packets the peer acknowledged with ECN echo
+	LossCuts   uint64 // congestion window decreases on loss
+	ECNCuts    uint64 // congestion window decreases on ECN echo
+	DelayCuts  uint64 // congestion window decreases on queueing delay
+	RTOCuts    uint64 // congestion window decreases on timeout
+	Probes     uint64 // drains to remeasure the base RTT
+
+	Cwnd       int           // congestion window in packets (0: no congestion control)
+	PacingRate float64       // packets per second the pacer allows (0: not paced)
+	BaseRTT    time.Duration // smallest recent round-trip time
+	SlowStart  bool          // the controller is in slow start
+
 	RTO    time.Duration // current retransmission timeout, backoff included
 	SRTT   time.Duration // smoothed round-trip time (0 before a sample)
 	RTTVar time.Duration // round-trip time variation
@@ -35,6 +48,12 @@ func (c *Conn) Stats() Stats {
 	s.WriteErrors = c.writeErrs.Load()
 	s.RTO, s.SRTT, s.RTTVar = c.rto, c.srtt, c.rttvar
 	s.Unacked = c.unackedLocked()
+	if cc := c.cc; cc != nil {
+		s.ECNEchoed = cc.stats.marked
+		s.LossCuts, s.ECNCuts, s.DelayCuts, s.RTOCuts = cc.stats.lossCuts, cc.stats.ecnCuts, cc.stats.delayCuts, cc.stats.rtoCuts
+		s.Probes = cc.stats.probes
+		s.Cwnd, s.PacingRate, s.BaseRTT, s.SlowStart = cc.window(), cc.rate, cc.base(), cc.slowStart
+	}
 	s.Buffered = c.oooCount + c.unread
 	if c.asm != nil {
 		s.Buffered += c.asm.pkts

@@ -23,6 +23,10 @@ func (c *Conn) onRTO(now time.Time, out *outbox) {
 		c.backoff++
 		c.setRTOLocked()
 	}
+	if c.cc != nil {
+		c.cc.onRTO(now, c.sndNxt)
+		c.rtoAt, c.rtoRecover, c.rtoRecovering = now, c.sndNxt, true
+	}
 	if c.cfg.Reliable {
 		// Start a new epoch: every hole may be repaired once more on
 		// SACK or duplicate-ACK evidence.
