@@ -2,35 +2,36 @@
 // Names registered in a local layer are reachable by every process on
 // the host. The IRMd connects the two processes of a local flow
 // directly (one socket pair, no IPCP on the path, as the C prototype
-// does) once this IPCP vouches for the name, and tells both ends if the
-// IPCP dies, so the layer's life still bounds its flows. Alloc, which
-// relays between two data channels, serves any caller that asks the
-// IPCP itself for a flow.
+// does) once this IPCP vouches for the name (Query), and tells both ends
+// if the IPCP dies, so the layer's life still bounds its flows. The
+// IPCP therefore never carries a flow: Alloc refuses, and the IRMd never
+// calls it (every allocation, an IPCP's included, goes through the
+// IRMd's direct path).
 package local
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 
 	"github.com/ouro-net/ouro/ipcpd"
 	"github.com/ouro-net/ouro/lib/ctrl"
-	"github.com/ouro-net/ouro/lib/pipe"
 )
 
 // MTU is the largest packet a local flow carries.
 const MTU = 65000
 
-// IPCP is a local IPCP.
+// ErrNoRelay is Alloc's answer: local flows are connected directly by
+// the IRMd, never through the IPCP.
+var ErrNoRelay = errors.New("a local IPCP carries no flow: the IRMd connects local flows directly")
+
+// IPCP is a local IPCP: the set of names registered in its layer.
 type IPCP struct {
 	h *ipcpd.Host
 
-	mu     sync.Mutex
-	names  map[string]bool
-	closed bool
-	wg     sync.WaitGroup
+	mu    sync.Mutex
+	names map[string]bool
 }
 
 // New is the local kind's constructor.
@@ -72,78 +73,11 @@ func (l *IPCP) Query(_ context.Context, name string) (bool, error) {
 	return l.names[name], nil
 }
 
-// Alloc finds the accepting process through the IRMd and relays
-// between the two ends until either deallocates.
-func (l *IPCP) Alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
-	ok, _ := l.Query(ctx, f.Name)
-	if !ok {
-		return 0, fmt.Errorf("name %q is not registered in layer %s", f.Name, l.h.Layer())
-	}
-	g, err := l.h.Arrive(ctx, f.Name, f.QoS, MTU)
-	if err != nil {
-		return 0, fmt.Errorf("allocate to %q: %w", f.Name, err)
-	}
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		g.End(true)
-		return 0, errors.New("IPCP is shutting down")
-	}
-	l.wg.Add(2)
-	l.mu.Unlock()
-	go l.relay(f, g)
-	go l.relay(g, f)
-	return MTU, nil
+// Alloc refuses: see ErrNoRelay.
+func (l *IPCP) Alloc(context.Context, *ipcpd.Flow) (int, error) {
+	return 0, ErrNoRelay
 }
 
-// relay moves packets from src's application to dst's until src ends.
-func (l *IPCP) relay(src, dst *ipcpd.Flow) {
-	defer l.wg.Done()
-	buf := make([]byte, MTU+1)
-	for {
-		n, k, err := src.Pipe.Read(buf)
-		if err != nil {
-			if errors.Is(err, io.ErrShortBuffer) {
-				src.Drops.Add(1)
-				continue
-			}
-			// The application died, or we are closing: tell the other
-			// side the flow is deallocated.
-			dst.End(true)
-			src.End(false)
-			return
-		}
-		switch k {
-		case pipe.Data:
-			src.PktsIn.Add(1)
-			src.BytesIn.Add(uint64(n))
-			if err := dst.Pipe.Write(buf[:n]); err != nil {
-				dst.Drops.Add(1)
-				if errors.Is(err, pipe.ErrGone) {
-					src.End(true)
-					dst.End(false)
-					return
-				}
-				continue
-			}
-			dst.PktsOut.Add(1)
-			dst.BytesOut.Add(uint64(n))
-		case pipe.Dealloc:
-			dst.End(true)
-			src.End(false)
-			return
-		}
-	}
-}
-
-// Close ends every flow and waits for the relays.
-func (l *IPCP) Close() error {
-	l.mu.Lock()
-	l.closed = true
-	l.mu.Unlock()
-	for _, f := range l.h.Flows() {
-		f.End(false)
-	}
-	l.wg.Wait()
-	return nil
-}
+// Close releases nothing: the IPCP holds no flow. The IRMd tells the
+// ends of the layer's direct flows when the IPCP is gone.
+func (l *IPCP) Close() error { return nil }
