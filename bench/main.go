@@ -31,6 +31,11 @@
 // within 10% of its RSS at 5 s (JSON: bench/out/soak.json; exit status
 // 1 on a failed verdict).
 //
+// With -ovpn (root) it instead measures ovpn against Linux MPTCP on two
+// paths through bridges in a middle namespace: the longest gap of a 1 ms
+// TCP request stream across carrier loss and across a silent failure,
+// and 200 MiB bulk goodput (ovpn.go; JSON: bench/out/ovpn.json).
+//
 // Every measurement is bounded: floods drop at the sender or push back
 // against write deadlines, and a measurement that overruns its
 // duration by 20 s is cut short and reported as an error.
@@ -80,6 +85,7 @@ type config struct {
 	soakPath string
 	soakSize int
 	soakBase time.Duration
+	ovpn     bool
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -100,11 +106,15 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.soakPath, "path", pathUnicast2, "soak: the path to flood ("+strings.Join(soakPaths(), ", ")+")")
 	fs.IntVar(&c.soakSize, "s", 1000, "soak: packet size in bytes")
 	fs.Var(cliflag.Duration{D: &c.soakBase}, "base", "soak: when the reference RSS is taken")
+	fs.BoolVar(&c.ovpn, "ovpn", false, "root: ovpn against MPTCP on two paths (gaps across carrier loss and silent failure, -n rounds each, default 5) and bulk goodput")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	dSet := false
-	fs.Visit(func(f *flag.Flag) { dSet = dSet || f.Name == "d" })
+	dSet, nSet := false, false
+	fs.Visit(func(f *flag.Flag) { dSet, nSet = dSet || f.Name == "d", nSet || f.Name == "n" })
+	if c.ovpn && !nSet {
+		c.n = 5
+	}
 	if c.soak {
 		if !dSet {
 			c.duration = time.Minute
@@ -160,6 +170,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		name := "results.json"
 		if c.soak {
 			name = "soak.json"
+		} else if c.ovpn {
+			name = "ovpn.json"
 		} else if c.failover {
 			name = "failover.json"
 			if c.graceful {
@@ -193,6 +205,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if !r.Pass {
 			code = 1
+		}
+		result = r
+	} else if c.ovpn {
+		r, err := ovpnBench(ctx, e, c.n, stdout, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: ovpn: %v\n", err)
+			return 1
 		}
 		result = r
 	} else if c.failover {
