@@ -36,6 +36,11 @@
 // TCP request stream across carrier loss and across a silent failure,
 // and 200 MiB bulk goodput (ovpn.go; JSON: bench/out/ovpn.json).
 //
+// With -flood it instead floods a udp4 IPCP with alloc requests from a
+// stranger for -d (default 30 s) while honest members ping and allocate,
+// and reports RSS, descriptors, ping loss and show latency (flood.go;
+// JSON: bench/out/flood.json; exit status 1 on a failed verdict).
+//
 // Every measurement is bounded: floods drop at the sender or push back
 // against write deadlines, and a measurement that overruns its
 // duration by 20 s is cut short and reported as an error.
@@ -86,6 +91,7 @@ type config struct {
 	soakSize int
 	soakBase time.Duration
 	ovpn     bool
+	flood    bool
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -107,11 +113,15 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.soakSize, "s", 1000, "soak: packet size in bytes")
 	fs.Var(cliflag.Duration{D: &c.soakBase}, "base", "soak: when the reference RSS is taken")
 	fs.BoolVar(&c.ovpn, "ovpn", false, "root: ovpn against MPTCP on two paths (gaps across carrier loss and silent failure, -n rounds each, default 5) and bulk goodput")
+	fs.BoolVar(&c.flood, "flood", false, "flood a udp4 IPCP with alloc requests from a stranger for -d (default 30s) (see flood.go)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	dSet, nSet := false, false
 	fs.Visit(func(f *flag.Flag) { dSet, nSet = dSet || f.Name == "d", nSet || f.Name == "n" })
+	if c.flood && !dSet {
+		c.duration = 30 * time.Second
+	}
 	if c.ovpn && !nSet {
 		c.n = 5
 	}
@@ -172,6 +182,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			name = "soak.json"
 		} else if c.ovpn {
 			name = "ovpn.json"
+		} else if c.flood {
+			name = "flood.json"
 		} else if c.failover {
 			name = "failover.json"
 			if c.graceful {
@@ -196,7 +208,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	e := &env{irm: c.irm, logLevel: c.logLevel, log: stderr}
 	var result any
 	code := 0
-	if c.soak {
+	if c.flood {
+		r, err := floodRun(ctx, e, c.duration, stdout, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: flood: %v\n", err)
+			return 1
+		}
+		if !r.Pass {
+			code = 1
+		}
+		result = r
+	} else if c.soak {
 		r, err := soak(ctx, e, soakConfig{path: c.soakPath, size: c.soakSize, duration: c.duration, base: c.soakBase},
 			stdout, stderr)
 		if err != nil {

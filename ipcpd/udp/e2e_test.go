@@ -17,6 +17,7 @@ import (
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/flow/ping"
 	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/ipcpd/udp"
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/qos"
 )
@@ -265,4 +266,131 @@ func TestPingWithBinaries(t *testing.T) {
 		counterOf(show, "rx-data") != 0 {
 		t.Fatalf("irm layer show:\n%s", show)
 	}
+}
+
+// TestAllocFloodProcesses is the issue 10 attack with real processes:
+// a stranger with no IRMd floods B's udp4 IPCP (a process under its
+// IRMd, with an oping server accepting every flow) with alloc requests,
+// confirming every "ok", while A pings B. B's IPCP keeps at most its
+// per-source cap of flows and a bounded number of descriptors, counts
+// the refusals, answers show, and A still allocates and gets replies.
+func TestAllocFloodProcesses(t *testing.T) {
+	hA, hB, _ := pair(t, "udp4", "127.0.0.1", "127.0.0.2")
+	serve(t, hB, "oping")
+	var addrB string
+	var pid int
+	for _, i := range hB.IPCPs(t) {
+		if i.Name == "b" {
+			pid = i.PID
+		}
+	}
+	if m := regexp.MustCompile(`address  (\S+)`).FindStringSubmatch(show(t, hB)); m != nil {
+		addrB = m[1]
+	}
+	if pid == 0 || addrB == "" {
+		t.Fatalf("no IPCP b (pid %d, address %q)", pid, addrB)
+	}
+	fds := func() int {
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		if err != nil {
+			t.Skipf("skipped: cannot read /proc/%d/fd: %v", pid, err)
+		}
+		return len(ents)
+	}
+	fdsBefore := fds()
+	c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3)}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addrB)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{}, 2)
+	var sent, back int
+	go func() {
+		defer func() { done <- struct{}{} }()
+		for eid := uint32(1); ; eid++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			b := udp.AllocReqFrame(eid, "oping", 9)
+			if _, err := c.Write(b); err == nil {
+				sent += len(b)
+			}
+			if eid%64 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		buf := make([]byte, 2048)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				continue
+			}
+			back += n
+			if conf, ok := udp.ConfirmFor(buf[:n]); ok {
+				c.Write(conf)
+			}
+		}
+	}()
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+			c.Close()
+			<-done
+			<-done
+		}
+	}()
+	flowsRE := regexp.MustCompile(`incoming flows (\d+) of`)
+	incoming := func(text string) int {
+		m := flowsRE.FindStringSubmatch(text)
+		if m == nil {
+			t.Fatalf("show lacks the limits:\n%s", text)
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	// The flood reaches the per-source cap and stays there.
+	deadline := time.Now().Add(20 * time.Second)
+	for text := show(t, hB); counterOf(text, "refused-peer-flows-full") <= 0; text = show(t, hB) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the flood never hit the per-source cap:\n%s", text)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st, err := ping.Run(context.Background(), ping.Config{Name: "oping", QoS: qos.Raw(), Count: 200,
+		Interval: time.Millisecond, Size: 64, Wait: 5 * time.Second, Opts: []flow.Option{hA.Opt()}})
+	if err != nil {
+		t.Fatalf("honest ping during the flood: %v", err)
+	}
+	t.Logf("honest ping during the flood: %d sent, %d received, rtt median %.3f ms", st.Transmitted, st.Received, st.MedianMS)
+	if st.Received == 0 {
+		t.Fatal("no reply to the honest ping during the flood")
+	}
+	text := show(t, hB)
+	// The oping server took up to the cap from the flooder, plus the
+	// honest flows: A's ping flow (and a slot or two in flux).
+	if n := incoming(text); n > udp.TestMaxFlowsPerPeer+3 {
+		t.Fatalf("%d incoming flows, cap %d per source:\n%s", n, udp.TestMaxFlowsPerPeer, text)
+	}
+	// Each flow costs B's IPCP its channel and a copy of its data socket.
+	if n := fds(); n > fdsBefore+2*(udp.TestMaxFlowsPerPeer+3)+8 {
+		t.Fatalf("%d descriptors in B's IPCP (%d before the flood)", n, fdsBefore)
+	}
+	close(stop)
+	c.Close()
+	<-done
+	<-done
+	if back > sent {
+		t.Fatalf("amplification: the flooder sent %d bytes, got %d back", sent, back)
+	}
+	t.Logf("flood: %d B sent, %d B back; B: %d descriptors (%d before)\n%s", sent, back, fds(), fdsBefore, text)
 }

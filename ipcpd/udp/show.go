@@ -164,7 +164,7 @@ func (u *IPCP) Show(context.Context) (string, error) {
 	}
 	b.WriteString("  counters\n")
 	for _, c := range u.ctr.list() {
-		fmt.Fprintf(&b, "    %-22s %d\n", c.name, c.v.Load())
+		fmt.Fprintf(&b, "    %-26s %d\n", c.name, c.v.Load())
 	}
 	return b.String(), nil
 }
