@@ -109,7 +109,7 @@ func (d *dialer) run(ctx context.Context) error {
 		}
 		return err
 	}
-	tun, err := openTUN(d.cfg.dev, d.cfg.prefix, f.MTU())
+	tun, err := d.cfg.openTUN(d.cfg.dev, d.cfg.prefix, f.MTU())
 	if err != nil {
 		f.Close()
 		return err
@@ -123,23 +123,23 @@ func (d *dialer) run(ctx context.Context) error {
 	defer func() {
 		tun.Close() // removes the device; fromTUN returns
 		wg.Wait()
-		d.rep.emit(event{Event: "stopped", Dev: tun.name, Stats: ptr(d.st.snapshot())},
+		d.rep.emit(event{Event: "stopped", Dev: tun.Name(), Stats: ptr(d.st.snapshot())},
 			"stopped, "+d.st.snapshot().String())
 	}()
-	stopStatus := d.cfg.statusLoop(ctx, d.rep, d.st, tun.name)
+	stopStatus := d.cfg.statusLoop(ctx, d.rep, d.st, tun.Name())
 	defer stopStatus()
 	for {
-		d.rep.emit(event{Event: "up", Dev: tun.name, IP: d.cfg.prefix.String(), Peer: w.Prefix.Addr().String(),
-			Flow: f.ID(), Layer: f.Layer(), MTU: tun.mtu},
-			fmt.Sprintf("up: %s %s, server %s, flow %d in layer %s, mtu %d", tun.name, d.cfg.prefix, w.Prefix.Addr(),
-				f.ID(), f.Layer(), tun.mtu))
+		d.rep.emit(event{Event: "up", Dev: tun.Name(), IP: d.cfg.prefix.String(), Peer: w.Prefix.Addr().String(),
+			Flow: f.ID(), Layer: f.Layer(), MTU: tun.MTU()},
+			fmt.Sprintf("up: %s %s, server %s, flow %d in layer %s, mtu %d", tun.Name(), d.cfg.prefix, w.Prefix.Addr(),
+				f.ID(), f.Layer(), tun.MTU()))
 		why := d.carry(ctx, f, tun)
 		f.Close()
 		if ctx.Err() != nil {
 			return nil
 		}
-		d.rep.emit(event{Event: "down", Dev: tun.name, Flow: f.ID(), Error: why, Stats: ptr(d.st.snapshot())},
-			fmt.Sprintf("flow %d down: %s; reallocating, %s stays up", f.ID(), why, tun.name))
+		d.rep.emit(event{Event: "down", Dev: tun.Name(), Flow: f.ID(), Error: why, Stats: ptr(d.st.snapshot())},
+			fmt.Sprintf("flow %d down: %s; reallocating, %s stays up", f.ID(), why, tun.Name()))
 		backoff := d.cfg.backoffMin
 		for {
 			t := d.cfg.clock.NewTimer(backoff)
@@ -164,7 +164,7 @@ func (d *dialer) run(ctx context.Context) error {
 			d.rep.emit(event{Event: "retry", Error: err.Error(), Retry: backoff.String()},
 				fmt.Sprintf("%v; retrying in %v", err, backoff))
 		}
-		if err := tun.setMTU(f.MTU()); err != nil {
+		if err := tun.SetMTU(f.MTU()); err != nil {
 			d.rep.emit(event{Event: "error", Error: err.Error()}, err.Error())
 		}
 	}
@@ -172,7 +172,7 @@ func (d *dialer) run(ctx context.Context) error {
 
 // carry moves packets from f to the TUN device (fromTUN moves the other
 // way) until f fails or stays silent for the dead interval, and returns why.
-func (d *dialer) carry(ctx context.Context, f *flow.Flow, tun *tunDev) string {
+func (d *dialer) carry(ctx context.Context, f *flow.Flow, tun io.Writer) string {
 	d.cur.Store(f)
 	defer d.cur.Store(nil)
 	stop := context.AfterFunc(ctx, func() { f.Close() })

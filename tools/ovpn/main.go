@@ -37,7 +37,7 @@
 //
 // Bounds: a server serves at most --max-clients flows (default 64;
 // more are refused "server full"), a flow that says no valid hello in
-// 5 s is closed, each client's send queue holds 256 packets, and a
+// 5 s is closed, each client's send queue holds 256 packets and 1 MiB, and a
 // client flooding the server only fills its own flow. Every packet
 // dropped is counted by reason.
 //
@@ -104,6 +104,8 @@ type config struct {
 	backoffMin   time.Duration
 	backoffMax   time.Duration
 	clock        clock.Clock
+	// openTUN creates the device (openTUNIface; tests replace it).
+	openTUN func(name string, p netip.Prefix, mtu int) (tunIface, error)
 }
 
 func (c *config) flowOpts() []flow.Option { return []flow.Option{flow.WithRunDir(c.dir)} }
@@ -114,7 +116,7 @@ var errUsage = errors.New("usage error")
 func parse(args []string, stderr io.Writer) (*config, error) {
 	c := &config{queue: 256, keepalive: time.Second, dead: 5 * time.Second, helloTimeout: 5 * time.Second,
 		helloRetry: 250 * time.Millisecond, refuseLinger: time.Second, allocTimeout: 10 * time.Second,
-		backoffMin: 100 * time.Millisecond, backoffMax: 5 * time.Second, clock: clock.Real()}
+		backoffMin: 100 * time.Millisecond, backoffMax: 5 * time.Second, clock: clock.Real(), openTUN: openTUNIface}
 	fs := flag.NewFlagSet("ovpn", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.BoolVar(&c.listen, "l", false, "serve: accept clients' flows on NAME")
@@ -173,6 +175,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
+	return runConfig(ctx, c, stdout, stderr)
+}
+
+// runConfig runs a parsed command line until ctx ends.
+func runConfig(ctx context.Context, c *config, stdout, stderr io.Writer) int {
+	var err error
 	rep := &reporter{w: stdout, json: c.json, now: c.clock.Now}
 	st := &counters{}
 	if c.listen {
@@ -192,7 +200,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func runServer(ctx context.Context, c *config, st *counters, rep *reporter) error {
 	// The TUN device first: its errors (privilege, address in use) are
 	// the ones a user can fix locally.
-	tun, err := openTUN(c.dev, c.prefix, defaultMTU)
+	tun, err := c.openTUN(c.dev, c.prefix, defaultMTU)
 	if err != nil {
 		return err
 	}
@@ -203,21 +211,21 @@ func runServer(ctx context.Context, c *config, st *counters, rep *reporter) erro
 	}
 	defer l.Close()
 	s := newServer(c, tun, st, rep)
-	s.setMTU = tun.setMTU
+	s.setMTU = tun.SetMTU
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		s.fromTUN()
 	}()
-	stopStatus := c.statusLoop(ctx, rep, st, tun.name)
-	rep.emit(event{Event: "serving", Dev: tun.name, IP: c.prefix.String(), MTU: tun.mtu},
-		fmt.Sprintf("serving %s on %s %s (mtu %d)", c.name, tun.name, c.prefix, tun.mtu))
+	stopStatus := c.statusLoop(ctx, rep, st, tun.Name())
+	rep.emit(event{Event: "serving", Dev: tun.Name(), IP: c.prefix.String(), MTU: tun.MTU()},
+		fmt.Sprintf("serving %s on %s %s (mtu %d)", c.name, tun.Name(), c.prefix, tun.MTU()))
 	err = s.serve(ctx, l)
 	stopStatus()
 	tun.Close() // removes the device; fromTUN returns
 	wg.Wait()
-	rep.emit(event{Event: "stopped", Dev: tun.name, Stats: ptr(st.snapshot())}, "stopped, "+st.snapshot().String())
+	rep.emit(event{Event: "stopped", Dev: tun.Name(), Stats: ptr(st.snapshot())}, "stopped, "+st.snapshot().String())
 	return err
 }
 

@@ -7,11 +7,16 @@ import (
 	"io"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/lib/clock"
 )
+
+// maxQueueBytes bounds the bytes queued for one client, whatever its
+// flow's MTU (a local layer's flows take 64 KiB packets).
+const maxQueueBytes = 1 << 20
 
 // server routes IP packets between its TUN device and its clients' flows.
 type server struct {
@@ -44,7 +49,8 @@ type client struct {
 	addr    netip.Addr
 	session uint64
 	mtu     int
-	out     chan []byte   // packets for the flow, bounded
+	out     chan []byte   // packets for the flow, bounded in number
+	queued  atomic.Int64  // and in bytes
 	done    chan struct{} // closed when the client's handler ends
 	kicked  chan struct{} // closed when another flow of the same session took over
 }
@@ -142,9 +148,15 @@ func (s *server) enqueue(c *client, p []byte) {
 		s.st.drop(dropTooBig)
 		return
 	}
+	if c.queued.Add(int64(len(p))) > maxQueueBytes {
+		c.queued.Add(-int64(len(p)))
+		s.st.drop(dropQueueFull)
+		return
+	}
 	select {
 	case c.out <- append([]byte(nil), p...):
 	default:
+		c.queued.Add(-int64(len(p)))
 		s.st.drop(dropQueueFull)
 	}
 }
@@ -382,6 +394,7 @@ func (s *server) toClient(c *client) {
 		case <-c.done:
 			return
 		case p := <-c.out:
+			c.queued.Add(-int64(len(p)))
 			if _, err := c.f.Write(p); err != nil {
 				if errors.Is(err, flow.ErrTooBig) {
 					s.st.drop(dropTooBig)

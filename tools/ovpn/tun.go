@@ -28,6 +28,16 @@ const (
 // errNeedAdmin is the error for a missing privilege.
 var errNeedAdmin = errors.New("permission denied: ovpn needs root or CAP_NET_ADMIN to create and configure its TUN device")
 
+// tunIface is what the tunnel needs of its device: whole packets in and
+// out, its name, and its MTU. openTUN gives the real one; tests give a
+// device made of channels.
+type tunIface interface {
+	io.ReadWriteCloser
+	Name() string
+	MTU() int
+	SetMTU(mtu int) error
+}
+
 // tunDev is the TUN device: packets are read and written whole, without
 // the packet-information header (IFF_NO_PI).
 type tunDev struct {
@@ -61,6 +71,28 @@ func addrOwner(a netip.Addr) (string, bool) {
 	}
 	return "", false
 }
+
+// openTUNIface is openTUN as a tunIface.
+func openTUNIface(name string, p netip.Prefix, mtu int) (tunIface, error) {
+	t, err := openTUN(name, p, mtu)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Name returns the device's name.
+func (t *tunDev) Name() string { return t.name }
+
+// MTU returns the device's MTU.
+func (t *tunDev) MTU() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.mtu
+}
+
+// SetMTU sets the device's MTU, clamped to what IP and the flow allow.
+func (t *tunDev) SetMTU(mtu int) error { return t.setMTU(mtu) }
 
 // openTUN creates the TUN device name (a kernel template such as
 // "ovpn%d" picks a free one), gives it address p and the MTU, and brings
@@ -110,7 +142,6 @@ func openTUN(name string, p netip.Prefix, mtu int) (*tunDev, error) {
 	return t, nil
 }
 
-// setMTU sets the device's MTU, clamped to what IP and the flow allow.
 func (t *tunDev) setMTU(mtu int) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
