@@ -154,13 +154,13 @@ func (u *IPCP) handOver(fl *uflow, dport uint16) {
 func (u *IPCP) txDirect(fl *uflow) {
 	defer fl.direct.Close()
 	f := fl.f
-	var bufs [txBatch][]byte
-	var sizes [txBatch]int
-	var kinds [txBatch]pipe.Kind
-	for i := range bufs {
-		bufs[i] = make([]byte, fl.mtu+1)
-	}
-	out := make([][]byte, 0, txBatch)
+	// One packet at a time: only what the application wrote before it
+	// took its socket comes this way.
+	var bufs [1][]byte
+	var sizes [1]int
+	var kinds [1]pipe.Kind
+	bufs[0] = make([]byte, fl.mtu+1)
+	out := make([][]byte, 0, 1)
 	for {
 		n, err := f.Pipe.ReadBatch(bufs[:], sizes[:], kinds[:])
 		if err != nil {

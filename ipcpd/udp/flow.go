@@ -172,6 +172,14 @@ func (u *IPCP) txLoop(fl *uflow) {
 	}
 }
 
+// txMemory bounds the buffers of one flow's sender: a stranger may
+// hold MaxFlows flows, and buffers of reused memory are resident.
+const txMemory = 256 << 10
+
+// txBuffers is how many packets of mtu bytes a flow's sender reads at
+// once: txBatch, fewer for a large MTU (4 on loopback).
+func txBuffers(mtu int) int { return max(1, min(txBatch, txMemory/(eidLen+mtu+1))) }
+
 // txBatched moves packets from the flow's pipe to the peer in batches:
 // one recvmmsg from the pipe, one sendmmsg to the socket.
 func (u *IPCP) txBatched(fl *uflow, snd *sender) {
@@ -179,14 +187,15 @@ func (u *IPCP) txBatched(fl *uflow, snd *sender) {
 	var bufs, payloads [txBatch][]byte
 	var sizes [txBatch]int
 	var kinds [txBatch]pipe.Kind
-	for i := range bufs {
+	nb := txBuffers(fl.mtu)
+	for i := range nb {
 		bufs[i] = make([]byte, eidLen+fl.mtu+1)
 		putDataHeader(bufs[i], fl.remote)
 		payloads[i] = bufs[i][eidLen:]
 	}
 	drill := newDrill(u.loss, uint64(fl.local))
 	for {
-		n, err := f.Pipe.ReadBatch(payloads[:], sizes[:], kinds[:])
+		n, err := f.Pipe.ReadBatch(payloads[:nb], sizes[:nb], kinds[:nb])
 		if err != nil {
 			return
 		}

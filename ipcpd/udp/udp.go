@@ -95,7 +95,10 @@
 // raw flows have no keepalive, and the IPCP does not see a direct flow's
 // data, so idleness cannot be told from a dead peer; the per-source cap
 // bounds them instead, and deallocation ends them. Outgoing flows are
-// not capped here: local users allocate them through the IRMd.
+// not capped here: local users allocate them through the IRMd. A flow's
+// sender buffers at most 256 KiB (4 packets of the 65000-byte loopback
+// MTU, 16 of an Ethernet one; one packet for a direct flow, whose data
+// does not cross the IPCP), so that the capped flows also cap memory.
 //
 // Answers cost no more than their requests: a query is padded to the
 // size of its reply; an alloc request to 64 bytes, more than everything
