@@ -8,10 +8,12 @@ import (
 	"os/exec"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/pipe"
+	"github.com/ouro-net/ouro/lib/rundir"
 )
 
 // queryTimeout bounds how long the IRMd waits for IPCPs to resolve a
@@ -61,10 +63,10 @@ func (d *Daemon) alloc(ctx context.Context, c *client, m ctrl.FlowAlloc) (ctrl.F
 		}
 		fi.MTU = rep.MTU
 		d.mu.Lock()
-		d.flows[id] = &flowRec{id: id, name: m.Name, ipcp: r.name, layer: layer, pid: c.pid,
+		d.flows[id] = &flowRec{id: id, name: m.Name, ipcp: r.name, layer: layer, pid: c.cred.PID,
 			qos: m.QoS.String(), since: time.Now()}
 		d.mu.Unlock()
-		d.log.Debug("flow allocated", "id", id, "name", m.Name, "layer", layer, "pid", c.pid)
+		d.log.Debug("flow allocated", "id", id, "name", m.Name, "layer", layer, "pid", c.cred.PID)
 		return fi, appEnd, nil
 	}
 	return ctrl.FlowInfo{}, nil, fmt.Errorf("allocate flow to %q: %s", m.Name, strings.Join(errs, "; "))
@@ -85,7 +87,7 @@ func (d *Daemon) allocDirect(ctx context.Context, c *client, r *ipcpRec, m ctrl.
 	d.mu.Lock()
 	d.nextFlow++
 	id := d.nextFlow
-	d.flows[id] = &flowRec{id: id, name: m.Name, ipcp: r.name, layer: layer, pid: c.pid,
+	d.flows[id] = &flowRec{id: id, name: m.Name, ipcp: r.name, layer: layer, pid: c.cred.PID,
 		qos: m.QoS.String(), since: time.Now(), holder: c}
 	if f := d.flows[rep.ID]; f != nil {
 		f.holder = acceptor
@@ -100,7 +102,7 @@ func (d *Daemon) resolve(ctx context.Context, c *client, m ctrl.FlowAlloc) ([]*i
 	d.mu.Lock()
 	own := ""
 	for _, r := range d.ipcps {
-		if r.pid() == c.pid && c.pid != 0 {
+		if r.pid() == c.cred.PID && c.cred.PID != 0 {
 			own = r.layer
 		}
 	}
@@ -227,11 +229,11 @@ func (d *Daemon) arriveTo(ctx context.Context, r *ipcpRec, a ctrl.IPCPArrive, di
 			appEnd.Close()
 			if err != nil {
 				ipcpEnd.Close()
-				d.log.Debug("acceptor refused flow", "name", a.Name, "pid", c.pid, "error", err)
+				d.log.Debug("acceptor refused flow", "name", a.Name, "pid", c.cred.PID, "error", err)
 				continue
 			}
 			d.mu.Lock()
-			d.flows[id] = &flowRec{id: id, name: a.Name, ipcp: r.name, layer: layer, pid: c.pid,
+			d.flows[id] = &flowRec{id: id, name: a.Name, ipcp: r.name, layer: layer, pid: c.cred.PID,
 				qos: a.QoS.String(), since: time.Now()}
 			d.mu.Unlock()
 			return ctrl.IPCPAllocReply{ID: id, MTU: a.MTU}, ipcpEnd, c, nil
@@ -281,13 +283,25 @@ func (d *Daemon) acceptorsLocked(n *nameRec) []*client {
 // startProgram starts a program bound with auto to serve a name.
 func (d *Daemon) startProgram(p *program) error {
 	cmd := exec.Command(p.path, p.args...)
-	cmd.Env = append(os.Environ(), "OURO_RUNDIR="+d.cfg.RunDir)
+	self := p.as.uid == d.uid
+	cmd.Env = programEnv(p.as, self, rundir.EnvVar+"="+d.cfg.RunDir)
+	if !self {
+		// The program runs as the user who bound it, never with the
+		// daemon's rights.
+		groups := make([]uint32, len(p.as.groups))
+		for i, g := range p.as.groups {
+			groups[i] = uint32(g)
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
+			Uid: uint32(p.as.uid), Gid: uint32(p.as.gid), Groups: groups}}
+		cmd.Dir = "/"
+	}
 	cmd.Stdout = nil
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("auto-start %s: %w", p.path, err)
 	}
-	d.log.Info("auto-started program", "path", p.path, "pid", cmd.Process.Pid)
+	d.log.Info("auto-started program", "path", p.path, "pid", cmd.Process.Pid, "uid", p.as.uid)
 	d.mu.Lock()
 	d.progs[cmd.Process.Pid] = cmd.Process
 	d.mu.Unlock()

@@ -18,8 +18,10 @@ import (
 // client is one connection to the control socket: the CLI, an
 // application, or an IPCP acting as an application for its lower flows.
 type client struct {
-	d    *Daemon
-	pid  int
+	d *Daemon
+	// cred is who connected (SO_PEERCRED); every request is checked
+	// against it.
+	cred ctrl.Cred
 	peer *ctrl.Peer
 	// listens is guarded by d.mu.
 	listens map[string]bool
@@ -28,7 +30,10 @@ type client struct {
 
 // nameRec is the registry entry of a name.
 type nameRec struct {
-	name     string
+	name string
+	// owner is the uid that created the name; only it and root may
+	// change it (see access.go).
+	owner    int
 	lb       string
 	layers   map[string]bool
 	programs map[string]*program
@@ -41,6 +46,9 @@ type program struct {
 	path string
 	args []string
 	auto bool
+	// as is the account of the user who bound the program: an
+	// auto-started program runs as that user.
+	as account
 }
 
 // flowRec is the IRMd's view of a flow end on this host.
@@ -70,11 +78,11 @@ func (d *Daemon) dropClient(c *client) {
 }
 
 // nameLocked returns the entry for name, creating it with round-robin
-// balancing when create is set; d.mu held.
-func (d *Daemon) nameLocked(name string, create bool) *nameRec {
+// balancing, owned by uid owner, when it does not exist; d.mu held.
+func (d *Daemon) nameLocked(name string, owner int) *nameRec {
 	n := d.names[name]
-	if n == nil && create {
-		n = &nameRec{name: name, lb: "round-robin", layers: map[string]bool{},
+	if n == nil {
+		n = &nameRec{name: name, owner: owner, lb: "round-robin", layers: map[string]bool{},
 			programs: map[string]*program{}, pids: map[int]bool{}, ipcps: map[string]bool{}}
 		d.names[name] = n
 	}
@@ -83,6 +91,9 @@ func (d *Daemon) nameLocked(name string, create bool) *nameRec {
 
 func (c *client) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File, error) {
 	d := c.d
+	if err := d.authorize(c, req); err != nil {
+		return nil, nil, err
+	}
 	switch req.Op {
 	case ctrl.OpIPCPCreate:
 		var m ctrl.IPCPCreate
@@ -99,13 +110,13 @@ func (c *client) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File
 		if err := req.Decode(&m); err != nil {
 			return nil, nil, err
 		}
-		return d.bootstrap(ctx, m)
+		return d.bootstrap(ctx, m, c.cred.UID)
 	case ctrl.OpIPCPEnroll:
 		var m ctrl.IPCPEnroll
 		if err := req.Decode(&m); err != nil {
 			return nil, nil, err
 		}
-		return d.enroll(ctx, m)
+		return d.enroll(ctx, m, c.cred.UID)
 	case ctrl.OpIPCPConnect, ctrl.OpIPCPDisconnect:
 		var m ctrl.IPCPConnect
 		if err := req.Decode(&m); err != nil {
@@ -135,7 +146,7 @@ func (c *client) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File
 		if err := req.Decode(&m); err != nil {
 			return nil, nil, err
 		}
-		if err := d.bind(req.Op == ctrl.OpBind, m); err != nil {
+		if err := d.bind(req.Op == ctrl.OpBind, m, c.cred); err != nil {
 			return nil, nil, err
 		}
 		if m.IPCP != "" {
@@ -156,13 +167,13 @@ func (c *client) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File
 		if err := req.Decode(&m); err != nil {
 			return nil, nil, err
 		}
-		return nil, nil, d.createName(m)
+		return nil, nil, d.createName(m, c.cred.UID)
 	case ctrl.OpNameRegister, ctrl.OpNameUnregister:
 		var m ctrl.NameRegister
 		if err := req.Decode(&m); err != nil {
 			return nil, nil, err
 		}
-		return nil, nil, d.register(ctx, req.Op == ctrl.OpNameRegister, m)
+		return nil, nil, d.register(ctx, req.Op == ctrl.OpNameRegister, m, c.cred.UID)
 	case ctrl.OpNameList:
 		return d.listNames(), nil, nil
 	case ctrl.OpLayerShow:
@@ -224,10 +235,16 @@ func (c *client) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File
 		}
 		d.mu.Lock()
 		if req.Op == ctrl.OpFlowListen {
+			// Checked again under the same lock as the claim: the
+			// name may have been taken since authorize.
+			if why := d.listenDeniesLocked(c.cred, m.Name); why != "" {
+				d.mu.Unlock()
+				return nil, nil, d.deny(c.cred, req.Op, why)
+			}
 			c.listens[m.Name] = true
 			c.since = time.Now()
-			n := d.nameLocked(m.Name, true)
-			n.pids[c.pid] = true
+			n := d.nameLocked(m.Name, c.cred.UID)
+			n.pids[c.cred.PID] = true
 			close(d.listenCh)
 			d.listenCh = make(chan struct{})
 		} else {
@@ -249,7 +266,7 @@ func (d *Daemon) ipcp(name string) (*ipcpRec, error) {
 	return r, nil
 }
 
-func (d *Daemon) bootstrap(ctx context.Context, m ctrl.IPCPBootstrap) (any, []*os.File, error) {
+func (d *Daemon) bootstrap(ctx context.Context, m ctrl.IPCPBootstrap, uid int) (any, []*os.File, error) {
 	if m.Layer == "" {
 		return nil, nil, errors.New("bootstrap: missing layer")
 	}
@@ -261,11 +278,11 @@ func (d *Daemon) bootstrap(ctx context.Context, m ctrl.IPCPBootstrap) (any, []*o
 	if _, err := r.peer.Call(ctx, ctrl.OpIPCPBootstrap, m, &rep); err != nil {
 		return nil, nil, fmt.Errorf("bootstrap %s in layer %s: %w", m.Name, m.Layer, err)
 	}
-	d.joined(r, m.Layer, "bootstrapped", rep, m.Autobind)
+	d.joined(r, m.Layer, "bootstrapped", rep, m.Autobind, uid)
 	return rep, nil, nil
 }
 
-func (d *Daemon) enroll(ctx context.Context, m ctrl.IPCPEnroll) (any, []*os.File, error) {
+func (d *Daemon) enroll(ctx context.Context, m ctrl.IPCPEnroll, uid int) (any, []*os.File, error) {
 	if m.Layer == "" {
 		return nil, nil, errors.New("enroll: missing layer")
 	}
@@ -277,7 +294,7 @@ func (d *Daemon) enroll(ctx context.Context, m ctrl.IPCPEnroll) (any, []*os.File
 	if _, err := r.peer.Call(ctx, ctrl.OpIPCPEnroll, m, &rep); err != nil {
 		return nil, nil, fmt.Errorf("enroll %s in layer %s: %w", m.Name, m.Layer, err)
 	}
-	d.joined(r, m.Layer, "enrolled", rep, m.Autobind)
+	d.joined(r, m.Layer, "enrolled", rep, m.Autobind, uid)
 	return rep, nil, nil
 }
 
@@ -303,7 +320,7 @@ func (d *Daemon) ipcpOrCreate(ctx context.Context, typ, name string) (*ipcpRec, 
 	return d.createIPCP(ctx, typ, name)
 }
 
-func (d *Daemon) joined(r *ipcpRec, layer, state string, rep ctrl.IPCPBootstrapReply, autobind bool) {
+func (d *Daemon) joined(r *ipcpRec, layer, state string, rep ctrl.IPCPBootstrapReply, autobind bool, uid int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	r.layer = layer
@@ -312,7 +329,7 @@ func (d *Daemon) joined(r *ipcpRec, layer, state string, rep ctrl.IPCPBootstrapR
 	r.mtu = rep.MTU
 	if autobind {
 		for _, n := range []string{r.name, layer} {
-			d.nameLocked(n, true).ipcps[r.name] = true
+			d.nameLocked(n, uid).ipcps[r.name] = true
 		}
 	}
 	d.log.Info("IPCP joined layer", "name", r.name, "layer", layer, "state", state, "address", rep.Address)
@@ -330,13 +347,34 @@ func (d *Daemon) listIPCPs() ctrl.IPCPList {
 	return out
 }
 
-func (d *Daemon) bind(on bool, m ctrl.Bind) error {
+func (d *Daemon) bind(on bool, m ctrl.Bind, cred ctrl.Cred) error {
 	if m.Name == "" {
 		return errors.New("bind: missing name")
 	}
+	var prog *program
+	if on && m.Program != "" {
+		// Checked before the lock: looking up the binder's account
+		// may read the user database.
+		p, err := exec.LookPath(m.Program)
+		if err != nil {
+			return fmt.Errorf("bind program: %w", err)
+		}
+		path := abs(p)
+		as := lookupAccount(cred.UID, cred.GID)
+		if err := canExec(path, as); err != nil {
+			return d.deny(cred, ctrl.OpBind, fmt.Sprintf("bind program: %v", err))
+		}
+		if m.Auto && as.uid != d.uid && d.uid != 0 {
+			return d.deny(cred, ctrl.OpBind, fmt.Sprintf("bind program %s auto: this IRMd runs as uid %d and cannot start programs as uid %d", path, d.uid, as.uid))
+		}
+		prog = &program{path: path, args: m.Args, auto: m.Auto, as: as}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	n := d.nameLocked(m.Name, on)
+	n := d.names[m.Name]
+	if on {
+		n = d.nameLocked(m.Name, cred.UID)
+	}
 	if n == nil {
 		return fmt.Errorf("no name %q", m.Name)
 	}
@@ -344,12 +382,7 @@ func (d *Daemon) bind(on bool, m ctrl.Bind) error {
 	case m.Program != "":
 		path := m.Program
 		if on {
-			p, err := exec.LookPath(path)
-			if err != nil {
-				return fmt.Errorf("bind program: %w", err)
-			}
-			path = abs(p)
-			n.programs[path] = &program{path: path, args: m.Args, auto: m.Auto}
+			n.programs[prog.path] = prog
 			return nil
 		}
 		for k := range n.programs {
@@ -372,7 +405,7 @@ func (d *Daemon) bind(on bool, m ctrl.Bind) error {
 		}
 		delete(n.pids, m.PID)
 		for c := range d.clients {
-			if c.pid == m.PID {
+			if c.cred.PID == m.PID {
 				delete(c.listens, m.Name)
 			}
 		}
@@ -394,7 +427,7 @@ func (d *Daemon) bind(on bool, m ctrl.Bind) error {
 	return errors.New("bind: want program, process or ipcp")
 }
 
-func (d *Daemon) createName(m ctrl.NameCreate) error {
+func (d *Daemon) createName(m ctrl.NameCreate, uid int) error {
 	if m.Name == "" {
 		return errors.New("name create: empty name")
 	}
@@ -410,11 +443,11 @@ func (d *Daemon) createName(m ctrl.NameCreate) error {
 	if _, ok := d.names[m.Name]; ok {
 		return fmt.Errorf("name %q already exists", m.Name)
 	}
-	d.nameLocked(m.Name, true).lb = lb
+	d.nameLocked(m.Name, uid).lb = lb
 	return nil
 }
 
-func (d *Daemon) register(ctx context.Context, on bool, m ctrl.NameRegister) error {
+func (d *Daemon) register(ctx context.Context, on bool, m ctrl.NameRegister, uid int) error {
 	if m.Name == "" {
 		return errors.New("register: empty name")
 	}
@@ -430,7 +463,7 @@ func (d *Daemon) register(ctx context.Context, on bool, m ctrl.NameRegister) err
 			}
 		}
 		if on {
-			d.nameLocked(m.Name, true)
+			d.nameLocked(m.Name, uid)
 		}
 		d.mu.Unlock()
 		if len(targets) == 0 {
@@ -446,7 +479,7 @@ func (d *Daemon) register(ctx context.Context, on bool, m ctrl.NameRegister) err
 			}
 		}
 		d.mu.Lock()
-		if n := d.nameLocked(m.Name, false); n != nil {
+		if n := d.names[m.Name]; n != nil {
 			if on {
 				n.layers[layer] = true
 			} else {

@@ -12,10 +12,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -38,6 +40,10 @@ type Config struct {
 	Exe string
 	// ChildLogLevel is passed to IPCP processes.
 	ChildLogLevel string
+	// Group owns the control socket (mode 0660): a group name or a
+	// numeric gid. Empty means the group "ouro" if it exists, else the
+	// daemon's own group.
+	Group string
 }
 
 // IPCPArgs returns the arguments (after the executable) that start an
@@ -55,6 +61,10 @@ type Daemon struct {
 	log  hclog.Logger
 	lock *os.File
 	ln   *net.UnixListener
+	// uid is the daemon's effective uid: besides root, the one user
+	// that may manage it.
+	uid    int
+	denied atomic.Uint64
 
 	wg     sync.WaitGroup
 	done   chan struct{}
@@ -85,15 +95,22 @@ func Start(cfg Config) (*Daemon, error) {
 	if cfg.ChildLogLevel == "" {
 		cfg.ChildLogLevel = "info"
 	}
-	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
-		return nil, fmt.Errorf("run directory: %w", err)
+	gid, err := socketGroup(cfg.Group)
+	if err != nil {
+		return nil, err
+	}
+	if err := rundir.Prepare(cfg.RunDir); err != nil {
+		return nil, err
 	}
 	lock, err := takeLock(cfg.RunDir)
 	if err != nil {
 		return nil, err
 	}
 	sock := rundir.Socket(cfg.RunDir)
-	if _, err := os.Stat(sock); err == nil {
+	// The directory is ours and writable by no one else, so what is
+	// there was left by an earlier daemon of ours: remove it, whatever
+	// it is (Remove does not follow a symlink).
+	if _, err := os.Lstat(sock); err == nil {
 		cfg.Log.Info("replacing stale control socket", "path", sock)
 		os.Remove(sock)
 	}
@@ -102,9 +119,13 @@ func Start(cfg Config) (*Daemon, error) {
 		lock.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	os.Chmod(sock, 0o666)
+	if err := protectSocket(sock, gid); err != nil {
+		ln.Close()
+		lock.Close()
+		return nil, err
+	}
 	d := &Daemon{
-		cfg: cfg, log: cfg.Log, lock: lock, ln: ln,
+		cfg: cfg, log: cfg.Log, lock: lock, ln: ln, uid: os.Geteuid(),
 		done:     make(chan struct{}),
 		ipcps:    make(map[string]*ipcpRec),
 		names:    make(map[string]*nameRec),
@@ -115,7 +136,7 @@ func Start(cfg Config) (*Daemon, error) {
 	}
 	d.wg.Add(1)
 	go d.acceptLoop()
-	d.log.Info("IRMd up", "rundir", cfg.RunDir, "pid", os.Getpid())
+	d.log.Info("IRMd up", "rundir", cfg.RunDir, "pid", os.Getpid(), "uid", d.uid, "socket_gid", gid)
 	return d, nil
 }
 
@@ -123,7 +144,7 @@ func Start(cfg Config) (*Daemon, error) {
 // for the daemon's lifetime; a second daemon fails with ErrBusy.
 func takeLock(dir string) (*os.File, error) {
 	path := rundir.Lock(dir)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("lock file: %w", err)
 	}
@@ -160,7 +181,14 @@ func (d *Daemon) acceptLoop() {
 			continue
 		}
 		conn := ctrl.NewConn(uc)
-		c := &client{d: d, pid: conn.PeerPID(), listens: make(map[string]bool)}
+		cred, err := conn.PeerCred()
+		if err != nil {
+			// Without credentials nothing can be checked: refuse.
+			d.log.Warn("connection without credentials refused", "error", err)
+			conn.Close()
+			continue
+		}
+		c := &client{d: d, cred: cred, listens: make(map[string]bool)}
 		// The peer must be set before the client is visible to other
 		// goroutines (arrive reads c.peer under d.mu); requests cannot
 		// arrive before the client is registered because handle only
@@ -229,6 +257,58 @@ func (d *Daemon) Serve(ctx context.Context) error {
 	case <-d.done:
 	}
 	return d.Close()
+}
+
+// socketGroup resolves the group that owns the control socket: name
+// (or a numeric gid), else "ouro" if it exists, else the daemon's own
+// group.
+func socketGroup(name string) (int, error) {
+	if name == "" {
+		if g, err := user.LookupGroup("ouro"); err == nil {
+			if gid, err := strconv.Atoi(g.Gid); err == nil {
+				return gid, nil
+			}
+		}
+		return os.Getegid(), nil
+	}
+	if g, err := user.LookupGroup(name); err == nil {
+		gid, err := strconv.Atoi(g.Gid)
+		if err != nil {
+			return 0, fmt.Errorf("group %q: gid %q: %w", name, g.Gid, err)
+		}
+		return gid, nil
+	}
+	if gid, err := strconv.Atoi(name); err == nil && gid >= 0 {
+		return gid, nil
+	}
+	return 0, fmt.Errorf("control socket group %q: no such group", name)
+}
+
+// protectSocket gives the control socket mode 0660 and group gid
+// without following a symlink: the path is opened O_PATH|O_NOFOLLOW,
+// checked to be a socket, and changed through that descriptor.
+func protectSocket(path string, gid int) error {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return fmt.Errorf("control socket %s: not a socket", path)
+	}
+	if err := unix.Fchownat(fd, "", -1, gid, unix.AT_EMPTY_PATH); err != nil {
+		return fmt.Errorf("control socket %s: group %d: %w", path, gid, err)
+	}
+	// fchmod does not work on an O_PATH descriptor; its /proc link
+	// names exactly the opened inode.
+	if err := unix.Chmod("/proc/self/fd/"+strconv.Itoa(fd), 0o660); err != nil {
+		return fmt.Errorf("control socket %s: mode: %w", path, err)
+	}
+	return nil
 }
 
 func abs(p string) string {

@@ -39,6 +39,7 @@ func cmdDaemon(args []string, dir string, stderr io.Writer) error {
 	fdir := fs.String("rundir", dir, "run directory")
 	config := fs.String("config", "", "file of irm commands to run at start")
 	level := fs.String("log-level", "info", "log level ("+logging.Levels+")")
+	group := fs.String("group", "", "group owning the control socket (default: ouro if it exists, else the daemon's own group)")
 	if err := fs.Parse(args); err != nil {
 		return usagef("daemon: %v", err)
 	}
@@ -51,7 +52,7 @@ func cmdDaemon(args []string, dir string, stderr io.Writer) error {
 	}
 	d := rundir.Resolve(*fdir)
 	log := logging.New("irmd", lvl, stderr)
-	daemon, err := irmd.Start(irmd.Config{RunDir: d, Log: log, Types: typeNames(), ChildLogLevel: *level})
+	daemon, err := irmd.Start(irmd.Config{RunDir: d, Log: log, Types: typeNames(), ChildLogLevel: *level, Group: *group})
 	if err != nil {
 		if errors.Is(err, irmd.ErrBusy) {
 			return fmt.Errorf("another IRMd is running: %v", strings.TrimPrefix(err.Error(), irmd.ErrBusy.Error()+": "))

@@ -27,7 +27,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 
 const usageText = `usage: irm COMMAND [ARGS]
 
-  irm daemon [--rundir DIR] [--config FILE] [--log-level LEVEL]
+  irm daemon [--rundir DIR] [--config FILE] [--log-level LEVEL] [--group NAME]
   irm ipcp create    type TYPE name NAME
   irm ipcp bootstrap type TYPE name NAME layer LAYER [PARAM VALUE ...] [autobind]
   irm ipcp enroll    name NAME layer LAYER [dst IPCP] [autobind]
@@ -48,7 +48,10 @@ const usageText = `usage: irm COMMAND [ARGS]
   irm demo
 
 Every command but daemon and demo talks to the IRMd of the run directory
-given by --rundir (before the command) or $OURO_RUNDIR.
+given by --rundir (before the command) or $OURO_RUNDIR. Managing (ipcp,
+bind, unbind, name create/register/unregister) needs root or the daemon's
+user; members of the socket's group may list, allocate flows, and listen
+on names bound to their process or program.
 `
 
 func main() {

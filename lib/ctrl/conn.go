@@ -69,20 +69,42 @@ func Pair() (*Conn, *os.File, error) {
 	return c, os.NewFile(uintptr(fds[1]), "ctrl-child"), nil
 }
 
-// PeerPID returns the process id of the other end (SO_PEERCRED).
-func (c *Conn) PeerPID() int {
+// Cred is the identity of the process at the other end of a UNIX
+// socket, as the kernel recorded it when that process connected
+// (SO_PEERCRED): it cannot be forged by what the peer sends.
+type Cred struct {
+	PID int
+	UID int
+	GID int
+}
+
+// PeerCred returns the credentials of the other end (SO_PEERCRED).
+func (c *Conn) PeerCred() (Cred, error) {
 	rc, err := c.uc.SyscallConn()
+	if err != nil {
+		return Cred{}, fmt.Errorf("peer credentials: %w", err)
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := rc.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return Cred{}, fmt.Errorf("peer credentials: %w", err)
+	}
+	if cerr != nil {
+		return Cred{}, fmt.Errorf("peer credentials: %w", cerr)
+	}
+	return Cred{PID: int(cred.Pid), UID: int(cred.Uid), GID: int(cred.Gid)}, nil
+}
+
+// PeerPID returns the process id of the other end (SO_PEERCRED), or 0
+// if it cannot be had.
+func (c *Conn) PeerPID() int {
+	cr, err := c.PeerCred()
 	if err != nil {
 		return 0
 	}
-	pid := 0
-	rc.Control(func(fd uintptr) {
-		cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-		if err == nil {
-			pid = int(cred.Pid)
-		}
-	})
-	return pid
+	return cr.PID
 }
 
 // Send writes one message with optional descriptors. The caller keeps
