@@ -66,6 +66,7 @@ type FloodResult struct {
 	DurationS   float64        `json:"duration_s"`
 	Target      string         `json:"target"`
 	From        string         `json:"from"`
+	Sources     int            `json:"sources"`
 	Ping        ping.Stats     `json:"ping"`
 	AllocsOK    int            `json:"honest_allocs_ok"`
 	AllocsFail  int            `json:"honest_allocs_failed"`
@@ -93,7 +94,7 @@ type FloodResult struct {
 // udpFlooder is the stranger: alloc requests (wire version 3, see
 // package ipcpd/udp) from one socket, confirming every "ok".
 type udpFlooder struct {
-	c                      *net.UDPConn
+	cs                     []*net.UDPConn // one per source port
 	sent, bytes, back, oks atomic.Uint64
 }
 
@@ -118,7 +119,7 @@ func (f *udpFlooder) run(ctx context.Context, name string) {
 			eid = 1
 		}
 		binary.BigEndian.PutUint32(b[6:], eid)
-		if _, err := f.c.Write(b); err != nil {
+		if _, err := f.cs[int(eid)%len(f.cs)].Write(b); err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -129,13 +130,13 @@ func (f *udpFlooder) run(ctx context.Context, name string) {
 	}
 }
 
-// answer reads what comes back and confirms every "ok".
-func (f *udpFlooder) answer() {
+// answer reads what comes back to c and confirms every "ok".
+func (f *udpFlooder) answer(c *net.UDPConn) {
 	buf := make([]byte, 2048)
 	conf := make([]byte, 14)
 	conf[4], conf[5] = udpVersion, udpConfirm
 	for {
-		n, err := f.c.Read(buf)
+		n, err := c.Read(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -148,7 +149,7 @@ func (f *udpFlooder) answer() {
 			f.oks.Add(1)
 			copy(conf[6:10], buf[10:14]) // their eid is our dst
 			copy(conf[10:14], buf[6:10])
-			f.c.Write(conf)
+			c.Write(conf)
 		}
 	}
 }
@@ -160,8 +161,12 @@ var (
 )
 
 // floodRun runs the -flood mode.
-func floodRun(ctx context.Context, e *env, d time.Duration, out, progress io.Writer) (*FloodResult, error) {
-	res := &FloodResult{Started: time.Now(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), DurationS: d.Seconds()}
+// The flood comes from sources sockets on 127.0.0.3 (one source by
+// default: the issue's attack; more test the strangers' share of the
+// total caps).
+func floodRun(ctx context.Context, e *env, d time.Duration, sources int, out, progress io.Writer) (*FloodResult, error) {
+	res := &FloodResult{Started: time.Now(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), DurationS: d.Seconds(),
+		Sources: sources}
 	fmt.Fprintln(progress, "bench: flood: setting up two hosts (udp1, net)")
 	tp, err := e.topo(ctx, []string{"a", "b"}, [][2]string{{"a", "b"}}, false)
 	if err != nil {
@@ -214,12 +219,23 @@ func floodRun(ctx context.Context, e *env, d time.Duration, out, progress io.Wri
 	res.FDStart = countFDs(pid)
 	downs0 := downs()
 
-	conn, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3)}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(victim)))
-	if err != nil {
-		return nil, fmt.Errorf("flooder socket: %w", err)
+	fl := &udpFlooder{}
+	defer func() {
+		for _, c := range fl.cs {
+			c.Close()
+		}
+	}()
+	for range max(1, sources) {
+		conn, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3)}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(victim)))
+		if err != nil {
+			return nil, fmt.Errorf("flooder socket: %w", err)
+		}
+		fl.cs = append(fl.cs, conn)
 	}
-	res.From = conn.LocalAddr().String()
-	fl := &udpFlooder{c: conn}
+	res.From = fl.cs[0].LocalAddr().String()
+	if len(fl.cs) > 1 {
+		res.From = fmt.Sprintf("%d ports of 127.0.0.3", len(fl.cs))
+	}
 	fmt.Fprintf(out, "flood: %s (no IRMd) floods b's udp4 IPCP %s with confirmed alloc requests for %v;\n"+
 		"a pings b every 1 ms over udp1, allocates one flow a second, and b's `irm layer show udp1` is timed every 200 ms\n\n",
 		res.From, victim, d)
@@ -228,15 +244,17 @@ func floodRun(ctx context.Context, e *env, d time.Duration, out, progress io.Wri
 	fctx, stop := context.WithTimeout(ctx, d)
 	defer stop()
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(3 + len(fl.cs))
 	go func() { // owned: the flood, until fctx ends
 		defer wg.Done()
 		fl.run(fctx, pingName)
 	}()
-	go func() { // owned: ends when conn closes (below)
-		defer wg.Done()
-		fl.answer()
-	}()
+	for _, c := range fl.cs {
+		go func() { // owned: ends when c closes (below)
+			defer wg.Done()
+			fl.answer(c)
+		}()
+	}
 	var pingErr error
 	go func() { // owned: the honest ping, for d
 		defer wg.Done()
@@ -310,7 +328,9 @@ func floodRun(ctx context.Context, e *env, d time.Duration, out, progress io.Wri
 		lastSent, secMax = smp.SentPkts, 0
 	}
 	tick.Stop()
-	conn.Close()
+	for _, c := range fl.cs {
+		c.Close()
+	}
 	wg.Wait()
 	res.FloodSent, res.FloodBytes, res.FloodBack, res.FloodOKs = fl.sent.Load(), fl.bytes.Load(), fl.back.Load(), fl.oks.Load()
 	res.AdjDowns = downs() - downs0

@@ -92,6 +92,7 @@ type config struct {
 	soakBase time.Duration
 	ovpn     bool
 	flood    bool
+	sources  int
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -114,6 +115,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.Var(cliflag.Duration{D: &c.soakBase}, "base", "soak: when the reference RSS is taken")
 	fs.BoolVar(&c.ovpn, "ovpn", false, "root: ovpn against MPTCP on two paths (gaps across carrier loss and silent failure, -n rounds each, default 5) and bulk goodput")
 	fs.BoolVar(&c.flood, "flood", false, "flood a udp4 IPCP with alloc requests from a stranger for -d (default 30s) (see flood.go)")
+	fs.IntVar(&c.sources, "sources", 1, "flood: source ports the stranger floods from")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -209,7 +211,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var result any
 	code := 0
 	if c.flood {
-		r, err := floodRun(ctx, e, c.duration, stdout, stderr)
+		r, err := floodRun(ctx, e, c.duration, c.sources, stdout, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "bench: flood: %v\n", err)
 			return 1
