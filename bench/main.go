@@ -24,6 +24,11 @@
 // interruptions and packets lost (JSON: bench/out/failover.json, or
 // failover-graceful.json with -graceful).
 //
+// With -congestion (root) it instead measures a 100 Mbit/s tbf
+// bottleneck between network namespaces: one reliable flow against one
+// TCP stream, and a 10 ms low-latency ping idle and under each (JSON:
+// bench/out/congestion.json; see congestion.go).
+//
 // With -soak it instead floods one path (-path, default unicast2) with
 // -s-byte packets for -d (default 60 s), samples the resident memory
 // (VmRSS) of every IPCP, of this process (which hosts the IRMds) and of
@@ -93,6 +98,7 @@ type config struct {
 	ovpn     bool
 	flood    bool
 	sources  int
+	cong     bool
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -116,6 +122,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.ovpn, "ovpn", false, "root: ovpn against MPTCP on two paths (gaps across carrier loss and silent failure, -n rounds each, default 5) and bulk goodput")
 	fs.BoolVar(&c.flood, "flood", false, "flood a udp4 IPCP with alloc requests from a stranger for -d (default 30s) (see flood.go)")
 	fs.IntVar(&c.sources, "sources", 1, "flood: source ports the stranger floods from")
+	fs.BoolVar(&c.cong, "congestion", false, "root: measure a 100 Mbit/s tbf bottleneck between namespaces (reliable flow vs TCP, ping under load; see congestion.go)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -123,6 +130,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.Visit(func(f *flag.Flag) { dSet, nSet = dSet || f.Name == "d", nSet || f.Name == "n" })
 	if c.flood && !dSet {
 		c.duration = 30 * time.Second
+	}
+	if c.cong && !dSet {
+		c.duration = 5 * time.Second
 	}
 	if c.ovpn && !nSet {
 		c.n = 5
@@ -186,6 +196,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			name = "ovpn.json"
 		} else if c.flood {
 			name = "flood.json"
+		} else if c.cong {
+			name = "congestion.json"
 		} else if c.failover {
 			name = "failover.json"
 			if c.graceful {
@@ -229,6 +241,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		if !r.Pass {
 			code = 1
+		}
+		result = r
+	} else if c.cong {
+		r, err := congestion(ctx, e, c.duration, stdout)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: congestion: %v\n", err)
+			return 1
 		}
 		result = r
 	} else if c.ovpn {

@@ -50,6 +50,19 @@ func (c *Conn) ackNewLocked(now time.Time, a uint32, ece bool) {
 			karn = true
 		}
 	}
+	spurious := false
+	if c.rtoCheck && c.cc != nil && c.cfg.Reliable {
+		// The first new ACK after a timeout: if it also acknowledges
+		// the packet after the one retransmitted, sent once and never
+		// SACKed, that packet arrived from its first transmission, and
+		// so, in all likelihood, did the one the timeout resent: the
+		// ACKs were late, nothing was lost (the idea of F-RTO, RFC 5682).
+		c.rtoCheck = false
+		if next := c.rtoSeq + 1; seqLT(next, a) && !(c.finSent && next == c.finSeq) {
+			sp := &c.ring[next%uint32(len(c.ring))]
+			spurious = sp.used && sp.rtx == 0 && !sp.sacked
+		}
+	}
 	if c.cfg.Reliable {
 		w := uint32(len(c.ring))
 		for s := c.sndUna; s != a; s++ {
@@ -86,6 +99,10 @@ func (c *Conn) ackNewLocked(now time.Time, a uint32, ece bool) {
 		}
 	}
 	if c.cc != nil {
+		if spurious {
+			c.cc.undoRTO()
+			c.rtoRecovering = false
+		}
 		c.cc.onAck(now, acked, ece, c.sndUna, c.sndNxt, c.srtt)
 		c.afterTimeoutLocked()
 	}

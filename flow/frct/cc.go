@@ -51,16 +51,19 @@ type controller struct {
 	probeCwnd         float64 // window to restore after the probe
 
 	// round: ends when the cumulative ACK passes roundEnd
-	roundEnd     uint32
-	roundSum     time.Duration // RTT samples of packets sent after lastCut
-	roundN       int
-	roundAcked   int
-	roundMarked  int
-	cwndLimited  bool      // the window, not the application, limited sending this round
-	lastCut      time.Time // samples of packets sent before it do not count
-	recoverSeq   uint32    // losses below it belong to the last cut
-	rtoSeries    uint32    // recoverSeq of the last timeout
-	haveRecovery bool
+	roundEnd    uint32
+	roundSum    time.Duration // RTT samples of packets sent after lastCut
+	roundN      int
+	roundAcked  int
+	roundMarked int
+	cwndLimited bool      // the window, not the application, limited sending this round
+	lastCut     time.Time // samples of packets sent before it do not count
+	recoverSeq  uint32    // losses below it belong to the last cut
+	rtoSeries   uint32    // recoverSeq of the last timeout
+	// window before a series of timeouts, restored if they were spurious
+	undoCwnd, undoSsthresh float64
+	undoSlowStart          bool
+	haveRecovery           bool
 
 	alpha float64 // DCTCP's estimate of the marked share
 
@@ -75,7 +78,7 @@ type controller struct {
 // ccStats are the controller's counters.
 type ccStats struct {
 	lossCuts, ecnCuts, delayCuts, rtoCuts uint64
-	marked, probes                        uint64
+	marked, probes, rtoUndone             uint64
 }
 
 func newController(window int, queue int) *controller {
@@ -277,6 +280,7 @@ func (cc *controller) onRTO(now time.Time, nxt uint32) {
 	first := !cc.haveRecovery || cc.rtoSeries != cc.recoverSeq
 	ss := cc.ssthresh
 	if first {
+		cc.undoCwnd, cc.undoSsthresh, cc.undoSlowStart = cc.cwnd, cc.ssthresh, cc.slowStart
 		ss = max(cc.cwnd*ccRTOBeta, ccMinWindow)
 	}
 	cc.decrease(now, nxt, ccRTOBeta)
@@ -284,6 +288,20 @@ func (cc *controller) onRTO(now time.Time, nxt uint32) {
 	cc.slowStart = cc.cwnd < ss
 	cc.rtoSeries = cc.recoverSeq
 	cc.stats.rtoCuts++
+}
+
+// undoRTO restores the window a series of timeouts took when they
+// prove spurious: the path only stalled (a scheduler, not a queue, held
+// the ACKs), and nothing was lost.
+func (cc *controller) undoRTO() {
+	if cc.undoCwnd == 0 {
+		return
+	}
+	cc.cwnd = max(cc.cwnd, cc.undoCwnd)
+	cc.ssthresh, cc.slowStart = cc.undoSsthresh, cc.undoSlowStart
+	cc.undoCwnd = 0
+	cc.haveRecovery = false
+	cc.stats.rtoUndone++
 }
 
 // setRate derives the pacing rate from the window and the smoothed RTT.

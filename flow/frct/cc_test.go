@@ -260,3 +260,25 @@ func TestControllerPaces(t *testing.T) {
 		t.Fatalf("paced %d packets in 100 ms, want about %d", sent, want)
 	}
 }
+
+func TestCCSpuriousTimeoutUndone(t *testing.T) {
+	n := newSimNet(simRate, simRTT, simLimit, 0)
+	f := n.addFlow(t, simCfg(n.sim), nil)
+	n.run(time.Second)
+	before := f.snd.Stats()
+	// The ACK path stalls for 30 ms (a descheduled receiver): the
+	// timer fires, yet nothing was lost.
+	n.rev.HoldUntil = n.sim.Now().Add(30 * time.Millisecond)
+	n.run(100 * time.Millisecond)
+	s := f.snd.Stats()
+	t.Logf("before %d timeouts, cwnd %d; after %d timeouts, %d undone, cwnd %d", before.Timeouts, before.Cwnd, s.Timeouts, s.RTOUndone, s.Cwnd)
+	if s.Timeouts == before.Timeouts {
+		t.Fatal("the stall caused no timeout")
+	}
+	if s.RTOUndone == 0 {
+		t.Fatal("a spurious timeout was not undone")
+	}
+	if s.Cwnd < before.Cwnd/2 {
+		t.Errorf("window %d after a spurious timeout, was %d", s.Cwnd, before.Cwnd)
+	}
+}

@@ -94,6 +94,8 @@ type Conn struct {
 	rtoAt          time.Time   // last retransmission timeout (with congestion control)
 	rtoRecover     uint32      // sndNxt at that timeout
 	rtoRecovering  bool        // packets sent before rtoAt are still unacknowledged
+	rtoCheck       bool        // the next new ACK tells whether the timeout was spurious
+	rtoSeq         uint32      // the packet the timeout retransmitted
 
 	// receiver
 	rcvNxt     uint32

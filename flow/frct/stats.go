@@ -26,6 +26,7 @@ type Stats struct {
 	DelayCuts  uint64 // congestion window decreases on queueing delay
 	RTOCuts    uint64 // congestion window decreases on timeout
 	Probes     uint64 // drains to remeasure the base RTT
+	RTOUndone  uint64 // timeouts found spurious, their decrease undone
 
 	Cwnd       int           // congestion window in packets (0: no congestion control)
 	PacingRate float64       // packets per second the pacer allows (0: not paced)
@@ -51,7 +52,7 @@ func (c *Conn) Stats() Stats {
 	if cc := c.cc; cc != nil {
 		s.ECNEchoed = cc.stats.marked
 		s.LossCuts, s.ECNCuts, s.DelayCuts, s.RTOCuts = cc.stats.lossCuts, cc.stats.ecnCuts, cc.stats.delayCuts, cc.stats.rtoCuts
-		s.Probes = cc.stats.probes
+		s.Probes, s.RTOUndone = cc.stats.probes, cc.stats.rtoUndone
 		s.Cwnd, s.PacingRate, s.BaseRTT, s.SlowStart = cc.window(), cc.rate, cc.base(), cc.slowStart
 	}
 	s.Buffered = c.oooCount + c.unread

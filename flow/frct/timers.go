@@ -26,6 +26,7 @@ func (c *Conn) onRTO(now time.Time, out *outbox) {
 	if c.cc != nil {
 		c.cc.onRTO(now, c.sndNxt)
 		c.rtoAt, c.rtoRecover, c.rtoRecovering = now, c.sndNxt, true
+		c.rtoCheck, c.rtoSeq = true, first
 	}
 	if c.cfg.Reliable {
 		// Start a new epoch: every hole may be repaired once more on

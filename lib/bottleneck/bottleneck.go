@@ -100,7 +100,8 @@ func (e *events) Pop() any {
 // congestion experienced when the queue holds more than MarkAbove
 // bytes as they arrive (0: never), and arrive Delay after leaving the
 // serialiser. Drop, if set, drops the packets it returns true for (loss
-// bursts, outages).
+// bursts, outages). Packets offered before HoldUntil wait for it (a
+// stalled path that loses nothing), in order.
 type Link struct {
 	Sim       *Sim
 	Rate      int64
@@ -108,6 +109,7 @@ type Link struct {
 	MarkAbove int
 	Delay     time.Duration
 	Drop      func(now time.Time) bool
+	HoldUntil time.Time
 
 	busyUntil time.Time // when the serialiser has sent everything queued
 	stats     Stats
@@ -171,6 +173,9 @@ func (l *Link) Send(size int, deliver func(ce bool)) bool {
 	start := now
 	if l.busyUntil.After(start) {
 		start = l.busyUntil
+	}
+	if l.HoldUntil.After(start) {
+		start = l.HoldUntil
 	}
 	done := start
 	if l.Rate > 0 {

@@ -68,3 +68,20 @@ func join(s []string) string {
 	}
 	return out
 }
+
+func TestLinkHoldsInOrder(t *testing.T) {
+	s := New(time.Unix(0, 0))
+	l := &Link{Sim: s, Delay: time.Millisecond, HoldUntil: time.Unix(0, 0).Add(5 * time.Millisecond)}
+	var got []int
+	for i := 0; i < 3; i++ {
+		l.Send(100, func(bool) { got = append(got, i) })
+	}
+	s.RunFor(5*time.Millisecond + 999*time.Microsecond)
+	if len(got) != 0 {
+		t.Fatalf("delivered %v during the hold", got)
+	}
+	s.RunFor(time.Millisecond)
+	if len(got) != 3 || got[0] != 0 || got[2] != 2 {
+		t.Fatalf("after the hold: %v", got)
+	}
+}

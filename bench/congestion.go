@@ -1,0 +1,578 @@
+package main
+
+// -congestion: a real bottleneck. Two network namespaces, A and B, are
+// joined through a bridge in a third, M; tbf shapes both bridge ports
+// to 100 Mbit/s (burst 32 kB, latency 20 ms), in the middle because an
+// AF_PACKET sender bypasses its own qdisc. An eth-dix layer runs on the
+// veths with a unicast layer "net" over it, and A and B have IPv4
+// addresses on the same veths for TCP. In one run it measures, on that
+// one path:
+//
+//	tcp       Go TCP, one stream A to B (kernel congestion control)
+//	reliable  one reliable ouro flow A to B (FRCT congestion control)
+//	ping      a low-latency ouro flow pinging every 10 ms: idle, while
+//	          the reliable flow fills the path, and while TCP does
+//
+// The servers (sink and echo) run in this process: an ouro application
+// talks to its IRMd through the run directory, which no namespace
+// hides, and the TCP sockets are opened on a thread moved into the
+// namespace (setns), so no extra process is needed.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/flow/ping"
+	"github.com/ouro-net/ouro/internal/topo"
+	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/qos"
+	"github.com/ouro-net/ouro/lib/rundir"
+)
+
+// Shape of the bottleneck, as in issue 11.
+const (
+	shapeRate    = "100mbit"
+	shapeRateBps = 100e6
+	shapeBurst   = "32kb"
+	shapeLatency = "20ms"
+	bulkName     = "ccbulk"
+	echoName     = "ccecho"
+	bulkMsg      = 1400
+	tcpPort      = 5201
+)
+
+// shapedPath is the bridge-and-tbf path between two namespaces.
+type shapedPath struct {
+	nsA, nsM, nsB string
+	dirA, dirB    string
+	ipB           string
+	irm           string
+	logLevel      string
+	log           io.Writer
+	daemons       []*exec.Cmd
+	undo          []func()
+}
+
+var shapeSeq atomic.Uint64
+
+func shapeName(kind string) string {
+	return fmt.Sprintf("cc%s%d%d", kind, os.Getpid()%100000, shapeSeq.Add(1))
+}
+
+func runCmd(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// buildShapedPath builds the path; Close undoes everything, also after
+// an error part way (buildShapedPath calls it itself then).
+func buildShapedPath(ctx context.Context, irm, logLevel string, log io.Writer) (p *shapedPath, err error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("needs root (network namespaces, bridge, tbf, AF_PACKET)")
+	}
+	p = &shapedPath{irm: irm, logLevel: logLevel, log: log, ipB: "10.211.0.2"}
+	defer func() {
+		if err != nil {
+			p.Close()
+			p = nil
+		}
+	}()
+	for _, ns := range []*string{&p.nsA, &p.nsM, &p.nsB} {
+		*ns = shapeName("ns")
+		if err := runCmd("ip", "netns", "add", *ns); err != nil {
+			return nil, err
+		}
+		name := *ns
+		p.undo = append(p.undo, func() { exec.Command("ip", "netns", "del", name).Run() })
+		if err := runCmd("ip", "-n", name, "link", "set", "lo", "up"); err != nil {
+			return nil, err
+		}
+	}
+	br := shapeName("br")
+	devA, devB := shapeName("a"), shapeName("b")
+	portA, portB := shapeName("pa"), shapeName("pb")
+	steps := [][]string{
+		{"ip", "link", "add", devA, "type", "veth", "peer", "name", portA},
+		{"ip", "link", "set", devA, "netns", p.nsA},
+		{"ip", "link", "set", portA, "netns", p.nsM},
+		{"ip", "link", "add", devB, "type", "veth", "peer", "name", portB},
+		{"ip", "link", "set", devB, "netns", p.nsB},
+		{"ip", "link", "set", portB, "netns", p.nsM},
+		{"ip", "-n", p.nsM, "link", "add", br, "type", "bridge"},
+		{"ip", "-n", p.nsM, "link", "set", portA, "master", br},
+		{"ip", "-n", p.nsM, "link", "set", portB, "master", br},
+		{"ip", "-n", p.nsM, "link", "set", br, "up"},
+		{"ip", "-n", p.nsM, "link", "set", portA, "up"},
+		{"ip", "-n", p.nsM, "link", "set", portB, "up"},
+		{"ip", "-n", p.nsA, "addr", "add", "10.211.0.1/24", "dev", devA},
+		{"ip", "-n", p.nsB, "addr", "add", p.ipB + "/24", "dev", devB},
+		{"ip", "-n", p.nsA, "link", "set", devA, "up"},
+		{"ip", "-n", p.nsB, "link", "set", devB, "up"},
+		{"ip", "netns", "exec", p.nsM, "tc", "qdisc", "add", "dev", portA, "root", "tbf", "rate", shapeRate, "burst", shapeBurst, "latency", shapeLatency},
+		{"ip", "netns", "exec", p.nsM, "tc", "qdisc", "add", "dev", portB, "root", "tbf", "rate", shapeRate, "burst", shapeBurst, "latency", shapeLatency},
+	}
+	p.undo = append(p.undo, func() {
+		exec.Command("ip", "link", "del", devA).Run()
+		exec.Command("ip", "link", "del", devB).Run()
+	})
+	for _, s := range steps {
+		if err := runCmd(s[0], s[1:]...); err != nil {
+			return nil, err
+		}
+	}
+	if p.dirA, err = p.daemon(ctx, p.nsA); err != nil {
+		return nil, err
+	}
+	if p.dirB, err = p.daemon(ctx, p.nsB); err != nil {
+		return nil, err
+	}
+	irmA := func(args ...string) error { return p.irmAt(p.nsA, p.dirA, args...) }
+	irmB := func(args ...string) error { return p.irmAt(p.nsB, p.dirB, args...) }
+	for _, s := range []func() error{
+		func() error {
+			return irmA("ipcp", "bootstrap", "type", "eth-dix", "name", "a.eth", "layer", "eth", "dev", devA)
+		},
+		func() error {
+			return irmB("ipcp", "bootstrap", "type", "eth-dix", "name", "b.eth", "layer", "eth", "dev", devB)
+		},
+		func() error {
+			return irmA("ipcp", "bootstrap", "type", "unicast", "name", "a", "layer", "net", "autobind")
+		},
+		func() error { return irmA("name", "register", "a", "layer", "eth") },
+		func() error { return irmA("name", "register", "net", "layer", "eth") },
+		func() error { return irmB("ipcp", "create", "type", "unicast", "name", "b") },
+		func() error { return irmB("ipcp", "enroll", "name", "b", "layer", "net", "autobind") },
+		func() error { return irmB("name", "register", "b", "layer", "eth") },
+		func() error { return irmB("ipcp", "connect", "name", "b", "dst", "a") },
+		func() error { return irmB("name", "register", bulkName, "layer", "net") },
+		func() error { return irmB("name", "register", echoName, "layer", "net") },
+	} {
+		if err := s(); err != nil {
+			return nil, err
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var info ctrl.LayerInfo
+		err := topo.Call(p.dirA, ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info)
+		if err == nil && topo.RouteNextHops(info.Text, "b") >= 1 {
+			return p, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("no route from a to b after 30 s (%v):\n%s", err, info.Text)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// daemon starts an IRMd inside ns and waits for it to answer.
+func (p *shapedPath) daemon(ctx context.Context, ns string) (string, error) {
+	dir, err := os.MkdirTemp("", "occ")
+	if err != nil {
+		return "", err
+	}
+	p.undo = append(p.undo, func() { os.RemoveAll(dir) })
+	cmd := exec.Command("ip", "netns", "exec", ns, p.irm, "daemon", "--rundir", dir, "--log-level", p.logLevel)
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("start IRMd in %s: %w", ns, err)
+	}
+	p.daemons = append(p.daemons, cmd)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; time.Sleep(20 * time.Millisecond) {
+		if topo.Call(dir, ctrl.OpIPCPList, nil, &ctrl.IPCPList{}) == nil {
+			return dir, nil
+		}
+	}
+	return "", fmt.Errorf("IRMd in %s did not answer", ns)
+}
+
+// irmAt runs an irm command against the IRMd of dir inside ns.
+func (p *shapedPath) irmAt(ns, dir string, args ...string) error {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, p.irm}, args...)...)
+	cmd.Env = append(os.Environ(), rundir.EnvVar+"="+dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("irm %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// Close stops the daemons (SIGTERM, then SIGKILL) and removes the
+// namespaces, links and run directories.
+func (p *shapedPath) Close() {
+	for _, d := range p.daemons {
+		d.Process.Signal(unix.SIGTERM)
+		done := make(chan struct{})
+		go func() { d.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			d.Process.Kill()
+			<-done
+		}
+	}
+	p.daemons = nil
+	for i := len(p.undo) - 1; i >= 0; i-- {
+		p.undo[i]()
+	}
+	p.undo = nil
+}
+
+// inNetns runs fn on an OS thread moved into namespace ns. The thread
+// stays locked and exits with the goroutine, so no other goroutine ever
+// runs in that namespace; sockets fn opens stay in it.
+func inNetns(ns string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		f, err := os.Open("/var/run/netns/" + ns)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer f.Close()
+		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("setns %s: %w", ns, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// sink counts what one conn delivers. With messages set it also checks
+// that every read is one whole message carrying the next index (an
+// ouro flow keeps message boundaries), so the data arrived intact.
+type sink struct {
+	bytes    atomic.Int64
+	bad      atomic.Int64
+	messages bool
+	done     chan struct{}
+}
+
+func newSink(c net.Conn, messages bool) *sink {
+	s := &sink{messages: messages, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		defer c.Close()
+		buf := make([]byte, 1<<16)
+		var next uint64
+		for {
+			n, err := c.Read(buf)
+			if n > 0 {
+				if s.messages {
+					if n != bulkMsg || binary.BigEndian.Uint64(buf) != next {
+						s.bad.Add(1)
+					}
+					next++
+				}
+				s.bytes.Add(int64(n))
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return s
+}
+
+// bulk writes numbered bulkMsg-byte messages to c for d.
+func bulk(c net.Conn, d time.Duration) error {
+	msg := make([]byte, bulkMsg)
+	end := time.Now().Add(d)
+	c.SetWriteDeadline(end)
+	for i := uint64(0); time.Now().Before(end); i++ {
+		binary.BigEndian.PutUint64(msg, i)
+		if _, err := c.Write(msg); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// BulkResult is one bulk transfer's goodput.
+type BulkResult struct {
+	Mbps     float64 `json:"mbps"` // goodput after the first second
+	Bytes    int64   `json:"bytes"`
+	Bad      int64   `json:"bad_messages,omitempty"`
+	CloseErr string  `json:"close_error,omitempty"`
+	// FRCT sender state at the end (reliable flows only).
+	Cwnd          int     `json:"cwnd,omitempty"`
+	SRTTMS        float64 `json:"srtt_ms,omitempty"`
+	BaseRTTMS     float64 `json:"base_rtt_ms,omitempty"`
+	Retransmitted uint64  `json:"retransmitted,omitempty"`
+	DelayCuts     uint64  `json:"delay_cuts,omitempty"`
+	LossCuts      uint64  `json:"loss_cuts,omitempty"`
+	RTOCuts       uint64  `json:"rto_cuts,omitempty"`
+}
+
+// PingResult is a low-latency ping run.
+type PingResult struct {
+	During  string  `json:"during"`
+	AvgMS   float64 `json:"rtt_avg_ms"`
+	P99MS   float64 `json:"rtt_p99_ms"`
+	MaxMS   float64 `json:"rtt_max_ms"`
+	LossPct float64 `json:"loss_pct"`
+	// BulkMbps is the goodput of the bulk flow that ran meanwhile.
+	BulkMbps float64 `json:"bulk_mbps,omitempty"`
+}
+
+// CongestionResult is the -congestion report.
+type CongestionResult struct {
+	Started   time.Time    `json:"started"`
+	Path      string       `json:"path"`
+	DurationS float64      `json:"duration_s"`
+	TCP       BulkResult   `json:"tcp"`
+	Reliable  BulkResult   `json:"reliable"`
+	Ratio     float64      `json:"reliable_to_tcp"`
+	Pings     []PingResult `json:"pings"`
+}
+
+// servers runs the sink and echo on B: ouro names through B's IRMd,
+// TCP on B's address inside B's namespace.
+type servers struct {
+	p      *shapedPath
+	tcp    net.Listener
+	lb, le *flow.Listener
+	sinks  chan *sink
+	tsinks chan *sink
+	wg     sync.WaitGroup
+	cancel context.CancelFunc
+}
+
+func startServers(p *shapedPath) (*servers, error) {
+	s := &servers{p: p, sinks: make(chan *sink, 4), tsinks: make(chan *sink, 4)}
+	var err error
+	if err = inNetns(p.nsB, func() error {
+		s.tcp, err = net.Listen("tcp4", fmt.Sprintf("%s:%d", p.ipB, tcpPort))
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if s.lb, err = flow.Listen(bulkName, flow.WithRunDir(p.dirB)); err != nil {
+		s.tcp.Close()
+		return nil, err
+	}
+	if s.le, err = flow.Listen(echoName, flow.WithRunDir(p.dirB)); err != nil {
+		s.tcp.Close()
+		s.lb.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := s.tcp.Accept()
+			if err != nil {
+				return
+			}
+			s.tsinks <- newSink(c, false)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		for {
+			f, err := s.lb.Accept(ctx)
+			if err != nil {
+				return
+			}
+			s.sinks <- newSink(f, true)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		ping.Serve(ctx, s.le, nil)
+	}()
+	return s, nil
+}
+
+func (s *servers) Close() {
+	s.cancel()
+	s.tcp.Close()
+	s.lb.Close()
+	s.le.Close()
+	s.wg.Wait()
+}
+
+// dialTCP connects to B's sink from inside A's namespace.
+func (s *servers) dialTCP() (net.Conn, error) {
+	var c net.Conn
+	err := inNetns(s.p.nsA, func() error {
+		var err error
+		c, err = net.DialTimeout("tcp4", fmt.Sprintf("%s:%d", s.p.ipB, tcpPort), 5*time.Second)
+		return err
+	})
+	return c, err
+}
+
+// allocOuro allocates a flow from A to name with q, retrying while the
+// name spreads.
+func (s *servers) allocOuro(ctx context.Context, name string, q qos.Spec) (*flow.Flow, error) {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		f, err := flow.Alloc(actx, name, q, flow.WithRunDir(s.p.dirA))
+		cancel()
+		if err == nil {
+			return f, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("allocate a flow to %s: %w", name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// runBulk sends for d over conn and measures the goodput at the sink
+// after the first second (start-up excluded).
+func (s *servers) runBulk(conn net.Conn, sinks chan *sink, d time.Duration) (BulkResult, error) {
+	errc := make(chan error, 1)
+	go func() { errc <- bulk(conn, d) }()
+	var sk *sink
+	select {
+	case sk = <-sinks:
+	case <-time.After(10 * time.Second):
+		conn.Close()
+		return BulkResult{}, errors.New("the sink never saw the flow")
+	}
+	time.Sleep(time.Second)
+	b0, t0 := sk.bytes.Load(), time.Now()
+	err := <-errc
+	b1, t1 := sk.bytes.Load(), time.Now()
+	r := BulkResult{Mbps: float64(b1-b0) * 8 / t1.Sub(t0).Seconds() / 1e6}
+	if f, ok := conn.(*flow.Flow); ok {
+		if st := f.Reliability(); st != nil {
+			r.Cwnd, r.Retransmitted = st.Cwnd, st.Retransmitted
+			r.SRTTMS, r.BaseRTTMS = float64(st.SRTT)/1e6, float64(st.BaseRTT)/1e6
+			r.DelayCuts, r.LossCuts, r.RTOCuts = st.DelayCuts, st.LossCuts, st.RTOCuts
+		}
+	}
+	if cerr := conn.Close(); cerr != nil {
+		r.CloseErr = cerr.Error()
+	}
+	select {
+	case <-sk.done:
+	case <-time.After(15 * time.Second):
+		return r, errors.New("the sink never saw the end of the flow")
+	}
+	r.Bytes, r.Bad = sk.bytes.Load(), sk.bad.Load()
+	return r, err
+}
+
+// pingDuring pings over a low-latency flow every 10 ms for d; with
+// load set, a bulk flow (reliable ouro or TCP) runs meanwhile.
+func (s *servers) pingDuring(ctx context.Context, load string, d time.Duration) (PingResult, error) {
+	res := PingResult{During: load}
+	var (
+		bulkRes BulkResult
+		bulkErr error
+		wg      sync.WaitGroup
+	)
+	if load != "idle" {
+		var conn net.Conn
+		var sinks chan *sink
+		var err error
+		if load == "tcp" {
+			conn, err = s.dialTCP()
+			sinks = s.tsinks
+		} else {
+			conn, err = s.allocOuro(ctx, bulkName, qos.Reliable())
+			sinks = s.sinks
+		}
+		if err != nil {
+			return res, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bulkRes, bulkErr = s.runBulk(conn, sinks, d+2*time.Second)
+		}()
+		time.Sleep(time.Second + 500*time.Millisecond) // let the bulk flow fill the path
+	}
+	st, err := ping.Run(ctx, ping.Config{Name: echoName, QoS: qos.LowLatency(), Interval: 10 * time.Millisecond,
+		Duration: d, Opts: []flow.Option{flow.WithRunDir(s.p.dirA)}})
+	wg.Wait()
+	if err != nil {
+		return res, err
+	}
+	if bulkErr != nil {
+		return res, bulkErr
+	}
+	res.AvgMS, res.P99MS, res.MaxMS, res.LossPct = st.AvgMS, st.P99MS, st.MaxMS, st.LossPct
+	res.BulkMbps = bulkRes.Mbps
+	return res, nil
+}
+
+// congestion runs the -congestion measurements.
+func congestion(ctx context.Context, e *env, d time.Duration, out io.Writer) (*CongestionResult, error) {
+	r := &CongestionResult{Started: time.Now(), DurationS: d.Seconds(),
+		Path: fmt.Sprintf("A - bridge - B, tbf rate %s burst %s latency %s on both bridge ports; eth-dix under a unicast layer; %d-byte messages",
+			shapeRate, shapeBurst, shapeLatency, bulkMsg)}
+	fmt.Fprintf(out, "congestion: building %s\n", r.Path)
+	p, err := buildShapedPath(ctx, e.irm, e.logLevel, e.log)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	s, err := startServers(p)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+
+	conn, err := s.dialTCP()
+	if err != nil {
+		return nil, err
+	}
+	if r.TCP, err = s.runBulk(conn, s.tsinks, d); err != nil {
+		return nil, fmt.Errorf("tcp: %w", err)
+	}
+	fmt.Fprintf(out, "congestion: tcp       %7.2f Mbit/s\n", r.TCP.Mbps)
+	f, err := s.allocOuro(ctx, bulkName, qos.Reliable())
+	if err != nil {
+		return nil, err
+	}
+	if r.Reliable, err = s.runBulk(f, s.sinks, d); err != nil {
+		return nil, fmt.Errorf("reliable: %w", err)
+	}
+	if r.TCP.Mbps > 0 {
+		r.Ratio = r.Reliable.Mbps / r.TCP.Mbps
+	}
+	fmt.Fprintf(out, "congestion: reliable  %7.2f Mbit/s (%.2fx TCP), cwnd %d, srtt %.2f ms, base %.2f ms, %d retransmitted, %d bad messages\n",
+		r.Reliable.Mbps, r.Ratio, r.Reliable.Cwnd, r.Reliable.SRTTMS, r.Reliable.BaseRTTMS, r.Reliable.Retransmitted, r.Reliable.Bad)
+	for _, load := range []string{"idle", "reliable", "tcp"} {
+		pr, err := s.pingDuring(ctx, load, d)
+		if err != nil {
+			return nil, fmt.Errorf("ping during %s: %w", load, err)
+		}
+		fmt.Fprintf(out, "congestion: ping every 10 ms, %-8s avg %6.2f ms, p99 %6.2f ms, max %6.2f ms, loss %.1f%%, bulk %.2f Mbit/s\n",
+			load, pr.AvgMS, pr.P99MS, pr.MaxMS, pr.LossPct, pr.BulkMbps)
+		r.Pings = append(r.Pings, pr)
+	}
+	return r, nil
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+// TestShapedPathReliableFlow runs one reliable flow through the
+// 100 Mbit/s tbf bottleneck of -congestion and asserts loose bounds
+// only (the figures are the bench's): the flow takes a fair part of the
+// link, every message arrives whole and in order, Close sees it all
+// acknowledged, and a low-latency ping alongside gets its answers.
+// Without congestion control the flow collapses to under 1 Mbit/s.
+func TestShapedPathReliableFlow(t *testing.T) {
+	testenv.RequireRoot(t)
+	irm := filepath.Join(testenv.Binaries(t), "irm")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := buildShapedPath(ctx, irm, "warn", testWriter{t})
+	if err != nil {
+		t.Fatalf("build the shaped path: %v", err)
+	}
+	t.Cleanup(p.Close)
+	s, err := startServers(p)
+	if err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	t.Cleanup(s.Close)
+	f, err := s.allocOuro(ctx, bulkName, qos.Reliable())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.runBulk(f, s.sinks, 3*time.Second)
+	t.Logf("reliable flow: %+v", r)
+	if err != nil {
+		t.Fatalf("bulk: %v", err)
+	}
+	if r.Bad != 0 || r.Bytes == 0 || r.Bytes%bulkMsg != 0 {
+		t.Errorf("%d bytes, %d messages out of order or cut", r.Bytes, r.Bad)
+	}
+	if r.CloseErr != "" {
+		t.Errorf("close: %s", r.CloseErr)
+	}
+	if r.Mbps < 0.3*shapeRateBps/1e6 {
+		t.Errorf("reliable flow got %.2f Mbit/s of the %s link, want more than 30%%", r.Mbps, shapeRate)
+	}
+	pr, err := s.pingDuring(ctx, "reliable", 2*time.Second)
+	t.Logf("ping during a reliable flow: %+v", pr)
+	if err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	if pr.LossPct > 50 {
+		t.Errorf("ping lost %.1f%% beside a reliable flow", pr.LossPct)
+	}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Logf("%s", b)
+	return len(b), nil
+}
