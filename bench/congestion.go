@@ -349,6 +349,9 @@ type CongestionResult struct {
 	Reliable  BulkResult   `json:"reliable"`
 	Ratio     float64      `json:"reliable_to_tcp"`
 	Pings     []PingResult `json:"pings"`
+	// Shared is two reliable flows started together on the path.
+	Shared []BulkResult `json:"two_reliable_flows"`
+	Jain   float64      `json:"two_flows_jain"`
 }
 
 // servers runs the sink and echo on B: ouro names through B's IRMd,
@@ -574,5 +577,35 @@ func congestion(ctx context.Context, e *env, d time.Duration, out io.Writer) (*C
 			load, pr.AvgMS, pr.P99MS, pr.MaxMS, pr.LossPct, pr.BulkMbps)
 		r.Pings = append(r.Pings, pr)
 	}
+	if r.Shared, err = s.twoFlows(ctx, d); err != nil {
+		return nil, fmt.Errorf("two reliable flows: %w", err)
+	}
+	x, y := r.Shared[0].Mbps, r.Shared[1].Mbps
+	if x+y > 0 {
+		r.Jain = (x + y) * (x + y) / (2 * (x*x + y*y))
+	}
+	fmt.Fprintf(out, "congestion: two reliable flows %.2f + %.2f = %.2f Mbit/s, Jain %.3f\n", x, y, x+y, r.Jain)
 	return r, nil
+}
+
+// twoFlows runs two reliable flows at once, the second starting half a
+// second after the first, and measures both after the first second.
+func (s *servers) twoFlows(ctx context.Context, d time.Duration) ([]BulkResult, error) {
+	res := make([]BulkResult, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range res {
+		f, err := s.allocOuro(ctx, bulkName, qos.Reliable())
+		if err != nil {
+			return nil, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i], errs[i] = s.runBulk(f, s.sinks, d+time.Duration(1-i)*time.Second/2)
+		}()
+		time.Sleep(time.Second / 2)
+	}
+	wg.Wait()
+	return res, errors.Join(errs...)
 }
