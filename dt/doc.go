@@ -58,4 +58,23 @@
 // call, so calling it per destination is quadratic in the table size.
 // [FIB.RemoveNextHop] is the local-repair step of failover: it drops a
 // dead lower flow from every entry at once.
+//
+// # Egress scheduling and ECN
+//
+// A [Scheduler] is the egress queue of one lower flow: a bounded FIFO
+// per [Class] (management, then the QoS cubes low latency, best effort,
+// bulk), served by strict priority except that a lower data class that
+// waited SchedConfig.Guarantee packets of higher classes is served next
+// (by default best effort keeps at least 1/5 and bulk 1/9 of a
+// saturated egress), and management always goes first. A data packet
+// queued behind more than MarkAbove packets of its class gets the
+// congestion mark through SchedConfig.Mark, normally [Layout.RaiseECN]
+// with a level that grows with the queue. Full queues drop and count.
+//
+// The unicast forwarding path does not use it yet: it writes to its
+// lower flows without a queue of its own (the lower flow's channel is
+// the queue, and a refused packet is a counted drop), so a scheduler
+// there needs a draining goroutine per adjacency and a small channel
+// below it; and a mark set here reaches the receiving FRCT only once
+// the flow channel to the application carries it.
 package dt
