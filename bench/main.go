@@ -308,6 +308,10 @@ func bench(ctx context.Context, e *env, c *config, progress io.Writer) *Table {
 		}
 		tg.Close()
 	}
+	if slices.Contains(c.paths, pathUnicast2) && ctx.Err() == nil {
+		fmt.Fprintln(progress, "bench: bulk goodput: tcp on loopback, reliable flow over the square")
+		t.Bulk = bulkLoopback(ctx, e, max(c.duration, 3*time.Second))
+	}
 	t.ratios()
 	t.ElapsedS = time.Since(start).Seconds()
 	return t

@@ -44,6 +44,7 @@ type Table struct {
 	Paths      map[string]string `json:"paths"`
 	Notes      []string          `json:"notes,omitempty"`
 	Rows       []Row             `json:"rows"`
+	Bulk       []BulkRow         `json:"bulk,omitempty"` // bulk.go
 	ElapsedS   float64           `json:"elapsed_s"`
 	FailedRows int               `json:"failed_rows"`
 }
@@ -113,6 +114,7 @@ func (t *Table) Print(w io.Writer) {
 			fmt.Fprintf(w, "  %s %d B: %s\n", r.Path, r.Size, r.Error)
 		}
 	}
+	printBulk(w, t.Bulk)
 }
 
 // writeJSON writes v, indented, to file, creating its directory.
