@@ -46,8 +46,10 @@ func TestShapedPathReliableFlow(t *testing.T) {
 	if r.CloseErr != "" {
 		t.Errorf("close: %s", r.CloseErr)
 	}
-	if r.Mbps < 0.3*shapeRateBps/1e6 {
-		t.Errorf("reliable flow got %.2f Mbit/s of the %s link, want more than 30%%", r.Mbps, shapeRate)
+	// 20%: loose enough for race-built IPCPs on a loaded machine (about
+	// 57 Mbit/s there); without congestion control the flow gets 1-8.
+	if r.Mbps < 0.2*shapeRateBps/1e6 {
+		t.Errorf("reliable flow got %.2f Mbit/s of the %s link, want more than 20%%", r.Mbps, shapeRate)
 	}
 	pr, err := s.pingDuring(ctx, "reliable", 2*time.Second)
 	t.Logf("ping during a reliable flow: %+v", pr)
