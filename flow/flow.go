@@ -230,8 +230,12 @@ func newFlow(fi ctrl.FlowInfo, p *pipe.Pipe) (*Flow, error) {
 		if timeout == 0 {
 			timeout = frct.DefaultPeerTimeout
 		}
+		cc := frct.CongestionAuto
+		if fi.QoS.Congestion {
+			cc = frct.CongestionOn
+		}
 		c, err := frct.New(lowerOf{f}, frct.Config{
-			Reliable: fi.QoS.Reliable, InOrder: fi.QoS.InOrder, PeerTimeout: timeout,
+			Reliable: fi.QoS.Reliable, InOrder: fi.QoS.InOrder, PeerTimeout: timeout, Congestion: cc,
 		})
 		if err != nil {
 			p.Close()

@@ -63,7 +63,7 @@ func (c *Conn) ackNewLocked(now time.Time, a uint32, ece bool) {
 			spurious = sp.used && sp.rtx == 0 && !sp.sacked
 		}
 	}
-	if c.cfg.Reliable {
+	if c.ring != nil {
 		w := uint32(len(c.ring))
 		for s := c.sndUna; s != a; s++ {
 			if c.finSent && s == c.finSeq {
@@ -129,7 +129,7 @@ func (c *Conn) ackNewLocked(now time.Time, a uint32, ece bool) {
 // one timeout per hole, backed off, would take seconds. It queues up to
 // a congestion window of the packets sent before the timeout.
 func (c *Conn) afterTimeoutLocked() {
-	if !c.rtoRecovering {
+	if !c.rtoRecovering || !c.cfg.Reliable {
 		return
 	}
 	if !seqLT(c.sndUna, c.rtoRecover) {

@@ -282,3 +282,33 @@ func TestCCSpuriousTimeoutUndone(t *testing.T) {
 		t.Errorf("window %d after a spurious timeout, was %d", s.Cwnd, before.Cwnd)
 	}
 }
+
+func TestCCBestEffortFlowThatAsks(t *testing.T) {
+	n := newSimNet(simRate, simRTT, simLimit, 0)
+	cfg := simCfg(n.sim)
+	cfg.Reliable, cfg.Congestion = false, CongestionOn
+	f := n.addFlow(t, cfg, nil)
+	n.run(2 * time.Second)
+	n.fwd.ResetStats()
+	r := n.rates(3 * time.Second)
+	st := n.fwd.Stats()
+	s := f.snd.Stats()
+	t.Logf("best effort with congestion control: %.2f Mbit/s; queue mean %v max %v; drops %d; sender %+v", mbps(r[0]), st.MeanQueueDelay(), st.QueueDelayMax, st.Dropped, s)
+	if s.Cwnd == 0 || s.DelayCuts == 0 {
+		t.Fatal("no congestion control on a best-effort flow that asked for it")
+	}
+	if r[0] < 0.9*simRate*wire {
+		t.Errorf("goodput %.2f Mbit/s, want >= 90%%", mbps(r[0]))
+	}
+	if st.Dropped != 0 || st.MeanQueueDelay() > 5*time.Millisecond {
+		t.Errorf("queue mean %v, %d drops", st.MeanQueueDelay(), st.Dropped)
+	}
+	// A 50 ms outage: the flight is given up on, the flow goes on.
+	outage := n.sim.Now()
+	n.fwd.Drop = func(now time.Time) bool { return now.Sub(outage) < 50*time.Millisecond }
+	n.run(time.Second)
+	r = n.rates(time.Second)
+	if s2 := f.snd.Stats(); s2.Timeouts == 0 || r[0] < 0.9*simRate*wire {
+		t.Errorf("after an outage: %.2f Mbit/s, %d timeouts", mbps(r[0]), s2.Timeouts)
+	}
+}

@@ -85,13 +85,13 @@ type Congestion uint8
 // Congestion modes.
 const (
 	CongestionAuto Congestion = iota // on for reliable connections
-	CongestionOn                     // on (needs Reliable: unreliable connections keep no send state)
+	CongestionOn                     // on, also for an unreliable connection (it then keeps send times)
 	CongestionOff                    // off: the windows alone pace the sender
 )
 
 // congestionOn reports whether the sender runs congestion control.
 func (c Config) congestionOn() bool {
-	return c.Reliable && c.Congestion != CongestionOff
+	return c.Reliable && c.Congestion != CongestionOff || c.Congestion == CongestionOn
 }
 
 // withDefaults fills zero fields and validates the result.
@@ -150,8 +150,6 @@ func (c Config) validate() error {
 		return bad("MaxMessage %d outside [1, 1 GiB]", c.MaxMessage)
 	case c.Congestion > CongestionOff:
 		return bad("Congestion %d unknown", c.Congestion)
-	case c.Congestion == CongestionOn && !c.Reliable:
-		return bad("congestion control needs Reliable")
 	case c.CCQueue < 1 || c.CCQueue > c.Window:
 		return bad("CCQueue %d outside [1, Window %d]", c.CCQueue, c.Window)
 	case c.KeepAlive > 0 && c.PeerTimeout > 0 && c.KeepAlive >= c.PeerTimeout:

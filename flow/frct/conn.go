@@ -209,7 +209,7 @@ func newConn(lower Lower, cfg Config) (*Conn, error) {
 	}
 	c.maxMsgPkts = (cfg.MaxMessage + c.maxPayload - 1) / c.maxPayload
 	c.pool.New = func() any { b := make([]byte, mtu); return &b }
-	if cfg.Reliable {
+	if cfg.Reliable || cfg.congestionOn() {
 		c.ring = make([]spkt, cfg.Window)
 	}
 	if cfg.congestionOn() {

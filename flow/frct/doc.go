@@ -59,8 +59,13 @@
 //
 // # Congestion control
 //
-// Reliable connections run congestion control in the sender
-// (Config.Congestion; unreliable ones keep no send state and run none).
+// Reliable connections run congestion control in the sender; an
+// unreliable one runs it when Config.Congestion is CongestionOn (the
+// flow library sets it from qos.Spec.Congestion): it then keeps the send
+// time of each packet in flight (no copy: nothing is resent), its writer
+// waits for the congestion window and the pacer though never for the
+// peer's window, losses show as delay and ECN only, and a timeout gives
+// up on the packets in flight and cuts the window.
 // The congestion window, in packets, is counted against the packets in
 // flight less those SACKed, next to the receive window; a token bucket
 // paces packets at gain*cwnd/SRTT (gain 2 in slow start, 1.25 after,

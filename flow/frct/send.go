@@ -119,14 +119,18 @@ func (c *Conn) canSendLocked() bool {
 	if c.cc != nil && int(flight)-c.sacked >= c.cc.window() {
 		return false
 	}
+	if !c.cfg.Reliable { // never held back by the peer's window
+		return flight < uint32(len(c.ring))
+	}
 	return flight < uint32(len(c.ring)) && seqLT(c.sndNxt, c.peerEdge)
 }
 
 // sendGateLocked tells whether a new DATA packet may go now: open is
 // false while a window is full; pace, when positive, is how long the
-// pacer holds it back. Unreliable connections are never held.
+// pacer holds it back. Unreliable connections without congestion
+// control are never held.
 func (c *Conn) sendGateLocked(now time.Time) (open bool, pace time.Duration) {
-	if !c.cfg.Reliable {
+	if !c.cfg.Reliable && c.cc == nil {
 		return true, 0
 	}
 	if !c.canSendLocked() {
@@ -170,10 +174,13 @@ func (c *Conn) paceWake() {
 func (c *Conn) sendDataLocked(now time.Time, flags Flags, payload []byte, out *outbox) {
 	seq := c.sndNxt
 	c.sndNxt++
-	if c.cfg.Reliable {
-		buf := c.getBuf()
-		n := copy(*buf, payload)
-		c.ring[seq%uint32(len(c.ring))] = spkt{used: true, flags: flags, sentAt: now, buf: buf, n: n}
+	if c.ring != nil {
+		sp := spkt{used: true, flags: flags, sentAt: now}
+		if c.cfg.Reliable {
+			sp.buf = c.getBuf()
+			sp.n = copy(*sp.buf, payload)
+		}
+		c.ring[seq%uint32(len(c.ring))] = sp
 		if !c.tRTO.armed() {
 			c.tRTO.arm(now, c.rto)
 		}

@@ -13,6 +13,9 @@ func (c *Conn) onRTO(now time.Time, out *outbox) {
 	}
 	first := c.sndUna
 	if !c.cfg.Reliable {
+		if c.cc != nil && c.forgetFlightLocked(now) {
+			return
+		}
 		if !c.finSent || c.finAcked {
 			return
 		}
@@ -38,6 +41,36 @@ func (c *Conn) onRTO(now time.Time, out *outbox) {
 	}
 	c.retransmitLocked(now, first, out)
 	c.tRTO.arm(now, c.rto)
+}
+
+// forgetFlightLocked is the timeout of an unreliable connection with
+// congestion control: the data in flight got no ACK for an RTO, so it
+// is taken as lost (nothing is resent) and leaves the window, which is
+// cut. It reports whether there was such data.
+func (c *Conn) forgetFlightLocked(now time.Time) bool {
+	end := c.sndNxt
+	if c.finSent && !c.finAcked {
+		end = c.finSeq
+	}
+	if c.sndUna == end {
+		return false
+	}
+	c.stats.Timeouts++
+	c.cc.onRTO(now, c.sndNxt)
+	w := uint32(len(c.ring))
+	for s := c.sndUna; s != end; s++ {
+		c.ring[s%w] = spkt{}
+	}
+	c.sndUna = end
+	if c.rto < c.cfg.RTOMax {
+		c.backoff++
+		c.setRTOLocked()
+	}
+	if c.sndUna != c.sndNxt {
+		c.tRTO.arm(now, c.rto)
+	}
+	wakeLocked(&c.wwake)
+	return true
 }
 
 // onDelayedAck sends an ACK that waited for a packet to ride on.

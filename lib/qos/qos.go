@@ -31,6 +31,10 @@ type Spec struct {
 	Reliable bool `msgpack:"rel"`
 	// InOrder asks for delivery in the order written.
 	InOrder bool `msgpack:"ord"`
+	// Congestion asks for congestion control on a flow that is not
+	// reliable (reliable flows always run it): the sender then paces
+	// itself to its share of the path instead of sending at once.
+	Congestion bool `msgpack:"cc,omitempty"`
 	// MaxDelay is the delay the application can bear (0: no bound).
 	MaxDelay time.Duration `msgpack:"delay"`
 	// PeerTimeout fails a flow whose peer stays silent this long
@@ -87,7 +91,7 @@ func Parse(name string) (Spec, error) {
 }
 
 // UsesFRCT reports whether the flow library runs FRCT for this spec.
-func (s Spec) UsesFRCT() bool { return s.Reliable || s.InOrder }
+func (s Spec) UsesFRCT() bool { return s.Reliable || s.InOrder || s.Congestion }
 
 // String names the spec.
 func (s Spec) String() string {
