@@ -41,6 +41,13 @@
 // TCP request stream across carrier loss and across a silent failure,
 // and 200 MiB bulk goodput (ovpn.go; JSON: bench/out/ovpn.json).
 //
+// With -events it instead times the events the issues promise (a
+// client sees DOWN within 1 s of its IPCP's death, EOF within 100 ms of
+// the peer's close, eth carrier DOWN within 100 ms, the last as root)
+// -n times each, and prints each median and maximum next to its promise
+// (events.go; JSON: bench/out/events.json; exit status 1 on a broken
+// promise).
+//
 // With -flood it instead floods a udp4 IPCP with alloc requests from a
 // stranger for -d (default 30 s) while honest members ping and allocate,
 // and reports RSS, descriptors, ping loss and show latency (flood.go;
@@ -99,6 +106,7 @@ type config struct {
 	flood    bool
 	sources  int
 	cong     bool
+	events   bool
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -123,6 +131,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.flood, "flood", false, "flood a udp4 IPCP with alloc requests from a stranger for -d (default 30s) (see flood.go)")
 	fs.IntVar(&c.sources, "sources", 1, "flood: source ports the stranger floods from")
 	fs.BoolVar(&c.cong, "congestion", false, "root: measure a 100 Mbit/s tbf bottleneck between namespaces (reliable flow vs TCP, ping under load; see congestion.go)")
+	fs.BoolVar(&c.events, "events", false, "time the promised events (DOWN on IPCP death, EOF on close, carrier DOWN as root) -n times each (default 10; see events.go)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -136,6 +145,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.ovpn && !nSet {
 		c.n = 5
+	}
+	if c.events && !nSet {
+		c.n = 10
 	}
 	if c.soak {
 		if !dSet {
@@ -198,6 +210,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			name = "flood.json"
 		} else if c.cong {
 			name = "congestion.json"
+		} else if c.events {
+			name = "events.json"
 		} else if c.failover {
 			name = "failover.json"
 			if c.graceful {
@@ -222,7 +236,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	e := &env{irm: c.irm, logLevel: c.logLevel, log: stderr}
 	var result any
 	code := 0
-	if c.flood {
+	if c.events {
+		r, err := eventsRun(ctx, e, c.n, stdout, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: events: %v\n", err)
+			return 1
+		}
+		if !r.Pass {
+			code = 1
+		}
+		result = r
+	} else if c.flood {
 		r, err := floodRun(ctx, e, c.duration, c.sources, stdout, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "bench: flood: %v\n", err)
