@@ -10,6 +10,7 @@ package main
 //
 //	tcp       Go TCP, one stream A to B (kernel congestion control)
 //	reliable  one reliable ouro flow A to B (FRCT congestion control)
+//	operf     the same through operf's client code (-q reliable -s 1400)
 //	ping      a low-latency ouro flow pinging every 10 ms: idle, while
 //	          the reliable flow fills the path, and while TCP does
 //
@@ -41,6 +42,7 @@ import (
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/qos"
 	"github.com/ouro-net/ouro/lib/rundir"
+	"github.com/ouro-net/ouro/tools/operf/perf"
 )
 
 // Shape of the bottleneck, as in issue 11.
@@ -50,6 +52,7 @@ const (
 	shapeBurst   = "32kb"
 	shapeLatency = "20ms"
 	bulkName     = "ccbulk"
+	perfName2    = "ccperf"
 	echoName     = "ccecho"
 	bulkMsg      = 1400
 	tcpPort      = 5201
@@ -163,6 +166,7 @@ func buildShapedPath(ctx context.Context, irm, logLevel string, log io.Writer) (
 		func() error { return irmB("ipcp", "connect", "name", "b", "dst", "a") },
 		func() error { return irmB("name", "register", bulkName, "layer", "net") },
 		func() error { return irmB("name", "register", echoName, "layer", "net") },
+		func() error { return irmB("name", "register", perfName2, "layer", "net") },
 	} {
 		if err := s(); err != nil {
 			return nil, err
@@ -342,13 +346,16 @@ type PingResult struct {
 
 // CongestionResult is the -congestion report.
 type CongestionResult struct {
-	Started   time.Time    `json:"started"`
-	Path      string       `json:"path"`
-	DurationS float64      `json:"duration_s"`
-	TCP       BulkResult   `json:"tcp"`
-	Reliable  BulkResult   `json:"reliable"`
-	Ratio     float64      `json:"reliable_to_tcp"`
-	Pings     []PingResult `json:"pings"`
+	Started   time.Time  `json:"started"`
+	Path      string     `json:"path"`
+	DurationS float64    `json:"duration_s"`
+	TCP       BulkResult `json:"tcp"`
+	Reliable  BulkResult `json:"reliable"`
+	// Operf is `operf -q reliable -s 1400 -d D` (the tool's client code)
+	// over the same path.
+	Operf perf.Stats   `json:"operf_reliable"`
+	Ratio float64      `json:"reliable_to_tcp"`
+	Pings []PingResult `json:"pings"`
 	// Shared is two reliable flows started together on the path.
 	Shared []BulkResult `json:"two_reliable_flows"`
 	Jain   float64      `json:"two_flows_jain"`
@@ -357,13 +364,13 @@ type CongestionResult struct {
 // servers runs the sink and echo on B: ouro names through B's IRMd,
 // TCP on B's address inside B's namespace.
 type servers struct {
-	p      *shapedPath
-	tcp    net.Listener
-	lb, le *flow.Listener
-	sinks  chan *sink
-	tsinks chan *sink
-	wg     sync.WaitGroup
-	cancel context.CancelFunc
+	p          *shapedPath
+	tcp        net.Listener
+	lb, le, lp *flow.Listener
+	sinks      chan *sink
+	tsinks     chan *sink
+	wg         sync.WaitGroup
+	cancel     context.CancelFunc
 }
 
 func startServers(p *shapedPath) (*servers, error) {
@@ -384,9 +391,19 @@ func startServers(p *shapedPath) (*servers, error) {
 		s.lb.Close()
 		return nil, err
 	}
+	if s.lp, err = flow.Listen(perfName2, flow.WithRunDir(p.dirB)); err != nil {
+		s.tcp.Close()
+		s.lb.Close()
+		s.le.Close()
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(3)
+	s.wg.Add(4)
+	go func() {
+		defer s.wg.Done()
+		perf.ServeFlows(ctx, s.lp, nil, nil)
+	}()
 	go func() {
 		defer s.wg.Done()
 		for {
@@ -419,7 +436,23 @@ func (s *servers) Close() {
 	s.tcp.Close()
 	s.lb.Close()
 	s.le.Close()
+	s.lp.Close()
 	s.wg.Wait()
+}
+
+// operf runs the operf client (the tool's own code) over a flow with
+// QoS q for d and returns its goodput as the server counted it.
+func (s *servers) operf(ctx context.Context, q qos.Spec, d time.Duration) (perf.Stats, error) {
+	f, err := s.allocOuro(ctx, perfName2, q)
+	if err != nil {
+		return perf.Stats{}, err
+	}
+	defer f.Close()
+	res, err := perf.Run(ctx, f, perf.Config{Name: perfName2, QoS: q.String(), Size: bulkMsg, Duration: d})
+	if err != nil {
+		return perf.Stats{}, err
+	}
+	return res.Forward, nil
 }
 
 // dialTCP connects to B's sink from inside A's namespace.
@@ -568,6 +601,10 @@ func congestion(ctx context.Context, e *env, d time.Duration, out io.Writer) (*C
 	}
 	fmt.Fprintf(out, "congestion: reliable  %7.2f Mbit/s (%.2fx TCP), cwnd %d, srtt %.2f ms, base %.2f ms, %d retransmitted, %d bad messages\n",
 		r.Reliable.Mbps, r.Ratio, r.Reliable.Cwnd, r.Reliable.SRTTMS, r.Reliable.BaseRTTMS, r.Reliable.Retransmitted, r.Reliable.Bad)
+	if r.Operf, err = s.operf(ctx, qos.Reliable(), d); err != nil {
+		return nil, fmt.Errorf("operf: %w", err)
+	}
+	fmt.Fprintf(out, "congestion: operf -q reliable -s %d: %7.2f Mbit/s, %d packets, lost %d\n", bulkMsg, r.Operf.Mbps, r.Operf.Received, r.Operf.Lost)
 	for _, load := range []string{"idle", "reliable", "tcp"} {
 		pr, err := s.pingDuring(ctx, load, d)
 		if err != nil {
