@@ -52,6 +52,14 @@ func TestCCFlowsShareFairly(t *testing.T) {
 		if j := jain(r); j < 0.9 {
 			t.Errorf("%d flows: Jain index %.3f < 0.9 (%v Mbit/s)", k, j, s)
 		}
+		// Equal shares, not merely Jain's 0.9 (which 35/65 passes): a
+		// newcomer that counts the queue it found in its base RTT
+		// takes more until its drain remeasures the base.
+		for i, x := range r {
+			if fair := sum(r) / float64(k); x < 0.8*fair || x > 1.2*fair {
+				t.Errorf("%d flows: flow %d got %.2f Mbit/s, fair share %.2f", k, i, mbps(x), mbps(fair))
+			}
+		}
 		if sum(r) < 0.9*simRate*wire {
 			t.Errorf("%d flows: %.2f Mbit/s in all, want >= 90%%", k, mbps(sum(r)))
 		}
