@@ -1,0 +1,5 @@
+//go:build race
+
+package unicast_test
+
+const raceEnabled = true
