@@ -1,6 +1,8 @@
 package layer
 
 import (
+	"math"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -8,6 +10,8 @@ import (
 
 // DirEntry is one member's announcement: its IPCP name and the names
 // registered at it, with a sequence number so that newer replaces older.
+// Gone marks a withdrawal: the member flushes the instance at Seq (see
+// Directory).
 type DirEntry struct {
 	Origin uint64   `msgpack:"o"`
 	IPCP   string   `msgpack:"ipcp"`
@@ -18,15 +22,54 @@ type DirEntry struct {
 	seen time.Time
 }
 
+// MaxDirSeq is the highest directory sequence number. Sequence numbers
+// never wrap: a member whose entry would need a higher one withdraws it
+// (a Gone entry at MaxDirSeq), waits, and starts again at 1 (the
+// OSPF/IS-IS rule, RFC 2328 12.1.6, ISO 10589 7.3.16).
+const MaxDirSeq = math.MaxUint64
+
+// Verdict says what Apply did with an entry and what the caller owes
+// the layer.
+type Verdict uint8
+
+// Verdicts of Apply.
+const (
+	// DirIgnored: a duplicate, or a withdrawal of an instance this
+	// member does not hold. Nothing to send.
+	DirIgnored Verdict = iota
+	// DirFresh: newer than the copy held; flood it to the other
+	// neighbours.
+	DirFresh
+	// DirStale: older than the copy held; answer the sender with the
+	// entry Apply returned (the newer copy).
+	DirStale
+	// DirOwnNewer: a newer copy of this member's own entry (a previous
+	// incarnation, or a forgery); its sequence number jumped past it:
+	// flood the entry Apply returned.
+	DirOwnNewer
+	// DirOwnFlush: as DirOwnNewer, but at MaxDirSeq: flood the entry
+	// Apply returned (the withdrawal), then call Restart once it has
+	// had time to reach every member, and flood what Restart returns.
+	DirOwnFlush
+)
+
 // Directory maps names to the addresses of the members where they are
 // registered. Each member floods its whole entry, with a sequence
 // number, whenever it changes and every refresh interval; entries not
 // refreshed within MaxAge, and entries of members routing no longer
 // reaches, are dropped. Safe for concurrent use.
+//
+// A withdrawal (Gone) removes exactly the instance it names and leaves
+// a tombstone, which refuses late copies of that instance and gives way
+// to any other (the restart after a flush at MaxDirSeq); a withdrawal
+// of another instance is ignored and not flooded.
 type Directory struct {
-	mu      sync.Mutex
-	self    uint64
-	entries map[uint64]*DirEntry
+	mu       sync.Mutex
+	self     uint64
+	entries  map[uint64]*DirEntry
+	flushing bool // own entry withdrawn at MaxDirSeq, Restart pending
+	// Counters, guarded by mu.
+	ownNewer, flushes uint64
 }
 
 // NewDirectory returns a directory for the member at self.
@@ -36,66 +79,149 @@ func NewDirectory(self uint64, ipcp string) *Directory {
 	return d
 }
 
-// Own returns a copy of this member's entry.
+// Own returns a copy of this member's entry as it is to be flooded (the
+// withdrawal while a flush waits).
 func (d *Directory) Own() DirEntry {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return *d.entries[d.self]
+	return d.ownLocked()
+}
+
+func (d *Directory) ownLocked() DirEntry {
+	e := *d.entries[d.self]
+	if d.flushing {
+		return DirEntry{Origin: d.self, IPCP: e.IPCP, Seq: MaxDirSeq, Gone: true}
+	}
+	return e
 }
 
 // SetOwn replaces this member's names, bumping its sequence number, and
-// returns the new entry to flood.
+// returns the new entry to flood. While a flush waits, the names are
+// kept for the restart and the withdrawal is returned.
 func (d *Directory) SetOwn(names []string, now time.Time) DirEntry {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e := d.entries[d.self]
-	e.Seq++
 	e.Names = append([]string(nil), names...)
 	sort.Strings(e.Names)
 	e.seen = now
-	return *e
+	if !d.flushing {
+		if e.Seq >= MaxDirSeq {
+			d.flushing = true
+			d.flushes++
+		} else {
+			e.Seq++
+		}
+	}
+	return d.ownLocked()
+}
+
+// Flushing reports whether this member's entry is withdrawn at
+// MaxDirSeq, waiting for Restart.
+func (d *Directory) Flushing() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.flushing
+}
+
+// Restart ends a flush: this member's entry starts again at sequence
+// number 1; the entry returned is to be flooded.
+func (d *Directory) Restart(now time.Time) DirEntry {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.entries[d.self]
+	if d.flushing {
+		d.flushing = false
+		e.Seq = 1
+		e.seen = now
+	}
+	return d.ownLocked()
+}
+
+// Counters returns how many newer copies of this member's own entry
+// arrived (each made it re-originate) and how many times it flushed.
+func (d *Directory) Counters() (ownNewer, flushes uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ownNewer, d.flushes
 }
 
 // Refresh bumps this member's sequence number (for periodic flooding).
-func (d *Directory) Refresh(now time.Time) DirEntry { return d.SetOwn(d.Own().Names, now) }
+func (d *Directory) Refresh(now time.Time) DirEntry {
+	d.mu.Lock()
+	names := d.entries[d.self].Names
+	d.mu.Unlock()
+	return d.SetOwn(names, now)
+}
 
-// Apply installs an entry received from a neighbour. It reports whether
-// the entry was new (and so must be flooded further). Entries for this
-// member are never overwritten by others' copies; a newer copy of our own
-// entry (after a restart) makes us jump our sequence number past it.
-func (d *Directory) Apply(e DirEntry, now time.Time) bool {
+// Apply installs an entry received from a neighbour and says what to do
+// about it (see Verdict); the entry returned is the one to send, if any.
+// Entries for this member are never overwritten by others' copies.
+func (d *Directory) Apply(e DirEntry, now time.Time) (Verdict, DirEntry) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if e.Origin == 0 {
-		return false
+		return DirIgnored, DirEntry{}
 	}
 	if e.Origin == d.self {
-		own := d.entries[d.self]
-		if e.Seq >= own.Seq {
-			own.Seq = e.Seq + 1
-		}
-		return false
+		return d.applyOwnLocked(e)
 	}
 	cur, ok := d.entries[e.Origin]
-	if ok && e.Seq <= cur.Seq {
-		if e.Seq == cur.Seq {
-			cur.seen = now
+	if e.Gone {
+		switch {
+		case ok && e.Seq == cur.Seq && !cur.Gone:
+			cur.Gone, cur.Names, cur.seen = true, nil, now
+			return DirFresh, DirEntry{}
+		case ok && e.Seq < cur.Seq && !cur.Gone:
+			return DirStale, *cur
 		}
-		return false
+		return DirIgnored, DirEntry{}
+	}
+	switch {
+	case ok && cur.Gone && e.Seq == cur.Seq:
+		return DirIgnored, DirEntry{} // a late copy of a withdrawn instance
+	case ok && cur.Gone:
+		// the restart after a withdrawal
+	case ok && e.Seq == cur.Seq:
+		cur.seen = now
+		return DirIgnored, DirEntry{}
+	case ok && e.Seq < cur.Seq:
+		return DirStale, *cur
 	}
 	e.seen = now
 	e.Names = append([]string(nil), e.Names...)
 	d.entries[e.Origin] = &e
-	return true
+	return DirFresh, DirEntry{}
 }
 
-// Snapshot returns every entry, this member's first.
+// applyOwnLocked handles a copy of this member's own entry.
+func (d *Directory) applyOwnLocked(e DirEntry) (Verdict, DirEntry) {
+	own := d.entries[d.self]
+	if d.flushing {
+		return DirIgnored, DirEntry{}
+	}
+	same := e.Seq == own.Seq && !e.Gone && slices.Equal(e.Names, own.Names)
+	if e.Seq < own.Seq || same {
+		return DirIgnored, DirEntry{}
+	}
+	d.ownNewer++
+	if e.Seq >= MaxDirSeq {
+		d.flushing = true
+		d.flushes++
+		return DirOwnFlush, d.ownLocked()
+	}
+	own.Seq = e.Seq + 1
+	return DirOwnNewer, d.ownLocked()
+}
+
+// Snapshot returns every entry, this member's first, withdrawals
+// included (a neighbour holding the withdrawn instance drops it).
 func (d *Directory) Snapshot() []DirEntry {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := []DirEntry{*d.entries[d.self]}
+	out := []DirEntry{d.ownLocked()}
 	for o, e := range d.entries {
-		if o != d.self && !e.Gone {
+		if o != d.self {
 			out = append(out, *e)
 		}
 	}
@@ -109,7 +235,7 @@ func (d *Directory) Lookup(name string) []uint64 {
 	defer d.mu.Unlock()
 	var out []uint64
 	for o, e := range d.entries {
-		if e.Gone {
+		if e.Gone && o != d.self {
 			continue
 		}
 		for _, n := range e.Names {

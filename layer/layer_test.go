@@ -53,11 +53,11 @@ func TestDirectory(t *testing.T) {
 	now := time.Unix(100, 0)
 	d := NewDirectory(1, "a")
 	own := d.SetOwn([]string{"x"}, now)
-	if !d.Apply(DirEntry{Origin: 2, IPCP: "b", Seq: 5, Names: []string{"x", "y"}}, now) {
+	if v, _ := d.Apply(DirEntry{Origin: 2, IPCP: "b", Seq: 5, Names: []string{"x", "y"}}, now); v != DirFresh {
 		t.Fatal("new entry not applied")
 	}
-	if d.Apply(DirEntry{Origin: 2, Seq: 4, Names: []string{"z"}}, now) {
-		t.Fatal("stale entry applied")
+	if v, cur := d.Apply(DirEntry{Origin: 2, Seq: 4, Names: []string{"z"}}, now); v != DirStale || cur.Seq != 5 {
+		t.Fatalf("stale entry: %v %+v, want DirStale with the copy at 5", v, cur)
 	}
 	if got := d.Lookup("x"); len(got) != 2 {
 		t.Fatalf("lookup x = %v", got)
@@ -70,6 +70,87 @@ func TestDirectory(t *testing.T) {
 	if n := d.Expire(now.Add(time.Second), nil); n != 1 || len(d.Lookup("y")) != 0 {
 		t.Fatalf("expire dropped %d", n)
 	}
+}
+
+// TestDirectorySeqNeverWraps is the forged directory entry at the
+// maximum sequence number: the member withdraws its entry and restarts
+// at 1 instead of wrapping, and a neighbour ends with its names.
+func TestDirectorySeqNeverWraps(t *testing.T) {
+	now := time.Unix(100, 0)
+	a, b := NewDirectory(1, "a"), NewDirectory(2, "b")
+	own := a.SetOwn([]string{"x"}, now)
+	b.Apply(own, now)
+	forged := DirEntry{Origin: 1, IPCP: "a", Seq: MaxDirSeq}
+	if v, _ := b.Apply(forged, now); v != DirFresh {
+		t.Fatalf("b refused the forged entry: %v", v)
+	}
+	if len(b.Lookup("x")) != 0 {
+		t.Fatal("the forged entry did not hide x at b")
+	}
+	v, w := a.Apply(forged, now)
+	if v != DirOwnFlush || !w.Gone || w.Seq != MaxDirSeq {
+		t.Fatalf("a answered the forged copy with %v %+v, want the withdrawal at MaxDirSeq", v, w)
+	}
+	if got, _ := a.Apply(forged, now); got != DirIgnored {
+		t.Fatalf("a forged copy during the flush: %v", got)
+	}
+	if len(a.Lookup("x")) != 1 {
+		t.Fatal("a lost its own name locally during the flush")
+	}
+	if v, _ := b.Apply(w, now); v != DirFresh {
+		t.Fatalf("b: withdrawal %v", v)
+	}
+	if v, _ := b.Apply(forged, now); v != DirIgnored {
+		t.Fatalf("b: a late forged copy after the withdrawal: %v", v)
+	}
+	r := a.Restart(now)
+	if r.Seq != 1 || r.Gone || len(r.Names) != 1 {
+		t.Fatalf("restart %+v", r)
+	}
+	if v, _ := b.Apply(r, now); v != DirFresh || len(b.Lookup("x")) != 1 {
+		t.Fatalf("b: restart %v, lookup %v", v, b.Lookup("x"))
+	}
+	if v, _ := b.Apply(w, now); v != DirIgnored || len(b.Lookup("x")) != 1 {
+		t.Fatalf("b: a late withdrawal removed the restarted entry: %v", v)
+	}
+	// Reaching the maximum through its own changes flushes too.
+	a.Apply(DirEntry{Origin: 1, Seq: MaxDirSeq - 1}, now)
+	if e := a.SetOwn([]string{"x", "y"}, now); !e.Gone || !a.Flushing() {
+		t.Fatalf("SetOwn at MaxDirSeq gave %+v", e)
+	}
+	if ownNewer, flushes := a.Counters(); ownNewer != 2 || flushes != 2 {
+		t.Fatalf("counters %d %d", ownNewer, flushes)
+	}
+}
+
+// FuzzDirectoryApply offers arbitrary entries, sequence numbers near
+// the maximum among them: the own entry never wraps to a lower number
+// except through Restart, and Apply never panics.
+func FuzzDirectoryApply(f *testing.F) {
+	f.Add(uint64(1), uint64(MaxDirSeq), false, uint64(2), uint64(5), true)
+	f.Add(uint64(2), uint64(MaxDirSeq-1), false, uint64(1), uint64(MaxDirSeq), false)
+	f.Add(uint64(1), uint64(MaxDirSeq), true, uint64(2), uint64(MaxDirSeq), true)
+	f.Fuzz(func(t *testing.T, o1, s1 uint64, g1 bool, o2, s2 uint64, g2 bool) {
+		now := time.Unix(100, 0)
+		d := NewDirectory(1, "a")
+		d.SetOwn([]string{"x"}, now)
+		for _, e := range []DirEntry{{Origin: o1, Seq: s1, Gone: g1}, {Origin: o2, Seq: s2, Gone: g2}} {
+			before := d.Own().Seq
+			d.Apply(e, now)
+			d.SetOwn([]string{"x"}, now)
+			if after := d.Own().Seq; after < before {
+				t.Fatalf("own seq went from %d to %d", before, after)
+			}
+		}
+		if d.Flushing() {
+			if e := d.Restart(now); e.Seq != 1 {
+				t.Fatalf("restart at %d", e.Seq)
+			}
+		}
+		if len(d.Lookup("x")) != 1 {
+			t.Fatal("own name lost")
+		}
+	})
 }
 
 func FuzzDecodeFA(f *testing.F) {

@@ -40,7 +40,21 @@
 //   - Damping (off by default): a neighbour that went down before and
 //     comes back is re-added only once it has stayed up for Damping.
 //   - A router that receives its own LSU with a sequence number at least
-//     as high as its own (it restarted) jumps past it and re-originates.
+//     as high as its own (it restarted, or someone forged it) jumps past
+//     it and re-originates (counted as OwnNewer).
+//   - Sequence numbers never wrap (RFC 2328 12.1.6, ISO 10589 7.3.16):
+//     a router that needs a sequence number above MaxSeq floods a flush
+//     (its LSU at MaxSeq, MaxAge old), waits FlushWait (default 100 ms,
+//     for the flush to reach every member) and originates again at 1.
+//     A flush removes exactly the instance it names and leaves a
+//     tombstone until MaxAge: late copies of that instance are refused,
+//     any other instance (the restart) replaces it. A flush of an
+//     instance a router does not hold is ignored and not flooded, so a
+//     forged flush cannot remove a newer copy or circulate. With
+//     IS-IS's wait of MaxAge before restarting, a forged MaxSeq frame
+//     would silence a member for minutes; the short wait is enough
+//     because flooding is reliable per neighbour (the IPCP acknowledges
+//     routing frames) and a flush travels ahead of the restart.
 //   - A router that receives an LSU older than the one it holds answers
 //     the sender with its newer copy.
 //

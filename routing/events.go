@@ -58,7 +58,7 @@ func (r *Router) upLocked(n uint64, cost uint32) {
 		r.originateLocked(n)
 	}
 	r.stats.Syncs++
-	r.sendLocked(n, KindSync, r.db.all(r.cfg.Clock.Now()))
+	r.sendLocked(n, KindSync, r.exportLocked())
 }
 
 // NeighborDown reports that the adjacency to n is gone. At once, n
@@ -112,9 +112,10 @@ func (r *Router) SetCost(n uint64, cost uint32) {
 // Receive handles a message from neighbour from. Newer LSUs are stored
 // and flooded to every other neighbour, and SPF is scheduled if the
 // topology changed; duplicates are counted; older ones are counted and
-// answered with the newer copy. An LSU of this router's own address with
-// a sequence number at least as high as its own makes it jump past that
-// number and re-originate. Malformed messages are counted and rejected
+// answered with the newer copy; a flush (an LSU MaxAge old) removes the
+// instance it names. An LSU of this router's own address with a
+// sequence number at least as high as its own makes it jump past that
+// number and re-originate, or flush and restart at MaxSeq. Malformed messages are counted and rejected
 // with an error wrapping ErrMalformed, ErrUnknownVersion or ErrTooLarge.
 func (r *Router) Receive(from uint64, msg []byte) error {
 	m, derr := Decode(msg)
@@ -150,6 +151,10 @@ func (r *Router) Receive(from uint64, msg []byte) error {
 			if cur, ok := r.db.get(l.Origin, now); ok {
 				reply = append(reply, cur)
 			}
+		case purged:
+			r.stats.Purged++
+			fresh = append(fresh, l)
+			spf = spf || changed
 		case expired:
 			r.stats.LSUsStale++
 		}
@@ -167,13 +172,25 @@ func (r *Router) Receive(from uint64, msg []byte) error {
 	return nil
 }
 
-// ownLSULocked handles a copy of this router's own LSU coming back.
+// ownLSULocked handles a copy of this router's own LSU coming back. A
+// newer copy (a previous incarnation, or a forgery), or one with our
+// sequence number but other links, or a flush of our current one, makes
+// the router re-originate above it; above MaxSeq there is nothing, so
+// the router flushes and restarts. While a flush waits, copies are
+// ignored.
 func (r *Router) ownLSULocked(l LSU, reply []LSU) []LSU {
 	cur, _ := r.db.get(r.cfg.Self, r.cfg.Clock.Now())
+	flush := l.Age >= r.cfg.MaxAge
 	switch {
-	case l.Seq > r.seq || (l.Seq == r.seq && !slices.Equal(l.Links, cur.Links)):
-		// A previous incarnation of this router: jump past it.
+	case r.flushing:
+		r.stats.LSUsDuplicate++
+	case l.Seq > r.seq || (l.Seq == r.seq && (flush || !slices.Equal(l.Links, cur.Links))):
 		r.stats.LSUsStale++
+		r.stats.OwnNewer++
+		if l.Seq == MaxSeq {
+			r.flushLocked()
+			break
+		}
 		r.seq = l.Seq
 		r.originateLocked(0)
 	case l.Seq == r.seq:

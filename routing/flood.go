@@ -10,8 +10,17 @@ func (r *Router) originateLocked(except uint64) {
 	r.scheduleSPFLocked()
 }
 
-// issueLocked issues and floods the router's next LSU.
+// issueLocked issues and floods the router's next LSU. At MaxSeq it
+// flushes instead; while a flush waits, nothing is issued (the restart
+// issues the current links).
 func (r *Router) issueLocked(except uint64) {
+	if r.flushing {
+		return
+	}
+	if r.seq >= MaxSeq {
+		r.flushLocked()
+		return
+	}
 	r.seq++
 	l := LSU{Origin: r.cfg.Self, Seq: r.seq, Links: slices.Clone(r.links)}
 	r.db.setSelf(l, r.cfg.Clock.Now())
@@ -82,3 +91,55 @@ func (r *Router) encodeLocked(kind Kind, lsus []LSU) []encoded {
 // and three uint64s, the link array header, and per link an array
 // header, a uint64 and a uint32. The message header adds at most 10.
 func lsuSizeBound(l *LSU) int { return 10 + 1 + 3*9 + 5 + len(l.Links)*(1+9+5) }
+
+// flushLocked floods the router's LSU at MaxSeq and MaxAge old, which
+// removes that instance from every database, and arms the restart.
+// The router keeps its own entry for its own SPF meanwhile.
+func (r *Router) flushLocked() {
+	if r.flushing || r.closed {
+		return
+	}
+	r.flushing = true
+	r.seq = MaxSeq
+	r.stats.Flushes++
+	r.floodLocked([]LSU{r.flushLSU()}, 0)
+	if r.flushTimer == nil {
+		r.flushTimer = r.cfg.Clock.AfterFunc(r.cfg.FlushWait, r.restart)
+	} else {
+		r.flushTimer.Reset(r.cfg.FlushWait)
+	}
+}
+
+// flushLSU is the router's flush: its LSU at MaxSeq, MaxAge old.
+func (r *Router) flushLSU() LSU {
+	return LSU{Origin: r.cfg.Self, Seq: MaxSeq, Age: r.cfg.MaxAge}
+}
+
+// restart ends a flush: the router originates again from sequence
+// number 1.
+func (r *Router) restart() {
+	r.mu.Lock()
+	defer r.unlockApply()
+	if r.closed || !r.flushing {
+		return
+	}
+	r.flushing = false
+	r.seq = 0
+	r.stats.Restarts++
+	r.originateLocked(0)
+}
+
+// exportLocked returns the database as sent to a neighbour: every live
+// LSU and every tombstone, this router's own LSU replaced by its flush
+// while a flush waits.
+func (r *Router) exportLocked() []LSU {
+	all := r.db.list(r.cfg.Clock.Now(), true)
+	if r.flushing {
+		for i := range all {
+			if all[i].Origin == r.cfg.Self {
+				all[i] = r.flushLSU()
+			}
+		}
+	}
+	return all
+}

@@ -57,6 +57,15 @@ func FuzzReceive(f *testing.F) {
 	}
 	own, _ := Encode(Message{Kind: KindUpdate, LSUs: []LSU{{Origin: 1, Seq: 50, Links: []Link{{Neighbor: 2, Cost: 1}}}}})
 	f.Add(own)
+	// Sequence numbers near the maximum, and flushes.
+	for _, l := range []LSU{
+		{Origin: 1, Seq: MaxSeq}, {Origin: 1, Seq: MaxSeq - 1}, {Origin: 1, Seq: MaxSeq, Age: 4 * time.Second},
+		{Origin: 2, Seq: MaxSeq, Links: []Link{{Neighbor: 1, Cost: 1}}}, {Origin: 4, Seq: MaxSeq, Age: time.Hour},
+		{Origin: 2, Seq: 1, Age: 4 * time.Second},
+	} {
+		b, _ := Encode(Message{Kind: KindUpdate, LSUs: []LSU{l}})
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		clk := clock.NewFake(time.Unix(0, 0))
 		r, err := New(Config{Self: 1, Clock: clk, Policy: PolicyLFA, RefreshInterval: time.Second, MaxAge: 4 * time.Second})
@@ -79,6 +88,9 @@ func FuzzReceive(f *testing.F) {
 			}
 		}
 		clk.Advance(10 * time.Second)
+		if st := r.Stats(); st.Flushes != st.Restarts || st.Flushes > 2 {
+			t.Fatalf("flushes %d, restarts %d", st.Flushes, st.Restarts)
+		}
 		if ms := r.Members(); len(ms) != 1 {
 			t.Fatalf("members after MaxAge: %+v", ms)
 		}

@@ -13,14 +13,20 @@ const (
 	accepted  verdict = iota // newer: stored
 	duplicate                // same sequence number as stored
 	stale                    // older than stored
-	expired                  // already MaxAge old on arrival
+	expired                  // already MaxAge old on arrival, and no flush of the stored copy
+	purged                   // a flush of the stored copy: now a tombstone
 )
 
 // entry is the newest LSU of one origin. born is when the origin issued
 // it (arrival time minus the age it carried); it expires at born+MaxAge.
+//
+// A flushed entry is a tombstone: the flushed instance's origin and
+// sequence number, no links, kept until MaxAge so that late copies of
+// the flushed instance are recognised; it takes no part in SPF.
 type entry struct {
-	lsu  LSU // Age unused: see age
-	born time.Time
+	lsu     LSU // Age unused: see age
+	born    time.Time
+	flushed bool
 }
 
 // lsdb is the link-state database: per origin the newest LSU. It is not
@@ -38,13 +44,39 @@ func newLSDB(self uint64, maxAge time.Duration) *lsdb {
 }
 
 // install offers l, received at now, for an origin other than self. It
-// reports what happened and, when accepted, whether the origin's links
-// changed (or the origin is new), that is whether SPF must run again.
+// reports what happened and, when accepted or purged, whether the
+// origin's links changed (or the origin is new), that is whether SPF
+// must run again.
+//
+// An LSU already MaxAge old is a flush (premature ageing, RFC 2328
+// 14.1, ISO 10589 7.3.16.4): it removes exactly the instance it names
+// (same sequence number), leaving a tombstone; a flush of any other
+// instance is ignored, so a late or forged flush cannot remove a newer
+// copy. A tombstone refuses late copies of the flushed instance and is
+// replaced by any other instance: the origin restarts its sequence
+// numbers after flushing the maximum one.
 func (db *lsdb) install(l LSU, now time.Time) (verdict, bool) {
+	old, ok := db.entries[l.Origin]
 	if l.Age >= db.maxAge {
+		switch {
+		case ok && l.Seq == old.lsu.Seq && old.flushed:
+			return duplicate, false
+		case ok && l.Seq == old.lsu.Seq:
+			changed := len(old.lsu.Links) > 0
+			db.store(LSU{Origin: l.Origin, Seq: l.Seq}, now, true)
+			return purged, changed
+		case ok && l.Seq < old.lsu.Seq && !old.flushed:
+			return stale, false
+		}
 		return expired, false
 	}
-	old, ok := db.entries[l.Origin]
+	if ok && old.flushed {
+		if l.Seq == old.lsu.Seq {
+			return duplicate, false
+		}
+		db.store(l, now.Add(-l.Age), false)
+		return accepted, len(l.Links) > 0
+	}
 	if ok && l.Seq == old.lsu.Seq {
 		return duplicate, false
 	}
@@ -52,11 +84,16 @@ func (db *lsdb) install(l LSU, now time.Time) (verdict, bool) {
 		return stale, false
 	}
 	changed := !ok || !slices.Equal(old.lsu.Links, l.Links)
-	e := &entry{lsu: l, born: now.Add(-l.Age)}
+	db.store(l, now.Add(-l.Age), false)
+	return accepted, changed
+}
+
+// store replaces the entry of l's origin with l, born at born.
+func (db *lsdb) store(l LSU, born time.Time, flushed bool) {
+	e := &entry{lsu: l, born: born, flushed: flushed}
 	e.lsu.Age = 0
 	db.entries[l.Origin] = e
 	heap.Push(&db.expiry, expiryItem{when: e.born.Add(db.maxAge), origin: l.Origin})
-	return accepted, changed
 }
 
 // setSelf stores the router's own newest LSU, issued at now.
@@ -65,27 +102,37 @@ func (db *lsdb) setSelf(l LSU, now time.Time) {
 	db.entries[db.self] = &entry{lsu: l, born: now}
 }
 
-// get returns the stored LSU of origin with its age at now.
+// get returns the stored LSU of origin with its age at now (a
+// tombstone as a flush: MaxAge old).
 func (db *lsdb) get(origin uint64, now time.Time) (LSU, bool) {
 	e, ok := db.entries[origin]
 	if !ok {
 		return LSU{}, false
 	}
-	return e.wire(now), true
+	return db.wire(e, now), true
 }
 
 // wire returns the LSU as it goes on the wire at now, with its age.
-func (e *entry) wire(now time.Time) LSU {
+func (db *lsdb) wire(e *entry, now time.Time) LSU {
 	l := e.lsu
 	l.Age = max(0, now.Sub(e.born))
+	if e.flushed {
+		l.Age = db.maxAge
+	}
 	return l
 }
 
-// all returns every stored LSU with its age at now, sorted by origin.
-func (db *lsdb) all(now time.Time) []LSU {
+// all returns every live stored LSU with its age at now, sorted by
+// origin (tombstones left out).
+func (db *lsdb) all(now time.Time) []LSU { return db.list(now, false) }
+
+// list is all, with the tombstones (as flushes) if tombstones is set.
+func (db *lsdb) list(now time.Time, tombstones bool) []LSU {
 	out := make([]LSU, 0, len(db.entries))
 	for _, e := range db.entries {
-		out = append(out, e.wire(now))
+		if !e.flushed || tombstones {
+			out = append(out, db.wire(e, now))
+		}
 	}
 	slices.SortFunc(out, func(a, b LSU) int {
 		switch {
@@ -100,14 +147,16 @@ func (db *lsdb) all(now time.Time) []LSU {
 }
 
 // expire removes the entries that reached MaxAge by now and returns
-// their origins.
+// the origins of the live ones among them (tombstones just go).
 func (db *lsdb) expire(now time.Time) []uint64 {
 	var gone []uint64
 	for db.expiry.Len() > 0 && !db.expiry[0].when.After(now) {
 		it := heap.Pop(&db.expiry).(expiryItem)
 		if db.current(it) {
+			if !db.entries[it.origin].flushed {
+				gone = append(gone, it.origin)
+			}
 			delete(db.entries, it.origin)
-			gone = append(gone, it.origin)
 		}
 	}
 	return gone

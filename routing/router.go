@@ -3,6 +3,7 @@ package routing
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -16,7 +17,14 @@ const (
 	DefaultRefreshInterval = 30 * time.Second
 	DefaultMaxAge          = 2 * time.Minute
 	DefaultMaxMessage      = 16 << 10
+	DefaultFlushWait       = 100 * time.Millisecond
 )
+
+// MaxSeq is the highest sequence number. Sequence numbers never wrap: a
+// router that would need a higher one flushes its LSU (sends it MaxAge
+// old at MaxSeq, which removes that instance everywhere), waits
+// FlushWait and starts again at 1 (RFC 2328 12.1.6, ISO 10589 7.3.16).
+const MaxSeq = math.MaxUint64
 
 // ErrClosed is returned by Receive after Close.
 var ErrClosed = errors.New("routing: router closed")
@@ -45,6 +53,11 @@ type Config struct {
 	// went down before until it has stayed up for Damping (a flapping
 	// link then never churns the table). 0 disables damping.
 	Damping time.Duration
+	// FlushWait is how long a router that flushed its LSU at MaxSeq
+	// waits before it originates again at sequence number 1 (default
+	// DefaultFlushWait): long enough for the flush to reach every
+	// member first.
+	FlushWait time.Duration
 	// MaxMessage bounds the size of the messages the router sends
 	// (default DefaultMaxMessage): floods and syncs are split into
 	// several messages; an LSU larger than this still goes alone.
@@ -86,6 +99,8 @@ type Router struct {
 	ageTimer     clock.Timer
 	ageArmed     bool
 	ageAt        time.Time
+	flushTimer   clock.Timer
+	flushing     bool // own LSU flushed at MaxSeq, restart pending
 
 	out      []outMsg // sends collected under mu, made after unlocking
 	tableOut bool     // r.table is to be handed to OnTable after unlocking
@@ -137,6 +152,9 @@ func New(cfg Config) (*Router, error) {
 	if cfg.MaxMessage <= 0 {
 		cfg.MaxMessage = DefaultMaxMessage
 	}
+	if cfg.FlushWait <= 0 {
+		cfg.FlushWait = DefaultFlushWait
+	}
 	r := &Router{
 		cfg:      cfg,
 		db:       newLSDB(cfg.Self, cfg.MaxAge),
@@ -163,7 +181,7 @@ func (r *Router) Close() {
 		return
 	}
 	r.closed = true
-	for _, t := range []clock.Timer{r.spfTimer, r.refreshTimer, r.ageTimer} {
+	for _, t := range []clock.Timer{r.spfTimer, r.refreshTimer, r.ageTimer, r.flushTimer} {
 		if t != nil {
 			t.Stop()
 		}

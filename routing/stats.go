@@ -28,6 +28,14 @@ type Stats struct {
 	Originated uint64
 	// Withdrawals counts own LSUs issued because an adjacency went down.
 	Withdrawals uint64
+	// OwnNewer counts copies of this router's own LSU that were newer
+	// than its own (a restart, or a forgery) and made it re-originate.
+	OwnNewer uint64
+	// Flushes counts own LSUs flushed at MaxSeq; Restarts counts the
+	// restarts at sequence number 1 that followed.
+	Flushes, Restarts uint64
+	// Purged counts others' LSUs removed by a flush.
+	Purged uint64
 	// Syncs counts database syncs sent to neighbours coming up.
 	Syncs uint64
 	// AgedOut counts members removed after MaxAge without refresh.

@@ -449,16 +449,48 @@ func (u *IPCP) receiveMgmt(a *adj, kind byte, payload []byte) {
 		u.stats.malformed.Add(1)
 		return
 	}
-	var fresh []layer.DirEntry
+	var fresh, reply []layer.DirEntry
 	now := u.clk.Now()
 	for _, e := range entries {
-		if u.dir.Apply(e, now) {
+		switch v, send := u.dir.Apply(e, now); v {
+		case layer.DirFresh:
 			fresh = append(fresh, e)
+		case layer.DirStale:
+			reply = append(reply, send)
+		case layer.DirOwnNewer, layer.DirOwnFlush:
+			u.floodOwnDir(send)
 		}
 	}
 	if len(fresh) > 0 {
 		u.floodDir(fresh, a.peer)
 	}
+	if len(reply) > 0 {
+		u.sendDir(a, reply)
+	}
+}
+
+// floodOwnDir floods this member's own directory entry; if it is the
+// withdrawal at layer.MaxDirSeq, it arms the restart at sequence number
+// 1 after routing.DefaultFlushWait (the time the withdrawal needs to
+// reach every member ahead of the restart).
+func (u *IPCP) floodOwnDir(e layer.DirEntry) {
+	u.floodDir([]layer.DirEntry{e}, 0)
+	if !e.Gone {
+		return
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.dirRestart != nil {
+		return
+	}
+	u.dirRestart = u.clk.AfterFunc(routing.DefaultFlushWait, func() {
+		u.mu.Lock()
+		u.dirRestart = nil
+		u.mu.Unlock()
+		if u.ctx.Err() == nil {
+			u.floodDir([]layer.DirEntry{u.dir.Restart(u.clk.Now())}, 0)
+		}
+	})
 }
 
 // sendRouting is the router's Send: reliably, over a management flow

@@ -83,6 +83,9 @@ type IPCP struct {
 	pending   map[uint64]chan layer.FAMsg
 	accepting map[faKey]*faAccept // recent allocation requests served here
 	refresh   clock.Timer
+	// dirRestart is armed while our directory entry is withdrawn at
+	// layer.MaxDirSeq (see floodOwnDir).
+	dirRestart clock.Timer
 
 	adjs atomic.Pointer[map[uint64]*adj] // copy-on-write view for the data path
 	eps  sync.Map                        // local EID → *endpoint
@@ -217,7 +220,7 @@ func (u *IPCP) onRefresh() {
 		return
 	}
 	now := u.clk.Now()
-	u.floodDir([]layer.DirEntry{u.dir.Refresh(now)}, 0)
+	u.floodOwnDir(u.dir.Refresh(now))
 	table := u.router.Table()
 	if n := u.dir.Expire(now.Add(-u.cfg.MaxAge), func(a uint64) bool { _, ok := table[a]; return ok }); n > 0 {
 		u.log.Debug("directory entries aged out", "count", n)
@@ -242,7 +245,7 @@ func (u *IPCP) Register(_ context.Context, name string) error {
 	u.names[name] = true
 	list := u.nameList()
 	u.mu.Unlock()
-	u.floodDir([]layer.DirEntry{u.dir.SetOwn(list, u.clk.Now())}, 0)
+	u.floodOwnDir(u.dir.SetOwn(list, u.clk.Now()))
 	return nil
 }
 
@@ -256,7 +259,7 @@ func (u *IPCP) Unregister(_ context.Context, name string) error {
 	delete(u.names, name)
 	list := u.nameList()
 	u.mu.Unlock()
-	u.floodDir([]layer.DirEntry{u.dir.SetOwn(list, u.clk.Now())}, 0)
+	u.floodOwnDir(u.dir.SetOwn(list, u.clk.Now()))
 	return nil
 }
 
@@ -332,6 +335,9 @@ func (u *IPCP) Close() error {
 	}
 	if u.refresh != nil {
 		u.refresh.Stop()
+	}
+	if u.dirRestart != nil {
+		u.dirRestart.Stop()
 	}
 	r := u.router
 	u.mu.Unlock()
