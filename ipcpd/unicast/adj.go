@@ -105,6 +105,12 @@ func (u *IPCP) connectVia(ctx context.Context, dst, lower, comp string, cost uin
 		f.Close()
 		return fmt.Errorf("%s is in layer %q, not %s", dst, reply.Layer, u.cfg.Name)
 	}
+	if holder := u.addrHolder(reply.Addr, reply.IPCP); holder != "" || reply.Addr == u.addr {
+		u.stats.addrConflicts.Add(1)
+		f.Close()
+		return fmt.Errorf("%s (%s) claims address %s, which %s holds: address conflict", dst, reply.IPCP,
+			u.cfg.FormatAddr(reply.Addr), dash(holder))
+	}
 	u.addAdj(f, reply.Addr, reply.IPCP, lower, comp, cost, nil)
 	return nil
 }
@@ -153,6 +159,11 @@ func (u *IPCP) serveIncoming(f *flow.Flow) {
 			reply.Err = fmt.Sprintf("this is layer %s, not %s", u.cfg.Name, h.Layer)
 		case h.Addr == 0 || h.Addr == u.addr:
 			reply.Err = "bad or duplicate address"
+		default:
+			if holder := u.addrHolder(h.Addr, h.IPCP); holder != "" {
+				u.stats.addrConflicts.Add(1)
+				reply.Err = fmt.Sprintf("address conflict: %s is held by %s", u.cfg.FormatAddr(h.Addr), holder)
+			}
 		}
 		if reply.Err == "" {
 			reply.Addr, reply.IPCP, reply.Layer, reply.Component, reply.Cost = u.addr, u.h.Name, u.cfg.Name, h.Component, h.Cost
@@ -247,6 +258,23 @@ func (u *IPCP) addAdj(f *flow.Flow, peer uint64, peerName, lower, comp string, c
 		u.sendDir(a, u.dir.Snapshot())
 	}
 	u.rebuildFIB(u.router.Table())
+}
+
+// addrHolder returns the name of the neighbour that holds addr through
+// an existing adjacency under another name than name, or "" if none
+// does. A hello claiming such an address is an address conflict: it is
+// refused, never added as another next hop towards that member. Two
+// adjacencies to the same neighbour (same address, same name) are
+// parallel links and are allowed.
+func (u *IPCP) addrHolder(addr uint64, name string) string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, a := range u.adjList {
+		if a.peer == addr && a.peerName != name {
+			return a.peerName
+		}
+	}
+	return ""
 }
 
 func (u *IPCP) publishAdjsLocked() {

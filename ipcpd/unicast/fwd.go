@@ -174,22 +174,30 @@ func (u *IPCP) Alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
 	return u.mtu(), nil
 }
 
-// nearest picks the address with the cheapest route (ourselves first).
+// nearest picks, among the members holding a name, one of those with
+// the cheapest route (ourselves first), at random among equals: new
+// flows spread over the equally near members instead of all going to
+// the lowest address, and a member that registers a name already held
+// elsewhere takes only the flows it is nearest to.
 func (u *IPCP) nearest(addrs []uint64) uint64 {
 	table := u.router.Table()
-	best, bestCost := addrs[0], ^uint64(0)
+	var best []uint64
+	bestCost := ^uint64(0)
 	for _, a := range addrs {
-		c := ^uint64(0) - 1
+		c := ^uint64(0) - 1 // no route yet: a last resort
 		if a == u.addr {
 			c = 0
 		} else if r, ok := table[a]; ok {
 			c = r.Cost
 		}
 		if c < bestCost {
-			best, bestCost = a, c
+			best, bestCost = best[:0], c
+		}
+		if c == bestCost {
+			best = append(best, a)
 		}
 	}
-	return best
+	return best[rand.IntN(len(best))]
 }
 
 // sendFA sends a flow-allocation message to endpoint eid of dst.

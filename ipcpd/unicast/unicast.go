@@ -101,6 +101,7 @@ type stats struct {
 	fwd, local, noRoute, ttl, malformed, noEndpoint atomic.Uint64
 	failovers, withdrawals, adjUp, adjDown          atomic.Uint64
 	faRetries, faDuplicates, faDropped              atomic.Uint64
+	addrConflicts                                   atomic.Uint64
 	lastFailover                                    atomic.Int64
 }
 

@@ -1,0 +1,301 @@
+package unicast_test
+
+import (
+	"context"
+	"encoding/binary"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ouro-net/ouro/enroll"
+	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/flow/ping"
+	"github.com/ouro-net/ouro/internal/topo"
+	"github.com/ouro-net/ouro/layer"
+	"github.com/ouro-net/ouro/lib/qos"
+	"github.com/ouro-net/ouro/routing"
+)
+
+// The issue's attacks on the unicast layer, each as a regression test
+// over real udp4 IPCPs on loopback: an intruder in the test process
+// opens an adjacency to a member (as any member can) and sends forged
+// frames. Each attack must fail, be counted, and leave a legitimate
+// flow in the same test served.
+
+// Frame kinds on lower flows (ipcpd/unicast/unicast.go).
+const (
+	frameHello   = 1
+	frameRouting = 2
+	frameDir     = 3
+)
+
+// intruder is a fake member: a lower flow to a real member, opened with
+// a hello, kept alive with one-byte hellos until the test ends.
+type intruder struct {
+	f   *flow.Flow
+	seq uint32
+}
+
+// intrude opens an adjacency from host from's IRMd to the unicast IPCP
+// named peer over udp1, claiming addr and name; it returns the hello
+// reply's error text ("" when accepted).
+func intrude(t *testing.T, tp *topo.Topo, from, peer string, addr uint64, name string) (*intruder, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f, err := flow.Alloc(ctx, peer, qos.Raw(), tp.Hosts[from].Opt(), flow.WithLayer("udp1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reply enroll.Hello
+	if err := enroll.Exchange(ctx, f, frameHello, enroll.Hello{V: enroll.Version, Addr: addr, IPCP: name, Layer: "net"}, &reply); err != nil {
+		f.Close()
+		t.Fatalf("hello: %v", err)
+	}
+	if reply.Err != "" {
+		f.Close()
+		return nil, reply.Err
+	}
+	in := &intruder{f: f}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tk := time.NewTicker(5 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tk.C:
+				f.Write([]byte{frameHello})
+			}
+		}
+	}()
+	t.Cleanup(func() { close(done); wg.Wait(); f.Close() })
+	return in, ""
+}
+
+// send writes one sequenced management frame of kind.
+func (in *intruder) send(t *testing.T, kind byte, payload []byte) {
+	t.Helper()
+	in.seq++
+	fr := make([]byte, 5, 5+len(payload))
+	fr[0] = kind
+	binary.BigEndian.PutUint32(fr[1:], in.seq)
+	if _, err := in.f.Write(append(fr, payload...)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var (
+	lsusInRE    = regexp.MustCompile(`lsus in (\d+)`)
+	hardeningRE = regexp.MustCompile(`hardening: routing own-newer (\d+), flushes (\d+), restarts (\d+), purged (\d+); directory own-newer (\d+), flushes (\d+); address conflicts (\d+)`)
+)
+
+// hardening returns the hardening counters of host's show, in order.
+func hardening(t *testing.T, tp *topo.Topo, host string) []int {
+	t.Helper()
+	show, err := tp.Show(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := hardeningRE.FindStringSubmatch(show)
+	if m == nil {
+		t.Fatalf("no hardening counters at %s:\n%s", host, show)
+	}
+	out := make([]int, len(m)-1)
+	for i := range out {
+		out[i], _ = strconv.Atoi(m[i+1])
+	}
+	return out
+}
+
+// lsusIn sums the LSUs received by hosts.
+func lsusIn(t *testing.T, tp *topo.Topo, hosts ...string) int {
+	t.Helper()
+	n := 0
+	for _, h := range hosts {
+		show, err := tp.Show(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += showInt(t, lsusInRE, show, 1)
+	}
+	return n
+}
+
+// addrOf returns host's address as host from shows it.
+func addrOf(t *testing.T, tp *topo.Topo, from, host string) uint64 {
+	t.Helper()
+	show, err := tp.Show(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := strconv.ParseUint(members(t, show)[host], 16, 64)
+	if err != nil || a == 0 {
+		t.Fatalf("no address for %s at %s: %v\n%s", host, from, err, show)
+	}
+	return a
+}
+
+// pingOK pings name from host and fails unless every reply came back.
+func pingOK(t *testing.T, tp *topo.Topo, host, name string, count int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := ping.Run(ctx, ping.Config{Name: name, QoS: qos.Raw(), Count: count, Interval: time.Millisecond,
+		Opts: []flow.Option{tp.Hosts[host].Opt()}})
+	if err != nil || st.Received != count {
+		t.Fatalf("ping %s from %s: %v %+v", name, host, err, st)
+	}
+}
+
+// serveEcho listens for name at host and echoes pings until the test ends.
+func serveEcho(t *testing.T, tp *topo.Topo, host, name, from string) {
+	t.Helper()
+	l := listenAt(t, tp, host, name, from)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go ping.Serve(ctx, l, nil)
+}
+
+// TestForgedSequenceOverUDP sends, from an intruder adjacent to b, a
+// link-state update and a directory entry for c at the maximum sequence
+// number. c flushes both and restarts at 1: the layer converges (a
+// reaches c and sees c's name again), the LSU rate falls back to its
+// idle figure, and a ping from a to c's name works.
+func TestForgedSequenceOverUDP(t *testing.T) {
+	tp := build(t, topo.Config{Hosts: []string{"a", "b", "c"}, Links: [][2]string{{"b", "a"}, {"c", "b"}}})
+	waitRoute(t, tp, "a", "c", 1)
+	serveEcho(t, tp, "c", "svc", "a")
+	c := addrOf(t, tp, "a", "c")
+	b := addrOf(t, tp, "a", "b")
+	in, refused := intrude(t, tp, "a", "b", 0xabcd, "intruder")
+	if refused != "" {
+		t.Fatalf("intruder refused: %s", refused)
+	}
+	hosts := []string{"a", "b", "c"}
+	time.Sleep(200 * time.Millisecond) // the intruder's adjacency settles
+	before := lsusIn(t, tp, hosts...)
+	time.Sleep(time.Second)
+	idle := lsusIn(t, tp, hosts...) - before
+
+	lsu, err := routing.Encode(routing.Message{Kind: routing.KindUpdate,
+		LSUs: []routing.LSU{{Origin: c, Seq: routing.MaxSeq, Links: []routing.Link{{Neighbor: b, Cost: 1}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.send(t, frameRouting, lsu)
+	dir, err := layer.EncodeDir([]layer.DirEntry{{Origin: c, IPCP: "c", Seq: layer.MaxDirSeq}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.send(t, frameDir, dir)
+
+	// c counts the newer copies of its own LSU and entry and flushes
+	// each once.
+	deadline := time.Now().Add(10 * time.Second)
+	var h []int
+	for time.Now().Before(deadline) {
+		if h = hardening(t, tp, "c"); h[2] >= 1 && h[5] >= 1 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if h[0] < 1 || h[1] != 1 || h[2] != 1 || h[4] < 1 || h[5] != 1 {
+		t.Fatalf("c's counters (routing own-newer, flushes, restarts, purged; directory own-newer, flushes): %v", h)
+	}
+	waitRoute(t, tp, "a", "c", 1)
+	waitDirectory(t, tp, "a", "svc")
+	before = lsusIn(t, tp, hosts...)
+	time.Sleep(time.Second)
+	if after := lsusIn(t, tp, hosts...) - before; after > idle+2 {
+		t.Fatalf("update storm: %d LSUs received in a second after the attack, %d when idle", after, idle)
+	}
+	pingOK(t, tp, "a", "svc", 20)
+}
+
+// TestAddressConflictRefused: a hello claiming the address of a member
+// that is already a's neighbour, under another name, is refused and
+// counted; a keeps reaching the real member.
+func TestAddressConflictRefused(t *testing.T) {
+	tp := pair(t)
+	serveEcho(t, tp, "b", "svc", "a")
+	b := addrOf(t, tp, "a", "b")
+	if _, refused := intrude(t, tp, "b", "a", b, "intruder"); !strings.Contains(refused, "address conflict") {
+		t.Fatalf("a hello claiming b's address got %q, want an address conflict", refused)
+	}
+	if h := hardening(t, tp, "a"); h[6] != 1 {
+		t.Fatalf("address conflicts at a: %d, want 1", h[6])
+	}
+	show, _ := tp.Show("a")
+	if strings.Contains(show, "intruder") {
+		t.Fatalf("the intruder became an adjacency:\n%s", show)
+	}
+	pingOK(t, tp, "a", "svc", 20)
+}
+
+// TestNameGoesToNearest registers one name at b and c (one hop from a)
+// and at d (two hops): a's new flows go to b and c, spread over both,
+// and none to d.
+func TestNameGoesToNearest(t *testing.T) {
+	tp := build(t, topo.Config{Hosts: []string{"a", "b", "c", "d"},
+		Links: [][2]string{{"b", "a"}, {"c", "a"}, {"d", "c"}}})
+	waitRoute(t, tp, "a", "d", 1)
+	var mu sync.Mutex
+	got := map[string]int{}
+	for _, h := range []string{"b", "c", "d"} {
+		l := listenAt(t, tp, h, "srv", "a")
+		go func() {
+			for {
+				f, err := l.Accept(context.Background())
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				got[h]++
+				mu.Unlock()
+				f.Close()
+			}
+		}()
+	}
+	// Wait until a knows all three holders.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		show, _ := tp.Show("a")
+		if strings.Count(show, "srv") >= 3 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	const n = 24
+	for i := 0; i < n; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		f, err := flow.Alloc(ctx, "srv", qos.Raw(), tp.Hosts["a"].Opt())
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		total := got["b"] + got["c"] + got["d"]
+		mu.Unlock()
+		if total == n {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got["d"] != 0 || got["b"] == 0 || got["c"] == 0 || got["b"]+got["c"] != n {
+		t.Fatalf("flows per holder %v: want all %d on b and c, both used, none on d", got, n)
+	}
+}
