@@ -132,13 +132,22 @@ func (u *IPCP) Disconnect(_ context.Context, req ctrl.IPCPConnect) error {
 
 // serveIncoming handles a lower flow someone allocated to us: either an
 // enrollment or an adjacency hello.
-func (u *IPCP) serveIncoming(f *flow.Flow) {
+//
+// The opening frame (an enrollment request or a hello) is small: it is
+// read into a buffer of handshakeMax bytes, not enroll.MaxMessage, and
+// a larger one is refused. The caller holds one of maxHandshakes slots
+// for the duration; release gives it back once the handshake is over.
+func (u *IPCP) serveIncoming(f *flow.Flow, release func()) {
 	defer u.wg.Done()
-	buf := make([]byte, enroll.MaxMessage)
-	f.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer release()
+	buf := make([]byte, handshakeMax)
+	f.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	n, err := f.Read(buf)
 	f.SetReadDeadline(time.Time{})
 	if err != nil || n < 1 {
+		if errors.Is(err, io.ErrShortBuffer) {
+			u.stats.malformed.Add(1)
+		}
 		f.Close()
 		return
 	}
@@ -177,6 +186,7 @@ func (u *IPCP) serveIncoming(f *flow.Flow) {
 			f.Close()
 			return
 		}
+		release()
 		u.addAdj(f, h.Addr, h.IPCP, f.Layer(), h.Component, max(h.Cost, 1), frame)
 	default:
 		u.stats.malformed.Add(1)
@@ -193,6 +203,10 @@ func (u *IPCP) serveEnroll(f *flow.Flow, msg []byte) {
 		resp.Err = "this IPCP is not in a layer"
 	} else if req.Layer != u.cfg.Name {
 		resp.Err = fmt.Sprintf("this IPCP is in layer %s, not %s", u.cfg.Name, req.Layer)
+	} else if !u.enrollGate.allow(req.IPCP, time.Now()) {
+		u.stats.enrollRefused.Add(1)
+		resp.Err = fmt.Sprintf("too many enrollment attempts by %s: try again later", req.IPCP)
+		u.log.Warn("refused enrollment", "ipcp", req.IPCP, "reason", "too many attempts")
 	} else {
 		resp.Config = u.cfg
 		resp.Dir = u.dir.Snapshot()
@@ -400,14 +414,11 @@ func (u *IPCP) adjDown(a *adj, why string) {
 // readAdj is the receive loop of one lower flow.
 func (u *IPCP) readAdj(a *adj) {
 	defer u.wg.Done()
-	var bufs [fwdBatch][]byte
+	rb := newRecvBufs(nil, a.f.MTU())
 	var sizes [fwdBatch]int
-	for i := range bufs {
-		bufs[i] = make([]byte, maxPacket)
-	}
 	var out outBatch
 	for {
-		got, err := a.f.ReadBatch(bufs[:], sizes[:])
+		got, err := a.f.ReadBatch(rb.bufs, sizes[:len(rb.bufs)])
 		if err != nil {
 			why := "lower flow closed"
 			if errors.Is(err, flow.ErrDown) {
@@ -417,18 +428,21 @@ func (u *IPCP) readAdj(a *adj) {
 			return
 		}
 		a.lastRx.Store(time.Now().UnixNano())
+		truncated := false
 		for i := 0; i < got; i++ {
 			n := sizes[i]
 			if n < 0 {
-				a.ctr.Drop(dt.DropMalformed) // larger than any packet
+				a.ctr.Drop(dt.DropMalformed) // larger than the buffers
+				truncated = true
 				continue
 			}
 			if n < 1 {
 				continue
 			}
-			u.receiveFrame(a, &out, bufs[i][:n])
+			u.receiveFrame(a, &out, rb.bufs[i][:n])
 		}
 		u.flush(&out)
+		rb.adapt(got, truncated)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ouro-net/ouro/dt"
 	"github.com/ouro-net/ouro/enroll"
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/flow/ping"
@@ -94,7 +95,7 @@ func (in *intruder) send(t *testing.T, kind byte, payload []byte) {
 
 var (
 	lsusInRE    = regexp.MustCompile(`lsus in (\d+)`)
-	hardeningRE = regexp.MustCompile(`hardening: routing own-newer (\d+), flushes (\d+), restarts (\d+), purged (\d+); directory own-newer (\d+), flushes (\d+); address conflicts (\d+)`)
+	hardeningRE = regexp.MustCompile(`hardening: routing own-newer (\d+), flushes (\d+), restarts (\d+), purged (\d+); directory own-newer (\d+), flushes (\d+); address conflicts (\d+); handshakes refused (\d+); enrollments refused (\d+)`)
 )
 
 // hardening returns the hardening counters of host's show, in order.
@@ -298,4 +299,178 @@ func TestNameGoesToNearest(t *testing.T) {
 	if got["d"] != 0 || got["b"] == 0 || got["c"] == 0 || got["b"]+got["c"] != n {
 		t.Fatalf("flows per holder %v: want all %d on b and c, both used, none on d", got, n)
 	}
+}
+
+// faRequest is a flow-allocation request from the intruder at src for
+// name, as a data packet to endpoint 0 of member dst.
+func faRequest(t *testing.T, dst, src, eid uint64, name string) []byte {
+	t.Helper()
+	body, err := layer.EncodeFA(&layer.FAMsg{Type: layer.FARequest, SrcAddr: src, SrcEID: eid, Name: name, QoS: qos.Raw()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout := dt.DefaultLayout()
+	pkt := make([]byte, 1+layout.Len(), 1+layout.Len()+len(body))
+	if _, err := layout.Encode(pkt[1:], &dt.PCI{Dst: dst, TTL: 60, EID: 0}); err != nil {
+		t.Fatal(err)
+	}
+	return append(pkt, body...)
+}
+
+var (
+	incomingRE = regexp.MustCompile(`refused \(cap\) (\d+), dropped \(no route back\) (\d+); incoming flows (\d+) from (\d+) members`)
+	processRE  = regexp.MustCompile(`process: goroutines (\d+), heap (\d+) KiB, flows (\d+)`)
+)
+
+// TestFlowRequestFlood: an intruder adjacent to b floods b with flow
+// requests for a name b serves. b keeps at most maxAcceptingPerMember
+// of them (the rest are refused with an answer, and counted), its
+// goroutines and heap stay bounded, `irm layer show` keeps answering,
+// a legitimate flow from a to b's name is served, and a 1 ms ping from
+// a to c through b loses under 1%.
+func TestFlowRequestFlood(t *testing.T) {
+	const (
+		requests = 3000
+		perCap   = 256 // maxAcceptingPerMember
+	)
+	tp := build(t, topo.Config{Hosts: []string{"a", "b", "c"}, Links: [][2]string{{"b", "a"}, {"c", "b"}}})
+	waitRoute(t, tp, "a", "c", 1)
+	serveEcho(t, tp, "b", "svc", "a")
+	serveEcho(t, tp, "c", "echo", "a")
+	b := addrOf(t, tp, "a", "b")
+	in, refused := intrude(t, tp, "a", "b", 0xabcd, "intruder")
+	if refused != "" {
+		t.Fatalf("intruder refused: %s", refused)
+	}
+	// The intruder reads (and drops) what b answers.
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			if _, err := in.f.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	flooding := make(chan struct{})
+	go func() {
+		defer close(flooding)
+		for i := 1; i <= requests; i++ {
+			if _, err := in.f.Write(faRequest(t, b, 0xabcd, uint64(i), "svc")); err != nil {
+				return
+			}
+			if i%50 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	type result struct {
+		st  *ping.Stats
+		err error
+	}
+	pinged := make(chan result, 1)
+	go func() {
+		st, err := ping.Run(ctx, ping.Config{Name: "echo", QoS: qos.Raw(), Count: 1000, Interval: time.Millisecond,
+			Opts: []flow.Option{tp.Hosts["a"].Opt()}})
+		pinged <- result{st, err}
+	}()
+	// Shows answer throughout.
+	for done := false; !done; {
+		select {
+		case <-flooding:
+			done = true
+		case <-time.After(50 * time.Millisecond):
+			if _, err := tp.Show("b"); err != nil {
+				t.Fatalf("show at b during the flood: %v", err)
+			}
+		}
+	}
+	// A legitimate flow to b's name is still served.
+	pingOK(t, tp, "a", "svc", 10)
+	r := <-pinged
+	if r.err != nil {
+		t.Fatalf("ping a to c during the flood: %v", r.err)
+	}
+	if lost := r.st.Transmitted - r.st.Received; float64(lost) > 0.01*float64(r.st.Transmitted) {
+		t.Fatalf("ping a to c lost %d of %d during the flood", lost, r.st.Transmitted)
+	}
+	// b counted what it refused and holds no more than the cap.
+	var show string
+	var m []string
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		show, _ = tp.Show("b")
+		if m = incomingRE.FindStringSubmatch(show); m != nil {
+			if n, _ := strconv.Atoi(m[1]); n >= requests*3/4 {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if m == nil {
+		t.Fatalf("no allocation counters at b:\n%s", show)
+	}
+	refusedN, _ := strconv.Atoi(m[1])
+	incoming, _ := strconv.Atoi(m[3])
+	if refusedN < requests/2 || incoming > perCap+2 {
+		t.Fatalf("b refused %d of %d requests and holds %d incoming flows (cap %d per member):\n%s",
+			refusedN, requests, incoming, perCap, show)
+	}
+	p := processRE.FindStringSubmatch(show)
+	if p == nil {
+		t.Fatalf("no process line:\n%s", show)
+	}
+	gor, _ := strconv.Atoi(p[1])
+	heap, _ := strconv.Atoi(p[2])
+	t.Logf("b after %d requests: refused %d, incoming flows %d, goroutines %d, heap %d KiB; ping a-c %d/%d",
+		requests, refusedN, incoming, gor, heap, r.st.Received, r.st.Transmitted)
+	if gor > 2000 || heap > 128<<10 {
+		t.Fatalf("b unbounded: %d goroutines, heap %d KiB", gor, heap)
+	}
+}
+
+// TestEnrollmentFloodBounded: one IPCP name asking a member to enroll
+// it again and again gets enrollBurst answers and is then refused
+// (counted); another name still enrolls, and the layer serves a ping.
+// (The handshake cap, maxHandshakes, is not reached here: the udp4 shim
+// under the layer refuses a source's allocations before that.)
+func TestEnrollmentFloodBounded(t *testing.T) {
+	const burst = 4 // enrollBurst
+	tp := pair(t)
+	b := tp.Hosts["b"]
+	enrollAs := func(name string) enroll.Response {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		f, err := flow.Alloc(ctx, "net", qos.Raw(), b.Opt(), flow.WithLayer("udp1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var resp enroll.Response
+		if err := enroll.Exchange(ctx, f, 4, enroll.Request{V: enroll.Version, IPCP: name, Layer: "net"}, &resp); err != nil {
+			t.Fatalf("enroll as %s: %v", name, err)
+		}
+		return resp
+	}
+	for i := 0; i < burst; i++ {
+		if r := enrollAs("x"); r.Err != "" {
+			t.Fatalf("attempt %d refused: %s", i+1, r.Err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if r := enrollAs("x"); !strings.Contains(r.Err, "too many enrollment attempts") {
+			t.Fatalf("attempt %d over the bound: %q", burst+i+1, r.Err)
+		}
+	}
+	if r := enrollAs("y"); r.Err != "" {
+		t.Fatalf("another IPCP refused: %s", r.Err)
+	}
+	if h := hardening(t, tp, "a"); h[8] != 3 {
+		t.Fatalf("enrollments refused at a: %d, want 3", h[8])
+	}
+
+	serveEcho(t, tp, "b", "svc", "a")
+	pingOK(t, tp, "a", "svc", 10)
 }

@@ -27,8 +27,15 @@ const (
 	faRetryFirst = 100 * time.Millisecond
 	faRetryMax   = time.Second
 	acceptedTTL  = 2 * allocTimeout
-	// maxAccepting bounds the acceptor's table against a request flood.
-	maxAccepting = 4096
+	// maxAccepting caps the incoming flows (being accepted or up) of
+	// all requesters together, maxAcceptingPerMember those of one
+	// requesting member, so that a member flooding requests cannot take
+	// the others' share; a request over a cap is refused with an answer
+	// no larger than itself, and counted. maxAcceptTable bounds the
+	// table of recent requests kept to answer repeats.
+	maxAccepting          = 4096
+	maxAcceptingPerMember = 256
+	maxAcceptTable        = 2 * maxAccepting
 	// deallocCopies is how many times a deallocation is sent (a copy
 	// every deallocGap): it is idempotent, and a lost one leaves the
 	// peer's application without its EOF.
@@ -53,6 +60,11 @@ type endpoint struct {
 	remoteAddr uint64
 	remoteEID  uint64
 	cube       uint8
+	// mtu is the largest payload the application may write (told at
+	// allocation); incoming is set for flows another member asked for,
+	// which hold a slot under maxAccepting until they end.
+	mtu      int
+	incoming bool
 
 	// unreachable is the path state last computed; told is the state
 	// last written to the application (guarded by tellMu).
@@ -168,10 +180,11 @@ func (u *IPCP) Alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
 			return 0, fmt.Errorf("no answer from %s (member %s) within %v", f.Name, u.cfg.FormatAddr(dst), allocTimeout)
 		}
 	}
+	ep.mtu = u.mtu()
 	u.eps.Store(ep.eid, ep)
 	u.wg.Add(1)
 	go u.readApp(ep)
-	return u.mtu(), nil
+	return ep.mtu, nil
 }
 
 // nearest picks, among the members holding a name, one of those with
@@ -225,35 +238,34 @@ func (u *IPCP) sendFA(dst, eid uint64, m *layer.FAMsg) error {
 // consecutive packets for the same lower flow leave with one more.
 func (u *IPCP) readApp(ep *endpoint) {
 	defer u.wg.Done()
-	hdr := 1 + u.layout.Len()
+	hdr := make([]byte, 1+u.layout.Len())
+	hdr[0] = kindDT
 	pci := dt.PCI{Dst: ep.remoteAddr, QoS: ep.cube, TTL: u.cfg.TTL, EID: ep.remoteEID}
-	var bufs, payloads [fwdBatch][]byte
+	u.layout.Encode(hdr[1:], &pci)
+	rb := newRecvBufs(hdr, ep.mtu)
 	var sizes [fwdBatch]int
 	var kinds [fwdBatch]pipe.Kind
-	for i := range bufs {
-		bufs[i] = make([]byte, hdr+maxPacket)
-		bufs[i][0] = kindDT
-		u.layout.Encode(bufs[i][1:hdr], &pci)
-		payloads[i] = bufs[i][hdr:]
-	}
 	var out outBatch
 	for {
-		n, err := ep.f.Pipe.ReadBatch(payloads[:], sizes[:], kinds[:])
+		k := len(rb.bufs)
+		n, err := ep.f.Pipe.ReadBatch(rb.payloads, sizes[:k], kinds[:k])
 		if err != nil {
 			// The application died: tell the far end.
 			u.endEndpoint(ep, true)
 			return
 		}
+		truncated := false
 		for i := 0; i < n; i++ {
 			switch kinds[i] {
 			case pipe.Data:
 				if sizes[i] < 0 {
 					ep.f.Drops.Add(1)
+					truncated = true
 					continue
 				}
 				ep.f.PktsIn.Add(1)
 				ep.f.BytesIn.Add(uint64(sizes[i]))
-				if !u.forwardTo(&out, bufs[i][:hdr+sizes[i]], ep.remoteAddr, ep.remoteEID, ep.cube) {
+				if !u.forwardTo(&out, rb.bufs[i][:len(hdr)+sizes[i]], ep.remoteAddr, ep.remoteEID, ep.cube) {
 					ep.f.Drops.Add(1)
 				}
 			case pipe.Dealloc:
@@ -263,6 +275,52 @@ func (u *IPCP) readApp(ep *endpoint) {
 			}
 		}
 		u.flush(&out)
+		rb.adapt(n, truncated)
+	}
+}
+
+// recvBufs are a reader's receive buffers, grown on demand: one buffer
+// of the expected packet size at first; a read that fills every buffer
+// doubles their number (up to fwdBatch), and a packet too large for
+// them (lost, counted) grows them all to maxPacket. An idle flow holds
+// one buffer of its MTU instead of fwdBatch x 64 KiB up front. Each
+// buffer starts with a copy of prefix (the readApp's data header).
+type recvBufs struct {
+	prefix   []byte
+	size     int      // payload capacity of each buffer
+	bufs     [][]byte // whole buffers: prefix and payload
+	payloads [][]byte // the payload part of each buffer
+}
+
+func newRecvBufs(prefix []byte, size int) *recvBufs {
+	if size <= 0 || size > maxPacket {
+		size = maxPacket
+	}
+	r := &recvBufs{prefix: prefix, size: size}
+	r.grow(1)
+	return r
+}
+
+// grow adds buffers until there are n.
+func (r *recvBufs) grow(n int) {
+	for len(r.bufs) < n {
+		b := make([]byte, len(r.prefix)+r.size)
+		copy(b, r.prefix)
+		r.bufs = append(r.bufs, b)
+		r.payloads = append(r.payloads, b[len(r.prefix):])
+	}
+}
+
+// adapt grows the buffers after a read of got packets; truncated says
+// one of them did not fit. Call it only once the packets are sent.
+func (r *recvBufs) adapt(got int, truncated bool) {
+	if truncated && r.size < maxPacket {
+		n := len(r.bufs)
+		r.size, r.bufs, r.payloads = maxPacket, nil, nil
+		r.grow(n)
+	}
+	if got == len(r.bufs) && got < fwdBatch {
+		r.grow(min(2*got, fwdBatch))
 	}
 }
 
@@ -325,6 +383,9 @@ func (u *IPCP) flush(ob *outBatch) {
 func (u *IPCP) endEndpoint(ep *endpoint, tellPeer bool) {
 	if _, ok := u.eps.LoadAndDelete(ep.eid); !ok {
 		return
+	}
+	if ep.incoming {
+		u.releaseIncoming(ep.remoteAddr)
 	}
 	if tellPeer && u.ctx.Err() == nil {
 		u.sendDealloc(ep.remoteAddr, ep.eid, ep.remoteEID)
@@ -442,12 +503,31 @@ func (u *IPCP) deliverTo(ob *outBatch, pkt []byte) {
 func (u *IPCP) handleFA(m layer.FAMsg) {
 	switch m.Type {
 	case layer.FARequest:
+		if m.SrcAddr == 0 || m.SrcEID == 0 {
+			u.stats.malformed.Add(1)
+			return
+		}
+		// Data packets carry no source address: an answer could not
+		// reach a requester that forwarding does not reach.
+		if _, ok := u.fib.Lookup(m.SrcAddr, m.SrcEID, 0); !ok && m.SrcAddr != u.addr {
+			u.stats.faDropped.Add(1)
+			return
+		}
 		key := faKey{m.SrcAddr, m.SrcEID}
 		u.mu.Lock()
 		rec, seen := u.accepting[key]
-		full := !seen && len(u.accepting) >= maxAccepting
-		if !seen && !full {
-			u.accepting[key] = &faAccept{}
+		var refuse string
+		if !seen {
+			switch {
+			case len(u.accepting) >= maxAcceptTable || u.inTotal >= maxAccepting:
+				refuse = "too many flows at this member"
+			case u.inFlows[m.SrcAddr] >= maxAcceptingPerMember:
+				refuse = "too many flows from one member"
+			default:
+				u.accepting[key] = &faAccept{}
+				u.inFlows[m.SrcAddr]++
+				u.inTotal++
+			}
 		}
 		var again layer.FAMsg
 		if seen && rec.done {
@@ -455,8 +535,10 @@ func (u *IPCP) handleFA(m layer.FAMsg) {
 		}
 		u.mu.Unlock()
 		switch {
-		case full:
-			u.stats.faDropped.Add(1)
+		case refuse != "":
+			u.stats.faRefused.Add(1)
+			resp := layer.FAMsg{Type: layer.FAResponse, SrcAddr: u.addr, DstEID: m.SrcEID, Err: refuse}
+			u.sendFA(m.SrcAddr, 0, &resp)
 		case seen:
 			// A repetition: answer it again if the answer is known,
 			// otherwise the first copy is still being served.
@@ -516,6 +598,16 @@ func (u *IPCP) answerFA(req layer.FAMsg, resp *layer.FAMsg) error {
 	return u.sendFA(req.SrcAddr, 0, resp)
 }
 
+// releaseIncoming frees the slot of an incoming flow from member src.
+func (u *IPCP) releaseIncoming(src uint64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.inTotal--
+	if u.inFlows[src]--; u.inFlows[src] <= 0 {
+		delete(u.inFlows, src)
+	}
+}
+
 // sendDealloc tells endpoint remoteEID of member dst that our endpoint
 // eid is gone, deallocCopies times.
 func (u *IPCP) sendDealloc(dst, eid, remoteEID uint64) {
@@ -537,19 +629,23 @@ func (u *IPCP) acceptFlow(m layer.FAMsg) {
 	registered := u.names[m.Name]
 	u.mu.Unlock()
 	if !registered {
+		u.releaseIncoming(m.SrcAddr)
 		resp.Err = fmt.Sprintf("name %q is not registered here", m.Name)
 		u.answerFA(m, &resp)
 		return
 	}
 	ctx, cancel := context.WithTimeout(u.ctx, allocTimeout)
 	defer cancel()
-	g, err := u.h.Arrive(ctx, m.Name, m.QoS, u.mtu())
+	mtu := u.mtu()
+	g, err := u.h.Arrive(ctx, m.Name, m.QoS, mtu)
 	if err != nil {
+		u.releaseIncoming(m.SrcAddr)
 		resp.Err = err.Error()
 		u.answerFA(m, &resp)
 		return
 	}
-	ep := &endpoint{eid: u.newEID(), f: g, remoteAddr: m.SrcAddr, remoteEID: m.SrcEID, cube: uint8(m.QoS.Cube)}
+	ep := &endpoint{eid: u.newEID(), f: g, remoteAddr: m.SrcAddr, remoteEID: m.SrcEID, cube: uint8(m.QoS.Cube),
+		mtu: mtu, incoming: true}
 	u.eps.Store(ep.eid, ep)
 	resp.SrcEID = ep.eid
 	// If the answer cannot leave now (no route back for a moment), the

@@ -120,8 +120,12 @@ func (u *IPCP) Show(_ context.Context) (string, error) {
 		u.stats.fwd.Load(), u.stats.local.Load(), u.stats.noRoute.Load(), u.stats.ttl.Load(), u.stats.malformed.Load(), u.stats.noEndpoint.Load())
 	msent, mr, ma, mx := u.arq.counters()
 	fmt.Fprintf(&b, "mgmt frames: sent %d, resent %d, acked %d, abandoned %d\n", msent, mr, ma, mx)
-	fmt.Fprintf(&b, "flow allocation: requests repeated %d, repeats answered %d, dropped (table full) %d\n",
-		u.stats.faRetries.Load(), u.stats.faDuplicates.Load(), u.stats.faDropped.Load())
+	u.mu.Lock()
+	inTotal, inMembers := u.inTotal, len(u.inFlows)
+	u.mu.Unlock()
+	fmt.Fprintf(&b, "flow allocation: requests repeated %d, repeats answered %d, refused (cap) %d, dropped (no route back) %d; incoming flows %d from %d members (cap %d, %d per member)\n",
+		u.stats.faRetries.Load(), u.stats.faDuplicates.Load(), u.stats.faRefused.Load(), u.stats.faDropped.Load(),
+		inTotal, inMembers, maxAccepting, maxAcceptingPerMember)
 	last := "never"
 	if t := u.stats.lastFailover.Load(); t != 0 {
 		last = time.Unix(0, t).Format("15:04:05.000")
@@ -130,8 +134,9 @@ func (u *IPCP) Show(_ context.Context) (string, error) {
 		u.stats.adjUp.Load(), u.stats.adjDown.Load(), u.stats.withdrawals.Load(), last,
 		rs.SPFRuns, rs.LastSPF.Format("15:04:05.000"), rs.LSUsReceived, rs.LSUsStale, rs.Malformed)
 	dirNewer, dirFlushes := u.dir.Counters()
-	fmt.Fprintf(&b, "hardening: routing own-newer %d, flushes %d, restarts %d, purged %d; directory own-newer %d, flushes %d; address conflicts %d\n",
-		rs.OwnNewer, rs.Flushes, rs.Restarts, rs.Purged, dirNewer, dirFlushes, u.stats.addrConflicts.Load())
+	fmt.Fprintf(&b, "hardening: routing own-newer %d, flushes %d, restarts %d, purged %d; directory own-newer %d, flushes %d; address conflicts %d; handshakes refused %d; enrollments refused %d\n",
+		rs.OwnNewer, rs.Flushes, rs.Restarts, rs.Purged, dirNewer, dirFlushes, u.stats.addrConflicts.Load(),
+		u.stats.handshakesRefused.Load(), u.stats.enrollRefused.Load())
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Fprintf(&b, "process: goroutines %d, heap %d KiB, flows %d\n", runtime.NumGoroutine(), ms.HeapAlloc>>10, u.countEndpoints())

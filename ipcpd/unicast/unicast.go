@@ -82,6 +82,8 @@ type IPCP struct {
 	adjList   map[uint64]*adj
 	pending   map[uint64]chan layer.FAMsg
 	accepting map[faKey]*faAccept // recent allocation requests served here
+	inFlows   map[uint64]int      // incoming flows per requesting member (see maxAccepting)
+	inTotal   int                 // incoming flows of all members
 	refresh   clock.Timer
 	// dirRestart is armed while our directory entry is withdrawn at
 	// layer.MaxDirSeq (see floodOwnDir).
@@ -90,18 +92,21 @@ type IPCP struct {
 	adjs atomic.Pointer[map[uint64]*adj] // copy-on-write view for the data path
 	eps  sync.Map                        // local EID → *endpoint
 
-	arq    *mgmtARQ
-	fib    *dt.FIB
-	router *routing.Router
-	dir    *layer.Directory
-	stats  stats
+	arq        *mgmtARQ
+	handshakes atomic.Int64 // incoming lower flows in their opening handshake
+	enrollGate enrollGate
+	fib        *dt.FIB
+	router     *routing.Router
+	dir        *layer.Directory
+	stats      stats
 }
 
 type stats struct {
 	fwd, local, noRoute, ttl, malformed, noEndpoint atomic.Uint64
 	failovers, withdrawals, adjUp, adjDown          atomic.Uint64
 	faRetries, faDuplicates, faDropped              atomic.Uint64
-	addrConflicts                                   atomic.Uint64
+	addrConflicts, faRefused                        atomic.Uint64
+	handshakesRefused, enrollRefused                atomic.Uint64
 	lastFailover                                    atomic.Int64
 }
 
@@ -112,7 +117,7 @@ func New(h *ipcpd.Host) (ipcpd.IPCP, error) {
 	u := &IPCP{h: h, log: h.Log, clk: clk, ctx: ctx, cancel: cancel, arq: newMgmtARQ(clk),
 		names: map[string]bool{}, listeners: map[string]*flow.Listener{},
 		adjList: map[uint64]*adj{}, pending: map[uint64]chan layer.FAMsg{},
-		accepting: map[faKey]*faAccept{}}
+		accepting: map[faKey]*faAccept{}, inFlows: map[uint64]int{}}
 	empty := map[uint64]*adj{}
 	u.adjs.Store(&empty)
 	return u, nil
@@ -312,6 +317,10 @@ func (u *IPCP) Unbind(_ context.Context, name string) error {
 	return l.Close()
 }
 
+// acceptLoop serves the lower flows allocated to a bound name, at most
+// maxHandshakes at a time: beyond that a new flow is closed at once and
+// counted, so a flood of lower-flow requests costs no goroutine or
+// buffer each.
 func (u *IPCP) acceptLoop(l *flow.Listener) {
 	defer u.wg.Done()
 	for {
@@ -319,8 +328,16 @@ func (u *IPCP) acceptLoop(l *flow.Listener) {
 		if err != nil {
 			return
 		}
+		if u.handshakes.Add(1) > maxHandshakes {
+			u.handshakes.Add(-1)
+			u.stats.handshakesRefused.Add(1)
+			f.Close()
+			continue
+		}
+		var once sync.Once
+		release := func() { once.Do(func() { u.handshakes.Add(-1) }) }
 		u.wg.Add(1)
-		go u.serveIncoming(f)
+		go u.serveIncoming(f, release)
 	}
 }
 
