@@ -48,6 +48,9 @@
 // (events.go; JSON: bench/out/events.json; exit status 1 on a broken
 // promise).
 //
+// With -unicastflood a member floods a unicast member with flow
+// requests (unicastflood.go; JSON: bench/out/unicastflood.json).
+//
 // With -flood it instead floods a udp4 IPCP with alloc requests from a
 // stranger for -d (default 30 s) while honest members ping and allocate,
 // and reports RSS, descriptors, ping loss and show latency (flood.go;
@@ -107,6 +110,7 @@ type config struct {
 	sources  int
 	cong     bool
 	events   bool
+	uflood   bool
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -130,6 +134,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.ovpn, "ovpn", false, "root: ovpn against MPTCP on two paths (gaps across carrier loss and silent failure, -n rounds each, default 5) and bulk goodput")
 	fs.BoolVar(&c.flood, "flood", false, "flood a udp4 IPCP with alloc requests from a stranger for -d (default 30s) (see flood.go)")
 	fs.IntVar(&c.sources, "sources", 1, "flood: source ports the stranger floods from")
+	fs.BoolVar(&c.uflood, "unicastflood", false, "a member floods a unicast member with flow requests for -d (default 30s) (see unicastflood.go)")
 	fs.BoolVar(&c.cong, "congestion", false, "root: measure a 100 Mbit/s tbf bottleneck between namespaces (reliable flow vs TCP, ping under load; see congestion.go)")
 	fs.BoolVar(&c.events, "events", false, "time the promised events (DOWN on IPCP death, EOF on close, carrier DOWN as root) -n times each (default 10; see events.go)")
 	if err := fs.Parse(args); err != nil {
@@ -137,7 +142,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	dSet, nSet := false, false
 	fs.Visit(func(f *flag.Flag) { dSet, nSet = dSet || f.Name == "d", nSet || f.Name == "n" })
-	if c.flood && !dSet {
+	if (c.flood || c.uflood) && !dSet {
 		c.duration = 30 * time.Second
 	}
 	if c.cong && !dSet {
@@ -208,6 +213,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			name = "ovpn.json"
 		} else if c.flood {
 			name = "flood.json"
+		} else if c.uflood {
+			name = "unicastflood.json"
 		} else if c.cong {
 			name = "congestion.json"
 		} else if c.events {
@@ -240,6 +247,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		r, err := eventsRun(ctx, e, c.n, stdout, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "bench: events: %v\n", err)
+			return 1
+		}
+		if !r.Pass {
+			code = 1
+		}
+		result = r
+	} else if c.uflood {
+		r, err := unicastFloodRun(ctx, e, c.duration, stdout, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: unicastflood: %v\n", err)
 			return 1
 		}
 		if !r.Pass {

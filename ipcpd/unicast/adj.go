@@ -414,7 +414,10 @@ func (u *IPCP) adjDown(a *adj, why string) {
 // readAdj is the receive loop of one lower flow.
 func (u *IPCP) readAdj(a *adj) {
 	defer u.wg.Done()
-	rb := newRecvBufs(nil, a.f.MTU())
+	// Full-size buffers (the two ends of a lower flow may be told
+	// different MTUs), grown in number on demand: an idle adjacency
+	// holds 64 KiB, not 1 MiB.
+	rb := newRecvBufs(nil, maxPacket)
 	var sizes [fwdBatch]int
 	var out outBatch
 	for {

@@ -537,8 +537,10 @@ func (u *IPCP) handleFA(m layer.FAMsg) {
 		switch {
 		case refuse != "":
 			u.stats.faRefused.Add(1)
-			resp := layer.FAMsg{Type: layer.FAResponse, SrcAddr: u.addr, DstEID: m.SrcEID, Err: refuse}
-			u.sendFA(m.SrcAddr, 0, &resp)
+			if u.refusals.allow(m.SrcAddr, u.clk.Now()) {
+				resp := layer.FAMsg{Type: layer.FAResponse, SrcAddr: u.addr, DstEID: m.SrcEID, Err: refuse}
+				u.sendFA(m.SrcAddr, 0, &resp)
+			}
 		case seen:
 			// A repetition: answer it again if the answer is known,
 			// otherwise the first copy is still being served.

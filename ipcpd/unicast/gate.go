@@ -67,3 +67,45 @@ func (g *enrollGate) allow(name string, now time.Time) bool {
 	g.recent[name] = append(ts, now)
 	return true
 }
+
+// Answers to refused allocation requests: at most refuseRate a second
+// per requesting member (burst refuseRate); beyond that a refused
+// request is only counted, so a member flooding requests does not make
+// this IPCP spend as much again answering. At most answerMembers
+// members are tracked; past that the table starts again.
+const (
+	refuseRate    = 100
+	answerMembers = 4096
+)
+
+// answerLimit is a token bucket per member.
+type answerLimit struct {
+	mu      sync.Mutex
+	buckets map[uint64]*answerBucket
+}
+
+type answerBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// allow reports whether member may get one more answer now.
+func (l *answerLimit) allow(member uint64, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.buckets == nil || len(l.buckets) >= answerMembers {
+		l.buckets = map[uint64]*answerBucket{}
+	}
+	b := l.buckets[member]
+	if b == nil {
+		b = &answerBucket{tokens: refuseRate, last: now}
+		l.buckets[member] = b
+	}
+	b.tokens = min(refuseRate, b.tokens+now.Sub(b.last).Seconds()*refuseRate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

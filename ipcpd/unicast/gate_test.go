@@ -34,3 +34,23 @@ func TestEnrollGate(t *testing.T) {
 		t.Fatal("a new name refused after the window")
 	}
 }
+
+func TestAnswerLimit(t *testing.T) {
+	var l answerLimit
+	t0 := time.Unix(100, 0)
+	n := 0
+	for i := 0; i < 10*refuseRate; i++ {
+		if l.allow(1, t0) {
+			n++
+		}
+	}
+	if n != refuseRate {
+		t.Fatalf("%d answers in a burst, want %d", n, refuseRate)
+	}
+	if !l.allow(2, t0) {
+		t.Fatal("another member refused")
+	}
+	if !l.allow(1, t0.Add(20*time.Millisecond)) {
+		t.Fatal("no answer after the bucket refilled")
+	}
+}

@@ -95,6 +95,7 @@ type IPCP struct {
 	arq        *mgmtARQ
 	handshakes atomic.Int64 // incoming lower flows in their opening handshake
 	enrollGate enrollGate
+	refusals   answerLimit // answers to refused allocation requests
 	fib        *dt.FIB
 	router     *routing.Router
 	dir        *layer.Directory
