@@ -199,7 +199,7 @@ func TestFlowInProcess(t *testing.T) {
 			if ok, err := a.Query(ctx, "nobody"); ok || err != nil {
 				t.Fatalf("query nobody: %v %v", ok, err)
 			}
-			q := qos.Spec{Name: "custom", Cube: qos.CubeLowLatency, InOrder: true, MaxDelay: 5 * time.Millisecond}
+			q := qos.Spec{Name: "custom", Cube: qos.CubeLowLatency, InOrder: true}
 			appA, mtu, err := alloc(t, a, "echo", q)
 			if err != nil {
 				t.Fatal(err)

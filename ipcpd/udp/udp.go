@@ -30,7 +30,7 @@
 //	3 alloc req    src eid (4), name hash (16), mtu (2), data port (2),
 //	               QoS cube (1),
 //	               QoS flags (1: bit 0 reliable, bit 1 in order),
-//	               max delay in µs (4), peer timeout in ms (4),
+//	               reserved (4: zero, ignored), peer timeout in ms (4),
 //	               QoS name length (1, at most 32), QoS name,
 //	               zeros up to 64 bytes in all
 //	4 alloc resp   dst eid (4), src eid (4), status (1), mtu (2),

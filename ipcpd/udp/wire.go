@@ -171,7 +171,7 @@ func (m *msg) encode(b []byte) []byte {
 			flags |= qosFlagInOrder
 		}
 		b = append(b, byte(m.qos.Cube), flags)
-		b = binary.BigEndian.AppendUint32(b, sat32(m.qos.MaxDelay, time.Microsecond))
+		b = append(b, 0, 0, 0, 0) // reserved (was a delay bound no layer acted on)
 		b = binary.BigEndian.AppendUint32(b, sat32(m.qos.PeerTimeout, time.Millisecond))
 		name := m.qos.Name
 		if len(name) > maxQoSName {
@@ -260,7 +260,6 @@ func (m *msg) decode(b []byte) error {
 		}
 		m.qos.Reliable = flags&qosFlagRel != 0
 		m.qos.InOrder = flags&qosFlagInOrder != 0
-		m.qos.MaxDelay = time.Duration(binary.BigEndian.Uint32(p[2:])) * time.Microsecond
 		m.qos.PeerTimeout = time.Duration(binary.BigEndian.Uint32(p[6:])) * time.Millisecond
 		n := int(p[10])
 		p = p[11:]

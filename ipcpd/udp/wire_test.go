@@ -19,7 +19,7 @@ func sampleMsgs() []msg {
 		{typ: tAllocReq, src: 0xdeadbeef, hash: h, mtu: 1468, qos: qos.Raw()},
 		{typ: tAllocReq, src: 7, hash: h, mtu: 65000, dport: 40000, qos: qos.LowLatency()},
 		{typ: tAllocReq, src: 9, hash: h, mtu: 512, qos: qos.Spec{Name: "my-own", Cube: 2, Reliable: true,
-			InOrder: true, MaxDelay: 3 * time.Millisecond, PeerTimeout: 20 * time.Second}},
+			InOrder: true, PeerTimeout: 20 * time.Second}},
 		{typ: tAllocResp, dst: 1, src: 2, status: stOK, mtu: 1400, dport: 51234},
 		{typ: tAllocResp, dst: 1, status: stNoName},
 		{typ: tDealloc, dst: 3, src: 4},
@@ -93,9 +93,24 @@ func TestCodecRejects(t *testing.T) {
 		t.Fatalf("long QoS name: %v, %q", err, m.qos.Name)
 	}
 	// Durations saturate instead of wrapping.
-	big := (&msg{typ: tAllocReq, src: 1, mtu: 1400, qos: qos.Spec{MaxDelay: 1000 * time.Hour, PeerTimeout: -1}}).encode(nil)
-	if err := m.decode(big); err != nil || m.qos.MaxDelay != (1<<32-1)*time.Microsecond || m.qos.PeerTimeout != 0 {
+	big := (&msg{typ: tAllocReq, src: 1, mtu: 1400, qos: qos.Spec{PeerTimeout: 100 * 365 * 24 * time.Hour}}).encode(nil)
+	if err := m.decode(big); err != nil || m.qos.PeerTimeout != (1<<32-1)*time.Millisecond {
 		t.Fatalf("saturation: %v %+v", err, m.qos)
+	}
+	// The 4 reserved bytes after the QoS flags (they carried a delay
+	// bound no layer acted on) go as zero and are ignored on receipt.
+	const reserved = 4 + 2 + 4 + namehash.Size + 2 + 2 + 2
+	enc := (&msg{typ: tAllocReq, src: 1, mtu: 1400, qos: qos.LowLatency()}).encode(nil)
+	if !bytes.Equal(enc[reserved:reserved+4], []byte{0, 0, 0, 0}) {
+		t.Fatalf("reserved bytes sent as %x", enc[reserved:reserved+4])
+	}
+	copy(enc[reserved:], []byte{1, 2, 3, 4})
+	if err := m.decode(enc); err != nil || m.qos != qos.LowLatency() {
+		t.Fatalf("non-zero reserved bytes: %v %+v", err, m.qos)
+	}
+	neg := (&msg{typ: tAllocReq, src: 1, mtu: 1400, qos: qos.Spec{PeerTimeout: -1}}).encode(nil)
+	if err := m.decode(neg); err != nil || m.qos.PeerTimeout != 0 {
+		t.Fatalf("negative: %v %+v", err, m.qos)
 	}
 }
 

@@ -1,7 +1,18 @@
 // Package qos defines the quality-of-service spec a flow is allocated
 // with: the named presets users pass on the command line and the
-// individual knobs behind them. The flow library turns a spec into
-// end-to-end behaviour (FRCT); a layer maps its Cube onto scheduling.
+// individual knobs behind them. The flow library turns Reliable,
+// InOrder, Congestion and PeerTimeout into end-to-end behaviour (FRCT).
+// The Cube travels with the flow: the shims carry it in allocation
+// requests and the unicast layer in every packet's header, where it
+// takes part in choosing among equal-cost next hops. No layer serves
+// the cubes by priority yet: the egress scheduler that will
+// (dt.Scheduler) is not wired into forwarding, so under load every
+// cube queues alike.
+//
+// A spec holds only what something acts on; a delay bound (MaxDelay)
+// that was carried through every codec and read nowhere was removed
+// (its 4 bytes in the shims' allocation requests are now reserved,
+// sent as zero and ignored).
 package qos
 
 import (
@@ -11,10 +22,12 @@ import (
 	"time"
 )
 
-// Cube is the scheduling class a layer gives a flow's packets.
+// Cube is the scheduling class a flow asks the layer for (see the
+// package documentation: carried, not yet scheduled by).
 type Cube uint8
 
-// Cubes, in the order a layer serves them when queues build up.
+// Cubes. Their intended service order when queues build up is low
+// latency, best effort, bulk (dt.CubeClass); nothing enforces it yet.
 const (
 	CubeBestEffort Cube = 0
 	CubeLowLatency Cube = 1
@@ -35,8 +48,6 @@ type Spec struct {
 	// reliable (reliable flows always run it): the sender then paces
 	// itself to its share of the path instead of sending at once.
 	Congestion bool `msgpack:"cc,omitempty"`
-	// MaxDelay is the delay the application can bear (0: no bound).
-	MaxDelay time.Duration `msgpack:"delay"`
 	// PeerTimeout fails a flow whose peer stays silent this long
 	// (0: the library default; only flows with FRCT keep alive).
 	PeerTimeout time.Duration `msgpack:"timeout"`
@@ -51,7 +62,7 @@ func BestEffort() Spec { return Spec{Name: "best-effort", InOrder: true} }
 
 // LowLatency is unreliable delivery on the low-latency cube.
 func LowLatency() Spec {
-	return Spec{Name: "low-latency", Cube: CubeLowLatency, MaxDelay: 10 * time.Millisecond}
+	return Spec{Name: "low-latency", Cube: CubeLowLatency}
 }
 
 // Reliable is in-order, lossless delivery.

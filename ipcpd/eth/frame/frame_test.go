@@ -207,13 +207,23 @@ func TestMgmtBad(t *testing.T) {
 
 func TestMgmtQoSSaturates(t *testing.T) {
 	m := frame.Mgmt{Code: frame.AllocReq, QoS: qos.Spec{Name: string(bytes.Repeat([]byte("n"), 50)),
-		MaxDelay: -time.Second, PeerTimeout: 100 * 365 * 24 * time.Hour}}
+		PeerTimeout: 100 * 365 * 24 * time.Hour}}
 	b, _ := m.Append(nil)
 	got, err := frame.DecodeMgmt(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.QoS.Name) != frame.MaxQoSName || got.QoS.MaxDelay != 0 || got.QoS.PeerTimeout != (1<<32-1)*time.Millisecond {
+	// The 4 reserved bytes after the QoS flags (they carried a delay
+	// bound no layer acted on) go as zero and are ignored on receipt.
+	const reserved = 2 + 2 + 16 + 2
+	if !bytes.Equal(b[reserved:reserved+4], []byte{0, 0, 0, 0}) {
+		t.Fatalf("reserved bytes sent as %x", b[reserved:reserved+4])
+	}
+	copy(b[reserved:], []byte{1, 2, 3, 4})
+	if again, err := frame.DecodeMgmt(b); err != nil || again.QoS != got.QoS {
+		t.Fatalf("non-zero reserved bytes: %v %+v", err, again.QoS)
+	}
+	if len(got.QoS.Name) != frame.MaxQoSName || got.QoS.PeerTimeout != (1<<32-1)*time.Millisecond {
 		t.Fatalf("saturated QoS = %+v", got.QoS)
 	}
 }

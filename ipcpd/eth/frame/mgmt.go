@@ -28,8 +28,9 @@ import (
 //
 // seid is the sender's endpoint id, deid the receiver's. The QoS of an
 // allocation request is cube (1), flags (1: bit 0 reliable, bit 1 in
-// order), max delay in microseconds (4), peer timeout in milliseconds (4)
-// (both saturating), and the preset name as a length byte and at most
+// order), 4 reserved bytes (sent as zero, ignored: they carried a delay
+// bound no layer acted on), peer timeout in milliseconds (4,
+// saturating), and the preset name as a length byte and at most
 // MaxQoSName bytes. A message must be exactly as long as its code says:
 // trailing bytes, unknown codes, unknown flag bits and other versions
 // are rejected.
@@ -191,7 +192,7 @@ func appendQoS(b []byte, q qos.Spec) []byte {
 		flags |= flagInOrder
 	}
 	b = append(b, byte(q.Cube), flags)
-	b = binary.BigEndian.AppendUint32(b, saturate(q.MaxDelay/time.Microsecond))
+	b = append(b, 0, 0, 0, 0) // reserved
 	b = binary.BigEndian.AppendUint32(b, saturate(q.PeerTimeout/time.Millisecond))
 	name := q.Name
 	if len(name) > MaxQoSName {
@@ -272,7 +273,6 @@ func decodeQoS(b []byte) (qos.Spec, error) {
 	q.Cube = qos.Cube(b[0])
 	q.Reliable = flags&flagReliable != 0
 	q.InOrder = flags&flagInOrder != 0
-	q.MaxDelay = time.Duration(binary.BigEndian.Uint32(b[2:])) * time.Microsecond
 	q.PeerTimeout = time.Duration(binary.BigEndian.Uint32(b[6:])) * time.Millisecond
 	q.Name = string(b[qosFixedLen:])
 	return q, nil
