@@ -101,7 +101,7 @@ func (d *dialer) hello(f *flow.Flow) (control, error) {
 // run keeps the tunnel up until ctx ends: the first dial's failure is
 // returned (nothing is set up yet); later the flow is reallocated with
 // backoff whenever it dies, and the TUN device stays up meanwhile.
-func (d *dialer) run(ctx context.Context) error {
+func (d *dialer) run(ctx context.Context) (rerr error) {
 	f, w, err := d.dial(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -114,17 +114,29 @@ func (d *dialer) run(ctx context.Context) error {
 		f.Close()
 		return err
 	}
+	// A device that fails under the client stops it.
+	outer := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var tunErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		d.fromTUN(tun)
+		if err := d.fromTUN(tun); ctx.Err() == nil {
+			tunErr = err
+			cancel()
+		}
 	}()
 	defer func() {
+		cancel()
 		tun.Close() // removes the device; fromTUN returns
 		wg.Wait()
 		d.rep.emit(event{Event: "stopped", Dev: tun.Name(), Stats: ptr(d.st.snapshot())},
 			"stopped, "+d.st.snapshot().String())
+		if tunErr != nil && outer.Err() == nil && rerr == nil {
+			rerr = tunErr
+		}
 	}()
 	stopStatus := d.cfg.statusLoop(ctx, d.rep, d.st, tun.Name())
 	defer stopStatus()
@@ -251,13 +263,13 @@ func (d *dialer) keepalive(f *flow.Flow, done <-chan struct{}) {
 
 // fromTUN reads packets from the TUN device and writes each to the
 // current flow, counting a drop while there is none. It returns when the
-// device is closed.
-func (d *dialer) fromTUN(tun io.Reader) {
+// device fails or is closed.
+func (d *dialer) fromTUN(tun io.Reader) error {
 	buf := make([]byte, maxMTU)
 	for {
 		n, err := tun.Read(buf)
 		if err != nil {
-			return
+			return fmt.Errorf("read TUN: %w", err)
 		}
 		p := buf[:n]
 		if _, ok := ipDst(p); !ok {

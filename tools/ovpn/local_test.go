@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/netip"
 	"os"
 	"strings"
@@ -21,13 +22,16 @@ type fakeTUN struct {
 	toKernel   chan []byte
 	closed     chan struct{}
 	once       sync.Once
+	broken     chan struct{} // closed: Read fails, as a device that vanished
+	breakOnce  sync.Once
 
 	mu  sync.Mutex
 	mtu int
 }
 
 func newFakeTUN(name string) *fakeTUN {
-	return &fakeTUN{name: name, fromKernel: make(chan []byte, 64), toKernel: make(chan []byte, 64), closed: make(chan struct{})}
+	return &fakeTUN{name: name, fromKernel: make(chan []byte, 64), toKernel: make(chan []byte, 64), closed: make(chan struct{}),
+		broken: make(chan struct{})}
 }
 
 func (f *fakeTUN) Read(b []byte) (int, error) {
@@ -36,8 +40,12 @@ func (f *fakeTUN) Read(b []byte) (int, error) {
 		return copy(b, p), nil
 	case <-f.closed:
 		return 0, os.ErrClosed
+	case <-f.broken:
+		return 0, errors.New("device gone")
 	}
 }
+
+func (f *fakeTUN) fail() { f.breakOnce.Do(func() { close(f.broken) }) }
 
 func (f *fakeTUN) Write(b []byte) (int, error) {
 	select {
@@ -209,7 +217,12 @@ func TestTunnelLocal(t *testing.T) {
 	p = udp4(a2, as, []byte("client 2 after the restart"))
 	c2.tun.fromKernel <- p
 	expectPacket(t, srv.tun, p, "client 2 after the restart")
-	for _, e := range []*endpoint{c1, c2, c3, srv} {
+	// A device failing under a client stops it with the reason.
+	c3.tun.fail()
+	if code := c3.exit(); code != 1 || !strings.Contains(c3.out.String(), "read TUN: device gone") {
+		t.Errorf("client whose device failed: exit %d:\n%s", code, c3.out)
+	}
+	for _, e := range []*endpoint{c1, c2, srv} {
 		if code := e.stop(); code != 0 {
 			t.Errorf("exit %d:\n%s", code, e.out)
 		}

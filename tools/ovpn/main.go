@@ -212,20 +212,31 @@ func runServer(ctx context.Context, c *config, st *counters, rep *reporter) erro
 	defer l.Close()
 	s := newServer(c, tun, st, rep)
 	s.setMTU = tun.SetMTU
+	// A device that fails under the server stops it.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var tunErr error
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.fromTUN()
+		if err := s.fromTUN(); sctx.Err() == nil {
+			tunErr = err
+			cancel()
+		}
 	}()
 	stopStatus := c.statusLoop(ctx, rep, st, tun.Name())
 	rep.emit(event{Event: "serving", Dev: tun.Name(), IP: c.prefix.String(), MTU: tun.MTU()},
 		fmt.Sprintf("serving %s on %s %s (mtu %d)", c.name, tun.Name(), c.prefix, tun.MTU()))
-	err = s.serve(ctx, l)
+	err = s.serve(sctx, l)
 	stopStatus()
+	cancel()
 	tun.Close() // removes the device; fromTUN returns
 	wg.Wait()
 	rep.emit(event{Event: "stopped", Dev: tun.Name(), Stats: ptr(st.snapshot())}, "stopped, "+st.snapshot().String())
+	if tunErr != nil && ctx.Err() == nil {
+		return tunErr
+	}
 	return err
 }
 
