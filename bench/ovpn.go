@@ -186,17 +186,18 @@ func ovpnBench(ctx context.Context, e *env, rounds int, out, progress io.Writer)
 		for _, system := range []string{"ovpn", "mptcp"} {
 			g := OvpnGap{Shape: shape, System: system, TargetMS: targets[shape+"/"+system]}
 			for i := 0; i < rounds && ctx.Err() == nil; i++ {
-				gap, note, err := o.gapOnce(ctx, shape, system)
+				gap, ok, note, err := o.gapOnce(ctx, shape, system)
 				if note != "" && !contains(r.Notes, note) {
 					r.Notes = append(r.Notes, note)
+				}
+				if ok {
+					g.GapsMS = append(g.GapsMS, gap)
+					fmt.Fprintf(progress, "bench: %s %s round %d: longest gap %.1f ms\n", shape, system, i+1, gap)
 				}
 				if err != nil {
 					g.Errors = append(g.Errors, err.Error())
 					fmt.Fprintf(progress, "bench: %s %s round %d: %v\n", shape, system, i+1, err)
-					continue
 				}
-				g.GapsMS = append(g.GapsMS, gap)
-				fmt.Fprintf(progress, "bench: %s %s round %d: longest gap %.1f ms\n", shape, system, i+1, gap)
 			}
 			g.MedianMS = median(g.GapsMS)
 			for _, v := range g.GapsMS {
@@ -279,7 +280,11 @@ func (o *ovTopo) build(ctx context.Context, tmp string) error {
 			}
 		}
 	}
-	// MPTCP: B announces its second address, A opens a subflow to it.
+	// MPTCP: A's endpoint on the second path's device opens a second
+	// subflow, bound to that device so it runs over the second path (a
+	// subflow opened only from B's announced address would take A's first
+	// address as its source, and its replies the first path). B announces
+	// its second address too.
 	for _, s := range [][]string{
 		{"ip", "-n", o.ns["a"], "mptcp", "limits", "set", "subflow", "2", "add_addr_accepted", "2"},
 		{"ip", "-n", o.ns["b"], "mptcp", "limits", "set", "subflow", "2", "add_addr_accepted", "2"},
@@ -584,17 +589,34 @@ func (o *ovTopo) connect(system string) (net.Conn, net.Conn, string, error) {
 	if system == "mptcp" {
 		if mp, err := c.(*net.TCPConn).MultipathTCP(); err != nil || !mp {
 			note = "MPTCP was not negotiated: the mptcp figures are plain TCP"
+		} else if !o.secondSubflow(port, 2*time.Second) {
+			note = "an MPTCP connection had no second subflow from A's second address 2 s after connecting"
 		}
 	}
 	return c, s, note, nil
 }
 
+// secondSubflow waits until A has a subflow from its second address to
+// port.
+func (o *ovTopo) secondSubflow(port string, d time.Duration) bool {
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		out, err := exec.Command("ss", "-N", o.ns["a"], "-tnH", "state", "established", "src", "10.10.2.1",
+			"dport", "=", ":"+port).Output()
+		if err == nil && strings.TrimSpace(string(out)) != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // gapOnce runs one round: the request stream, the failure of the path
-// carrying it, and the longest gap between replies around it.
-func (o *ovTopo) gapOnce(ctx context.Context, shape, system string) (float64, string, error) {
+// carrying it, and the longest gap between replies around it (ok: the
+// stream recovered and the gap is a figure). An error after a valid gap
+// says what went wrong after it (the path did not come back in time).
+func (o *ovTopo) gapOnce(ctx context.Context, shape, system string) (gap float64, ok bool, note string, err error) {
 	c, s, note, err := o.connect(system)
 	if err != nil {
-		return 0, note, fmt.Errorf("connect: %w", err)
+		return 0, false, note, fmt.Errorf("connect: %w", err)
 	}
 	defer c.Close()
 	defer s.Close()
@@ -649,12 +671,12 @@ func (o *ovTopo) gapOnce(ctx context.Context, shape, system string) (float64, st
 	time.Sleep(500 * time.Millisecond)
 	k, err := o.busyPath(200 * time.Millisecond)
 	if err != nil {
-		return 0, note, err
+		return 0, false, note, err
 	}
 	at := time.Now()
 	repair, err := o.fail(shape, k)
 	if err != nil {
-		return 0, note, err
+		return 0, false, note, err
 	}
 	// Recovered: replies flowing again for 300 ms, at least 500 ms after
 	// the failure; give up after 8 s.
@@ -673,30 +695,31 @@ func (o *ovTopo) gapOnce(ctx context.Context, shape, system string) (float64, st
 		}
 	}
 	mu.Lock()
-	gap := 0.0
 	for i := 1; i < len(arrivals); i++ {
 		if arrivals[i].After(at) {
 			gap = max(gap, float64(arrivals[i].Sub(arrivals[i-1]))/float64(time.Millisecond))
 		}
 	}
 	mu.Unlock()
-	if err := repair(); err != nil {
-		return 0, note, err
+	if v := bad.Load(); v != nil {
+		return 0, false, note, errors.New(v.(string))
+	}
+	if !recovered {
+		err = fmt.Errorf("no recovery within 8 s of the %s failure of path %d", shape, k+1)
+	}
+	if rerr := repair(); rerr != nil {
+		return gap, recovered, note, errors.Join(err, rerr)
 	}
 	// Let the repaired path come back before the next round.
 	if system == "ovpn" {
-		if err := o.waitBoth(20 * time.Second); err != nil {
-			return 0, note, err
+		if werr := o.waitBoth(30 * time.Second); werr != nil {
+			fmt.Fprintf(o.e.log, "bench: %v\n", werr)
+			first, _, _ := strings.Cut(werr.Error(), "\n")
+			return gap, recovered, note, errors.Join(err, fmt.Errorf("after the round: %s", first))
 		}
 	}
 	time.Sleep(time.Second)
-	if v := bad.Load(); v != nil {
-		return 0, note, errors.New(v.(string))
-	}
-	if !recovered {
-		return gap, note, fmt.Errorf("no recovery within 8 s of the %s failure of path %d", shape, k+1)
-	}
-	return gap, note, nil
+	return gap, recovered, note, err
 }
 
 // bulk moves ovpnBulkBytes from A to B and checks them.
