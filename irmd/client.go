@@ -74,6 +74,9 @@ func (d *Daemon) dropClient(c *client) {
 		}
 	}
 	d.mu.Unlock()
+	// The reader has stopped; close the socket now rather than leave
+	// the descriptor to a finalizer.
+	c.peer.Close()
 	c.peer.Wait()
 }
 

@@ -40,6 +40,11 @@ type Config struct {
 	Exe string
 	// ChildLogLevel is passed to IPCP processes.
 	ChildLogLevel string
+	// MaxClients caps the control connections open at once (default
+	// DefaultMaxClients); MaxClientsPerUser caps those of one
+	// unprivileged user (default DefaultMaxClientsPerUser). Beyond
+	// them a connection is closed as soon as it is accepted.
+	MaxClients, MaxClientsPerUser int
 	// Group owns the control socket (mode 0660): a group name or a
 	// numeric gid. Empty means the group "ouro" if it exists, else the
 	// daemon's own group.
@@ -51,6 +56,19 @@ type Config struct {
 func IPCPArgs(typ, name, dir, level string) []string {
 	return []string{"__ipcpd", "--type", typ, "--name", name, "--rundir", dir, "--log-level", level}
 }
+
+// Bounds on what clients can make the IRMd hold.
+const (
+	DefaultMaxClients        = 1024
+	DefaultMaxClientsPerUser = 128
+	// clientInFlight caps the requests of one connection served at
+	// once; one beyond it waits up to clientWait, then is refused.
+	clientInFlight = 32
+	clientWait     = time.Second
+	// clientSendTimeout disconnects a client that leaves its replies
+	// unread that long (its socket buffer is full).
+	clientSendTimeout = 5 * time.Second
+)
 
 // ErrBusy is returned by Start when a live daemon holds the run directory.
 var ErrBusy = errors.New("run directory is in use by a live IRMd")
@@ -65,6 +83,8 @@ type Daemon struct {
 	// that may manage it.
 	uid    int
 	denied atomic.Uint64
+	// refusedConns counts connections closed by the caps.
+	refusedConns atomic.Uint64
 
 	wg     sync.WaitGroup
 	done   chan struct{}
@@ -91,6 +111,12 @@ func Start(cfg Config) (*Daemon, error) {
 			return nil, fmt.Errorf("find own executable: %w", err)
 		}
 		cfg.Exe = exe
+	}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = DefaultMaxClients
+	}
+	if cfg.MaxClientsPerUser <= 0 {
+		cfg.MaxClientsPerUser = DefaultMaxClientsPerUser
 	}
 	if cfg.ChildLogLevel == "" {
 		cfg.ChildLogLevel = "info"
@@ -194,7 +220,17 @@ func (d *Daemon) acceptLoop() {
 		// arrive before the client is registered because handle only
 		// touches the registry under d.mu.
 		d.mu.Lock()
-		c.peer = ctrl.NewPeer(conn, c.handle, d.log.Named("client"))
+		if why := d.overCapLocked(cred); why != "" {
+			d.mu.Unlock()
+			n := d.refusedConns.Add(1)
+			conn.Close()
+			if n&(n-1) == 0 { // 1, 2, 4...: a flood does not flood the log
+				d.log.Warn("connection refused", "uid", cred.UID, "pid", cred.PID, "reason", why, "refused", n)
+			}
+			continue
+		}
+		c.peer = ctrl.NewPeerLimited(conn, c.handle, d.log.Named("client"), ctrl.Limits{
+			MaxInFlight: clientInFlight, Wait: clientWait, SendTimeout: clientSendTimeout})
 		d.clients[c] = true
 		d.mu.Unlock()
 		d.wg.Add(1)
@@ -204,6 +240,37 @@ func (d *Daemon) acceptLoop() {
 			d.dropClient(c)
 		}()
 	}
+}
+
+// overCapLocked returns why a new connection of cred is one too many,
+// or ""; d.mu held.
+func (d *Daemon) overCapLocked(cred ctrl.Cred) string {
+	if len(d.clients) >= d.cfg.MaxClients {
+		return fmt.Sprintf("%d connections open, at most %d", len(d.clients), d.cfg.MaxClients)
+	}
+	if d.privileged(cred) {
+		return ""
+	}
+	n := 0
+	for c := range d.clients {
+		if c.cred.UID == cred.UID {
+			n++
+		}
+	}
+	if n >= d.cfg.MaxClientsPerUser {
+		return fmt.Sprintf("uid %d has %d connections open, at most %d", cred.UID, n, d.cfg.MaxClientsPerUser)
+	}
+	return ""
+}
+
+// RefusedConns reports how many connections the caps closed.
+func (d *Daemon) RefusedConns() uint64 { return d.refusedConns.Load() }
+
+// Clients reports how many control connections are open.
+func (d *Daemon) Clients() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.clients)
 }
 
 // Close shuts the daemon down: IPCPs and auto-started programs are

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,6 +18,17 @@ type Conn struct {
 	wmu  sync.Mutex
 	rbuf []byte
 	oob  []byte
+	// sendTimeout, if set, bounds each Send (a peer that does not read
+	// cannot hold a sender forever); guarded by wmu.
+	sendTimeout time.Duration
+}
+
+// SetSendTimeout bounds every later Send by d (0: no bound). A Send
+// that times out fails with an error wrapping os.ErrDeadlineExceeded.
+func (c *Conn) SetSendTimeout(d time.Duration) {
+	c.wmu.Lock()
+	c.sendTimeout = d
+	c.wmu.Unlock()
 }
 
 // Dial connects to the control socket at path.
@@ -128,6 +140,9 @@ func (c *Conn) Send(m *Msg, files ...*os.File) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.sendTimeout > 0 {
+		c.uc.SetWriteDeadline(time.Now().Add(c.sendTimeout))
+	}
 	_, _, err = c.uc.WriteMsgUnix(b, oob, nil)
 	if err != nil {
 		return fmt.Errorf("send %s: %w", m.Op, err)

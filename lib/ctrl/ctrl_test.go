@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,4 +174,102 @@ func TestCallFailsWhenPeerCloses(t *testing.T) {
 	pa.Close()
 	pa.Wait()
 	pb.Wait()
+}
+
+// TestReplyTooBigIsAnError checks a reply over one record reaches the
+// caller as an error naming the size, not silence.
+func TestReplyTooBigIsAnError(t *testing.T) {
+	a, b := pair(t)
+	pb := NewPeer(b, func(_ context.Context, r *Request) (any, []*os.File, error) {
+		return IPCPQuery{Name: strings.Repeat("x", MaxMsgSize)}, nil, nil
+	}, nil)
+	pa := NewPeer(a, nil, nil)
+	defer func() { pa.Close(); pb.Close(); pa.Wait(); pb.Wait() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := pa.Call(ctx, "big", nil, nil)
+	var re *RemoteError
+	if !errors.As(err, &re) || !strings.Contains(re.Msg, "too big") {
+		t.Fatalf("oversized reply: got %v, want a remote error saying too big", err)
+	}
+	// An oversized op name cannot be echoed back either.
+	_, err = pa.Call(ctx, strings.Repeat("o", MaxMsgSize-200), nil, nil)
+	if !errors.As(err, &re) || !strings.Contains(re.Msg, "too big") {
+		t.Fatalf("reply to an oversized op: got %v, want a remote error saying too big", err)
+	}
+}
+
+// TestInFlightCap holds MaxInFlight requests in the handler: one more
+// waits (back-pressure) and is then refused with ErrBusy; once the
+// handler lets go, requests are served again.
+func TestInFlightCap(t *testing.T) {
+	a, b := pair(t)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 8)
+	pb := NewPeerLimited(b, func(_ context.Context, r *Request) (any, []*os.File, error) {
+		if r.Op == "block" {
+			entered <- struct{}{}
+			<-release
+		}
+		return nil, nil, nil
+	}, nil, Limits{MaxInFlight: 2, Wait: 50 * time.Millisecond})
+	pa := NewPeer(a, nil, nil)
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	defer func() { free(); pa.Close(); pb.Close(); pa.Wait(); pb.Wait() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { _, err := pa.Call(ctx, "block", nil, nil); errs <- err }()
+	}
+	<-entered
+	<-entered
+	_, err := pa.Call(ctx, "x", nil, nil)
+	if err == nil || !strings.Contains(err.Error(), ErrBusy.Error()) {
+		t.Fatalf("request beyond the cap: got %v, want %v", err, ErrBusy)
+	}
+	if pb.Refused() != 1 {
+		t.Fatalf("refused = %d, want 1", pb.Refused())
+	}
+	free()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pa.Call(ctx, "x", nil, nil); err != nil {
+		t.Fatalf("after the cap cleared: %v", err)
+	}
+}
+
+// TestNonReaderDisconnected floods requests without ever reading the
+// replies: the serving end must disconnect it, holding at most
+// MaxInFlight requests meanwhile.
+func TestNonReaderDisconnected(t *testing.T) {
+	a, b := pair(t)
+	pb := NewPeerLimited(b, func(_ context.Context, r *Request) (any, []*os.File, error) {
+		return IPCPQuery{Name: strings.Repeat("r", 1000)}, nil, nil
+	}, nil, Limits{MaxInFlight: 4, Wait: 10 * time.Millisecond, SendTimeout: 200 * time.Millisecond})
+	defer func() { pb.Close(); pb.Wait() }()
+	req, _ := Encode(&Msg{V: Version, Kind: KindRequest, ID: 1, Op: "x"})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		a.uc.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		_, err := a.uc.Write(req)
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			break // disconnected
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a peer that never reads was not disconnected")
+		}
+	}
+	select {
+	case <-pb.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("serving peer did not stop")
+	}
+	if pb.Refused() == 0 {
+		t.Fatal("the disconnect was not counted")
+	}
 }

@@ -21,6 +21,10 @@ const Version = 1
 // MaxMsgSize bounds an encoded message; larger ones are rejected.
 const MaxMsgSize = 64 << 10
 
+// MaxBody bounds the body of one message: MaxMsgSize less room for the
+// envelope (version, kind, id, op and error fields).
+const MaxBody = MaxMsgSize - 1024
+
 // MaxFiles bounds the descriptors passed with one message.
 const MaxFiles = 4
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/vmihailenco/msgpack/v5"
@@ -66,6 +67,9 @@ type Peer struct {
 	conn *Conn
 	h    Handler
 	log  hclog.Logger
+	lim  Limits
+	// slots holds one token per request being served (nil: no cap).
+	slots chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -77,17 +81,47 @@ type Peer struct {
 	pending map[uint64]chan result
 	err     error
 	bad     uint64
+	refused uint64
 }
+
+// Limits bound what one peer can make this end hold. The zero value
+// bounds nothing.
+type Limits struct {
+	// MaxInFlight caps the requests served at once. A request beyond
+	// it waits for a slot up to Wait (back-pressure: the reader stops
+	// reading, so the sender's socket fills and it blocks), then is
+	// answered with an error without being served.
+	MaxInFlight int
+	Wait        time.Duration
+	// SendTimeout bounds each message sent; a peer that does not read
+	// its replies for that long is disconnected.
+	SendTimeout time.Duration
+}
+
+// ErrBusy is the error a request refused by MaxInFlight is answered with.
+var ErrBusy = errors.New("too many requests in flight")
 
 // NewPeer starts serving c with handler h (which may be nil when the
 // other end never calls).
 func NewPeer(c *Conn, h Handler, log hclog.Logger) *Peer {
+	return NewPeerLimited(c, h, log, Limits{})
+}
+
+// NewPeerLimited is NewPeer with limits on what the other end can make
+// this end hold.
+func NewPeerLimited(c *Conn, h Handler, log hclog.Logger, lim Limits) *Peer {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Peer{conn: c, h: h, log: log, ctx: ctx, cancel: cancel,
+	p := &Peer{conn: c, h: h, log: log, lim: lim, ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), pending: make(map[uint64]chan result)}
+	if lim.MaxInFlight > 0 {
+		p.slots = make(chan struct{}, lim.MaxInFlight)
+	}
+	if lim.SendTimeout > 0 {
+		c.SetSendTimeout(lim.SendTimeout)
+	}
 	p.wg.Add(1)
 	go p.readLoop()
 	return p
@@ -114,6 +148,14 @@ func (p *Peer) Malformed() uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.bad
+}
+
+// Refused reports how many requests were answered ErrBusy unserved, or
+// ended the connection because their reply could not be delivered.
+func (p *Peer) Refused() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.refused
 }
 
 // Close shuts the connection; calls in flight fail. It does not wait.
@@ -215,6 +257,12 @@ func (p *Peer) readLoop() {
 			}
 			ch <- result{msg: m, files: files}
 		case KindRequest:
+			if !p.acquire() {
+				closeFiles(files)
+				p.refuse(&Msg{Kind: KindReply, ID: m.ID, Op: m.Op,
+					Err: fmt.Sprintf("%s: %v (at most %d at once): request refused", m.Op, ErrBusy, p.lim.MaxInFlight)})
+				continue
+			}
 			p.wg.Add(1)
 			go p.serve(m, files)
 		}
@@ -228,8 +276,69 @@ func (p *Peer) readLoop() {
 	close(p.done)
 }
 
+// acquire takes a serving slot, waiting up to lim.Wait; it reports
+// false if none came free.
+func (p *Peer) acquire() bool {
+	if p.slots == nil {
+		return true
+	}
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(p.lim.Wait)
+	defer t.Stop()
+	select {
+	case p.slots <- struct{}{}:
+		return true
+	case <-t.C:
+	case <-p.ctx.Done():
+	}
+	return false
+}
+
+// refuse counts a refused request and answers it.
+func (p *Peer) refuse(reply *Msg) {
+	p.mu.Lock()
+	p.refused++
+	n := p.refused
+	p.mu.Unlock()
+	if n&(n-1) == 0 { // 1, 2, 4, 8...: a flood does not flood the log
+		p.log.Warn("request refused", "op", reply.Op, "refused", n, "reason", reply.Err)
+	}
+	p.send(reply)
+}
+
+// send sends a reply; a reply the other end does not take within the
+// send timeout ends the connection (it is not reading).
+func (p *Peer) send(reply *Msg, files ...*os.File) {
+	err := p.conn.Send(reply, files...)
+	if err == nil {
+		return
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		p.mu.Lock()
+		p.refused++
+		p.mu.Unlock()
+		p.log.Warn("peer does not read its replies: disconnecting", "op", reply.Op, "timeout", p.lim.SendTimeout)
+		p.Close()
+		return
+	}
+	if errors.Is(err, ErrTooBig) && reply.Kind == KindReply {
+		// An oversized envelope (a huge op name echoed back): answer
+		// with the bare error rather than leave the caller waiting.
+		p.send(&Msg{Kind: KindReply, ID: reply.ID, Err: "reply too big for one control record"})
+		return
+	}
+	p.log.Debug("reply not sent", "op", reply.Op, "error", err)
+}
+
 func (p *Peer) serve(m *Msg, files []*os.File) {
 	defer p.wg.Done()
+	if p.slots != nil {
+		defer func() { <-p.slots }()
+	}
 	req := &Request{Op: m.Op, Body: m.Body, Peer: p, files: files}
 	defer closeFiles(req.files)
 	reply := &Msg{Kind: KindReply, ID: m.ID, Op: m.Op}
@@ -243,12 +352,15 @@ func (p *Peer) serve(m *Msg, files []*os.File) {
 			reply.Err = err.Error()
 		} else if body, err := Marshal(resp); err != nil {
 			reply.Err = "encode reply: " + err.Error()
+		} else if len(body) > MaxBody {
+			// Never dropped silently: the caller learns why.
+			reply.Err = fmt.Sprintf("%s: reply of %d bytes is too big for one control record (at most %d)", m.Op, len(body), MaxBody)
+			closeFiles(out)
+			out = nil
 		} else {
 			reply.Body = body
 		}
 	}
-	if err := p.conn.Send(reply, out...); err != nil {
-		p.log.Debug("reply not sent", "op", m.Op, "error", err)
-	}
+	p.send(reply, out...)
 	closeFiles(out)
 }
