@@ -275,3 +275,45 @@ func TestAllocFlood(t *testing.T) {
 		}
 	}
 }
+
+// TestBusyIsRetried: an honest burst of allocations beyond the
+// responder's pending cap is not refused for good: "busy" makes the
+// requester ask again, and every allocation completes.
+func TestBusyIsRetried(t *testing.T) {
+	noLeak(t)
+	i, err := New(&ipcpd.Host{Name: "b", Type: "udp4", Log: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := i.(*IPCP)
+	b.indirect = true
+	b.tm.lim = limits{flows: 32, flowsPerPeer: 16, pending: 2, pendingPerPeer: 1}
+	acc := &acceptor{ch: make(chan accepted, 64)}
+	b.arrive = acc.arrive
+	if _, err := b.Bootstrap(context.Background(), "udp", map[string]string{"ip": "127.0.0.1", "port": "0"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	b.Register(context.Background(), "echo")
+	a, _ := newIPCP(t, "udp4", "127.0.0.2", "0", b.local.String())
+	a.tm.retry = 20 * time.Millisecond
+	const n = 6
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, _, err := alloc(t, a, "echo", qos.Raw())
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("allocation in a burst: %v", err)
+		}
+	}
+	if b.ctr.refusedPeerPending.Load() == 0 {
+		t.Log("the burst never hit the pending cap (nothing retried)")
+	}
+	for range n {
+		acc.next(t)
+	}
+}

@@ -74,7 +74,9 @@
 // fails with an error saying so; an allocation never takes more than
 // 10 s. A retransmitted request
 // for a flow already set up gets the same "ok" again. An "ok" that comes
-// after the requester gave up is answered with a dealloc. The requester
+// after the requester gave up is answered with a dealloc. A "busy"
+// answer (the responder's caps are full, see Limits) is not final: the
+// requester keeps asking until the allocation times out. The requester
 // confirms an "ok" (ConfirmRepeats confirmations, 100 ms apart, and one
 // more for every repeated "ok"); data from it confirms the flow too.
 //
@@ -436,7 +438,7 @@ func (u *IPCP) handshake(ctx context.Context, fl *uflow, h namehash.Hash) (statu
 	defer limit.Stop()
 	t := time.NewTimer(u.tm.retry)
 	defer t.Stop()
-	misses := 0
+	misses, busy := 0, false
 	for {
 		u.sendMsg(&req, fl.to)
 		t.Reset(u.tm.retry)
@@ -444,13 +446,22 @@ func (u *IPCP) handshake(ctx context.Context, fl *uflow, h namehash.Hash) (statu
 		for waiting := true; waiting; {
 			select {
 			case st := <-fl.resp:
-				if st != stPending {
+				switch st {
+				case stPending:
+					heard = true
+				case stBusy:
+					// Its caps are full for now: ask again at each
+					// retry until the allocation times out.
+					heard, busy = true, true
+				default:
 					return st, nil
 				}
-				heard = true
 			case <-t.C:
 				waiting = false
 			case <-limit.C:
+				if busy {
+					return stBusy, nil
+				}
 				return 0, fmt.Errorf("peer %s took longer than %v to accept", fl.to, u.tm.allocTimeout)
 			case <-ctx.Done():
 				return 0, ctx.Err()

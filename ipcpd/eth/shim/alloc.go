@@ -70,15 +70,26 @@ func (e *Engine) Alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
 	retry := e.clk.NewTimer(e.t.AllocRetry)
 	defer retry.Stop()
 	var failure error
+	busy := false
 wait:
 	for {
 		select {
 		case m := <-fr.reply:
+			if m.Result == frame.Busy {
+				// Its caps are full for now: the request is
+				// repeated until the allocation times out.
+				busy = true
+				continue
+			}
 			return e.allocAnswered(fr, m)
 		case <-retry.C():
 			ask()
 			retry.Reset(e.t.AllocRetry)
 		case <-deadline.C():
+			if busy {
+				failure = fmt.Errorf("allocate flow to %q: %s refused: %s", f.Name, mac, frame.Busy)
+				break wait
+			}
 			e.Counters.AllocsTimedOut.Add(1)
 			e.forget(hash, mac)
 			failure = fmt.Errorf("allocate flow to %q: no answer from %s within %v (the peer vanished?)",
@@ -101,7 +112,11 @@ wait:
 		return 0, failure
 	}
 	e.mu.Unlock()
-	return e.allocAnswered(fr, <-fr.reply)
+	for {
+		if m := <-fr.reply; m.Result != frame.Busy {
+			return e.allocAnswered(fr, m)
+		}
+	}
 }
 
 // allocAnswered finishes an outgoing allocation once onAllocReply has
@@ -155,14 +170,29 @@ func (e *Engine) onAllocReply(src frame.MAC, m frame.Mgmt) {
 		}
 		return
 	}
-	if m.Result == frame.OK {
+	switch m.Result {
+	case frame.OK:
 		fr.remote = m.SEID
 		fr.state = stateUp
-	} else {
+	case frame.Busy:
+		// Not final: the allocation goes on asking.
+		e.mu.Unlock()
+		select {
+		case fr.reply <- m:
+		default:
+		}
+		return
+	default:
 		delete(e.flows, fr.local)
 		fr.state = stateGone
 	}
 	e.mu.Unlock()
+	// A busy answer still unread is superseded (this goroutine is the
+	// only sender, so the send below cannot block).
+	select {
+	case <-fr.reply:
+	default:
+	}
 	fr.reply <- m
 }
 

@@ -49,7 +49,8 @@
 // waiting for the requester's Confirm (MaxPending 64, MaxPendingPerPeer
 // 8). A flow not confirmed within ConfirmTimeout (3 s) is ended: a
 // Dealloc to the requester, EOF to the application. A request beyond a
-// cap is refused as busy and counted by cap. Confirmed flows are not
+// cap is refused as busy and counted by cap; busy is not final for the
+// requester, which repeats its request until AllocTimeout. Confirmed flows are not
 // expired when idle: raw flows have no keepalive, so an idle flow cannot
 // be told from a dead peer; the per-source cap bounds them, and
 // deallocation ends them. Outgoing flows are not capped here (local

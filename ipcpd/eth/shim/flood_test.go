@@ -210,3 +210,39 @@ func TestAllocFlood(t *testing.T) {
 		t.Error("no confirmation counted")
 	}
 }
+
+// TestBusyIsRetried: an honest burst of allocations beyond the
+// responder's pending cap is not refused for good: Busy makes the
+// requester repeat its request, and every allocation completes.
+func TestBusyIsRetried(t *testing.T) {
+	h := &hub{}
+	tb := quick()
+	tb.MaxPending, tb.MaxPendingPerPeer = 2, 1
+	b := newStation(t, h, 0xb, clock.Real(), tb)
+	b.eng.Register("srv")
+	ta := quick()
+	ta.AllocRetry = 20 * time.Millisecond
+	a := newStation(t, h, 0xa, clock.Real(), ta)
+	const n = 6
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			app, _, err := a.alloc(context.Background(), "srv")
+			if err == nil {
+				t.Cleanup(func() { app.Close() })
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("allocation in a burst: %v", err)
+		}
+	}
+	if b.eng.Counters.RefusedPeerPending.Load() == 0 {
+		t.Log("the burst never hit the pending cap (nothing retried)")
+	}
+	for range n {
+		b.acceptOne(t)
+	}
+}
