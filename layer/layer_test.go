@@ -158,8 +158,27 @@ func FuzzDecodeFA(f *testing.F) {
 	f.Add(b)
 	d, _ := EncodeDir([]DirEntry{{Origin: 1, Names: []string{"a"}}})
 	f.Add(d)
+	// Sequence numbers and endpoint ids near the maximum.
+	d, _ = EncodeDir([]DirEntry{{Origin: 1, Seq: MaxDirSeq, Gone: true}, {Origin: MaxDirSeq, Seq: MaxDirSeq - 1, Names: []string{"a"}}})
+	f.Add(d)
+	b, _ = EncodeFA(&FAMsg{Type: FADealloc, SrcAddr: MaxDirSeq, SrcEID: MaxDirSeq, DstEID: MaxDirSeq - 1})
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		DecodeFA(b)
-		DecodeDir(b)
+		entries, err := DecodeDir(b)
+		if err != nil {
+			return
+		}
+		// Whatever decodes, applied to a directory, never wraps its own
+		// sequence number.
+		now := time.Unix(100, 0)
+		dir := NewDirectory(1, "a")
+		for _, e := range entries {
+			before := dir.Own().Seq
+			dir.Apply(e, now)
+			if after := dir.Own().Seq; after < before {
+				t.Fatalf("own seq %d -> %d", before, after)
+			}
+		}
 	})
 }
