@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ouro-net/ouro/dt"
 	"github.com/ouro-net/ouro/enroll"
 	"github.com/ouro-net/ouro/flow"
@@ -26,8 +28,10 @@ import (
 // hosts a-b-c (udp1 under net). An intruder in this process opens an
 // adjacency to b, as any member can, and for -d (default 30 s) sends b
 // flow-allocation requests for a name b serves ("svc"), each with a new
-// endpoint id, as fast as its lower flow takes them, reading and
-// dropping b's answers. Meanwhile a pings c ("echo", through b) every
+// endpoint id, as fast as its lower flow takes them (from a thread at
+// nice 19: the attacker models a member on another machine, not a
+// process taking the honest ones' CPU), reading and dropping b's
+// answers. Meanwhile a pings c ("echo", through b) every
 // millisecond, allocates one flow to b's "svc" each second, and `irm
 // layer show net` and `irm flow list` are asked of b every 200 ms. The
 // figures: b's unicast IPCP's RSS, descriptors, goroutines, heap and
@@ -187,6 +191,12 @@ func unicastFloodRun(ctx context.Context, e *env, d time.Duration, out, progress
 	}()
 	go func() {
 		defer wg.Done()
+		// The attacker runs on this machine's CPUs, but models a member
+		// elsewhere: its thread runs at the lowest priority, so that
+		// what it measures is what the flood does to b, not how much
+		// CPU the flooder takes from the honest processes.
+		runtime.LockOSThread()
+		unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 19)
 		layout := dt.DefaultLayout()
 		for eid := uint64(1); fctx.Err() == nil; eid++ {
 			body, _ := layer.EncodeFA(&layer.FAMsg{Type: layer.FARequest, SrcAddr: intruder, SrcEID: eid, Name: "svc", QoS: qos.Raw()})

@@ -16,6 +16,7 @@ import (
 	"github.com/ouro-net/ouro/flow/ping"
 	"github.com/ouro-net/ouro/internal/topo"
 	"github.com/ouro-net/ouro/layer"
+	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/qos"
 	"github.com/ouro-net/ouro/routing"
 )
@@ -215,7 +216,9 @@ func TestForgedSequenceOverUDP(t *testing.T) {
 	waitDirectory(t, tp, "a", "svc")
 	before = lsusIn(t, tp, hosts...)
 	time.Sleep(time.Second)
-	if after := lsusIn(t, tp, hosts...) - before; after > idle+2 {
+	// A storm is thousands a second; the allowance covers an adjacency
+	// flap on a loaded machine (a few LSUs), not a storm.
+	if after := lsusIn(t, tp, hosts...) - before; after > idle+20 {
 		t.Fatalf("update storm: %d LSUs received in a second after the attack, %d when idle", after, idle)
 	}
 	pingOK(t, tp, "a", "svc", 20)
@@ -325,7 +328,8 @@ var (
 // TestFlowRequestFlood: an intruder adjacent to b floods b with flow
 // requests for a name b serves. b keeps at most maxAcceptingPerMember
 // of them (the rest are refused with an answer, and counted), its
-// goroutines and heap stay bounded, `irm layer show` keeps answering,
+// goroutines and heap stay bounded, `irm layer show` and `irm flow
+// list` keep answering,
 // a legitimate flow from a to b's name is served, and a 1 ms ping from
 // a to c through b loses under 1%.
 func TestFlowRequestFlood(t *testing.T) {
@@ -383,6 +387,10 @@ func TestFlowRequestFlood(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 			if _, err := tp.Show("b"); err != nil {
 				t.Fatalf("show at b during the flood: %v", err)
+			}
+			var fl ctrl.FlowList
+			if err := topo.Call(tp.Hosts["b"].Dir, ctrl.OpFlowList, nil, &fl); err != nil {
+				t.Fatalf("flow list at b during the flood: %v", err)
 			}
 		}
 	}
