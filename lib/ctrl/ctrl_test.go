@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -64,19 +65,57 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
+// bodyTypes returns a fresh value of every message body type, for
+// fuzzing the body decoder with each.
+func bodyTypes() []any {
+	return []any{&IPCPCreate{}, &IPCPBootstrap{}, &IPCPEnroll{}, &IPCPConnect{}, &IPCPRef{}, &IPCPInfo{},
+		&IPCPList{}, &Bind{}, &NameCreate{}, &NameRegister{}, &NameInfo{}, &NameList{}, &LayerShow{},
+		&LayerInfo{}, &FlowAlloc{}, &FlowInfo{}, &FlowListen{}, &FlowStat{}, &FlowList{}, &IPCPUp{},
+		&IPCPQuery{}, &IPCPQueryReply{}, &IPCPAllocReply{}, &IPCPArrive{}, &IPCPFlowEnd{},
+		&IPCPBootstrapReply{}, &NameResolve{}, &NameResolveReply{}}
+}
+
+// FuzzDecode feeds arbitrary records to the control decoder and every
+// body through every body type: errors, never a panic or a hang.
 func FuzzDecode(f *testing.F) {
 	good, _ := Encode(&Msg{V: Version, Kind: KindRequest, ID: 1, Op: OpFlowAlloc})
 	f.Add(good)
 	f.Add([]byte{0x80})
 	f.Add([]byte{0xde, 0xad, 0xbe, 0xef})
+	seeds := map[string]any{
+		OpIPCPBootstrap: IPCPBootstrap{Type: "udp4", Name: "x", Layer: "u", Params: map[string]string{"port": "53"}},
+		OpBind:          Bind{Program: "/bin/sh", Name: "pwn", Auto: true, Args: []string{"-c", "id"}},
+		OpNameRegister:  NameRegister{Name: "n", Layers: []string{"a", "b"}},
+		OpFlowAlloc:     FlowAlloc{Name: "n", Layer: "l"},
+		OpFlowListen:    FlowListen{Name: "n"},
+		OpIPCPConnect:   IPCPConnect{Name: "a", Dst: "b", Cost: 1<<32 - 1},
+	}
+	for op, body := range seeds {
+		b, _ := Marshal(body)
+		m, _ := Encode(&Msg{V: Version, Kind: KindRequest, ID: 1<<64 - 1, Op: op, Body: b})
+		f.Add(m)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err == nil && m == nil {
 			t.Fatal("nil message without error")
 		}
+		if err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrTooBig) && !errors.Is(err, ErrVersion) {
+			t.Fatalf("error of no known kind: %v", err)
+		}
+		if m == nil {
+			return
+		}
+		for _, v := range bodyTypes() {
+			if err := Unmarshal(m.Body, v); err != nil && !errors.Is(err, ErrMalformed) {
+				t.Fatalf("body error of no known kind: %v", err)
+			}
+		}
+		// Whatever decoded must encode again.
 		if err == nil {
-			var fi FlowInfo
-			_ = Unmarshal(m.Body, &fi)
+			if _, err := Encode(m); err != nil && !errors.Is(err, ErrTooBig) {
+				t.Fatalf("re-encode: %v", err)
+			}
 		}
 	})
 }
@@ -271,5 +310,36 @@ func TestNonReaderDisconnected(t *testing.T) {
 	}
 	if pb.Refused() == 0 {
 		t.Fatal("the disconnect was not counted")
+	}
+}
+
+// TestHugeDeclaredLengthsCostNothing sends records of a few bytes that
+// declare strings, arrays and maps of 2^31 elements: they are refused
+// as malformed before the decoder sizes anything by them (a map32 of
+// 2^31 pairs in a 13-byte body made it allocate 84 MB).
+func TestHugeDeclaredLengthsCostNothing(t *testing.T) {
+	envelope := []byte("\x85\xc6\xdd\xd4\xda?\x86\x19")
+	bodies := map[string]struct {
+		b []byte
+		v any
+	}{
+		"str32":   {[]byte{0x81, 0xa4, 'n', 'a', 'm', 'e', 0xdb, 0x7f, 0xff, 0xff, 0xff}, &IPCPQuery{}},
+		"array32": {[]byte{0x81, 0xa6, 'l', 'a', 'y', 'e', 'r', 's', 0xdd, 0x7f, 0xff, 0xff, 0xff}, &NameRegister{}},
+		"map32":   {[]byte{0x81, 0xa6, 'p', 'a', 'r', 'a', 'm', 's', 0xdf, 0x7f, 0xff, 0xff, 0xff}, &IPCPBootstrap{}},
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	if _, err := Decode(envelope); !errors.Is(err, ErrMalformed) {
+		t.Errorf("envelope: %v, want ErrMalformed", err)
+	}
+	for name, c := range bodies {
+		if err := Unmarshal(c.b, c.v); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
+	runtime.ReadMemStats(&ms)
+	if got := ms.TotalAlloc - before; got > 256<<10 {
+		t.Fatalf("decoding 4 tiny hostile records allocated %d bytes", got)
 	}
 }

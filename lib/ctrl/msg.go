@@ -71,6 +71,9 @@ func Decode(b []byte) (*Msg, error) {
 	if len(b) > MaxMsgSize {
 		return nil, fmt.Errorf("%d bytes: %w", len(b), ErrTooBig)
 	}
+	if err := checkLengths(b); err != nil {
+		return nil, err
+	}
 	var m Msg
 	if err := msgpack.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
@@ -100,8 +103,112 @@ func Unmarshal(b msgpack.RawMessage, v any) error {
 	if len(b) == 0 || v == nil {
 		return nil
 	}
+	if err := checkLengths(b); err != nil {
+		return fmt.Errorf("body: %w", err)
+	}
 	if err := msgpack.Unmarshal(b, v); err != nil {
 		return fmt.Errorf("%w: body: %v", ErrMalformed, err)
+	}
+	return nil
+}
+
+// checkLengths walks the msgpack value at the start of b and refuses it
+// unless every length it declares (string, binary and extension bytes,
+// array elements, map pairs) fits in the bytes that remain. The decoder
+// sizes its allocations by those declared lengths: without this walk, a
+// 13-byte record declaring a map of 2^31 pairs cost 84 MB.
+func checkLengths(b []byte) error {
+	bad := func(what string) error { return fmt.Errorf("%w: %s", ErrMalformed, what) }
+	pending := 1 // values still to read
+	i := 0
+	need := func(n int) bool { return n >= 0 && n <= len(b)-i }
+	be := func(n int) (int, bool) { // a big-endian length of n bytes at i
+		if !need(n) {
+			return 0, false
+		}
+		v := 0
+		for _, c := range b[i : i+n] {
+			v = v<<8 | int(c)
+		}
+		i += n
+		return v, true
+	}
+	for pending > 0 {
+		if i >= len(b) {
+			return bad("truncated")
+		}
+		c := b[i]
+		i++
+		pending--
+		skip, items := 0, 0
+		switch {
+		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+		case c&0xf0 == 0x80:
+			items = 2 * int(c&0x0f)
+		case c&0xf0 == 0x90:
+			items = int(c & 0x0f)
+		case c&0xe0 == 0xa0:
+			skip = int(c & 0x1f)
+		default:
+			var n int
+			var ok bool
+			switch c {
+			case 0xc4, 0xd9: // bin8, str8
+				n, ok = be(1)
+				skip = n
+			case 0xc5, 0xda: // bin16, str16
+				n, ok = be(2)
+				skip = n
+			case 0xc6, 0xdb: // bin32, str32
+				n, ok = be(4)
+				skip = n
+			case 0xc7: // ext8
+				n, ok = be(1)
+				skip = n + 1
+			case 0xc8: // ext16
+				n, ok = be(2)
+				skip = n + 1
+			case 0xc9: // ext32
+				n, ok = be(4)
+				skip = n + 1
+			case 0xcc, 0xd0:
+				skip, ok = 1, true
+			case 0xcd, 0xd1:
+				skip, ok = 2, true
+			case 0xca, 0xce, 0xd2:
+				skip, ok = 4, true
+			case 0xcb, 0xcf, 0xd3:
+				skip, ok = 8, true
+			case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1, 2, 4, 8, 16
+				skip, ok = 1+(1<<(c-0xd4)), true
+			case 0xdc: // array16
+				n, ok = be(2)
+				items = n
+			case 0xdd: // array32
+				n, ok = be(4)
+				items = n
+			case 0xde: // map16
+				n, ok = be(2)
+				items = 2 * n
+			case 0xdf: // map32
+				n, ok = be(4)
+				items = 2 * n
+			default: // 0xc1 is never used
+				return bad(fmt.Sprintf("byte 0x%02x at %d", c, i-1))
+			}
+			if !ok {
+				return bad("truncated length")
+			}
+		}
+		if !need(skip) {
+			return bad(fmt.Sprintf("declared length %d exceeds the %d bytes left", skip, len(b)-i))
+		}
+		i += skip
+		// Every element takes at least one byte.
+		if items < 0 || pending+items > len(b)-i {
+			return bad(fmt.Sprintf("declared %d elements with %d bytes left", items, len(b)-i))
+		}
+		pending += items
 	}
 	return nil
 }
