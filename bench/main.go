@@ -51,6 +51,10 @@
 // With -unicastflood a member floods a unicast member with flow
 // requests (unicastflood.go; JSON: bench/out/unicastflood.json).
 //
+// With -irmcalls N it instead makes N one-request connections to an irm
+// daemon process and checks that its descriptors and RSS come back
+// (irmcalls.go; JSON: bench/out/irmcalls.json; exit status 1 on FAIL).
+//
 // With -flood it instead floods a udp4 IPCP with alloc requests from a
 // stranger for -d (default 30 s) while honest members ping and allocate,
 // and reports RSS, descriptors, ping loss and show latency (flood.go;
@@ -107,6 +111,7 @@ type config struct {
 	soakBase time.Duration
 	ovpn     bool
 	flood    bool
+	irmCalls int
 	sources  int
 	cong     bool
 	events   bool
@@ -132,6 +137,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.soakSize, "s", 1000, "soak: packet size in bytes")
 	fs.Var(cliflag.Duration{D: &c.soakBase}, "base", "soak: when the reference RSS is taken")
 	fs.BoolVar(&c.ovpn, "ovpn", false, "root: ovpn against MPTCP on two paths (gaps across carrier loss and silent failure, -n rounds each, default 5) and bulk goodput")
+	fs.IntVar(&c.irmCalls, "irmcalls", 0, "make N one-request connections to an irm daemon and check its descriptors and RSS come back (see irmcalls.go)")
 	fs.BoolVar(&c.flood, "flood", false, "flood a udp4 IPCP with alloc requests from a stranger for -d (default 30s) (see flood.go)")
 	fs.IntVar(&c.sources, "sources", 1, "flood: source ports the stranger floods from")
 	fs.BoolVar(&c.uflood, "unicastflood", false, "a member floods a unicast member with flow requests for -d (default 30s) (see unicastflood.go)")
@@ -213,6 +219,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			name = "ovpn.json"
 		} else if c.flood {
 			name = "flood.json"
+		} else if c.irmCalls > 0 {
+			name = "irmcalls.json"
 		} else if c.uflood {
 			name = "unicastflood.json"
 		} else if c.cong {
@@ -243,7 +251,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	e := &env{irm: c.irm, logLevel: c.logLevel, log: stderr}
 	var result any
 	code := 0
-	if c.events {
+	if c.irmCalls > 0 {
+		r, err := irmCalls(ctx, e, c.irmCalls, stdout)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: irmcalls: %v\n", err)
+			return 1
+		}
+		if !r.Pass {
+			code = 1
+		}
+		result = r
+	} else if c.events {
 		r, err := eventsRun(ctx, e, c.n, stdout, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "bench: events: %v\n", err)
