@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"regexp"
 	"runtime"
 	"sort"
@@ -16,11 +17,15 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/flow/ping"
 	"github.com/ouro-net/ouro/internal/topo"
+	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/qos"
@@ -39,6 +44,14 @@ import (
 // figures: b's udp4 IPCP's RSS and descriptors, ping loss, allocations,
 // show latency, adjacency downs in net, what the flood sent and got
 // back, and b's counters at the end.
+//
+// With -medium eth (root) the same runs on an eth-dix layer: two
+// network namespaces joined by a veth pair, an IRMd process in each
+// with an eth-dix IPCP on its end, b serving the bench names; the
+// stranger is an AF_PACKET socket in a's namespace writing allocation
+// requests from a forged MAC as fast as it can, confirming every OK.
+// The honest ping then crosses the flooded IPCP (eth has no direct
+// data path). There is no unicast layer, so no adjacency figure.
 
 // Flood verdict limits (issue 10).
 const (
@@ -65,6 +78,7 @@ type FloodResult struct {
 	CPUs        int            `json:"cpus"`
 	DurationS   float64        `json:"duration_s"`
 	Target      string         `json:"target"`
+	Medium      string         `json:"medium"`
 	From        string         `json:"from"`
 	Sources     int            `json:"sources"`
 	Ping        ping.Stats     `json:"ping"`
@@ -91,11 +105,39 @@ type FloodResult struct {
 	Verdict     string         `json:"verdict"`
 }
 
-// udpFlooder is the stranger: alloc requests (wire version 3, see
-// package ipcpd/udp) from one socket, confirming every "ok".
+// udpFlooder is the stranger on udp: alloc requests (wire version 3,
+// see package ipcpd/udp) from its sockets in turn, confirming every "ok".
 type udpFlooder struct {
-	cs                     []*net.UDPConn // one per source port
-	sent, bytes, back, oks atomic.Uint64
+	name string
+	cs   []*net.UDPConn // one per source port
+	st   floodStats
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+func (f *udpFlooder) stats() *floodStats { return &f.st }
+
+func (f *udpFlooder) start(ctx context.Context) {
+	f.wg.Add(1 + len(f.cs))
+	go func() { // owned: until ctx ends
+		defer f.wg.Done()
+		f.run(ctx)
+	}()
+	for _, c := range f.cs {
+		go func() { // owned: until stop closes c
+			defer f.wg.Done()
+			f.answer(c)
+		}()
+	}
+}
+
+func (f *udpFlooder) stop() {
+	f.once.Do(func() {
+		for _, c := range f.cs {
+			c.Close()
+		}
+	})
+	f.wg.Wait()
 }
 
 const (
@@ -107,8 +149,8 @@ const (
 )
 
 // run sends until ctx ends.
-func (f *udpFlooder) run(ctx context.Context, name string) {
-	h := namehash.Of(name)
+func (f *udpFlooder) run(ctx context.Context) {
+	h := namehash.Of(f.name)
 	b := make([]byte, udpReqLen)
 	b[4], b[5] = udpVersion, udpAllocReq
 	copy(b[10:], h[:])
@@ -125,8 +167,8 @@ func (f *udpFlooder) run(ctx context.Context, name string) {
 			}
 			continue
 		}
-		f.sent.Add(1)
-		f.bytes.Add(uint64(len(b)))
+		f.st.sent.Add(1)
+		f.st.bytes.Add(uint64(len(b)))
 	}
 }
 
@@ -143,10 +185,10 @@ func (f *udpFlooder) answer(c *net.UDPConn) {
 			}
 			continue
 		}
-		f.back.Add(uint64(n))
+		f.st.back.Add(uint64(n))
 		// alloc resp: eid 0, version, type, dst (4), src (4), status (1), ...
 		if n == 19 && buf[5] == udpAllocResp && buf[14] == 0 {
-			f.oks.Add(1)
+			f.st.oks.Add(1)
 			copy(conf[6:10], buf[10:14]) // their eid is our dst
 			copy(conf[10:14], buf[6:10])
 			c.Write(conf)
@@ -160,44 +202,110 @@ var (
 	adjRE     = regexp.MustCompile(`adjacencies up \d+, down (\d+)`)
 )
 
-// floodRun runs the -flood mode.
-// The flood comes from sources sockets on 127.0.0.3 (one source by
+// floodVictim is the set-up the flood measures: the honest hosts'
+// run directories and layer, the flooded IPCP, and the flooder.
+type floodVictim struct {
+	dirA, dirB, layer string
+	cleanup           func()
+	pid               int    // the flooded IPCP
+	target, from      string // who is flooded, from where
+	fl                flooder
+	// downs counts the adjacency-down events so far (nil: no unicast
+	// layer).
+	downs func() int
+	// counters parses the counters out of the flooded IPCP's show.
+	counters func(text string) map[string]int
+}
+
+// flooder is the stranger: start sends (until ctx ends) and answers
+// what comes back; stop ends it and waits.
+type flooder interface {
+	start(ctx context.Context)
+	stop()
+	stats() *floodStats
+}
+
+// floodStats is what a flooder counts.
+type floodStats struct{ sent, bytes, back, oks atomic.Uint64 }
+
+// floodRun runs the -flood mode on medium ("udp" or "eth").
+// The udp flood comes from sources sockets on 127.0.0.3 (one source by
 // default: the issue's attack; more test the strangers' share of the
 // total caps).
-func floodRun(ctx context.Context, e *env, d time.Duration, sources int, out, progress io.Writer) (*FloodResult, error) {
+func floodRun(ctx context.Context, e *env, medium string, d time.Duration, sources int, out, progress io.Writer) (*FloodResult, error) {
 	res := &FloodResult{Started: time.Now(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), DurationS: d.Seconds(),
-		Sources: sources}
+		Sources: sources, Medium: medium, AdjDowns: -1}
+	var v *floodVictim
+	var err error
+	switch medium {
+	case "udp":
+		v, err = e.udpVictim(ctx, sources, progress)
+	case "eth":
+		v, err = e.ethVictim(ctx, progress)
+	default:
+		err = fmt.Errorf("unknown medium %q (want udp or eth)", medium)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer v.close()
+	srv, err := startChild("flow", v.dirB)
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Stop()
+	res.Target, res.From = v.target, v.from
+	return floodMeasure(ctx, v, res, d, out)
+}
+
+// close undoes the set-up.
+func (v *floodVictim) close() {
+	if v.cleanup != nil {
+		v.cleanup()
+	}
+}
+
+// udpVictim is two hosts on a udp4 layer (udp1) with a unicast layer
+// (net) on top, and the udp flooder aimed at b's udp4 IPCP.
+func (e *env) udpVictim(ctx context.Context, sources int, progress io.Writer) (*floodVictim, error) {
 	fmt.Fprintln(progress, "bench: flood: setting up two hosts (udp1, net)")
 	tp, err := e.topo(ctx, []string{"a", "b"}, [][2]string{{"a", "b"}}, false)
 	if err != nil {
 		return nil, fmt.Errorf("build two hosts: %w", err)
 	}
-	defer tp.Close()
+	v := &floodVictim{dirA: tp.Hosts["a"].Dir, dirB: tp.Hosts["b"].Dir, layer: "udp1", counters: udpCounters}
+	fl := &udpFlooder{name: pingName}
+	v.cleanup = func() {
+		fl.stop()
+		tp.Close()
+	}
 	if _, err := tp.WaitRoute("a", "b", 1, 20*time.Second); err != nil {
+		v.close()
 		return nil, err
 	}
-	dirA, dirB := tp.Hosts["a"].Dir, tp.Hosts["b"].Dir
-	if err := registerAll(dirB, "udp1"); err != nil {
+	if err := registerAll(v.dirB, v.layer); err != nil {
+		v.close()
 		return nil, err
 	}
-	srv, err := startChild("flow", dirB)
-	if err != nil {
+	if v.pid, err = tp.LowerPID("b", 0); err != nil {
+		v.close()
 		return nil, err
 	}
-	defer srv.Stop()
-	pid, err := tp.LowerPID("b", 0)
-	if err != nil {
-		return nil, err
+	v.target = fmt.Sprintf("%s:%d", tp.Hosts["b"].IP, tp.Ports[0])
+	for range max(1, sources) {
+		conn, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3)}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(v.target)))
+		if err != nil {
+			v.close()
+			return nil, fmt.Errorf("flooder socket: %w", err)
+		}
+		fl.cs = append(fl.cs, conn)
 	}
-	victim := fmt.Sprintf("%s:%d", tp.Hosts["b"].IP, tp.Ports[0])
-	res.Target = victim
-	show := func() (string, time.Duration, error) {
-		start := time.Now()
-		var info ctrl.LayerInfo
-		err := topo.Call(dirB, ctrl.OpLayerShow, ctrl.LayerShow{Layer: "udp1"}, &info)
-		return info.Text, time.Since(start), err
+	v.from = fl.cs[0].LocalAddr().String()
+	if len(fl.cs) > 1 {
+		v.from = fmt.Sprintf("%d ports of 127.0.0.3", len(fl.cs))
 	}
-	downs := func() int {
+	v.fl = fl
+	v.downs = func() int {
 		n := 0
 		for h := range tp.Hosts {
 			s, _ := tp.Show(h)
@@ -208,7 +316,34 @@ func floodRun(ctx context.Context, e *env, d time.Duration, sources int, out, pr
 		}
 		return n
 	}
-	opts := []flow.Option{flow.WithRunDir(dirA), flow.WithLayer("udp1")}
+	return v, nil
+}
+
+// udpCounters reads the counters of a udp IPCP's show.
+func udpCounters(text string) map[string]int {
+	out := map[string]int{}
+	if i := strings.Index(text, "  counters\n"); i >= 0 {
+		text = text[i:]
+	}
+	for _, m := range counterRE.FindAllStringSubmatch(text, -1) {
+		if n, _ := strconv.Atoi(m[2]); n != 0 {
+			out[m[1]] = n
+		}
+	}
+	return out
+}
+
+// floodMeasure floods v for d while the honest hosts ping, allocate and
+// ask for show, and fills res.
+func floodMeasure(ctx context.Context, v *floodVictim, res *FloodResult, d time.Duration, out io.Writer) (*FloodResult, error) {
+	pid, fl := v.pid, v.fl
+	show := func() (string, time.Duration, error) {
+		start := time.Now()
+		var info ctrl.LayerInfo
+		err := topo.Call(v.dirB, ctrl.OpLayerShow, ctrl.LayerShow{Layer: v.layer}, &info)
+		return info.Text, time.Since(start), err
+	}
+	opts := []flow.Option{flow.WithRunDir(v.dirA), flow.WithLayer(v.layer)}
 	// One allocation before the flood: the name is resolved and cached.
 	if c, err := allocRetry(ctx, pingName, opts); err != nil {
 		return nil, err
@@ -217,44 +352,20 @@ func floodRun(ctx context.Context, e *env, d time.Duration, sources int, out, pr
 	}
 	res.RSSStartKB, _ = readRSS(pid)
 	res.FDStart = countFDs(pid)
-	downs0 := downs()
-
-	fl := &udpFlooder{}
-	defer func() {
-		for _, c := range fl.cs {
-			c.Close()
-		}
-	}()
-	for range max(1, sources) {
-		conn, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3)}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(victim)))
-		if err != nil {
-			return nil, fmt.Errorf("flooder socket: %w", err)
-		}
-		fl.cs = append(fl.cs, conn)
+	downs0 := 0
+	if v.downs != nil {
+		downs0 = v.downs()
 	}
-	res.From = fl.cs[0].LocalAddr().String()
-	if len(fl.cs) > 1 {
-		res.From = fmt.Sprintf("%d ports of 127.0.0.3", len(fl.cs))
-	}
-	fmt.Fprintf(out, "flood: %s (no IRMd) floods b's udp4 IPCP %s with confirmed alloc requests for %v;\n"+
-		"a pings b every 1 ms over udp1, allocates one flow a second, and b's `irm layer show udp1` is timed every 200 ms\n\n",
-		res.From, victim, d)
+	fmt.Fprintf(out, "flood: %s (no IRMd) floods b's %s IPCP %s with confirmed allocation requests for %v;\n"+
+		"a pings b every 1 ms over %s, allocates one flow a second, and b's `irm layer show %s` is timed every 200 ms\n\n",
+		res.From, res.Medium, res.Target, d, v.layer, v.layer)
 	fmt.Fprintln(out, "     t   sent pkt/s   RSS MiB   fds   flows  pending   show max ms")
 
 	fctx, stop := context.WithTimeout(ctx, d)
 	defer stop()
 	var wg sync.WaitGroup
-	wg.Add(3 + len(fl.cs))
-	go func() { // owned: the flood, until fctx ends
-		defer wg.Done()
-		fl.run(fctx, pingName)
-	}()
-	for _, c := range fl.cs {
-		go func() { // owned: ends when c closes (below)
-			defer wg.Done()
-			fl.answer(c)
-		}()
-	}
+	wg.Add(2)
+	fl.start(fctx)
 	var pingErr error
 	go func() { // owned: the honest ping, for d
 		defer wg.Done()
@@ -321,19 +432,20 @@ func floodRun(ctx context.Context, e *env, d time.Duration, sources int, out, pr
 			smp.Flows, _ = strconv.Atoi(m[1])
 			smp.Pending, _ = strconv.Atoi(m[2])
 		}
-		smp.SentPkts = fl.sent.Load()
+		smp.SentPkts = fl.stats().sent.Load()
 		res.Samples = append(res.Samples, smp)
 		fmt.Fprintf(out, "%5.0f s %12d %9.1f %5d %7d %8d %13.1f\n", smp.ElapsedS, smp.SentPkts-lastSent,
 			mib(smp.RSSKB), smp.FDs, smp.Flows, smp.Pending, smp.ShowMaxMS)
 		lastSent, secMax = smp.SentPkts, 0
 	}
 	tick.Stop()
-	for _, c := range fl.cs {
-		c.Close()
-	}
+	fl.stop()
 	wg.Wait()
-	res.FloodSent, res.FloodBytes, res.FloodBack, res.FloodOKs = fl.sent.Load(), fl.bytes.Load(), fl.back.Load(), fl.oks.Load()
-	res.AdjDowns = downs() - downs0
+	st := fl.stats()
+	res.FloodSent, res.FloodBytes, res.FloodBack, res.FloodOKs = st.sent.Load(), st.bytes.Load(), st.back.Load(), st.oks.Load()
+	if v.downs != nil {
+		res.AdjDowns = v.downs() - downs0
+	}
 	res.Shows = len(shows)
 	sort.Slice(shows, func(i, j int) bool { return shows[i] < shows[j] })
 	if len(shows) > 0 {
@@ -344,15 +456,7 @@ func floodRun(ctx context.Context, e *env, d time.Duration, sources int, out, pr
 		res.FDMax = max(res.FDMax, s.FDs)
 	}
 	if text, _, err := show(); err == nil {
-		res.Counters = map[string]int{}
-		if i := strings.Index(text, "  counters\n"); i >= 0 {
-			text = text[i:]
-		}
-		for _, m := range counterRE.FindAllStringSubmatch(text, -1) {
-			if n, _ := strconv.Atoi(m[2]); n != 0 {
-				res.Counters[m[1]] = n
-			}
-		}
+		res.Counters = v.counters(text)
 	}
 	if pingErr != nil && res.Ping.Error == "" {
 		res.Ping.Error = pingErr.Error()
@@ -397,7 +501,9 @@ func (r *FloodResult) print(w io.Writer) {
 		r.Ping.Transmitted, r.Ping.Received, r.Ping.LossPct, r.Ping.MedianMS, r.Ping.P99MS, r.Ping.MaxMS)
 	fmt.Fprintf(w, "allocs:  %d ok, %d failed (slowest %.1f ms) %v\n", r.AllocsOK, r.AllocsFail, r.AllocMaxMS, r.AllocErrors)
 	fmt.Fprintf(w, "show:    %d asked, %d failed, median %.1f ms, max %.1f ms\n", r.Shows, r.ShowFail, r.ShowMedMS, r.ShowMaxMS)
-	fmt.Fprintf(w, "net:     %d adjacency downs\n", r.AdjDowns)
+	if r.AdjDowns >= 0 {
+		fmt.Fprintf(w, "net:     %d adjacency downs\n", r.AdjDowns)
+	}
 	keys := make([]string, 0, len(r.Counters))
 	for k := range r.Counters {
 		keys = append(keys, k)
@@ -419,4 +525,267 @@ func countFDs(pid int) int {
 		return -1
 	}
 	return len(ents)
+}
+
+// ethVictim is two network namespaces joined by a veth pair, an IRMd
+// process in each with an eth-dix IPCP (layer eth) on its end, and the
+// eth flooder: an AF_PACKET socket in a's namespace. Root only.
+func (e *env) ethVictim(ctx context.Context, progress io.Writer) (*floodVictim, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("-medium eth needs root (network namespaces, veth, AF_PACKET)")
+	}
+	fmt.Fprintln(progress, "bench: flood: setting up two namespaces on a veth pair (eth)")
+	tag := strconv.Itoa(os.Getpid() % 100000)
+	nsA, nsB, devA, devB := "ouroflooda"+tag, "ourofloodb"+tag, "ofa"+tag, "ofb"+tag
+	var undo []func()
+	v := &floodVictim{layer: "eth", counters: ethCounters}
+	v.cleanup = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	fail := func(err error) (*floodVictim, error) {
+		v.close()
+		return nil, err
+	}
+	ip := func(args ...string) error {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	for _, ns := range []string{nsA, nsB} {
+		if err := ip("netns", "add", ns); err != nil {
+			return fail(err)
+		}
+		undo = append(undo, func() { ip("netns", "del", ns) })
+		if err := ip("-n", ns, "link", "set", "lo", "up"); err != nil {
+			return fail(err)
+		}
+	}
+	if err := ip("link", "add", devA, "type", "veth", "peer", "name", devB); err != nil {
+		return fail(err)
+	}
+	undo = append(undo, func() { ip("link", "del", devA); ip("-n", nsA, "link", "del", devA) })
+	for _, c := range [][]string{{"link", "set", devA, "netns", nsA}, {"link", "set", devB, "netns", nsB},
+		{"-n", nsA, "link", "set", devA, "up"}, {"-n", nsB, "link", "set", devB, "up"}} {
+		if err := ip(c...); err != nil {
+			return fail(err)
+		}
+	}
+	for i, ns := range []string{nsA, nsB} {
+		dir, err := os.MkdirTemp("", "ouro-flood")
+		if err != nil {
+			return fail(err)
+		}
+		undo = append(undo, func() { os.RemoveAll(dir) })
+		cmd := exec.Command("ip", "netns", "exec", ns, e.irm, "daemon", "--rundir", dir, "--log-level", e.logLevel)
+		cmd.Stderr = e.log
+		if err := cmd.Start(); err != nil {
+			return fail(fmt.Errorf("start irm daemon in %s: %w", ns, err))
+		}
+		exited := make(chan struct{})
+		go func() { // owned: ends when the daemon exits
+			cmd.Wait()
+			close(exited)
+		}()
+		undo = append(undo, func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+			}
+		})
+		deadline := time.Now().Add(10 * time.Second)
+		for topo.Call(dir, ctrl.OpIPCPList, nil, &ctrl.IPCPList{}) != nil {
+			if time.Now().After(deadline) {
+				return fail(fmt.Errorf("irm daemon in %s does not answer", ns))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		name, dev := "ea", devA
+		if i == 1 {
+			name, dev = "eb", devB
+			v.dirB = dir
+		} else {
+			v.dirA = dir
+		}
+		if err := topo.Call(dir, ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: "eth-dix", Name: name, Layer: "eth",
+			Params: map[string]string{"dev": dev}}, nil); err != nil {
+			return fail(fmt.Errorf("bootstrap eth-dix on %s: %w", dev, err))
+		}
+	}
+	if err := registerAll(v.dirB, v.layer); err != nil {
+		return fail(err)
+	}
+	var l ctrl.IPCPList
+	if err := topo.Call(v.dirB, ctrl.OpIPCPList, nil, &l); err != nil || len(l.IPCPs) == 0 {
+		return fail(fmt.Errorf("list b's IPCPs: %v", err))
+	}
+	v.pid = l.IPCPs[0].PID
+	out, err := exec.Command("ip", "netns", "exec", nsB, "cat", "/sys/class/net/"+devB+"/address").Output()
+	if err != nil {
+		return fail(fmt.Errorf("b's MAC: %w", err))
+	}
+	hw, err := net.ParseMAC(strings.TrimSpace(string(out)))
+	if err != nil {
+		return fail(err)
+	}
+	fl := &ethFlooder{name: pingName, src: frame.MAC{0x02, 0xf1, 0x00, 0xd0, 0x00, 0x01}}
+	fl.dst, _ = frame.MACFrom(hw)
+	if fl.fd, err = packetSocketIn(nsA, devA); err != nil {
+		return fail(err)
+	}
+	undo = append(undo, func() {
+		fl.stop()
+		unix.Close(fl.fd)
+	})
+	v.fl = fl
+	v.target = fmt.Sprintf("%s (%s, in %s)", fl.dst, devB, nsB)
+	v.from = fmt.Sprintf("%s (forged, on %s in %s)", fl.src, devA, nsA)
+	return v, nil
+}
+
+// ethCounters reads the counters of an eth-dix IPCP's show (one line:
+// "counters frames in N (B), out N (B), name N, ...").
+func ethCounters(text string) map[string]int {
+	out := map[string]int{}
+	i := strings.Index(text, "counters ")
+	if i < 0 {
+		return out
+	}
+	line := text[i:]
+	if j := strings.IndexByte(line, '\n'); j >= 0 {
+		line = line[:j]
+	}
+	for _, kv := range strings.Split(line, ", ") {
+		if m := ethCounterRE.FindStringSubmatch(kv); m != nil {
+			if n, _ := strconv.Atoi(m[2]); n != 0 {
+				out[m[1]] = n
+			}
+		}
+	}
+	return out
+}
+
+var ethCounterRE = regexp.MustCompile(`^([a-z-]+) (\d+)$`)
+
+// packetSocketIn opens an AF_PACKET socket for the default EtherType on
+// dev inside network namespace ns; the socket stays in ns, the thread
+// comes back (or, if it cannot, dies with its locked goroutine).
+func packetSocketIn(ns, dev string) (int, error) {
+	type result struct {
+		fd  int
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() { // owned: one socket, then returns
+		runtime.LockOSThread()
+		self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{-1, err}
+			return
+		}
+		defer self.Close()
+		target, err := os.Open("/var/run/netns/" + ns)
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{-1, err}
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{-1, fmt.Errorf("setns %s: %w", ns, err)}
+			return
+		}
+		fd, serr := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		ifi, ierr := net.InterfaceByName(dev)
+		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		} // else: the thread ends with this goroutine, still locked
+		if serr != nil || ierr != nil {
+			if serr == nil {
+				unix.Close(fd)
+			}
+			ch <- result{-1, fmt.Errorf("packet socket on %s in %s: %v %v", dev, ns, serr, ierr)}
+			return
+		}
+		p := frame.DefaultEtherType
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: uint16(p>>8 | p<<8&0xff00), Ifindex: ifi.Index}); err != nil {
+			unix.Close(fd)
+			ch <- result{-1, fmt.Errorf("bind packet socket: %w", err)}
+			return
+		}
+		// Reads wake up now and then, so that stop needs no close.
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000})
+		ch <- result{fd, nil}
+	}()
+	r := <-ch
+	return r.fd, r.err
+}
+
+// ethFlooder is the stranger on Ethernet: allocation requests from a
+// forged MAC through an AF_PACKET socket, confirming every OK.
+type ethFlooder struct {
+	name     string
+	fd       int
+	src, dst frame.MAC
+	st       floodStats
+	quit     atomic.Bool
+	wg       sync.WaitGroup
+}
+
+func (f *ethFlooder) stats() *floodStats { return &f.st }
+
+func (f *ethFlooder) start(ctx context.Context) {
+	f.wg.Add(2)
+	go func() { // owned: until ctx ends
+		defer f.wg.Done()
+		h := frame.Header{Dst: f.dst, Src: f.src, EtherType: frame.DefaultEtherType}
+		for eid := uint16(1); ctx.Err() == nil && !f.quit.Load(); eid++ {
+			if eid == 0 {
+				eid = 1
+			}
+			m := frame.Mgmt{Code: frame.AllocReq, SEID: eid, Hash: namehash.Of(f.name), QoS: qos.Raw()}
+			p, _ := m.Append(nil)
+			b := frame.Append(nil, h, p)
+			if _, err := unix.Write(f.fd, b); err == nil {
+				f.st.sent.Add(1)
+				f.st.bytes.Add(uint64(len(b)))
+			}
+		}
+	}()
+	go func() { // owned: until stop
+		defer f.wg.Done()
+		buf := make([]byte, 2048)
+		h := frame.Header{Dst: f.dst, Src: f.src, EtherType: frame.DefaultEtherType}
+		for !f.quit.Load() {
+			n, err := unix.Read(f.fd, buf)
+			if err != nil {
+				continue
+			}
+			hd, p, err := frame.Decode(buf[:n])
+			if err != nil || hd.Dst != f.src {
+				continue
+			}
+			f.st.back.Add(uint64(n))
+			m, err := frame.DecodeMgmt(p)
+			if err != nil || m.Code != frame.AllocReply || m.Result != frame.OK {
+				continue
+			}
+			f.st.oks.Add(1)
+			c := frame.Mgmt{Code: frame.Confirm, SEID: m.DEID, DEID: m.SEID}
+			cp, _ := c.Append(nil)
+			unix.Write(f.fd, frame.Append(nil, h, cp))
+		}
+	}()
+}
+
+func (f *ethFlooder) stop() {
+	f.quit.Store(true)
+	f.wg.Wait()
 }

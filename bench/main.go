@@ -55,8 +55,10 @@
 // daemon process and checks that its descriptors and RSS come back
 // (irmcalls.go; JSON: bench/out/irmcalls.json; exit status 1 on FAIL).
 //
-// With -flood it instead floods a udp4 IPCP with alloc requests from a
-// stranger for -d (default 30 s) while honest members ping and allocate,
+// With -flood it instead floods a udp4 IPCP (-medium eth, root: an
+// eth-dix IPCP over a veth pair; -sources N: from N ports) with
+// allocation requests from a stranger for -d (default 30 s) while
+// honest members ping and allocate,
 // and reports RSS, descriptors, ping loss and show latency (flood.go;
 // JSON: bench/out/flood.json; exit status 1 on a failed verdict).
 //
@@ -113,6 +115,7 @@ type config struct {
 	flood    bool
 	irmCalls int
 	sources  int
+	medium   string
 	cong     bool
 	events   bool
 	uflood   bool
@@ -140,6 +143,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.irmCalls, "irmcalls", 0, "make N one-request connections to an irm daemon and check its descriptors and RSS come back (see irmcalls.go)")
 	fs.BoolVar(&c.flood, "flood", false, "flood a udp4 IPCP with alloc requests from a stranger for -d (default 30s) (see flood.go)")
 	fs.IntVar(&c.sources, "sources", 1, "flood: source ports the stranger floods from")
+	fs.StringVar(&c.medium, "medium", "udp", "flood: udp (a udp4 layer on loopback) or eth (root: eth-dix over a veth pair)")
 	fs.BoolVar(&c.uflood, "unicastflood", false, "a member floods a unicast member with flow requests for -d (default 30s) (see unicastflood.go)")
 	fs.BoolVar(&c.cong, "congestion", false, "root: measure a 100 Mbit/s tbf bottleneck between namespaces (reliable flow vs TCP, ping under load; see congestion.go)")
 	fs.BoolVar(&c.events, "events", false, "time the promised events (DOWN on IPCP death, EOF on close, carrier DOWN as root) -n times each (default 10; see events.go)")
@@ -282,7 +286,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		result = r
 	} else if c.flood {
-		r, err := floodRun(ctx, e, c.duration, c.sources, stdout, stderr)
+		r, err := floodRun(ctx, e, c.medium, c.duration, c.sources, stdout, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "bench: flood: %v\n", err)
 			return 1
