@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -169,8 +170,17 @@ func (tu *tunnel) tcpPair(t *testing.T, serve func(net.Conn)) net.Conn {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var srv net.Conn
 	t.Cleanup(func() {
 		ln.Close()
+		// The far end's FIN may never arrive through a broken tunnel:
+		// close the server's end too.
+		mu.Lock()
+		if srv != nil {
+			srv.Close()
+		}
+		mu.Unlock()
 		wg.Wait()
 	})
 	wg.Add(1)
@@ -180,6 +190,9 @@ func (tu *tunnel) tcpPair(t *testing.T, serve func(net.Conn)) net.Conn {
 		if err != nil {
 			return
 		}
+		mu.Lock()
+		srv = c
+		mu.Unlock()
 		defer c.Close()
 		serve(c)
 	}()
@@ -396,5 +409,55 @@ func (tu *tunnel) restart(t *testing.T) {
 	}
 	if err := icmpEcho(t, tu.ns["a"], serverIP, 10); err != nil {
 		t.Errorf("ping after the server came back: %v", err)
+	}
+}
+
+// partition: both paths die for longer than the client's --dead (2 s);
+// the client gives its flow up, keeps its TUN device, and reallocates
+// once the paths return, so a TCP connection opened before the
+// partition carries on after it.
+func (tu *tunnel) partition(t *testing.T) {
+	c := tu.tcpPair(t, func(c net.Conn) { io.Copy(c, c) })
+	echo := func(msg string) error {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Write([]byte(msg)); err != nil {
+			return err
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(c, got); err != nil {
+			return err
+		}
+		if string(got) != msg {
+			return errors.New("echo corrupted")
+		}
+		return nil
+	}
+	if err := echo("before the partition"); err != nil {
+		t.Fatal(err)
+	}
+	downs := 0
+	for _, e := range events(tu.client) {
+		if e.Event == "down" {
+			downs++
+		}
+	}
+	var restores []func()
+	for _, l := range pairLowers {
+		restores = append(restores, tu.cut(t, l))
+	}
+	down := waitEvent(t, tu.client, "down", downs, 10*time.Second)
+	t.Logf("partitioned; the client gave its flow up: %s", down.Error)
+	time.Sleep(time.Second) // reallocations fail meanwhile
+	for _, r := range restores {
+		r()
+	}
+	tu.waitBothPaths(t)
+	start := time.Now()
+	if err := echo("after the partition"); err != nil {
+		t.Fatalf("the TCP connection did not survive the healed partition: %v\n%s", err, tu.client.Out.String())
+	}
+	t.Logf("the TCP connection carried on %v after the paths returned", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(tu.client.Out.String(), `"event":"retry"`) {
+		t.Errorf("no reallocation was retried during the partition:\n%s", tu.client.Out.String())
 	}
 }

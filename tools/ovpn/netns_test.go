@@ -378,15 +378,17 @@ func startTunnel(t *testing.T) *tunnel {
 			t.Fatal("A never learnt the name ovpn")
 		}
 	}
-	tu.client = p.ovpn(t, "a", "up", "-n", "ovpn", "--ip", "10.9.0.2/24", "--dev", tu.clientDev)
+	// --dead 2s: the partition subtest outlasts it in a few seconds.
+	tu.client = p.ovpn(t, "a", "up", "-n", "ovpn", "--ip", "10.9.0.2/24", "--dev", tu.clientDev, "--dead", "2s")
 	return tu
 }
 
 // TestOvpnNetns runs ovpn between two namespaces joined by two paths:
 // ping across the tunnel, the errors and abuses a server must survive,
 // a TCP request stream and a bulk TCP transfer each across the loss of
-// the path carrying them, a server restart the client rides out, and
-// the TUN devices gone after SIGTERM.
+// the path carrying them, a partition that outlasts the client's flow
+// and heals, a server restart the client rides out, and the TUN devices
+// gone after SIGTERM.
 func TestOvpnNetns(t *testing.T) {
 	testenv.RequireRoot(t)
 	tu := startTunnel(t)
@@ -408,6 +410,7 @@ func TestOvpnNetns(t *testing.T) {
 	t.Run("abuse", func(t *testing.T) { tu.abuse(t) })
 	t.Run("requests across a cut", func(t *testing.T) { tu.requests(t) })
 	t.Run("bulk across a cut", func(t *testing.T) { tu.bulk(t, 20<<20) })
+	t.Run("partition heals", func(t *testing.T) { tu.partition(t) })
 	t.Run("server restart", func(t *testing.T) { tu.restart(t) })
 	t.Run("SIGTERM removes the TUN", func(t *testing.T) {
 		tu.client.Stop()
