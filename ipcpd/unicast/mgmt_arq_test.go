@@ -36,7 +36,7 @@ func TestMgmtARQAck(t *testing.T) {
 		t.Fatalf("frames %x %x %x", f1, f2, g1)
 	}
 	m.ack(7, append(ackBody(1, 99), 0, 0)) // 1, an unknown 99, a partial number
-	m.ack(9, ackBody(1))                  // no such neighbour
+	m.ack(9, ackBody(1))                   // no such neighbour
 	if sent, _, acked, _ := m.counters(); sent != 3 || acked != 1 {
 		t.Fatalf("sent %d acked %d, want 3 1", sent, acked)
 	}
