@@ -124,3 +124,34 @@ func TestCanExec(t *testing.T) {
 		}
 	}
 }
+
+// TestPerUserConnectionCap checks an unprivileged user's connections
+// are capped apart from others', and privileged ones are not.
+func TestPerUserConnectionCap(t *testing.T) {
+	run, err := os.MkdirTemp("", "ouro-t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(run)
+	d, err := Start(Config{RunDir: run, MaxClientsPerUser: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	nobody := ctrl.Cred{UID: testNobody, GID: testNobody, PID: 1}
+	fake := []*client{{d: d, cred: nobody}, {d: d, cred: nobody}}
+	d.mu.Lock()
+	for _, c := range fake {
+		d.clients[c] = true
+	}
+	full := d.overCapLocked(nobody)
+	other := d.overCapLocked(ctrl.Cred{UID: 1000, GID: 1000})
+	self := d.overCapLocked(ctrl.Cred{UID: d.uid})
+	for _, c := range fake {
+		delete(d.clients, c)
+	}
+	d.mu.Unlock()
+	if full == "" || other != "" || self != "" {
+		t.Fatalf("cap of 2 per user with 2 of nobody's open: nobody %q, uid 1000 %q, daemon's uid %q", full, other, self)
+	}
+}

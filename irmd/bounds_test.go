@@ -174,3 +174,26 @@ func TestConnectionCap(t *testing.T) {
 		c.Close()
 	}
 }
+
+// TestBigListSplit lists more names than one control record holds: the
+// reply arrives whole, split over several records.
+func TestBigListSplit(t *testing.T) {
+	h := testenv.StartHost(t)
+	const n = 1000
+	pad := strings.Repeat("n", 100)
+	for i := range n {
+		if err := h.Call(ctrl.OpNameCreate, ctrl.NameCreate{Name: fmt.Sprintf("%s%04d", pad, i)}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var nl ctrl.NameList
+	if err := h.Call(ctrl.OpNameList, nil, &nl); err != nil {
+		t.Fatalf("name list of %d long names: %v", n, err)
+	}
+	if len(nl.Names) != n {
+		t.Fatalf("listed %d names, want %d", len(nl.Names), n)
+	}
+	if b, _ := ctrl.Marshal(nl); len(b) <= ctrl.MaxMsgSize {
+		t.Fatalf("the list is %d bytes: not over one record, the test proves nothing", len(b))
+	}
+}

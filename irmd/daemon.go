@@ -230,7 +230,10 @@ func (d *Daemon) acceptLoop() {
 			continue
 		}
 		c.peer = ctrl.NewPeerLimited(conn, c.handle, d.log.Named("client"), ctrl.Limits{
-			MaxInFlight: clientInFlight, Wait: clientWait, SendTimeout: clientSendTimeout})
+			MaxInFlight: clientInFlight, Wait: clientWait, SendTimeout: clientSendTimeout,
+			// Clients answer only flow.arrive and flow.down: no
+			// reply of theirs needs more than one record.
+			MaxReply: ctrl.MaxMsgSize})
 		d.clients[c] = true
 		d.mu.Unlock()
 		d.wg.Add(1)

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,26 +216,54 @@ func TestCallFailsWhenPeerCloses(t *testing.T) {
 	pb.Wait()
 }
 
-// TestReplyTooBigIsAnError checks a reply over one record reaches the
-// caller as an error naming the size, not silence.
-func TestReplyTooBigIsAnError(t *testing.T) {
+// TestBigReplySplit sends replies over one record: they arrive whole,
+// split and joined, with their descriptor; one over the caller's
+// MaxReply, or over DefaultMaxReply at the sender, fails its call with
+// an error saying so, never silence.
+func TestBigReplySplit(t *testing.T) {
 	a, b := pair(t)
+	var size atomic.Int64
 	pb := NewPeer(b, func(_ context.Context, r *Request) (any, []*os.File, error) {
-		return IPCPQuery{Name: strings.Repeat("x", MaxMsgSize)}, nil, nil
+		var files []*os.File
+		if r.NumFiles() > 0 {
+			files = append(files, r.TakeFile(0))
+		}
+		return IPCPQuery{Name: strings.Repeat("x", int(size.Load()))}, files, nil
 	}, nil)
-	pa := NewPeer(a, nil, nil)
+	pa := NewPeerLimited(a, nil, nil, Limits{MaxReply: 1 << 20})
 	defer func() { pa.Close(); pb.Close(); pa.Wait(); pb.Wait() }()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	for _, n := range []int{MaxBody - 20, 5*MaxBody + 7, 1<<20 - 100} {
+		size.Store(int64(n))
+		r, w, _ := os.Pipe()
+		var out IPCPQuery
+		files, err := pa.Call(ctx, "big", nil, &out, w)
+		w.Close()
+		r.Close()
+		if err != nil || len(out.Name) != n || strings.Trim(out.Name, "x") != "" || len(files) != 1 {
+			t.Fatalf("reply of %d bytes: err %v, got %d bytes, %d files", n, err, len(out.Name), len(files))
+		}
+		CloseFiles(files)
+	}
+	size.Store(2 << 20)
 	_, err := pa.Call(ctx, "big", nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("reply over the caller's MaxReply: got %v", err)
+	}
+	size.Store(DefaultMaxReply + 1)
 	var re *RemoteError
-	if !errors.As(err, &re) || !strings.Contains(re.Msg, "too big") {
-		t.Fatalf("oversized reply: got %v, want a remote error saying too big", err)
+	if _, err := pa.Call(ctx, "big", nil, nil); err == nil || !strings.Contains(err.Error(), "too big") {
+		t.Fatalf("reply over DefaultMaxReply: got %v", err)
 	}
 	// An oversized op name cannot be echoed back either.
+	size.Store(1000)
 	_, err = pa.Call(ctx, strings.Repeat("o", MaxMsgSize-200), nil, nil)
 	if !errors.As(err, &re) || !strings.Contains(re.Msg, "too big") {
 		t.Fatalf("reply to an oversized op: got %v, want a remote error saying too big", err)
+	}
+	if _, err := pa.Call(ctx, "small", nil, nil); err != nil {
+		t.Fatalf("after the big replies: %v", err)
 	}
 }
 

@@ -45,6 +45,11 @@ type Msg struct {
 	Op   string             `msgpack:"op,omitempty"`
 	Err  string             `msgpack:"err,omitempty"`
 	Body msgpack.RawMessage `msgpack:"body,omitempty"`
+	// Part carries a piece of a reply body too big for one record;
+	// More says further pieces follow. The receiver joins the pieces
+	// into Body.
+	Part []byte `msgpack:"part,omitempty"`
+	More bool   `msgpack:"more,omitempty"`
 }
 
 // Errors returned by Decode; a receiver answers them and keeps serving.

@@ -79,6 +79,8 @@ type Peer struct {
 	mu      sync.Mutex
 	next    uint64
 	pending map[uint64]chan result
+	// partial holds the parts received so far of split replies.
+	partial map[uint64][]byte
 	err     error
 	bad     uint64
 	refused uint64
@@ -96,7 +98,14 @@ type Limits struct {
 	// SendTimeout bounds each message sent; a peer that does not read
 	// its replies for that long is disconnected.
 	SendTimeout time.Duration
+	// MaxReply bounds a reply reassembled from parts (default
+	// DefaultMaxReply); a longer one fails its call.
+	MaxReply int
 }
+
+// DefaultMaxReply bounds a reply split over several records, sent or
+// received.
+const DefaultMaxReply = 16 << 20
 
 // ErrBusy is the error a request refused by MaxInFlight is answered with.
 var ErrBusy = errors.New("too many requests in flight")
@@ -115,7 +124,7 @@ func NewPeerLimited(c *Conn, h Handler, log hclog.Logger, lim Limits) *Peer {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Peer{conn: c, h: h, log: log, lim: lim, ctx: ctx, cancel: cancel,
-		done: make(chan struct{}), pending: make(map[uint64]chan result)}
+		done: make(chan struct{}), pending: make(map[uint64]chan result), partial: make(map[uint64][]byte)}
 	if lim.MaxInFlight > 0 {
 		p.slots = make(chan struct{}, lim.MaxInFlight)
 	}
@@ -189,6 +198,7 @@ func (p *Peer) Call(ctx context.Context, op string, req, resp any, files ...*os.
 	defer func() {
 		p.mu.Lock()
 		delete(p.pending, id)
+		delete(p.partial, id)
 		p.mu.Unlock()
 	}()
 	if err := p.conn.Send(&Msg{Kind: KindRequest, ID: id, Op: op, Body: body}, files...); err != nil {
@@ -248,14 +258,7 @@ func (p *Peer) readLoop() {
 		}
 		switch m.Kind {
 		case KindReply:
-			p.mu.Lock()
-			ch, ok := p.pending[m.ID]
-			p.mu.Unlock()
-			if !ok {
-				closeFiles(files)
-				continue
-			}
-			ch <- result{msg: m, files: files}
+			p.reply(m, files)
 		case KindRequest:
 			if !p.acquire() {
 				closeFiles(files)
@@ -274,6 +277,50 @@ func (p *Peer) readLoop() {
 	p.mu.Unlock()
 	p.cancel()
 	close(p.done)
+}
+
+// reply delivers a reply (or one part of a split reply) to its caller;
+// readLoop only. A reply nobody waits for is dropped; each caller gets
+// exactly one result, so a peer answering twice cannot block the reader.
+func (p *Peer) reply(m *Msg, files []*os.File) {
+	p.mu.Lock()
+	ch, ok := p.pending[m.ID]
+	if !ok {
+		delete(p.partial, m.ID)
+		p.mu.Unlock()
+		closeFiles(files)
+		return
+	}
+	if m.More || len(m.Part) > 0 || p.partial[m.ID] != nil {
+		buf := append(p.partial[m.ID], m.Part...)
+		if max := p.maxReply(); len(buf) > max {
+			delete(p.partial, m.ID)
+			delete(p.pending, m.ID)
+			p.mu.Unlock()
+			closeFiles(files)
+			ch <- result{msg: &Msg{Kind: KindReply, ID: m.ID, Op: m.Op,
+				Err: fmt.Sprintf("%s: reply over %d bytes refused", m.Op, max)}}
+			return
+		}
+		if m.More {
+			p.partial[m.ID] = buf
+			p.mu.Unlock()
+			closeFiles(files)
+			return
+		}
+		delete(p.partial, m.ID)
+		m.Body, m.Part = buf, nil
+	}
+	delete(p.pending, m.ID)
+	p.mu.Unlock()
+	ch <- result{msg: m, files: files}
+}
+
+func (p *Peer) maxReply() int {
+	if p.lim.MaxReply > 0 {
+		return p.lim.MaxReply
+	}
+	return DefaultMaxReply
 }
 
 // acquire takes a serving slot, waiting up to lim.Wait; it reports
@@ -312,10 +359,10 @@ func (p *Peer) refuse(reply *Msg) {
 
 // send sends a reply; a reply the other end does not take within the
 // send timeout ends the connection (it is not reading).
-func (p *Peer) send(reply *Msg, files ...*os.File) {
+func (p *Peer) send(reply *Msg, files ...*os.File) bool {
 	err := p.conn.Send(reply, files...)
 	if err == nil {
-		return
+		return true
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		p.mu.Lock()
@@ -323,15 +370,15 @@ func (p *Peer) send(reply *Msg, files ...*os.File) {
 		p.mu.Unlock()
 		p.log.Warn("peer does not read its replies: disconnecting", "op", reply.Op, "timeout", p.lim.SendTimeout)
 		p.Close()
-		return
+		return false
 	}
 	if errors.Is(err, ErrTooBig) && reply.Kind == KindReply {
 		// An oversized envelope (a huge op name echoed back): answer
 		// with the bare error rather than leave the caller waiting.
-		p.send(&Msg{Kind: KindReply, ID: reply.ID, Err: "reply too big for one control record"})
-		return
+		return p.send(&Msg{Kind: KindReply, ID: reply.ID, Err: "reply too big for one control record"})
 	}
 	p.log.Debug("reply not sent", "op", reply.Op, "error", err)
+	return false
 }
 
 func (p *Peer) serve(m *Msg, files []*os.File) {
@@ -352,11 +399,22 @@ func (p *Peer) serve(m *Msg, files []*os.File) {
 			reply.Err = err.Error()
 		} else if body, err := Marshal(resp); err != nil {
 			reply.Err = "encode reply: " + err.Error()
-		} else if len(body) > MaxBody {
+		} else if len(body) > DefaultMaxReply {
 			// Never dropped silently: the caller learns why.
-			reply.Err = fmt.Sprintf("%s: reply of %d bytes is too big for one control record (at most %d)", m.Op, len(body), MaxBody)
+			reply.Err = fmt.Sprintf("%s: reply of %d bytes is too big (at most %d)", m.Op, len(body), DefaultMaxReply)
 			closeFiles(out)
 			out = nil
+		} else if len(body) > MaxBody {
+			// Too big for one record: send it in parts, the
+			// descriptors with the last.
+			for len(body) > MaxBody {
+				if !p.send(&Msg{Kind: KindReply, ID: m.ID, Op: m.Op, Part: body[:MaxBody], More: true}) {
+					closeFiles(out)
+					return
+				}
+				body = body[MaxBody:]
+			}
+			reply.Part = body
 		} else {
 			reply.Body = body
 		}
