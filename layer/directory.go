@@ -28,6 +28,17 @@ type DirEntry struct {
 // OSPF/IS-IS rule, RFC 2328 12.1.6, ISO 10589 7.3.16).
 const MaxDirSeq = math.MaxUint64
 
+// Bounds on what others' entries may make a directory hold: an entry
+// with more names than MaxDirNamesPerEntry, a new member past
+// MaxDirEntries, or an entry that would take the names held past
+// MaxDirNames is refused (counted) instead of stored. Own names are not
+// counted.
+const (
+	MaxDirEntries       = 1 << 16
+	MaxDirNamesPerEntry = 1 << 12
+	MaxDirNames         = 1 << 18
+)
+
 // Verdict says what Apply did with an entry and what the caller owes
 // the layer.
 type Verdict uint8
@@ -68,8 +79,9 @@ type Directory struct {
 	self     uint64
 	entries  map[uint64]*DirEntry
 	flushing bool // own entry withdrawn at MaxDirSeq, Restart pending
+	names    int  // names in others' entries
 	// Counters, guarded by mu.
-	ownNewer, flushes uint64
+	ownNewer, flushes, refused uint64
 }
 
 // NewDirectory returns a directory for the member at self.
@@ -139,11 +151,12 @@ func (d *Directory) Restart(now time.Time) DirEntry {
 }
 
 // Counters returns how many newer copies of this member's own entry
-// arrived (each made it re-originate) and how many times it flushed.
-func (d *Directory) Counters() (ownNewer, flushes uint64) {
+// arrived (each made it re-originate), how many times it flushed, and
+// how many entries were refused for the bounds.
+func (d *Directory) Counters() (ownNewer, flushes, refused uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.ownNewer, d.flushes
+	return d.ownNewer, d.flushes, d.refused
 }
 
 // Refresh bumps this member's sequence number (for periodic flooding).
@@ -170,6 +183,7 @@ func (d *Directory) Apply(e DirEntry, now time.Time) (Verdict, DirEntry) {
 	if e.Gone {
 		switch {
 		case ok && e.Seq == cur.Seq && !cur.Gone:
+			d.names -= len(cur.Names)
 			cur.Gone, cur.Names, cur.seen = true, nil, now
 			return DirFresh, DirEntry{}
 		case ok && e.Seq < cur.Seq && !cur.Gone:
@@ -188,6 +202,16 @@ func (d *Directory) Apply(e DirEntry, now time.Time) (Verdict, DirEntry) {
 	case ok && e.Seq < cur.Seq:
 		return DirStale, *cur
 	}
+	held := 0
+	if ok {
+		held = len(cur.Names)
+	}
+	if len(e.Names) > MaxDirNamesPerEntry || (!ok && len(d.entries) >= MaxDirEntries) ||
+		d.names-held+len(e.Names) > MaxDirNames {
+		d.refused++
+		return DirIgnored, DirEntry{}
+	}
+	d.names += len(e.Names) - held
 	e.seen = now
 	e.Names = append([]string(nil), e.Names...)
 	d.entries[e.Origin] = &e
@@ -260,6 +284,7 @@ func (d *Directory) Expire(cutoff time.Time, alive func(uint64) bool) int {
 			continue
 		}
 		if e.seen.Before(cutoff) || (alive != nil && !alive(o)) {
+			d.names -= len(e.Names)
 			delete(d.entries, o)
 			n++
 		}

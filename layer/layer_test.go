@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -118,8 +119,50 @@ func TestDirectorySeqNeverWraps(t *testing.T) {
 	if e := a.SetOwn([]string{"x", "y"}, now); !e.Gone || !a.Flushing() {
 		t.Fatalf("SetOwn at MaxDirSeq gave %+v", e)
 	}
-	if ownNewer, flushes := a.Counters(); ownNewer != 2 || flushes != 2 {
+	if ownNewer, flushes, _ := a.Counters(); ownNewer != 2 || flushes != 2 {
 		t.Fatalf("counters %d %d", ownNewer, flushes)
+	}
+}
+
+// TestDirectoryBounded: entries past the bounds are refused and
+// counted, the names held are accounted through replacement, withdrawal
+// and expiry.
+func TestDirectoryBounded(t *testing.T) {
+	now := time.Unix(100, 0)
+	d := NewDirectory(1, "a")
+	big := make([]string, MaxDirNamesPerEntry+1)
+	for i := range big {
+		big[i] = fmt.Sprint("n", i)
+	}
+	if v, _ := d.Apply(DirEntry{Origin: 2, Seq: 1, Names: big}, now); v != DirIgnored {
+		t.Fatalf("an entry with %d names: %v", len(big), v)
+	}
+	// Fill the names budget with entries of MaxDirNamesPerEntry names.
+	per := big[:MaxDirNamesPerEntry]
+	o := uint64(10)
+	for ; d.names+len(per) <= MaxDirNames; o++ {
+		if v, _ := d.Apply(DirEntry{Origin: o, Seq: 1, Names: per}, now); v != DirFresh {
+			t.Fatalf("origin %d: %v at %d names", o, v, d.names)
+		}
+	}
+	if v, _ := d.Apply(DirEntry{Origin: o, Seq: 1, Names: per}, now); v != DirIgnored {
+		t.Fatalf("past the names bound: %v", v)
+	}
+	// A replacement with fewer names, a withdrawal: both free names.
+	d.Apply(DirEntry{Origin: 10, Seq: 2, Names: []string{"x"}}, now)
+	d.Apply(DirEntry{Origin: 11, Seq: 1, Gone: true}, now)
+	if want := MaxDirNames/MaxDirNamesPerEntry*MaxDirNamesPerEntry - 2*MaxDirNamesPerEntry + 1; d.names != want {
+		t.Fatalf("names held %d, want %d", d.names, want)
+	}
+	if v, _ := d.Apply(DirEntry{Origin: o, Seq: 1, Names: per}, now); v != DirFresh {
+		t.Fatalf("after names were freed: %v", v)
+	}
+	if _, _, refused := d.Counters(); refused != 2 {
+		t.Fatalf("refused %d, want 2", refused)
+	}
+	d.Expire(now.Add(time.Second), nil)
+	if d.names != 0 || len(d.entries) != 1 {
+		t.Fatalf("after expiry: %d names, %d entries", d.names, len(d.entries))
 	}
 }
 

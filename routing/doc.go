@@ -57,6 +57,11 @@
 //     routing frames) and a flush travels ahead of the restart.
 //   - A router that receives an LSU older than the one it holds answers
 //     the sender with its newer copy.
+//   - The database is bounded (Config.MaxOrigins, default 65536 members,
+//     tombstones included; Config.MaxLinks, default 2^20 links over all
+//     members): an LSU that would pass a bound is refused and counted
+//     (LSUsRefused), so a member flooding LSUs of made-up origins cannot
+//     grow it further; what it put there ages out after MaxAge.
 //
 // All timers go through an injected clock.Clock, so a whole layer of
 // Routers can be simulated in virtual time in one process.

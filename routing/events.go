@@ -157,6 +157,8 @@ func (r *Router) Receive(from uint64, msg []byte) error {
 			spf = spf || changed
 		case expired:
 			r.stats.LSUsStale++
+		case refused:
+			r.stats.LSUsRefused++
 		}
 	}
 	if len(fresh) > 0 {

@@ -15,6 +15,7 @@ const (
 	stale                    // older than stored
 	expired                  // already MaxAge old on arrival, and no flush of the stored copy
 	purged                   // a flush of the stored copy: now a tombstone
+	refused                  // over the database's bounds (origins or links)
 )
 
 // entry is the newest LSU of one origin. born is when the origin issued
@@ -32,15 +33,38 @@ type entry struct {
 // lsdb is the link-state database: per origin the newest LSU. It is not
 // safe for concurrent use; the Router guards it. The origin's own entry
 // (self) never expires.
+//
+// It is bounded: at most maxOrigins entries (tombstones included) and
+// maxLinks links over all entries; an LSU that would pass a bound is
+// refused (a forged flood of made-up origins cannot grow it further;
+// what it holds ages out after MaxAge).
 type lsdb struct {
-	self    uint64
-	maxAge  time.Duration
-	entries map[uint64]*entry
-	expiry  expiryHeap
+	self       uint64
+	maxAge     time.Duration
+	maxOrigins int
+	maxLinks   int
+	links      int // links over all entries
+	entries    map[uint64]*entry
+	expiry     expiryHeap
 }
 
 func newLSDB(self uint64, maxAge time.Duration) *lsdb {
-	return &lsdb{self: self, maxAge: maxAge, entries: make(map[uint64]*entry)}
+	return &lsdb{self: self, maxAge: maxAge, maxOrigins: DefaultMaxOrigins, maxLinks: DefaultMaxLinks,
+		entries: make(map[uint64]*entry)}
+}
+
+// fits reports whether replacing the entry of l's origin with l keeps
+// the database within its bounds.
+func (db *lsdb) fits(l LSU) bool {
+	old, ok := db.entries[l.Origin]
+	if !ok && len(db.entries) >= db.maxOrigins {
+		return false
+	}
+	n := db.links + len(l.Links)
+	if ok {
+		n -= len(old.lsu.Links)
+	}
+	return n <= db.maxLinks
 }
 
 // install offers l, received at now, for an origin other than self. It
@@ -74,6 +98,9 @@ func (db *lsdb) install(l LSU, now time.Time) (verdict, bool) {
 		if l.Seq == old.lsu.Seq {
 			return duplicate, false
 		}
+		if !db.fits(l) {
+			return refused, false
+		}
 		db.store(l, now.Add(-l.Age), false)
 		return accepted, len(l.Links) > 0
 	}
@@ -82,6 +109,9 @@ func (db *lsdb) install(l LSU, now time.Time) (verdict, bool) {
 	}
 	if ok && l.Seq < old.lsu.Seq {
 		return stale, false
+	}
+	if !db.fits(l) {
+		return refused, false
 	}
 	changed := !ok || !slices.Equal(old.lsu.Links, l.Links)
 	db.store(l, now.Add(-l.Age), false)
@@ -92,14 +122,24 @@ func (db *lsdb) install(l LSU, now time.Time) (verdict, bool) {
 func (db *lsdb) store(l LSU, born time.Time, flushed bool) {
 	e := &entry{lsu: l, born: born, flushed: flushed}
 	e.lsu.Age = 0
-	db.entries[l.Origin] = e
+	db.put(e)
 	heap.Push(&db.expiry, expiryItem{when: e.born.Add(db.maxAge), origin: l.Origin})
 }
 
-// setSelf stores the router's own newest LSU, issued at now.
+// put replaces the entry of e's origin, keeping the link count.
+func (db *lsdb) put(e *entry) {
+	if old, ok := db.entries[e.lsu.Origin]; ok {
+		db.links -= len(old.lsu.Links)
+	}
+	db.links += len(e.lsu.Links)
+	db.entries[e.lsu.Origin] = e
+}
+
+// setSelf stores the router's own newest LSU, issued at now (never
+// refused: it is bounded by the router's own adjacencies).
 func (db *lsdb) setSelf(l LSU, now time.Time) {
 	l.Age = 0
-	db.entries[db.self] = &entry{lsu: l, born: now}
+	db.put(&entry{lsu: l, born: now})
 }
 
 // get returns the stored LSU of origin with its age at now (a
@@ -153,9 +193,11 @@ func (db *lsdb) expire(now time.Time) []uint64 {
 	for db.expiry.Len() > 0 && !db.expiry[0].when.After(now) {
 		it := heap.Pop(&db.expiry).(expiryItem)
 		if db.current(it) {
-			if !db.entries[it.origin].flushed {
+			e := db.entries[it.origin]
+			if !e.flushed {
 				gone = append(gone, it.origin)
 			}
+			db.links -= len(e.lsu.Links)
 			delete(db.entries, it.origin)
 		}
 	}

@@ -18,6 +18,11 @@ const (
 	DefaultMaxAge          = 2 * time.Minute
 	DefaultMaxMessage      = 16 << 10
 	DefaultFlushWait       = 100 * time.Millisecond
+	// DefaultMaxOrigins and DefaultMaxLinks bound the link-state
+	// database: members (tombstones included) and links over all of
+	// them. An LSU that would pass a bound is refused and counted.
+	DefaultMaxOrigins = 1 << 16
+	DefaultMaxLinks   = 1 << 20
 )
 
 // MaxSeq is the highest sequence number. Sequence numbers never wrap: a
@@ -58,6 +63,9 @@ type Config struct {
 	// DefaultFlushWait): long enough for the flush to reach every
 	// member first.
 	FlushWait time.Duration
+	// MaxOrigins and MaxLinks bound the database (defaults
+	// DefaultMaxOrigins, DefaultMaxLinks).
+	MaxOrigins, MaxLinks int
 	// MaxMessage bounds the size of the messages the router sends
 	// (default DefaultMaxMessage): floods and syncs are split into
 	// several messages; an LSU larger than this still goes alone.
@@ -155,6 +163,12 @@ func New(cfg Config) (*Router, error) {
 	if cfg.FlushWait <= 0 {
 		cfg.FlushWait = DefaultFlushWait
 	}
+	if cfg.MaxOrigins <= 0 {
+		cfg.MaxOrigins = DefaultMaxOrigins
+	}
+	if cfg.MaxLinks <= 0 {
+		cfg.MaxLinks = DefaultMaxLinks
+	}
 	r := &Router{
 		cfg:      cfg,
 		db:       newLSDB(cfg.Self, cfg.MaxAge),
@@ -163,6 +177,7 @@ func New(cfg Config) (*Router, error) {
 		table:    Table{},
 		rng:      cfg.Self,
 	}
+	r.db.maxOrigins, r.db.maxLinks = cfg.MaxOrigins, cfg.MaxLinks
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.seq = 1

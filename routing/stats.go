@@ -36,6 +36,9 @@ type Stats struct {
 	Flushes, Restarts uint64
 	// Purged counts others' LSUs removed by a flush.
 	Purged uint64
+	// LSUsRefused counts LSUs refused because the database is at its
+	// bounds (Config.MaxOrigins, Config.MaxLinks).
+	LSUsRefused uint64
 	// Syncs counts database syncs sent to neighbours coming up.
 	Syncs uint64
 	// AgedOut counts members removed after MaxAge without refresh.

@@ -133,10 +133,10 @@ func (u *IPCP) Show(_ context.Context) (string, error) {
 	fmt.Fprintf(&b, "failover: adjacencies up %d, down %d, withdrawals %d, last %s; spf runs %d (last %s), lsus in %d (stale %d, malformed %d)\n",
 		u.stats.adjUp.Load(), u.stats.adjDown.Load(), u.stats.withdrawals.Load(), last,
 		rs.SPFRuns, rs.LastSPF.Format("15:04:05.000"), rs.LSUsReceived, rs.LSUsStale, rs.Malformed)
-	dirNewer, dirFlushes := u.dir.Counters()
-	fmt.Fprintf(&b, "hardening: routing own-newer %d, flushes %d, restarts %d, purged %d; directory own-newer %d, flushes %d; address conflicts %d; handshakes refused %d; enrollments refused %d\n",
+	dirNewer, dirFlushes, dirRefused := u.dir.Counters()
+	fmt.Fprintf(&b, "hardening: routing own-newer %d, flushes %d, restarts %d, purged %d; directory own-newer %d, flushes %d; address conflicts %d; handshakes refused %d; enrollments refused %d; over bounds: lsus %d, directory entries %d\n",
 		rs.OwnNewer, rs.Flushes, rs.Restarts, rs.Purged, dirNewer, dirFlushes, u.stats.addrConflicts.Load(),
-		u.stats.handshakesRefused.Load(), u.stats.enrollRefused.Load())
+		u.stats.handshakesRefused.Load(), u.stats.enrollRefused.Load(), rs.LSUsRefused, dirRefused)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	fmt.Fprintf(&b, "process: goroutines %d, heap %d KiB, flows %d\n", runtime.NumGoroutine(), ms.HeapAlloc>>10, u.countEndpoints())
