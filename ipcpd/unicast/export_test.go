@@ -1,9 +1,13 @@
 package unicast
 
 import (
+	"context"
+
 	"github.com/ouro-net/ouro/dt"
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/ipcpd"
+	"github.com/ouro-net/ouro/layer"
+	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/pipe"
 )
 
@@ -20,7 +24,8 @@ type ForwardLoop struct {
 // NewForwardLoop builds the IPCP state the loop needs, no more.
 func NewForwardLoop(lower *flow.Flow, ep *pipe.Pipe) (*ForwardLoop, error) {
 	const self, other, hop, eid = 1, 2, 7, 9
-	u := &IPCP{layout: dt.DefaultLayout(), addr: self, fib: dt.NewFIB(1)}
+	u := &IPCP{layout: dt.DefaultLayout(), addr: self, fib: dt.NewFIB(1), clk: clock.Real(), ctx: context.Background()}
+	u.cfg.TTL = 16
 	a := &adj{id: hop, f: lower}
 	adjs := map[uint64]*adj{hop: a}
 	u.adjs.Store(&adjs)
@@ -55,4 +60,41 @@ func (l *ForwardLoop) Step() {
 func (l *ForwardLoop) Counts() (fwd, local, dropped uint64) {
 	s := &l.u.stats
 	return s.fwd.Load(), s.local.Load(), s.noRoute.Load() + s.ttl.Load() + s.malformed.Load() + s.noEndpoint.Load()
+}
+
+// DeallocCopies and DeallocGap are how a deallocation is repeated.
+const DeallocCopies, DeallocGap = deallocCopies, deallocGap
+
+// UseClock sets the IPCP's clock (for the repeated deallocations).
+func (l *ForwardLoop) UseClock(c clock.Clock) { l.u.clk = c }
+
+// Await registers a pending allocation of local endpoint eid, as Alloc
+// does while it waits, and returns where its answer arrives.
+func (l *ForwardLoop) Await(eid uint64) <-chan layer.FAMsg {
+	ch := make(chan layer.FAMsg, 1)
+	l.u.mu.Lock()
+	if l.u.pending == nil {
+		l.u.pending = map[uint64]chan layer.FAMsg{}
+	}
+	l.u.pending[eid] = ch
+	l.u.mu.Unlock()
+	return ch
+}
+
+// Receive hands the IPCP a flow-allocation message from address 2, as
+// it arrives over the adjacency.
+func (l *ForwardLoop) Receive(m layer.FAMsg) error {
+	body, err := layer.EncodeFA(&m)
+	if err != nil {
+		return err
+	}
+	pkt := make([]byte, 1+l.u.layout.Len()+len(body))
+	pkt[0] = kindDT
+	if _, err := l.u.layout.Encode(pkt[1:], &dt.PCI{Dst: l.u.addr, TTL: 16}); err != nil {
+		return err
+	}
+	copy(pkt[1+l.u.layout.Len():], body)
+	l.u.receiveFrame(l.a, &l.out, pkt)
+	l.u.flush(&l.out)
+	return nil
 }

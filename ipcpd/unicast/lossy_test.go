@@ -6,6 +6,7 @@ import (
 	"io"
 	"regexp"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,12 +37,14 @@ func TestAllocationOverLossyLink(t *testing.T) {
 	l := listenAt(t, tp, "b", "sink", "a")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	var accepted atomic.Int64
 	go func() {
 		for {
 			f, err := l.Accept(ctx)
 			if err != nil {
 				return
 			}
+			accepted.Add(1)
 			f.Close()
 		}
 	}()
@@ -63,7 +66,19 @@ func TestAllocationOverLossyLink(t *testing.T) {
 	if m[1] == "0" {
 		t.Errorf("no request was repeated, yet the link lost 30%% of packets:\n%s", show)
 	}
+	// A repeated request never makes a second flow: B accepted exactly
+	// one per allocation (a late duplicate would come within a few
+	// repetition intervals).
+	time.Sleep(time.Second)
+	showB, _ := tp.Show("b")
+	dups := faAnsweredRE.FindStringSubmatch(showB)
+	t.Logf("B accepted %d flows; %s", accepted.Load(), dups)
+	if n := accepted.Load(); n != flows {
+		t.Errorf("B accepted %d flows for %d allocations: a repeated request made a second flow\n%s", n, flows, showB)
+	}
 }
+
+var faAnsweredRE = regexp.MustCompile(`repeats answered (\d+)`)
 
 // TestReliableOverLossyLink sends 2 MiB on a reliable flow across a link
 // that loses 20% of its packets: the receiver gets every byte in order.
