@@ -355,14 +355,19 @@ func TestFlowRequestFlood(t *testing.T) {
 			}
 		}
 	}()
+	// The requests are made beforehand: the flood loop only writes.
+	reqs := make([][]byte, requests)
+	for i := range reqs {
+		reqs[i] = faRequest(t, b, 0xabcd, uint64(i+1), "svc")
+	}
 	flooding := make(chan struct{})
 	go func() {
 		defer close(flooding)
-		for i := 1; i <= requests; i++ {
-			if _, err := in.f.Write(faRequest(t, b, 0xabcd, uint64(i), "svc")); err != nil {
+		for i, r := range reqs {
+			if _, err := in.f.Write(r); err != nil {
 				return
 			}
-			if i%50 == 0 {
+			if (i+1)%50 == 0 {
 				time.Sleep(time.Millisecond)
 			}
 		}
