@@ -317,3 +317,43 @@ func TestBusyIsRetried(t *testing.T) {
 		acc.next(t)
 	}
 }
+
+// TestStaleFloodIsBudgeted: deallocations and "ok" answers for flows
+// this IPCP does not have (forged, from a reflector's victim) are
+// answered only within the answer budget; the rest is counted.
+func TestStaleFloodIsBudgeted(t *testing.T) {
+	noLeak(t)
+	b, _ := newIPCP(t, "udp4", "127.0.0.1", "0")
+	c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 5)}, net.UDPAddrFromAddrPort(b.local))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var back atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 256)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+			back.Add(1)
+		}
+	}()
+	const n = 2000
+	for i := range uint32(n) {
+		c.Write((&msg{typ: tDealloc, dst: i + 1, src: 7}).encode(nil))
+		c.Write((&msg{typ: tAllocResp, dst: i + 1, src: 7, status: stOK, mtu: 1400}).encode(nil))
+	}
+	waitFor(t, "the forged frames", func() bool { return b.ctr.rxDatagrams.Load() >= 2*n })
+	if b.ctr.answersLimited.Load() == 0 {
+		t.Fatal("no stale frame went unanswered")
+	}
+	c.Close()
+	<-done
+	if got := back.Load(); got >= 2*n/4 {
+		t.Fatalf("%d answers to %d forged frames", got, 2*n)
+	}
+	t.Logf("%d answers to %d forged frames, %d unanswered", back.Load(), 2*n, b.ctr.answersLimited.Load())
+}

@@ -234,7 +234,13 @@ func (u *IPCP) onAllocResp(m *msg, src netip.AddrPort) {
 		u.mu.Unlock()
 		u.ctr.rxStale.Add(1)
 		if m.status == stOK {
-			// We gave up on that flow; the far end must not keep it.
+			// We gave up on that flow; the far end must not keep it
+			// (within the answer budget: a forged "ok" must not make
+			// this IPCP a reflector).
+			if !u.allowAnswer(src) {
+				u.ctr.answersLimited.Add(1)
+				return
+			}
 			u.reply(&msg{typ: tDealloc, dst: m.src, src: m.dst}, u.canonical(src))
 			u.ctr.deallocsOut.Add(1)
 		}
@@ -272,15 +278,22 @@ func (u *IPCP) onAllocResp(m *msg, src netip.AddrPort) {
 }
 
 // onDealloc ends the flow the peer deallocated, and acknowledges every
-// well-formed dealloc so that the peer stops retransmitting.
+// well-formed dealloc so that the peer stops retransmitting: at once for
+// a flow of ours, within the answer budget for an unknown one (the peer
+// retransmitting after our ack was lost, or a forged source).
 func (u *IPCP) onDealloc(m *msg, src netip.AddrPort) {
 	u.ctr.deallocsIn.Add(1)
-	u.reply(&msg{typ: tDeallocAck, dst: m.src, src: m.dst}, u.canonical(src))
+	ack := msg{typ: tDeallocAck, dst: m.src, src: m.dst}
 	u.mu.Lock()
 	fl := u.flows[m.dst]
 	if fl == nil || fl.peer != src || fl.remote != m.src || fl.state.Load() == statePending {
 		u.mu.Unlock()
 		u.ctr.rxStale.Add(1)
+		if !u.allowAnswer(src) {
+			u.ctr.answersLimited.Add(1)
+			return
+		}
+		u.reply(&ack, u.canonical(src))
 		return
 	}
 	ended := fl.end(endRemote)
@@ -288,6 +301,7 @@ func (u *IPCP) onDealloc(m *msg, src netip.AddrPort) {
 		u.removeLocked(fl)
 	}
 	u.mu.Unlock()
+	u.reply(&ack, u.canonical(src))
 	if !ended {
 		// Both ends deallocated at once: theirs acknowledges ours.
 		fl.signalAck()

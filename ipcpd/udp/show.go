@@ -20,7 +20,7 @@ type counters struct {
 	refusedFlows, refusedPeerFlows                         atomic.Uint64
 	refusedPending, refusedPeerPending, allocsLimited      atomic.Uint64
 	arrivalsTimedOut, expiredUnconfirmed                   atomic.Uint64
-	confirmsIn, confirmsOut                                atomic.Uint64
+	confirmsIn, confirmsOut, answersLimited                atomic.Uint64
 	queriesIn, queriesAnswered, queriesLimited             atomic.Uint64
 	queriesOut, allocsIn, allocsRefused, allocsOut         atomic.Uint64
 	allocsFailed, deallocsIn, deallocsOut, deallocsUnacked atomic.Uint64
@@ -73,6 +73,7 @@ func (c *counters) list() []struct {
 		{"expired-unconfirmed", &c.expiredUnconfirmed},
 		{"confirms-in", &c.confirmsIn},
 		{"confirms-out", &c.confirmsOut},
+		{"drop-stale-rate-limited", &c.answersLimited},
 	}
 }
 

@@ -107,7 +107,9 @@
 // one request can make the responder send unasked ("pending", the
 // answer, and the dealloc should the flow expire); every other answer is
 // no larger than the frame it answers. Answers that create no state
-// (queries, refusals) are further rate-limited per source (see Query).
+// (queries, refusals, acks of deallocs and deallocs of "ok"s for flows
+// this IPCP does not have) are further rate-limited per source (see
+// Query), so a forged source cannot use the IPCP as a reflector either.
 //
 // Deallocation: the end whose application closes (or dies) sends a
 // dealloc, retransmitted until acknowledged (3 tries); the other end

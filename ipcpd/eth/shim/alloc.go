@@ -162,11 +162,16 @@ func (e *Engine) onAllocReply(src frame.MAC, m frame.Mgmt) {
 		return
 	}
 	if fr == nil || fr.peer != src || fr.state != stateAllocating {
+		// We gave up on it: free the peer's end, within the answer
+		// budget (a forged OK must not make this station a reflector).
+		answer := m.Result == frame.OK && e.allowAnswerLocked(src)
 		e.mu.Unlock()
 		e.Counters.LateReplies.Add(1)
-		if m.Result == frame.OK {
-			// We gave up on it: free the peer's end.
+		switch {
+		case answer:
 			_ = e.sendMgmt(src, frame.Mgmt{Code: frame.Dealloc, SEID: m.DEID, DEID: m.SEID})
+		case m.Result == frame.OK:
+			e.Counters.AllocsLimited.Add(1)
 		}
 		return
 	}

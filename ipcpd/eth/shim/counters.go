@@ -42,7 +42,7 @@ type Counters struct {
 	RefusedPeerFlows   atomic.Uint64 // refused: MaxFlowsPerPeer
 	RefusedPending     atomic.Uint64 // refused: MaxPending
 	RefusedPeerPending atomic.Uint64 // refused: MaxPendingPerPeer
-	AllocsLimited      atomic.Uint64 // refusal not sent: answer rate limit
+	AllocsLimited      atomic.Uint64 // refusal or late-reply Dealloc not sent: answer rate limit
 	ArrivalsTimedOut   atomic.Uint64 // the IRMd found no acceptor in time
 	ExpiredUnconfirmed atomic.Uint64 // incoming flows ended: never confirmed
 	ConfirmsIn         atomic.Uint64 // incoming flows confirmed
