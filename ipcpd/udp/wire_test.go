@@ -128,7 +128,9 @@ func TestDataHeader(t *testing.T) {
 }
 
 // FuzzDecode checks that decoding never panics and that whatever
-// decodes re-encodes to the same bytes (the format has one encoding).
+// decodes re-encodes to the same bytes (the format has one encoding,
+// but for an alloc request's reserved QoS bytes, ignored and sent as
+// zero).
 func FuzzDecode(f *testing.F) {
 	for _, m := range sampleMsgs() {
 		b := m.encode(nil)
@@ -144,7 +146,15 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		out := m.encode(make([]byte, 0, maxMgmtLen))
-		if !bytes.Equal(out, b) {
+		want := b
+		if m.typ == tAllocReq {
+			// The 4 reserved bytes of the QoS are ignored and sent
+			// as zero: the one place where decoding forgets input.
+			const at = mgmtHdrLen + eidLen + namehash.Size + 2 + 2 + 1 + 1
+			want = bytes.Clone(b)
+			clear(want[at : at+4])
+		}
+		if !bytes.Equal(out, want) {
 			t.Fatalf("decode/encode changed the frame:\n in %x\nout %x", b, out)
 		}
 	})

@@ -32,8 +32,13 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
+// reservedAt is where an AllocReq's reserved QoS bytes start: version,
+// code, seid (2), name hash (16), cube, flags.
+const reservedAt = 2 + 2 + 16 + 2
+
 // FuzzDecodeMgmt: any input decodes or fails without panicking, and
-// what decodes re-encodes to exactly the input.
+// what decodes re-encodes to exactly the input (but for an AllocReq's
+// reserved bytes, which go out as zero).
 func FuzzDecodeMgmt(f *testing.F) {
 	for _, m := range mgmtSamples() {
 		b, _ := m.Append(nil)
@@ -51,7 +56,14 @@ func FuzzDecodeMgmt(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoded %+v does not encode: %v", m, err)
 		}
-		if !bytes.Equal(re, b) {
+		want := b
+		if m.Code == frame.AllocReq {
+			// The 4 reserved bytes of the QoS are ignored and sent
+			// as zero: the one place where decoding forgets input.
+			want = bytes.Clone(b)
+			clear(want[reservedAt : reservedAt+4])
+		}
+		if !bytes.Equal(re, want) {
 			t.Fatalf("re-encoded %x, input %x", re, b)
 		}
 	})
