@@ -12,7 +12,6 @@ const (
 	ccMinWindow     = 2   // packets: never below, so a flow never stalls
 	ccLossBeta      = 0.7 // window kept on a loss (as CUBIC)
 	ccRTOBeta       = 0.5 // window kept on a retransmission timeout
-	ccDelayBeta     = 0.8 // scale of the delay decrease (as Swift)
 	ccMaxDelayCut   = 0.5 // largest share one delay decrease takes
 	ccDCTCPGain     = 0.0625
 	ccGainSlowStart = 2.0  // pacing gain in slow start (as Linux)
@@ -25,12 +24,13 @@ const (
 )
 
 // controller is the congestion controller of a Conn's sender: a window
-// in packets, decreased multiplicatively on loss, on ECN echo (by the
-// marked share, as DCTCP) and on queueing delay above a target (by the
-// excess, as Swift), increased additively by one packet per round trip
-// when no signal came, with slow start at first. The window's rate,
-// cwnd/SRTT times a gain, paces the packets. It holds no lock and reads
-// no clock: the Conn calls it under c.mu with the time.
+// in packets that keeps about queue packets of the flow in the
+// bottleneck queue (Vegas-style, from the RTT above the base RTT),
+// decreased multiplicatively on loss and on ECN echo (by the marked
+// share, as DCTCP), increased by one packet per round trip while the
+// flow's queue is below its share, with slow start at first. The
+// window's rate, cwnd/SRTT times a gain, paces the packets. It holds no
+// lock and reads no clock: the Conn calls it under c.mu with the time.
 type controller struct {
 	queue  float64 // packets of its own the flow aims to keep queued
 	maxWnd float64
@@ -135,10 +135,12 @@ func (cc *controller) onSample(now, sentAt time.Time, rtt time.Duration) {
 // standing; one whose path grew longer would see a queue that is not
 // there. So a flow whose base was not confirmed for ccProbeInterval
 // drains: it sends at the minimum window until a round of packets sent
-// after the drain began comes back, takes the smallest RTT of that
-// round as its base, and restores its window. Flows that drain at once
-// see an empty queue; the others confirm their base from the dip and
-// so keep their drains in step.
+// after the drain began comes back (their RTT samples feed the base
+// like any other, and the smallest sample of the last 3-6 s is the
+// base, so one drain that meets others' queue does no harm), then
+// restores its window. A newcomer's drain empties what it queued and
+// shows it the lower base; flows that drain at once see an empty
+// queue, and the others confirm their base from the dip.
 func (cc *controller) probe(now time.Time, srtt time.Duration) {
 	switch {
 	case !cc.probing && !cc.baseSeen.IsZero() && now.Sub(cc.baseSeen) >= ccProbeInterval:
