@@ -89,7 +89,11 @@
 //     1-alpha/2 of the window (DCTCP), once per window of data;
 //   - a loss found by SACK or duplicate ACKs keeps 0.7 of the window, a
 //     timeout 0.5, once per window of data; the window never goes below
-//     2 packets, so a back-off never stalls a flow;
+//     2 packets, so a back-off never stalls a flow; a timeout proves
+//     spurious, and its cut is undone, when the first new ACK after it
+//     also covers the packet after the one resent, sent once and never
+//     SACKed (the idea of F-RTO, RFC 5682: with RTOMin at 2 ms a
+//     descheduled peer fires the timer often);
 //   - a flow whose base RTT no sample confirmed for 2 s drains to 2
 //     packets for one round trip and remeasures it: a flow that came to
 //     a queue others had built counts that queue in its base, and would
