@@ -44,6 +44,7 @@ type simLower struct {
 	n      *simNet
 	link   *bottleneck.Link
 	peer   func() *Conn
+	after  func()                  // runs after each delivery (drain the reader, refill the writer)
 	mangle func(b []byte) [][]byte // optional: rewrite or multiply packets on the way
 }
 
@@ -57,7 +58,12 @@ func (l *simLower) WritePacket(b []byte) error {
 		pkts = l.mangle(pkts[0])
 	}
 	for _, p := range pkts {
-		l.link.Send(len(p), func(ce bool) { inject(l.peer(), p, ce) })
+		l.link.Send(len(p), func(ce bool) {
+			inject(l.peer(), p, ce)
+			if l.after != nil {
+				l.after()
+			}
+		})
 	}
 	return nil
 }
@@ -111,16 +117,16 @@ func (n *simNet) addFlow(t *testing.T, cfg Config, mangleAcks func([]byte) [][]b
 		close(c.readerDone) // no reader: the simulator delivers
 		t.Cleanup(func() { c.Close() })
 	}
-	// Keep the receiver drained and the sender full.
-	ls.peer = func() *Conn { return f.rcv }
-	orig := lr.peer
-	lr.peer = func() *Conn { return orig() }
+	// Refill the sender on every ACK, as a writer woken by it would;
+	// run drains the receiver and wakes the sender every millisecond
+	// (after timeouts, as Write's wake-ups do).
+	lr.after = f.pump
 	n.flows = append(n.flows, f)
 	f.pump()
 	return f
 }
 
-// afterDelivery runs after every packet handed to a Conn of this flow.
+// drain reads whatever the receiver has complete.
 func (f *simFlow) drain() {
 	c := f.rcv
 	for {
@@ -145,7 +151,7 @@ func (f *simFlow) pump() {
 	var out outbox
 	c.mu.Lock()
 	payload := f.buf[:simPayload]
-	for c.err == nil {
+	for i := 0; c.err == nil && i < 1000; i++ { // bounded: a sender with no window at all would never stop
 		now := c.clk.Now()
 		open, pace := c.sendGateLocked(now)
 		if pace > 0 {
@@ -165,12 +171,13 @@ func (f *simFlow) pump() {
 	c.flush(&out)
 }
 
-// run advances the simulation by d, keeping every flow busy: after each
-// event the receivers are drained and the senders refilled.
+// run advances the simulation by d. ACKs and the pacer refill the
+// senders as they come; every millisecond the receivers are drained and
+// the senders refilled (a timeout frees the window without an ACK).
 func (n *simNet) run(d time.Duration) {
 	end := n.sim.Now().Add(d)
 	for n.sim.Now().Before(end) {
-		n.sim.RunFor(min(100*time.Microsecond, end.Sub(n.sim.Now())))
+		n.sim.RunFor(min(time.Millisecond, end.Sub(n.sim.Now())))
 		for _, f := range n.flows {
 			f.drain()
 			f.pump()
