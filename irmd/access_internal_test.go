@@ -44,7 +44,9 @@ func TestBindProgramRunsAsBinder(t *testing.T) {
 	tmp := openDir(t, 0o777)
 	out := filepath.Join(tmp, "uid")
 	script := filepath.Join(tmp, "whoami.sh")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\nid -u > "+out+"\n"), 0o755); err != nil {
+	goFile := filepath.Join(tmp, "go")
+	body := "#!/bin/sh\nid -u > " + out + "\nwhile [ ! -e " + goFile + " ]; do sleep 0.01; done\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	private := filepath.Join(tmp, "private.sh")
@@ -79,9 +81,27 @@ func TestBindProgramRunsAsBinder(t *testing.T) {
 	if p == nil {
 		t.Fatal("program not bound")
 	}
-	if err := d.startProgram(p); err != nil {
+	if err := d.startProgram(p, "n"); err != nil {
 		t.Fatal(err)
 	}
+	// While it runs, its process is bound to the name (it may listen
+	// there though its executable is the shell); when it exits, no more.
+	pids := func() int {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return len(d.names["n"].pids)
+	}
+	if pids() != 1 {
+		t.Fatalf("auto-started process bound %d times to its name, want 1", pids())
+	}
+	defer func() {
+		os.WriteFile(goFile, nil, 0o644)
+		for deadline := time.Now().Add(10 * time.Second); pids() != 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("exited auto-started process still bound to its name")
+			}
+		}
+	}()
 	var b []byte
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		if b, _ = os.ReadFile(out); strings.HasSuffix(string(b), "\n") {

@@ -245,7 +245,7 @@ func (d *Daemon) arriveTo(ctx context.Context, r *ipcpRec, a ctrl.IPCPArrive, di
 			return ctrl.IPCPAllocReply{}, nil, nil, fmt.Errorf("no process accepts flows for %q on this host (none listening)", a.Name)
 		}
 		if !started {
-			if err := d.startProgram(prog); err != nil {
+			if err := d.startProgram(prog, a.Name); err != nil {
 				return ctrl.IPCPAllocReply{}, nil, nil, err
 			}
 			started = true
@@ -280,8 +280,10 @@ func (d *Daemon) acceptorsLocked(n *nameRec) []*client {
 	return cs
 }
 
-// startProgram starts a program bound with auto to serve a name.
-func (d *Daemon) startProgram(p *program) error {
+// startProgram starts a program bound with auto to serve name. Its
+// process is bound to name while it runs, so it may listen there even
+// when the program is a script (whose process runs the interpreter).
+func (d *Daemon) startProgram(p *program, name string) error {
 	cmd := exec.Command(p.path, p.args...)
 	self := p.as.uid == d.uid
 	cmd.Env = programEnv(p.as, self, rundir.EnvVar+"="+d.cfg.RunDir)
@@ -302,15 +304,20 @@ func (d *Daemon) startProgram(p *program) error {
 		return fmt.Errorf("auto-start %s: %w", p.path, err)
 	}
 	d.log.Info("auto-started program", "path", p.path, "pid", cmd.Process.Pid, "uid", p.as.uid)
+	pid := cmd.Process.Pid
 	d.mu.Lock()
-	d.progs[cmd.Process.Pid] = cmd.Process
+	d.progs[pid] = cmd.Process
+	d.nameLocked(name, p.as.uid).pids[pid] = true
 	d.mu.Unlock()
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
 		cmd.Wait()
 		d.mu.Lock()
-		delete(d.progs, cmd.Process.Pid)
+		delete(d.progs, pid)
+		if n := d.names[name]; n != nil {
+			delete(n.pids, pid)
+		}
 		d.mu.Unlock()
 	}()
 	return nil

@@ -4,6 +4,15 @@
 // supervises IPCP processes, and brokers every flow allocation by
 // handing each end a data-channel descriptor. It is never on the data
 // path.
+//
+// Every request is checked against the kernel's record of who connected
+// (SO_PEERCRED, taken once per connection at accept: the credentials of
+// the process that called connect, which its requests cannot change);
+// the policy is one function keyed by operation (access.go). What one
+// client can make the daemon hold is bounded: connections in all and per
+// unprivileged user, requests served at once per connection (with
+// back-pressure, then refusal), unread replies (the client is dropped),
+// and the size of a reply (split over records up to ctrl.DefaultMaxReply).
 package irmd
 
 import (
