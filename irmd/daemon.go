@@ -154,7 +154,15 @@ func Start(cfg Config) (*Daemon, error) {
 		lock.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	if err := protectSocket(sock, gid); err != nil {
+	err = protectSocket(sock, gid)
+	if errors.Is(err, unix.EPERM) && cfg.Group == "" && gid != os.Getegid() {
+		// The default group "ouro" exists but this (unprivileged)
+		// user is not in it: fall back to its own group.
+		cfg.Log.Warn("cannot give the control socket to group ouro; using the daemon's own group", "error", err)
+		gid = os.Getegid()
+		err = protectSocket(sock, gid)
+	}
+	if err != nil {
 		ln.Close()
 		lock.Close()
 		return nil, err
