@@ -37,8 +37,9 @@
 //   - NeighborDown patches the current table at once (the dead neighbour
 //     leaves every next-hop set; alternates are promoted where it was the
 //     only next hop) and hands it to OnTable before the withdrawal's SPF.
-//   - Damping (off by default): a neighbour that went down before and
-//     comes back is re-added only once it has stayed up for Damping.
+//   - No flap damping here: the unicast IPCP damps per lower flow
+//     (ipcpd/unicast adj.go holdTime) before it reports a neighbour up,
+//     so one implementation holds a flapping link out.
 //   - A router that receives its own LSU with a sequence number at least
 //     as high as its own (it restarted, or someone forged it) jumps past
 //     it and re-originates (counted as OwnNewer).

@@ -8,9 +8,9 @@ import (
 // NeighborUp reports an adjacency to n with the given cost (0 means 1).
 // The router re-originates its LSU with the link, floods it, sends n a
 // full database sync and schedules SPF. Calling it for a neighbour that
-// is already up changes its cost if needed and syncs n again. With
-// Damping, a neighbour that went down before is only re-added once it
-// has stayed up for Damping. Zero and self addresses are ignored.
+// is already up changes its cost if needed and syncs n again. Zero and
+// self addresses are ignored. Flap damping is the caller's (the unicast
+// IPCP holds a flapping lower flow back before it reports it up).
 func (r *Router) NeighborUp(n uint64, cost uint32) {
 	if n == 0 || n == r.cfg.Self {
 		return
@@ -21,30 +21,7 @@ func (r *Router) NeighborUp(n uint64, cost uint32) {
 	if r.closed {
 		return
 	}
-	if d, ok := r.damped[n]; ok {
-		d.cost = cost
-		return
-	}
-	if _, up := r.linkIndex(n); !up && r.cfg.Damping > 0 && r.wentDown[n] {
-		r.damped[n] = &dampedUp{
-			cost:  cost,
-			timer: r.cfg.Clock.AfterFunc(r.cfg.Damping, func() { r.undamp(n) }),
-		}
-		return
-	}
 	r.upLocked(n, cost)
-}
-
-// undamp re-adds n once it has stayed up for Damping.
-func (r *Router) undamp(n uint64) {
-	r.mu.Lock()
-	defer r.unlockApply()
-	d, ok := r.damped[n]
-	if r.closed || !ok {
-		return
-	}
-	delete(r.damped, n)
-	r.upLocked(n, d.cost)
 }
 
 func (r *Router) upLocked(n uint64, cost uint32) {
@@ -71,15 +48,10 @@ func (r *Router) NeighborDown(n uint64) {
 	if r.closed {
 		return
 	}
-	if d, ok := r.damped[n]; ok {
-		d.timer.Stop()
-		delete(r.damped, n)
-	}
 	i, up := r.linkIndex(n)
 	if !up {
 		return
 	}
-	r.wentDown[n] = true
 	r.links = slices.Delete(r.links, i, i+1)
 	r.stats.Withdrawals++
 	r.originateLocked(0)
@@ -97,10 +69,6 @@ func (r *Router) SetCost(n uint64, cost uint32) {
 	r.mu.Lock()
 	defer r.unlockApply()
 	if r.closed {
-		return
-	}
-	if d, ok := r.damped[n]; ok {
-		d.cost = cost
 		return
 	}
 	if i, up := r.linkIndex(n); up && r.links[i].Cost != cost {

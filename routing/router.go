@@ -54,10 +54,6 @@ type Config struct {
 	// larger of DefaultMaxAge and 4*RefreshInterval); it must exceed
 	// RefreshInterval (use at least 3x).
 	MaxAge time.Duration
-	// Damping, when positive, delays the re-adding of a neighbour that
-	// went down before until it has stayed up for Damping (a flapping
-	// link then never churns the table). 0 disables damping.
-	Damping time.Duration
 	// FlushWait is how long a router that flushed its LSU at MaxSeq
 	// waits before it originates again at sequence number 1 (default
 	// DefaultFlushWait): long enough for the flush to reach every
@@ -90,10 +86,8 @@ type Router struct {
 	mu       sync.Mutex
 	closed   bool
 	db       *lsdb
-	seq      uint64          // own sequence number
-	links    []Link          // own live adjacencies, sorted by neighbour
-	wentDown map[uint64]bool // neighbours that went down at least once
-	damped   map[uint64]*dampedUp
+	seq      uint64 // own sequence number
+	links    []Link // own live adjacencies, sorted by neighbour
 	table    Table
 	tableGen uint64
 	solver   solver
@@ -112,12 +106,6 @@ type Router struct {
 
 	out      []outMsg // sends collected under mu, made after unlocking
 	tableOut bool     // r.table is to be handed to OnTable after unlocking
-}
-
-// dampedUp is a neighbour that came back and waits out Damping.
-type dampedUp struct {
-	cost  uint32
-	timer clock.Timer
 }
 
 type outMsg struct {
@@ -170,12 +158,10 @@ func New(cfg Config) (*Router, error) {
 		cfg.MaxLinks = DefaultMaxLinks
 	}
 	r := &Router{
-		cfg:      cfg,
-		db:       newLSDB(cfg.Self, cfg.MaxAge),
-		wentDown: make(map[uint64]bool),
-		damped:   make(map[uint64]*dampedUp),
-		table:    Table{},
-		rng:      cfg.Self,
+		cfg:   cfg,
+		db:    newLSDB(cfg.Self, cfg.MaxAge),
+		table: Table{},
+		rng:   cfg.Self,
 	}
 	r.db.maxOrigins, r.db.maxLinks = cfg.MaxOrigins, cfg.MaxLinks
 	r.mu.Lock()
@@ -201,9 +187,6 @@ func (r *Router) Close() {
 			t.Stop()
 		}
 	}
-	for _, d := range r.damped {
-		d.timer.Stop()
-	}
 	r.out = nil
 }
 
@@ -215,7 +198,7 @@ func (r *Router) Table() Table {
 }
 
 // Neighbors returns the router's live adjacencies with their costs,
-// sorted by neighbour (damped neighbours are not included).
+// sorted by neighbour.
 func (r *Router) Neighbors() []Link {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -276,38 +276,6 @@ func TestSetCost(t *testing.T) {
 	}
 }
 
-func TestDamping(t *testing.T) {
-	s := newSim(t, PolicyECMP)
-	s.damping = time.Second
-	defer s.close()
-	s.add(nodeA)
-	s.add(nodeB)
-	s.connect(nodeA, nodeB, 1, 1) // first up: no damping
-	s.settle()
-	s.checkConverged("up")
-	s.cut(nodeA, nodeB)
-	s.settle()
-	// It flaps: up, down within the damping interval, up again.
-	s.connect(nodeA, nodeB, 1, 1)
-	s.settle()
-	if len(s.routers[nodeA].Table()) != 0 || len(s.routers[nodeA].Neighbors()) != 0 {
-		t.Fatal("flapping link re-added at once")
-	}
-	s.advance(time.Second/2, 100*time.Millisecond)
-	s.cut(nodeA, nodeB)
-	s.connect(nodeA, nodeB, 1, 1)
-	s.advance(time.Second/2+100*time.Millisecond, 100*time.Millisecond)
-	if len(s.routers[nodeA].Neighbors()) != 0 {
-		t.Fatal("link re-added before staying up for the damping interval")
-	}
-	s.advance(time.Second/2, 100*time.Millisecond)
-	s.settle()
-	s.checkConverged("after damping")
-	if len(s.routers[nodeA].Neighbors()) != 1 {
-		t.Fatal("link not re-added after the damping interval")
-	}
-}
-
 func TestRandomNetwork(t *testing.T) {
 	// ecmp on ~200 nodes, lfa (the same engine plus alternates) on 60.
 	for _, c := range []struct {

@@ -22,7 +22,6 @@ type sim struct {
 	t       testing.TB
 	clk     *clock.Fake
 	policy  Policy
-	damping time.Duration
 	maxMsg  int
 	routers map[uint64]*Router
 	cost    map[[2]uint64]uint32 // live links, per direction
@@ -52,7 +51,7 @@ func newSim(t testing.TB, policy Policy) *sim {
 // add starts a router at address a (replacing a closed one).
 func (s *sim) add(a uint64) *Router {
 	r, err := New(Config{
-		Self: a, Policy: s.policy, Clock: s.clk, Damping: s.damping, MaxMessage: s.maxMsg,
+		Self: a, Policy: s.policy, Clock: s.clk, MaxMessage: s.maxMsg,
 		HoldDown: simHoldDown, RefreshInterval: simRefresh, MaxAge: simMaxAge,
 		Send: func(n uint64, msg []byte) {
 			s.mu.Lock()

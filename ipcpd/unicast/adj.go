@@ -253,7 +253,7 @@ func (u *IPCP) addAdj(f *flow.Flow, peer uint64, peerName, lower, comp string, c
 		since: time.Now(), done: make(chan struct{}), helloReply: helloReply}
 	a.up.Store(true)
 	a.carrier.Store(true)
-	a.lastRx.Store(time.Now().UnixNano())
+	a.lastRx.Store(u.clk.Now().UnixNano())
 	u.adjList[a.id] = a
 	u.publishAdjsLocked()
 	first := u.mgmtCountLocked(peer) == 1 && a.carriesMgmt()
@@ -338,7 +338,7 @@ func (u *IPCP) suspendAs(a *adj, why string, hard bool) bool {
 	}
 	moved := u.fib.RemoveNextHop(a.id)
 	u.checkEndpoints()
-	now := time.Now()
+	now := u.clk.Now()
 	a.downAt.Store(now.UnixNano())
 	u.mu.Lock()
 	if now.Sub(a.lastFlap) > flapWindow {
@@ -354,7 +354,7 @@ func (u *IPCP) suspendAs(a *adj, why string, hard bool) bool {
 	u.mu.Unlock()
 	u.stats.adjDown.Add(1)
 	u.stats.failovers.Add(1)
-	u.stats.lastFailover.Store(time.Now().UnixNano())
+	u.stats.lastFailover.Store(now.UnixNano())
 	u.log.Warn("adjacency down", "peer", a.peerName, "lower", a.lower, "id", a.id, "reason", why, "routes_repaired", moved)
 	if u.ctx.Err() != nil {
 		return true
@@ -380,7 +380,7 @@ func (u *IPCP) revive(a *adj) {
 	}
 	blip := time.Duration(10*u.cfg.HelloMultiplier) * u.cfg.HelloInterval
 	u.mu.Lock()
-	if !a.hardDown && time.Since(time.Unix(0, a.downAt.Load())) < blip && a.flaps > 0 {
+	if !a.hardDown && u.clk.Now().Sub(time.Unix(0, a.downAt.Load())) < blip && a.flaps > 0 {
 		a.flaps--
 	}
 	u.publishAdjsLocked()
@@ -430,7 +430,7 @@ func (u *IPCP) readAdj(a *adj) {
 			u.adjDown(a, why)
 			return
 		}
-		a.lastRx.Store(time.Now().UnixNano())
+		a.lastRx.Store(u.clk.Now().UnixNano())
 		truncated := false
 		for i := 0; i < got; i++ {
 			n := sizes[i]
@@ -635,7 +635,7 @@ func (u *IPCP) keepalive(a *adj) {
 	frame := []byte{kindHello}
 	t := u.clk.NewTimer(iv)
 	defer t.Stop()
-	lastTick := time.Now()
+	lastTick := u.clk.Now()
 	for {
 		select {
 		case <-u.ctx.Done():
@@ -650,7 +650,7 @@ func (u *IPCP) keepalive(a *adj) {
 				a.carrier.Store(true)
 			}
 		case <-t.C():
-			now := time.Now()
+			now := u.clk.Now()
 			late := now.Sub(lastTick) > 2*iv
 			lastTick = now
 			silent := now.Sub(time.Unix(0, a.lastRx.Load()))
@@ -664,7 +664,7 @@ func (u *IPCP) keepalive(a *adj) {
 					u.suspendAs(a, fmt.Sprintf("no hello for %v", dead), false)
 				}
 			} else if a.carrier.Load() && silent <= 2*iv &&
-				time.Since(time.Unix(0, a.downAt.Load())) >= u.holdTime(a, damping) {
+				now.Sub(time.Unix(0, a.downAt.Load())) >= u.holdTime(a, damping) {
 				u.revive(a)
 			}
 			a.f.Write(frame)

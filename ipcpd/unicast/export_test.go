@@ -2,6 +2,9 @@ package unicast
 
 import (
 	"context"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/ouro-net/ouro/dt"
 	"github.com/ouro-net/ouro/flow"
@@ -9,6 +12,7 @@ import (
 	"github.com/ouro-net/ouro/layer"
 	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/pipe"
+	"github.com/ouro-net/ouro/routing"
 )
 
 // ForwardLoop is the forwarding loop of an IPCP at address 1 with one
@@ -97,4 +101,64 @@ func (l *ForwardLoop) Receive(m layer.FAMsg) error {
 	l.u.receiveFrame(l.a, &l.out, pkt)
 	l.u.flush(&l.out)
 	return nil
+}
+
+// Damper is the flap damping of one lower flow (adj.go suspendAs,
+// revive, holdTime) on an IPCP with a second, steady lower flow, for
+// tests in virtual time. The flows carry data only (component dt), so
+// no routing event is involved.
+type Damper struct {
+	u        *IPCP
+	a, other *adj
+	damping  time.Duration
+}
+
+// NewDamper builds it with the given clock, hello interval, multiplier
+// and damping interval.
+func NewDamper(clk clock.Clock, hello time.Duration, multiplier int, damping time.Duration) (*Damper, error) {
+	u := &IPCP{clk: clk, ctx: context.Background(), log: hclog.NewNullLogger(), fib: dt.NewFIB(1),
+		layout: dt.DefaultLayout(), addr: 1, adjList: map[uint64]*adj{}}
+	u.cfg.HelloInterval, u.cfg.HelloMultiplier, u.cfg.Damping = hello, multiplier, damping
+	r, err := routing.New(routing.Config{Self: 1, Clock: clk, Send: func(uint64, []byte) {}, OnTable: func(routing.Table) {}})
+	if err != nil {
+		return nil, err
+	}
+	u.router = r
+	d := &Damper{u: u, damping: damping,
+		a: &adj{id: 1, peer: 2, comp: "dt", cost: 1}, other: &adj{id: 2, peer: 3, comp: "dt", cost: 1}}
+	for _, a := range []*adj{d.a, d.other} {
+		a.up.Store(true)
+		a.carrier.Store(true)
+		u.adjList[a.id] = a
+	}
+	u.publishAdjsLocked()
+	return d, nil
+}
+
+// Close stops the router.
+func (d *Damper) Close() { d.u.router.Close() }
+
+// Suspend takes the damped flow out of service: hard for carrier loss,
+// otherwise for silence.
+func (d *Damper) Suspend(hard bool) { d.u.suspendAs(d.a, "test", hard) }
+
+// Revive puts it back.
+func (d *Damper) Revive() { d.u.revive(d.a) }
+
+// HoldTime is how long the damped flow must now stay down.
+func (d *Damper) HoldTime() time.Duration { return d.u.holdTime(d.a, d.damping) }
+
+// Flaps is its flap count.
+func (d *Damper) Flaps() int {
+	d.u.mu.Lock()
+	defer d.u.mu.Unlock()
+	return d.a.flaps
+}
+
+// SetOther sets the steady flow up or down.
+func (d *Damper) SetOther(up bool) {
+	d.other.up.Store(up)
+	d.u.mu.Lock()
+	d.u.publishAdjsLocked()
+	d.u.mu.Unlock()
 }

@@ -209,7 +209,8 @@ func (u *IPCP) start(cfg layer.Config, addr uint64, dir []layer.DirEntry) error 
 	r, err := routing.New(routing.Config{
 		Self: addr, Policy: pol, Clock: u.clk, HoldDown: cfg.HoldDown,
 		RefreshInterval: cfg.RefreshInterval, MaxAge: cfg.MaxAge,
-		// Damping is applied per lower flow by keepalive, not per neighbour.
+		// Flap damping is applied per lower flow by keepalive (holdTime),
+		// the only implementation: the router has none.
 		Send: u.sendRouting, OnTable: u.onTable,
 	})
 	if err != nil {
