@@ -118,6 +118,9 @@ func (u *IPCP) Show(context.Context) (string, error) {
 		}
 	}
 	sort.Strings(cache)
+	if n := len(cache); n > showFlows {
+		cache = append(cache[:showFlows], fmt.Sprintf("... and %d more", n-showFlows))
+	}
 	fmt.Fprintf(&b, "  resolved %s\n", orNone(cache))
 	lim := u.tm.lim
 	fmt.Fprintf(&b, "  limits   incoming flows %d of %d (%d per source), pending %d of %d (%d per source), confirm within %v\n",

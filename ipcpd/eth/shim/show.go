@@ -50,6 +50,9 @@ func (e *Engine) Show() string {
 		}
 	}
 	sort.Strings(cache)
+	if n := len(cache); n > showFlows {
+		cache = append(cache[:showFlows], fmt.Sprintf("... and %d more", n-showFlows))
+	}
 	fmt.Fprintf(&b, "cache    %s\n", orNone(strings.Join(cache, "; ")))
 	lim := e.t.limits()
 	fmt.Fprintf(&b, "limits   incoming flows %d of %d (%d per source), pending %d of %d (%d per source), confirm within %v\n",
