@@ -18,8 +18,9 @@ import (
 )
 
 var (
-	procRE = regexp.MustCompile(`process: goroutines (\d+), heap (\d+) KiB`)
-	spfRE  = regexp.MustCompile(`spf runs (\d+)`)
+	procRE  = regexp.MustCompile(`process: goroutines (\d+), heap (\d+) KiB`)
+	spfRE   = regexp.MustCompile(`spf runs (\d+)`)
+	adjUpRE = regexp.MustCompile(`adjacencies up (\d+)`)
 )
 
 func showNet(t *testing.T, dir string) string {
@@ -44,7 +45,9 @@ func showInt(t *testing.T, re *regexp.Regexp, text string, group int) int {
 // TestFlappingLinkNetns flaps one of two parallel veth links between A
 // and B every ~10 ms for 10 s (carrier loss each time) while A pings B:
 // the table must stay usable (the other link carries on), damping must
-// keep SPF runs few, and the unicast IPCP's goroutines and heap flat.
+// hold the flapping flow out (it returns a handful of times, not once per
+// flap) and keep SPF runs few, and the unicast IPCP's goroutines and heap
+// flat.
 func TestFlappingLinkNetns(t *testing.T) {
 	testenv.RequireRoot(t)
 	nsA, nsB := testenv.NetNS(t), testenv.NetNS(t)
@@ -96,6 +99,7 @@ func TestFlappingLinkNetns(t *testing.T) {
 	before := showNet(t, dirA)
 	g0, h0 := showInt(t, procRE, before, 1), showInt(t, procRE, before, 2)
 	spf0 := showInt(t, spfRE, before, 1)
+	up0 := showInt(t, adjUpRE, before, 1)
 
 	type result struct {
 		st  *ping.Stats
@@ -126,9 +130,16 @@ func TestFlappingLinkNetns(t *testing.T) {
 	after := showNet(t, dirA)
 	g1, h1 := showInt(t, procRE, after, 1), showInt(t, procRE, after, 2)
 	spf1 := showInt(t, spfRE, after, 1)
+	up1 := showInt(t, adjUpRE, after, 1)
 	lost := r.st.Transmitted - r.st.Received
-	t.Logf("%d flaps in 10 s: ping %d sent, %d lost, longest gap %.1f ms; SPF runs %d; goroutines %d -> %d; heap %d -> %d KiB",
-		flaps, r.st.Transmitted, lost, r.st.LongestGapMS, spf1-spf0, g0, g1, h0, h1)
+	t.Logf("%d flaps in 10 s: ping %d sent, %d lost, longest gap %.1f ms; SPF runs %d; adjacency returns %d; goroutines %d -> %d; heap %d -> %d KiB",
+		flaps, r.st.Transmitted, lost, r.st.LongestGapMS, spf1-spf0, up1-up0, g0, g1, h0, h1)
+	// Damping holds the flapping flow back 1, 2, 4, 8 s after its first
+	// flaps: in 10 s it may return a handful of times, not once per flap
+	// (without damping it returns after every one).
+	if up1-up0 > 20 {
+		t.Errorf("the flapping lower flow returned %d times in %d flaps: damping did not hold it out", up1-up0, flaps)
+	}
 	if lost > r.st.Transmitted/10 {
 		t.Errorf("lost %d of %d while one of two links flapped", lost, r.st.Transmitted)
 	}
