@@ -46,10 +46,18 @@ func TestShapedPathReliableFlow(t *testing.T) {
 	if r.CloseErr != "" {
 		t.Errorf("close: %s", r.CloseErr)
 	}
-	// 20%: loose enough for race-built IPCPs on a loaded machine (about
-	// 57 Mbit/s there); without congestion control the flow gets 1-8.
-	if r.Mbps < 0.2*shapeRateBps/1e6 {
-		t.Errorf("reliable flow got %.2f Mbit/s of the %s link, want more than 20%%", r.Mbps, shapeRate)
+	// 5%: a floor, not a speed (that is the bench's figure): race-built
+	// IPCPs on a machine loaded by other tests got 10.9-57 Mbit/s, an
+	// idle machine 89-96. Without congestion control the flow got 0.3-11,
+	// so what tells the two apart is Close above and the queue below.
+	if r.Mbps < 0.05*shapeRateBps/1e6 {
+		t.Errorf("reliable flow got %.2f Mbit/s of the %s link, want more than 5%%", r.Mbps, shapeRate)
+	}
+	// A flow that overruns the bottleneck fills its 20 ms queue (smoothed
+	// RTT 22.7 ms measured without congestion control); one that backs
+	// off in time keeps it short (0.5 ms, even on a loaded machine).
+	if r.SRTTMS > 10 {
+		t.Errorf("smoothed RTT %.1f ms: the flow keeps the bottleneck's queue full", r.SRTTMS)
 	}
 	pr, err := s.pingDuring(ctx, "reliable", 2*time.Second)
 	t.Logf("ping during a reliable flow: %+v", pr)
