@@ -477,9 +477,10 @@ func (f *Flow) Pending() int { return f.data().Pending() }
 
 // Call makes one control request to the IRMd of dir on a fresh
 // connection and decodes the reply into resp (if non-nil). Errors the
-// IRMd reports come back as plain errors with its message. It is what
-// the irm CLI, IPCPs and tests use to manage a host; applications need
-// only Alloc and Listen.
+// IRMd reports come back as plain errors with its message. It is the
+// untyped form, kept for callers that name operations by string; the
+// irm CLI and the test harnesses manage hosts through the typed client
+// (lib/irmclient), and applications need only Alloc and Listen.
 func Call(ctx context.Context, dir, op string, req, resp any) error {
 	conn, err := Dial(dir)
 	if err != nil {

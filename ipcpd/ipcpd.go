@@ -22,7 +22,6 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/pipe"
 	"github.com/ouro-net/ouro/lib/qos"
@@ -153,8 +152,7 @@ func (h *Host) Layer() string {
 // Arrive asks the IRMd for a process that accepts flows for name and
 // returns the IPCP's end of the new flow.
 func (h *Host) Arrive(ctx context.Context, name string, q qos.Spec, mtu int) (*Flow, error) {
-	var rep ctrl.IPCPAllocReply
-	files, err := h.peer.Call(ctx, ctrl.OpIPCPArrive, ctrl.IPCPArrive{Name: name, QoS: q, MTU: mtu}, &rep)
+	rep, files, err := ctrl.Invoke(ctx, h.peer, ctrl.IPCPArriveOp, ctrl.IPCPArrive{Name: name, QoS: q, MTU: mtu})
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +183,9 @@ func (h *Host) flowEnded(f *Flow) {
 	h.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if _, err := h.peer.Call(ctx, ctrl.OpIPCPFlowEnd, ctrl.IPCPFlowEnd{ID: f.ID}, nil); err != nil {
+	_, files, err := ctrl.Invoke(ctx, h.peer, ctrl.IPCPFlowEndOp, ctrl.IPCPFlowEnd{ID: f.ID})
+	ctrl.CloseFiles(files)
+	if err != nil {
 		h.Log.Debug("flow end not reported", "flow", f.ID, "error", err)
 	}
 }
@@ -229,7 +229,8 @@ func Run(kinds Kinds, typ, name, rundir string, log hclog.Logger) error {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_, err = h.peer.Call(ctx, ctrl.OpIPCPUp, ctrl.IPCPUp{PID: os.Getpid(), Name: name, Type: typ}, nil)
+	_, files, err := ctrl.Invoke(ctx, h.peer, ctrl.IPCPUpOp, ctrl.IPCPUp{PID: os.Getpid(), Name: name, Type: typ})
+	ctrl.CloseFiles(files)
 	cancel()
 	if err != nil {
 		log.Error("IRMd did not take us", "error", err)
@@ -290,39 +291,56 @@ func (h *Host) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File, 
 			}
 		}
 		return rep, nil, nil
-	case ctrl.OpIPCPConnect, ctrl.OpIPCPDisconnect:
+	case ctrl.OpIPCPConnect:
 		var c ctrl.IPCPConnect
 		if err := req.Decode(&c); err != nil {
 			return nil, nil, err
 		}
-		cn, ok := h.ipcp.(Connector)
-		if !ok {
-			return nil, nil, fmt.Errorf("IPCP %s (type %s) has no adjacencies to manage", h.Name, h.Type)
+		cn, err := h.connector()
+		if err != nil {
+			return nil, nil, err
 		}
-		if req.Op == ctrl.OpIPCPConnect {
-			return nil, nil, cn.Connect(ctx, c)
+		return nil, nil, cn.Connect(ctx, c)
+	case ctrl.OpIPCPDisconnect:
+		var c ctrl.IPCPDisconnect
+		if err := req.Decode(&c); err != nil {
+			return nil, nil, err
 		}
-		return nil, nil, cn.Disconnect(ctx, c)
-	case ctrl.OpIPCPRegister, ctrl.OpIPCPUnreg:
-		var q ctrl.IPCPQuery
+		cn, err := h.connector()
+		if err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, cn.Disconnect(ctx, ctrl.IPCPConnect(c))
+	case ctrl.OpIPCPRegister:
+		var q ctrl.IPCPRegister
 		if err := req.Decode(&q); err != nil {
 			return nil, nil, err
 		}
-		if req.Op == ctrl.OpIPCPRegister {
-			return nil, nil, h.ipcp.Register(ctx, q.Name)
+		return nil, nil, h.ipcp.Register(ctx, q.Name)
+	case ctrl.OpIPCPUnreg:
+		var q ctrl.IPCPUnregister
+		if err := req.Decode(&q); err != nil {
+			return nil, nil, err
 		}
 		return nil, nil, h.ipcp.Unregister(ctx, q.Name)
-	case ctrl.OpIPCPBind, ctrl.OpIPCPUnbind:
-		var q ctrl.IPCPQuery
+	case ctrl.OpIPCPBind:
+		var q ctrl.IPCPBind
 		if err := req.Decode(&q); err != nil {
 			return nil, nil, err
 		}
-		b, ok := h.ipcp.(Binder)
-		if !ok {
-			return nil, nil, fmt.Errorf("IPCP %s (type %s) does not accept flows for names", h.Name, h.Type)
+		b, err := h.binder()
+		if err != nil {
+			return nil, nil, err
 		}
-		if req.Op == ctrl.OpIPCPBind {
-			return nil, nil, b.Bind(ctx, q.Name)
+		return nil, nil, b.Bind(ctx, q.Name)
+	case ctrl.OpIPCPUnbind:
+		var q ctrl.IPCPUnbind
+		if err := req.Decode(&q); err != nil {
+			return nil, nil, err
+		}
+		b, err := h.binder()
+		if err != nil {
+			return nil, nil, err
 		}
 		return nil, nil, b.Unbind(ctx, q.Name)
 	case ctrl.OpIPCPQuery:
@@ -378,6 +396,22 @@ func (h *Host) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File, 
 	return nil, nil, fmt.Errorf("IPCP %s: unknown operation %q", h.Name, req.Op)
 }
 
+func (h *Host) connector() (Connector, error) {
+	cn, ok := h.ipcp.(Connector)
+	if !ok {
+		return nil, fmt.Errorf("IPCP %s (type %s) has no adjacencies to manage", h.Name, h.Type)
+	}
+	return cn, nil
+}
+
+func (h *Host) binder() (Binder, error) {
+	b, ok := h.ipcp.(Binder)
+	if !ok {
+		return nil, fmt.Errorf("IPCP %s (type %s) does not accept flows for names", h.Name, h.Type)
+	}
+	return b, nil
+}
+
 // autobind binds a Binder IPCP to its own name and its layer's name.
 func (h *Host) autobind(ctx context.Context, layer string) error {
 	b, ok := h.ipcp.(Binder)
@@ -396,10 +430,12 @@ func (h *Host) autobind(ctx context.Context, layer string) error {
 func (h *Host) Peer() *ctrl.Peer { return h.peer }
 
 // Resolve asks the IRMd which layers reach name, nearest first; the
-// IPCP's own layer is never among them.
+// IPCP's own layer is never among them. The question goes over the
+// IPCP's own channel, by which the IRMd knows which layer to leave out.
 func (h *Host) Resolve(ctx context.Context, name string) ([]string, error) {
-	var rep ctrl.NameResolveReply
-	if err := flow.Call(ctx, h.RunDir, ctrl.OpNameResolve, ctrl.NameResolve{Name: name}, &rep); err != nil {
+	rep, files, err := ctrl.Invoke(ctx, h.peer, ctrl.IPCPResolveOp, ctrl.NameResolve{Name: name})
+	ctrl.CloseFiles(files)
+	if err != nil {
 		return nil, err
 	}
 	return rep.Layers, nil

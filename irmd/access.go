@@ -18,8 +18,9 @@ import (
 //
 // Every control connection carries the credentials the kernel recorded
 // when its process connected (SO_PEERCRED); every request on it is
-// checked against them by authorize, the one place the policy lives
-// (keyed by operation, so it can move into a typed dispatch table):
+// checked against them by authorize, the one place the policy lives,
+// keyed by the access class each operation has in the table of lib/ctrl
+// (ctrl.ClientOps):
 //
 //   - managing the system (IPCPs, names, bindings) needs root or the
 //     daemon's own uid ("privileged");
@@ -37,77 +38,45 @@ import (
 // starts the error the caller sees.
 var ErrDenied = errors.New("permission denied")
 
-// access classes of operations.
-type access int
-
-const (
-	// open operations may be called by anyone who reaches the socket.
-	open access = iota
-	// manage operations change the system: root or the daemon's uid.
-	manage
-	// listen operations are checked against the name's bindings.
-	listen
-)
-
-// opAccess is the access class of every operation the IRMd serves to
-// clients. An operation missing here is refused.
-var opAccess = map[string]access{
-	ctrl.OpIPCPCreate:     manage,
-	ctrl.OpIPCPBootstrap:  manage,
-	ctrl.OpIPCPEnroll:     manage,
-	ctrl.OpIPCPConnect:    manage,
-	ctrl.OpIPCPDisconnect: manage,
-	ctrl.OpIPCPDestroy:    manage,
-	ctrl.OpBind:           manage,
-	ctrl.OpUnbind:         manage,
-	ctrl.OpNameCreate:     manage,
-	ctrl.OpNameRegister:   manage,
-	ctrl.OpNameUnregister: manage,
-	ctrl.OpIPCPList:       open,
-	ctrl.OpNameList:       open,
-	ctrl.OpLayerShow:      open,
-	ctrl.OpFlowList:       open,
-	ctrl.OpFlowAlloc:      open,
-	ctrl.OpNameResolve:    open,
-	ctrl.OpFlowEnd:        open,
-	ctrl.OpFlowUnlisten:   open,
-	ctrl.OpFlowListen:     listen,
-}
-
 // privileged reports whether cred may manage this daemon.
 func (d *Daemon) privileged(cred ctrl.Cred) bool { return cred.UID == 0 || cred.UID == d.uid }
 
-// authorize decides whether the client may perform req. It returns nil
-// or an error wrapping ErrDenied, which it has counted and logged.
-func (d *Daemon) authorize(c *client, req *ctrl.Request) error {
-	class, known := opAccess[req.Op]
+// authorize decides whether the client may perform operation op of
+// access class class (from the table in lib/ctrl) with request body m
+// (decodeErr: why m could not be decoded). It returns nil or an error
+// wrapping ErrDenied, which it has counted and logged. It is the one
+// place the policy is applied; every entry of the dispatch table calls
+// it.
+func (d *Daemon) authorize(c *client, op string, class ctrl.Access, m any, decodeErr error) error {
 	var why string
-	switch {
-	case !known:
-		return nil // the handler answers "unknown operation"
-	case class == open:
+	switch class {
+	case ctrl.AccessOpen:
 		return nil
-	case class == manage:
+	case ctrl.AccessManage:
 		if !d.privileged(c.cred) {
-			why = fmt.Sprintf("%s needs root or the IRMd's own user (uid %d)", req.Op, d.uid)
-		} else if name := opName(req); name != "" {
+			why = fmt.Sprintf("%s needs root or the IRMd's own user (uid %d)", op, d.uid)
+		} else if t, ok := m.(ctrl.TargetName); ok && decodeErr == nil && t.Target() != "" {
 			d.mu.Lock()
-			why = d.nameOwnerDeniesLocked(c.cred, name)
+			why = d.nameOwnerDeniesLocked(c.cred, t.Target())
 			d.mu.Unlock()
 		}
-	case class == listen:
-		var m ctrl.FlowListen
-		if err := req.Decode(&m); err != nil {
+	case ctrl.AccessListen:
+		t, ok := m.(ctrl.TargetName)
+		if !ok || decodeErr != nil {
 			return nil // the handler reports the malformed body
 		}
 		d.mu.Lock()
-		why = d.listenDeniesLocked(c.cred, m.Name)
+		why = d.listenDeniesLocked(c.cred, t.Target())
 		d.mu.Unlock()
+	default:
+		// Not an operation of the public socket (an IPCP's channel
+		// operation, or a class this daemon does not know).
+		why = fmt.Sprintf("%s is not served on the control socket", op)
 	}
 	if why == "" {
 		return nil
 	}
-	return d.deny(c.cred, req.Op, why)
+	return d.deny(c.cred, op, why)
 }
 
 // deny counts and logs a refusal and returns its error.
@@ -119,28 +88,6 @@ func (d *Daemon) deny(cred ctrl.Cred, op, why string) error {
 
 // Denied reports how many requests the access policy refused.
 func (d *Daemon) Denied() uint64 { return d.denied.Load() }
-
-// opName returns the name a management request touches, if any.
-func opName(req *ctrl.Request) string {
-	switch req.Op {
-	case ctrl.OpBind, ctrl.OpUnbind:
-		var m ctrl.Bind
-		if req.Decode(&m) == nil {
-			return m.Name
-		}
-	case ctrl.OpNameCreate:
-		var m ctrl.NameCreate
-		if req.Decode(&m) == nil {
-			return m.Name
-		}
-	case ctrl.OpNameRegister, ctrl.OpNameUnregister:
-		var m ctrl.NameRegister
-		if req.Decode(&m) == nil {
-			return m.Name
-		}
-	}
-	return ""
-}
 
 // nameOwnerDeniesLocked returns why cred may not change name, or "" if
 // it may: a name belongs to the uid that created it, and only that uid

@@ -29,7 +29,7 @@ func (d *Daemon) alloc(ctx context.Context, c *client, m ctrl.FlowAlloc) (ctrl.F
 	if m.Name == "" {
 		return ctrl.FlowInfo{}, nil, errors.New("allocate: empty name")
 	}
-	cands, err := d.resolve(ctx, c, m)
+	cands, err := d.resolve(ctx, d.ownLayer(c), m)
 	if err != nil {
 		return ctrl.FlowInfo{}, nil, err
 	}
@@ -53,8 +53,8 @@ func (d *Daemon) alloc(ctx context.Context, c *client, m ctrl.FlowAlloc) (ctrl.F
 		layer := r.layer
 		d.mu.Unlock()
 		fi := ctrl.FlowInfo{ID: id, Name: m.Name, QoS: m.QoS, Layer: layer, IPCP: r.name}
-		var rep ctrl.IPCPAllocReply
-		_, err = r.peer.Call(ctx, ctrl.OpIPCPAlloc, fi, &rep, ipcpEnd)
+		rep, files, err := ctrl.Invoke(ctx, r.peer, ctrl.IPCPDoAlloc, fi, ipcpEnd)
+		ctrl.CloseFiles(files)
 		ipcpEnd.Close()
 		if err != nil {
 			appEnd.Close()
@@ -97,15 +97,10 @@ func (d *Daemon) allocDirect(ctx context.Context, c *client, r *ipcpRec, m ctrl.
 	return ctrl.FlowInfo{ID: id, Name: m.Name, QoS: m.QoS, MTU: rep.MTU, Layer: layer, IPCP: r.name, Direct: true}, end, nil
 }
 
-// resolve returns the IPCPs that report name reachable, nearest first.
-func (d *Daemon) resolve(ctx context.Context, c *client, m ctrl.FlowAlloc) ([]*ipcpRec, error) {
+// resolve returns the IPCPs that report name reachable, nearest first,
+// leaving out those of layer own (the caller's, when it is an IPCP).
+func (d *Daemon) resolve(ctx context.Context, own string, m ctrl.FlowAlloc) ([]*ipcpRec, error) {
 	d.mu.Lock()
-	own := ""
-	for _, r := range d.ipcps {
-		if r.pid() == c.cred.PID && c.cred.PID != 0 {
-			own = r.layer
-		}
-	}
 	var all []*ipcpRec
 	pinned := false
 	for _, r := range d.ipcps {
@@ -142,8 +137,7 @@ func (d *Daemon) resolve(ctx context.Context, c *client, m ctrl.FlowAlloc) ([]*i
 	ch := make(chan answer, len(all))
 	for i, r := range all {
 		go func() {
-			var rep ctrl.IPCPQueryReply
-			_, err := r.peer.Call(qctx, ctrl.OpIPCPQuery, ctrl.IPCPQuery{Name: m.Name}, &rep)
+			rep, err := call(qctx, r, ctrl.IPCPDoQuery, ctrl.IPCPQuery{Name: m.Name})
 			ch <- answer{i, err == nil && rep.Reachable}
 		}()
 	}
@@ -224,7 +218,8 @@ func (d *Daemon) arriveTo(ctx context.Context, r *ipcpRec, a ctrl.IPCPArrive, di
 			d.mu.Unlock()
 			fi := ctrl.FlowInfo{ID: id, Name: a.Name, QoS: a.QoS, MTU: a.MTU, Layer: layer, IPCP: r.name, Direct: direct}
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			_, err = c.peer.Call(cctx, ctrl.OpFlowArrive, fi, nil, appEnd)
+			_, files, err := ctrl.Invoke(cctx, c.peer, ctrl.ArriveFlow, fi, appEnd)
+			ctrl.CloseFiles(files)
 			cancel()
 			appEnd.Close()
 			if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -92,173 +91,6 @@ func (d *Daemon) nameLocked(name string, owner int) *nameRec {
 	return n
 }
 
-func (c *client) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File, error) {
-	d := c.d
-	if err := d.authorize(c, req); err != nil {
-		return nil, nil, err
-	}
-	switch req.Op {
-	case ctrl.OpIPCPCreate:
-		var m ctrl.IPCPCreate
-		if err := req.Decode(&m); err != nil {
-			return nil, nil, err
-		}
-		r, err := d.createIPCP(ctx, m.Type, m.Name)
-		if err != nil {
-			return nil, nil, err
-		}
-		return ctrl.IPCPInfo{PID: r.pid(), Name: r.name, Type: r.typ, State: "created"}, nil, nil
-	case ctrl.OpIPCPBootstrap:
-		var m ctrl.IPCPBootstrap
-		if err := req.Decode(&m); err != nil {
-			return nil, nil, err
-		}
-		return d.bootstrap(ctx, m, c.cred.UID)
-	case ctrl.OpIPCPEnroll:
-		var m ctrl.IPCPEnroll
-		if err := req.Decode(&m); err != nil {
-			return nil, nil, err
-		}
-		return d.enroll(ctx, m, c.cred.UID)
-	case ctrl.OpIPCPConnect, ctrl.OpIPCPDisconnect:
-		var m ctrl.IPCPConnect
-		if err := req.Decode(&m); err != nil {
-			return nil, nil, err
-		}
-		r, err := d.ipcp(m.Name)
-		if err != nil {
-			return nil, nil, err
-		}
-		_, err = r.peer.Call(ctx, req.Op, m, nil)
-		return nil, nil, err
-	case ctrl.OpIPCPList:
-		return d.listIPCPs(), nil, nil
-	case ctrl.OpIPCPDestroy:
-		var m ctrl.IPCPRef
-		if err := req.Decode(&m); err != nil {
-			return nil, nil, err
-		}
-		r, err := d.ipcp(m.Name)
-		if err != nil {
-			return nil, nil, err
-		}
-		r.stop(3 * time.Second)
-		return nil, nil, nil
-	case ctrl.OpBind, ctrl.OpUnbind:
-		var m ctrl.Bind
-		if err := req.Decode(&m); err != nil {
-			return nil, nil, err
-		}
-		if err := d.bind(req.Op == ctrl.OpBind, m, c.cred); err != nil {
-			return nil, nil, err
-		}
-		if m.IPCP != "" {
-			r, err := d.ipcp(m.IPCP)
-			if err != nil {
-				return nil, nil, err
-			}
-			op := ctrl.OpIPCPBind
-			if req.Op == ctrl.OpUnbind {
-				op = ctrl.OpIPCPUnbind
-			}
-			_, err = r.peer.Call(ctx, op, ctrl.IPCPQuery{Name: m.Name}, nil)
-			return nil, nil, err
-		}
-		return nil, nil, nil
-	case ctrl.OpNameCreate:
-		var m ctrl.NameCreate
-		if err := req.Decode(&m); err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, d.createName(m, c.cred.UID)
-	case ctrl.OpNameRegister, ctrl.OpNameUnregister:
-		var m ctrl.NameRegister
-		if err := req.Decode(&m); err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, d.register(ctx, req.Op == ctrl.OpNameRegister, m, c.cred.UID)
-	case ctrl.OpNameList:
-		return d.listNames(), nil, nil
-	case ctrl.OpLayerShow:
-		var m ctrl.LayerShow
-		if err := req.Decode(&m); err != nil {
-			return nil, nil, err
-		}
-		return d.showLayer(ctx, m.Layer)
-	case ctrl.OpFlowList:
-		return d.listFlows(ctx), nil, nil
-	case ctrl.OpFlowAlloc:
-		var m ctrl.FlowAlloc
-		if err := req.Decode(&m); err != nil {
-			return nil, nil, err
-		}
-		fi, f, err := d.alloc(ctx, c, m)
-		if err != nil {
-			return nil, nil, err
-		}
-		return fi, []*os.File{f}, nil
-	case ctrl.OpFlowEnd:
-		var m ctrl.IPCPFlowEnd
-		if err := req.Decode(&m); err != nil {
-			return nil, nil, err
-		}
-		d.mu.Lock()
-		if f := d.flows[m.ID]; f != nil && f.holder == c {
-			delete(d.flows, m.ID)
-		}
-		d.mu.Unlock()
-		return nil, nil, nil
-	case ctrl.OpNameResolve:
-		var m ctrl.NameResolve
-		if err := req.Decode(&m); err != nil {
-			return nil, nil, err
-		}
-		cands, err := d.resolve(ctx, c, ctrl.FlowAlloc{Name: m.Name, All: true})
-		if err != nil {
-			return nil, nil, err
-		}
-		var rep ctrl.NameResolveReply
-		seen := map[string]bool{}
-		d.mu.Lock()
-		for _, r := range cands {
-			if !seen[r.layer] {
-				seen[r.layer] = true
-				rep.Layers = append(rep.Layers, r.layer)
-			}
-		}
-		d.mu.Unlock()
-		return rep, nil, nil
-	case ctrl.OpFlowListen, ctrl.OpFlowUnlisten:
-		var m ctrl.FlowListen
-		if err := req.Decode(&m); err != nil {
-			return nil, nil, err
-		}
-		if m.Name == "" {
-			return nil, nil, errors.New("listen: empty name")
-		}
-		d.mu.Lock()
-		if req.Op == ctrl.OpFlowListen {
-			// Checked again under the same lock as the claim: the
-			// name may have been taken since authorize.
-			if why := d.listenDeniesLocked(c.cred, m.Name); why != "" {
-				d.mu.Unlock()
-				return nil, nil, d.deny(c.cred, req.Op, why)
-			}
-			c.listens[m.Name] = true
-			c.since = time.Now()
-			n := d.nameLocked(m.Name, c.cred.UID)
-			n.pids[c.cred.PID] = true
-			close(d.listenCh)
-			d.listenCh = make(chan struct{})
-		} else {
-			delete(c.listens, m.Name)
-		}
-		d.mu.Unlock()
-		return nil, nil, nil
-	}
-	return nil, nil, fmt.Errorf("unknown operation %q", req.Op)
-}
-
 func (d *Daemon) ipcp(name string) (*ipcpRec, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -269,36 +101,36 @@ func (d *Daemon) ipcp(name string) (*ipcpRec, error) {
 	return r, nil
 }
 
-func (d *Daemon) bootstrap(ctx context.Context, m ctrl.IPCPBootstrap, uid int) (any, []*os.File, error) {
+func (d *Daemon) bootstrap(ctx context.Context, m ctrl.IPCPBootstrap, uid int) (ctrl.IPCPBootstrapReply, error) {
 	if m.Layer == "" {
-		return nil, nil, errors.New("bootstrap: missing layer")
+		return ctrl.IPCPBootstrapReply{}, errors.New("bootstrap: missing layer")
 	}
 	r, err := d.ipcpOrCreate(ctx, m.Type, m.Name)
 	if err != nil {
-		return nil, nil, err
+		return ctrl.IPCPBootstrapReply{}, err
 	}
-	var rep ctrl.IPCPBootstrapReply
-	if _, err := r.peer.Call(ctx, ctrl.OpIPCPBootstrap, m, &rep); err != nil {
-		return nil, nil, fmt.Errorf("bootstrap %s in layer %s: %w", m.Name, m.Layer, err)
+	rep, err := call(ctx, r, ctrl.IPCPDoBootstrap, m)
+	if err != nil {
+		return ctrl.IPCPBootstrapReply{}, fmt.Errorf("bootstrap %s in layer %s: %w", m.Name, m.Layer, err)
 	}
 	d.joined(r, m.Layer, "bootstrapped", rep, m.Autobind, uid)
-	return rep, nil, nil
+	return rep, nil
 }
 
-func (d *Daemon) enroll(ctx context.Context, m ctrl.IPCPEnroll, uid int) (any, []*os.File, error) {
+func (d *Daemon) enroll(ctx context.Context, m ctrl.IPCPEnroll, uid int) (ctrl.IPCPEnrollReply, error) {
 	if m.Layer == "" {
-		return nil, nil, errors.New("enroll: missing layer")
+		return ctrl.IPCPEnrollReply{}, errors.New("enroll: missing layer")
 	}
 	r, err := d.ipcp(m.Name)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w (create it first: irm ipcp create type TYPE name %s)", err, m.Name)
+		return ctrl.IPCPEnrollReply{}, fmt.Errorf("%w (create it first: irm ipcp create type TYPE name %s)", err, m.Name)
 	}
-	var rep ctrl.IPCPBootstrapReply
-	if _, err := r.peer.Call(ctx, ctrl.OpIPCPEnroll, m, &rep); err != nil {
-		return nil, nil, fmt.Errorf("enroll %s in layer %s: %w", m.Name, m.Layer, err)
+	rep, err := call(ctx, r, ctrl.IPCPDoEnroll, m)
+	if err != nil {
+		return ctrl.IPCPEnrollReply{}, fmt.Errorf("enroll %s in layer %s: %w", m.Name, m.Layer, err)
 	}
-	d.joined(r, m.Layer, "enrolled", rep, m.Autobind, uid)
-	return rep, nil, nil
+	d.joined(r, m.Layer, "enrolled", ctrl.IPCPBootstrapReply(rep), m.Autobind, uid)
+	return rep, nil
 }
 
 func (d *Daemon) ipcpOrCreate(ctx context.Context, typ, name string) (*ipcpRec, error) {
@@ -472,12 +304,16 @@ func (d *Daemon) register(ctx context.Context, on bool, m ctrl.NameRegister, uid
 		if len(targets) == 0 {
 			return fmt.Errorf("no IPCP in layer %q on this host", layer)
 		}
-		op := ctrl.OpIPCPRegister
-		if !on {
-			op = ctrl.OpIPCPUnreg
-		}
 		for _, r := range targets {
-			if _, err := r.peer.Call(ctx, op, ctrl.IPCPQuery{Name: m.Name}, nil); err != nil {
+			var err error
+			op := ctrl.OpIPCPRegister
+			if on {
+				_, err = call(ctx, r, ctrl.IPCPDoRegister, ctrl.IPCPRegister{Name: m.Name})
+			} else {
+				op = ctrl.OpIPCPUnreg
+				_, err = call(ctx, r, ctrl.IPCPDoUnregister, ctrl.IPCPUnregister{Name: m.Name})
+			}
+			if err != nil {
 				return fmt.Errorf("%s %s in layer %s: %w", op, m.Name, layer, err)
 			}
 		}
@@ -521,7 +357,7 @@ func (d *Daemon) listNames() ctrl.NameList {
 	return out
 }
 
-func (d *Daemon) showLayer(ctx context.Context, layer string) (any, []*os.File, error) {
+func (d *Daemon) showLayer(ctx context.Context, layer string) (ctrl.LayerInfo, error) {
 	d.mu.Lock()
 	var best *ipcpRec
 	for _, r := range d.ipcps {
@@ -531,13 +367,9 @@ func (d *Daemon) showLayer(ctx context.Context, layer string) (any, []*os.File, 
 	}
 	d.mu.Unlock()
 	if best == nil {
-		return nil, nil, fmt.Errorf("no IPCP in layer %q on this host", layer)
+		return ctrl.LayerInfo{}, fmt.Errorf("no IPCP in layer %q on this host", layer)
 	}
-	var info ctrl.LayerInfo
-	if _, err := best.peer.Call(ctx, ctrl.OpLayerShow, ctrl.LayerShow{Layer: layer}, &info); err != nil {
-		return nil, nil, err
-	}
-	return info, nil, nil
+	return call(ctx, best, ctrl.IPCPDoShow, ctrl.LayerShow{Layer: layer})
 }
 
 func (d *Daemon) listFlows(ctx context.Context) ctrl.FlowList {
@@ -555,8 +387,7 @@ func (d *Daemon) listFlows(ctx context.Context) ctrl.FlowList {
 	seen := map[uint64]bool{}
 	for _, r := range ipcps {
 		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		var fl ctrl.FlowList
-		_, err := r.peer.Call(cctx, ctrl.OpIPCPFlows, nil, &fl)
+		fl, err := call(cctx, r, ctrl.IPCPDoFlows, ctrl.None{})
 		cancel()
 		if err != nil {
 			continue

@@ -99,6 +99,11 @@ type Daemon struct {
 	done   chan struct{}
 	closed sync.Once
 
+	// routes and ipcpTable are the dispatch tables (ops.go), fixed at
+	// Start.
+	routes    map[string]route[*client]
+	ipcpTable map[string]route[*ipcpRec]
+
 	mu       sync.Mutex
 	ipcps    map[string]*ipcpRec
 	names    map[string]*nameRec
@@ -177,6 +182,8 @@ func Start(cfg Config) (*Daemon, error) {
 		progs:    make(map[int]*os.Process),
 		listenCh: make(chan struct{}),
 	}
+	d.routes = d.clientRoutes()
+	d.ipcpTable = d.ipcpRoutes()
 	d.wg.Add(1)
 	go d.acceptLoop()
 	d.log.Info("IRMd up", "rundir", cfg.RunDir, "pid", os.Getpid(), "uid", d.uid, "socket_gid", gid)

@@ -153,7 +153,8 @@ func (r *ipcpRec) supervise() {
 	// holders, so their flows report down as any other would.
 	for _, f := range direct {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		f.holder.peer.Call(ctx, ctrl.OpFlowDown, ctrl.IPCPFlowEnd{ID: f.id}, nil)
+		_, files, _ := ctrl.Invoke(ctx, f.holder.peer, ctrl.DownFlow, ctrl.FlowDown{ID: f.id})
+		ctrl.CloseFiles(files)
 		cancel()
 	}
 	close(r.exited)
@@ -187,33 +188,4 @@ func (r *ipcpRec) stop(grace time.Duration) {
 		r.cmd.Process.Kill()
 		<-r.exited
 	}
-}
-
-// handle serves the requests an IPCP makes of the IRMd.
-func (r *ipcpRec) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File, error) {
-	switch req.Op {
-	case ctrl.OpIPCPUp:
-		r.upOnce.Do(func() { close(r.up) })
-		return nil, nil, nil
-	case ctrl.OpIPCPArrive:
-		var a ctrl.IPCPArrive
-		if err := req.Decode(&a); err != nil {
-			return nil, nil, err
-		}
-		rep, f, err := r.d.arrive(ctx, r, a)
-		if err != nil {
-			return nil, nil, err
-		}
-		return rep, []*os.File{f}, nil
-	case ctrl.OpIPCPFlowEnd:
-		var e ctrl.IPCPFlowEnd
-		if err := req.Decode(&e); err != nil {
-			return nil, nil, err
-		}
-		r.d.mu.Lock()
-		delete(r.d.flows, e.ID)
-		r.d.mu.Unlock()
-		return nil, nil, nil
-	}
-	return nil, nil, fmt.Errorf("IRMd: unknown IPCP operation %q", req.Op)
 }

@@ -9,18 +9,16 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/irmclient"
 )
 
 // callTimeout bounds one CLI request (enrollment may take a while).
 const callTimeout = 60 * time.Second
 
-// call sends one request to the IRMd of dir.
-func call(dir, op string, req, resp any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
-	return flow.Call(ctx, dir, op, req, resp)
+// ctx bounds one CLI request.
+func ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), callTimeout)
 }
 
 func cmdIPCP(args []string, dir string, out io.Writer) error {
@@ -38,8 +36,10 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		var info ctrl.IPCPInfo
-		if err := call(dir, ctrl.OpIPCPCreate, ctrl.IPCPCreate{Type: typ, Name: name}, &info); err != nil {
+		c, cancel := ctx()
+		defer cancel()
+		info, err := irmclient.New(dir).CreateIPCP(c, typ, name)
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "created IPCP %s (type %s, pid %d)\n", name, typ, info.PID)
@@ -57,9 +57,11 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		var rep ctrl.IPCPBootstrapReply
 		req := ctrl.IPCPBootstrap{Type: k.get("type"), Name: name, Layer: layer, Params: params, Autobind: k.flags["autobind"]}
-		if err := call(dir, ctrl.OpIPCPBootstrap, req, &rep); err != nil {
+		c, cancel := ctx()
+		defer cancel()
+		rep, err := irmclient.New(dir).Bootstrap(c, req)
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "bootstrapped IPCP %s in layer %s%s\n", name, layer, addrSuffix(rep.Address))
@@ -73,9 +75,11 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		var rep ctrl.IPCPBootstrapReply
 		req := ctrl.IPCPEnroll{Name: name, Layer: layer, Dst: k.get("dst"), Autobind: k.flags["autobind"]}
-		if err := call(dir, ctrl.OpIPCPEnroll, req, &rep); err != nil {
+		c, cancel := ctx()
+		defer cancel()
+		rep, err := irmclient.New(dir).Enroll(c, req)
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "enrolled IPCP %s in layer %s%s\n", name, layer, addrSuffix(rep.Address))
@@ -101,12 +105,15 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		op := ctrl.OpIPCPConnect
-		if verb == "disconnect" {
-			op = ctrl.OpIPCPDisconnect
-		}
 		req := ctrl.IPCPConnect{Name: name, Dst: dst, Component: comp, Layer: k.get("layer"), Cost: uint32(cost)}
-		if err := call(dir, op, req, nil); err != nil {
+		c, cancel := ctx()
+		defer cancel()
+		if verb == "disconnect" {
+			err = irmclient.New(dir).Disconnect(c, ctrl.IPCPDisconnect(req))
+		} else {
+			err = irmclient.New(dir).Connect(c, req)
+		}
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "%sed %s to %s\n", verb, name, dst)
@@ -115,13 +122,15 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 		if len(rest) > 0 {
 			return usagef("ipcp list takes no arguments")
 		}
-		var l ctrl.IPCPList
-		if err := call(dir, ctrl.OpIPCPList, nil, &l); err != nil {
+		c, cancel := ctx()
+		defer cancel()
+		ipcps, err := irmclient.New(dir).IPCPs(c)
+		if err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "PID\tNAME\tTYPE\tLAYER\tSTATE\tADDRESS")
-		for _, i := range l.IPCPs {
+		for _, i := range ipcps {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", i.PID, i.Name, i.Type, dash(i.Layer), i.State, dash(i.Address))
 		}
 		return tw.Flush()
@@ -134,7 +143,9 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := call(dir, ctrl.OpIPCPDestroy, ctrl.IPCPRef{Name: name}, nil); err != nil {
+		c, cancel := ctx()
+		defer cancel()
+		if err := irmclient.New(dir).DestroyIPCP(c, name); err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "destroyed IPCP %s\n", name)
@@ -159,9 +170,8 @@ func dash(s string) string {
 
 func cmdBind(on bool, args []string, dir string) error {
 	verb := "bind"
-	op := ctrl.OpBind
 	if !on {
-		verb, op = "unbind", ctrl.OpUnbind
+		verb = "unbind"
 	}
 	if len(args) < 2 {
 		return usagef("%s: want program PATH, process PID or ipcp IPCP, then name NAME", verb)
@@ -202,7 +212,12 @@ func cmdBind(on bool, args []string, dir string) error {
 	}
 	m.Auto = k.flags["auto"]
 	m.Args = progArgs
-	return call(dir, op, m, nil)
+	c, cancel := ctx()
+	defer cancel()
+	if !on {
+		return irmclient.New(dir).Unbind(c, ctrl.Unbind(m))
+	}
+	return irmclient.New(dir).Bind(c, m)
 }
 
 func cmdName(args []string, dir string, out io.Writer) error {
@@ -219,7 +234,9 @@ func cmdName(args []string, dir string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		return call(dir, ctrl.OpNameCreate, ctrl.NameCreate{Name: rest[0], LB: k.get("lb")}, nil)
+		c, cancel := ctx()
+		defer cancel()
+		return irmclient.New(dir).CreateName(c, rest[0], k.get("lb"))
 	case "register", "unregister":
 		if len(rest) == 0 {
 			return usagef("name %s: missing NAME", verb)
@@ -231,22 +248,25 @@ func cmdName(args []string, dir string, out io.Writer) error {
 		if len(k.vals["layer"]) == 0 {
 			return usagef("name %s: missing layer", verb)
 		}
-		op := ctrl.OpNameRegister
+		c, cancel := ctx()
+		defer cancel()
 		if verb == "unregister" {
-			op = ctrl.OpNameUnregister
+			return irmclient.New(dir).Unregister(c, rest[0], k.vals["layer"]...)
 		}
-		return call(dir, op, ctrl.NameRegister{Name: rest[0], Layers: k.vals["layer"]}, nil)
+		return irmclient.New(dir).Register(c, rest[0], k.vals["layer"]...)
 	case "list":
 		if len(rest) > 0 {
 			return usagef("name list takes no arguments")
 		}
-		var l ctrl.NameList
-		if err := call(dir, ctrl.OpNameList, nil, &l); err != nil {
+		c, cancel := ctx()
+		defer cancel()
+		names, err := irmclient.New(dir).Names(c)
+		if err != nil {
 			return err
 		}
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tLB\tLAYERS\tBOUND")
-		for _, n := range l.Names {
+		for _, n := range names {
 			var bound []string
 			bound = append(bound, n.Programs...)
 			for _, p := range n.Processes {
@@ -263,8 +283,10 @@ func cmdLayer(args []string, dir string, out io.Writer) error {
 	if len(args) != 2 || args[0] != "show" {
 		return usagef("layer: want show LAYER")
 	}
-	var info ctrl.LayerInfo
-	if err := call(dir, ctrl.OpLayerShow, ctrl.LayerShow{Layer: args[1]}, &info); err != nil {
+	c, cancel := ctx()
+	defer cancel()
+	info, err := irmclient.New(dir).LayerShow(c, args[1])
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "layer %s (IPCP %s, type %s)\n", args[1], info.IPCP, info.Type)
@@ -281,13 +303,15 @@ func cmdFlow(args []string, dir string, out io.Writer) error {
 	if len(args) != 1 || args[0] != "list" {
 		return usagef("flow: want list")
 	}
-	var l ctrl.FlowList
-	if err := call(dir, ctrl.OpFlowList, nil, &l); err != nil {
+	c, cancel := ctx()
+	defer cancel()
+	flows, err := irmclient.New(dir).FlowList(c)
+	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tLAYER\tIPCP\tPID\tQOS\tSTATE\tPKTS IN/OUT\tBYTES IN/OUT\tDROPS\tAGE")
-	for _, f := range l.Flows {
+	for _, f := range flows {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", f.ID, f.Name, f.Layer, f.IPCP, f.PID,
 			f.QoS, f.State, f.PktsIn, f.PktsOut, f.BytesIn, f.BytesOut, f.Drops, time.Since(f.Since).Round(time.Second))
 	}

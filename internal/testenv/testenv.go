@@ -26,6 +26,7 @@ import (
 	"github.com/ouro-net/ouro/ipcpd/all"
 	"github.com/ouro-net/ouro/irmd"
 	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/irmclient"
 	"github.com/ouro-net/ouro/lib/logging"
 	"github.com/ouro-net/ouro/lib/rundir"
 )
@@ -103,17 +104,29 @@ func StartHost(t testing.TB) *Host {
 // Call sends one control request to the host's IRMd.
 func (h *Host) Call(op string, req, resp any) error { return CallDir(h.Dir, op, req, resp) }
 
-// CallDir sends one control request to the IRMd of dir.
+// CallDir sends one control request to the IRMd of dir, untyped (kept
+// for tests that name operations by string; the typed client is
+// lib/irmclient, see Host.Client).
 func CallDir(dir, op string, req, resp any) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	return flow.Call(ctx, dir, op, req, resp)
 }
 
+// Client returns the typed control client of the host's IRMd.
+func (h *Host) Client() *irmclient.Client { return irmclient.New(h.Dir) }
+
+// ctx bounds one control request made for a test.
+func ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 60*time.Second)
+}
+
 // Bootstrap bootstraps an IPCP, failing the test on error.
 func (h *Host) Bootstrap(t testing.TB, typ, name, layer string, params map[string]string) {
 	t.Helper()
-	if err := h.Call(ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: typ, Name: name, Layer: layer, Params: params}, nil); err != nil {
+	c, cancel := ctx()
+	defer cancel()
+	if _, err := h.Client().Bootstrap(c, ctrl.IPCPBootstrap{Type: typ, Name: name, Layer: layer, Params: params}); err != nil {
 		t.Fatalf("bootstrap %s %s in %s: %v", typ, name, layer, err)
 	}
 }
@@ -121,7 +134,9 @@ func (h *Host) Bootstrap(t testing.TB, typ, name, layer string, params map[strin
 // Register registers name in layers, failing the test on error.
 func (h *Host) Register(t testing.TB, name string, layers ...string) {
 	t.Helper()
-	if err := h.Call(ctrl.OpNameRegister, ctrl.NameRegister{Name: name, Layers: layers}, nil); err != nil {
+	c, cancel := ctx()
+	defer cancel()
+	if err := h.Client().Register(c, name, layers...); err != nil {
 		t.Fatalf("register %s in %v: %v", name, layers, err)
 	}
 }
@@ -129,11 +144,13 @@ func (h *Host) Register(t testing.TB, name string, layers ...string) {
 // IPCPs lists the host's IPCPs.
 func (h *Host) IPCPs(t testing.TB) []ctrl.IPCPInfo {
 	t.Helper()
-	var l ctrl.IPCPList
-	if err := h.Call(ctrl.OpIPCPList, nil, &l); err != nil {
+	c, cancel := ctx()
+	defer cancel()
+	l, err := h.Client().IPCPs(c)
+	if err != nil {
 		t.Fatalf("ipcp list: %v", err)
 	}
-	return l.IPCPs
+	return l
 }
 
 // Opt returns the flow option that selects this host.
@@ -307,7 +324,10 @@ func StartDaemon(t testing.TB, netns string) (dir string, p *Proc) {
 	p = Start(t, netns, dir, "irm", "daemon", "--rundir", dir, "--log-level", level)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if CallDir(dir, ctrl.OpIPCPList, nil, &ctrl.IPCPList{}) == nil {
+		c, cancel := ctx()
+		_, err := irmclient.New(dir).IPCPs(c)
+		cancel()
+		if err == nil {
 			return dir, p
 		}
 		select {

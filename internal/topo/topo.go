@@ -23,6 +23,7 @@ import (
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/irmd"
 	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/irmclient"
 )
 
 // Config describes a topology.
@@ -125,7 +126,7 @@ func Build(ctx context.Context, cfg Config) (_ *Topo, err error) {
 			for _, pair := range [][2]*Host{{a, b}, {b, a}} {
 				h, o := pair[0], pair[1]
 				params := t.lowerParams(h.IP, t.Ports[i], fmt.Sprintf("%s:%d", o.IP, t.Ports[i]))
-				if err := t.call(h, ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: "udp4", Name: t.lowerName(h.Name, i),
+				if err := call(t, h, ctrl.BootstrapIPCP, ctrl.IPCPBootstrap{Type: "udp4", Name: t.lowerName(h.Name, i),
 					Layer: lowerLayer(i), Params: params}, "ipcp bootstrap type udp4 name %s layer %s ip %s port %d peer %s:%d",
 					t.lowerName(h.Name, i), lowerLayer(i), h.IP, t.Ports[i], o.IP, t.Ports[i]); err != nil {
 					return nil, err
@@ -144,7 +145,7 @@ func Build(ctx context.Context, cfg Config) (_ *Topo, err error) {
 				}
 			}
 			params := t.lowerParams(h.IP, t.Ports[l], strings.Join(peers, ","))
-			if err := t.call(h, ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: "udp4", Name: t.lowerName(h.Name, l),
+			if err := call(t, h, ctrl.BootstrapIPCP, ctrl.IPCPBootstrap{Type: "udp4", Name: t.lowerName(h.Name, l),
 				Layer: lowerLayer(l), Params: params}, "ipcp bootstrap type udp4 name %s layer %s ip %s port %d", t.lowerName(h.Name, l), lowerLayer(l), h.IP, t.Ports[l]); err != nil {
 				return nil, err
 			}
@@ -153,7 +154,7 @@ func Build(ctx context.Context, cfg Config) (_ *Topo, err error) {
 	// The unicast layer: the first host bootstraps, the others enroll
 	// through a neighbour that is already a member.
 	first := t.hostsInOrder()[0]
-	if err := t.call(first, ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: "unicast", Name: first.Name, Layer: cfg.Layer,
+	if err := call(t, first, ctrl.BootstrapIPCP, ctrl.IPCPBootstrap{Type: "unicast", Name: first.Name, Layer: cfg.Layer,
 		Params: cfg.Params, Autobind: true}, "ipcp bootstrap type unicast name %s layer %s autobind", first.Name, cfg.Layer); err != nil {
 		return nil, err
 	}
@@ -178,10 +179,10 @@ func Build(ctx context.Context, cfg Config) (_ *Topo, err error) {
 			if via == "" {
 				continue
 			}
-			if err := t.call(h, ctrl.OpIPCPCreate, ctrl.IPCPCreate{Type: "unicast", Name: h.Name}, "ipcp create type unicast name %s", h.Name); err != nil {
+			if err := call(t, h, ctrl.CreateIPCP, ctrl.IPCPCreate{Type: "unicast", Name: h.Name}, "ipcp create type unicast name %s", h.Name); err != nil {
 				return nil, err
 			}
-			if err := t.call(h, ctrl.OpIPCPEnroll, ctrl.IPCPEnroll{Name: h.Name, Layer: cfg.Layer, Dst: via, Autobind: true},
+			if err := call(t, h, ctrl.EnrollIPCP, ctrl.IPCPEnroll{Name: h.Name, Layer: cfg.Layer, Dst: via, Autobind: true},
 				"ipcp enroll name %s layer %s dst %s autobind", h.Name, cfg.Layer, via); err != nil {
 				return nil, err
 			}
@@ -204,7 +205,7 @@ func Build(ctx context.Context, cfg Config) (_ *Topo, err error) {
 			format += " layer %s"
 			args = append(args, req.Layer)
 		}
-		if err := t.call(h, ctrl.OpIPCPConnect, req, format, args...); err != nil {
+		if err := call(t, h, ctrl.ConnectIPCP, req, format, args...); err != nil {
 			return nil, err
 		}
 	}
@@ -239,7 +240,7 @@ func (t *Topo) registerLower(h *Host, names ...string) error {
 		for l := 0; l < t.cfg.Lowers && !t.cfg.PerLink; l++ {
 			layers = append(layers, lowerLayer(l))
 		}
-		if err := t.call(h, ctrl.OpNameRegister, ctrl.NameRegister{Name: n, Layers: layers}, "name register %s layer %s", n, strings.Join(layers, " layer ")); err != nil {
+		if err := call(t, h, ctrl.RegisterName, ctrl.NameRegister{Name: n, Layers: layers}, "name register %s layer %s", n, strings.Join(layers, " layer ")); err != nil {
 			return err
 		}
 	}
@@ -256,19 +257,28 @@ func (t *Topo) hostsInOrder() []*Host {
 	return out
 }
 
-func (t *Topo) call(h *Host, op string, req any, format string, args ...any) error {
+// call makes op at h, echoing the equivalent irm command (format, args)
+// to Config.Progress.
+func call[Req, Resp any](t *Topo, h *Host, op ctrl.Op[Req, Resp], req Req, format string, args ...any) error {
 	if t.cfg.Progress != nil {
 		fmt.Fprintf(t.cfg.Progress, "    %s$ irm "+format+"\n", append([]any{h.Name}, args...)...)
 	}
-	if err := Call(h.Dir, op, req, nil); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	if _, err := irmclient.Do(ctx, h.Dir, op, req); err != nil {
 		return fmt.Errorf("host %s: irm "+format+": %w", append(append([]any{h.Name}, args...), err)...)
 	}
 	return nil
 }
 
-// Call sends one control request to the IRMd of dir.
+// callTimeout bounds one control request (enrollment may take a while).
+const callTimeout = 60 * time.Second
+
+// Call sends one control request to the IRMd of dir, untyped (kept for
+// tests and tools that name operations by string; new code uses
+// lib/irmclient).
 func Call(dir, op string, req, resp any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	return flow.Call(ctx, dir, op, req, resp)
 }
@@ -276,13 +286,15 @@ func Call(dir, op string, req, resp any) error {
 // Register registers name in the unicast layer at host.
 func (t *Topo) Register(host, name string) error {
 	h := t.Hosts[host]
-	return t.call(h, ctrl.OpNameRegister, ctrl.NameRegister{Name: name, Layers: []string{t.cfg.Layer}}, "name register %s layer %s", name, t.cfg.Layer)
+	return call(t, h, ctrl.RegisterName, ctrl.NameRegister{Name: name, Layers: []string{t.cfg.Layer}}, "name register %s layer %s", name, t.cfg.Layer)
 }
 
 // Show returns `irm layer show` of the unicast layer at host.
 func (t *Topo) Show(host string) (string, error) {
-	var info ctrl.LayerInfo
-	if err := Call(t.Hosts[host].Dir, ctrl.OpLayerShow, ctrl.LayerShow{Layer: t.cfg.Layer}, &info); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	info, err := irmclient.New(t.Hosts[host].Dir).LayerShow(ctx, t.cfg.Layer)
+	if err != nil {
 		return "", err
 	}
 	return info.Text, nil
@@ -290,9 +302,9 @@ func (t *Topo) Show(host string) (string, error) {
 
 // IPCPs lists the IPCPs of host.
 func (t *Topo) IPCPs(host string) ([]ctrl.IPCPInfo, error) {
-	var l ctrl.IPCPList
-	err := Call(t.Hosts[host].Dir, ctrl.OpIPCPList, nil, &l)
-	return l.IPCPs, err
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	return irmclient.New(t.Hosts[host].Dir).IPCPs(ctx)
 }
 
 // LowerPID returns the pid of host's IPCP in lower layer l (0-based).
@@ -479,16 +491,16 @@ func (t *Topo) Restore(host, peer string) error {
 	}
 	h, o := t.Hosts[host], t.Hosts[peer]
 	params := map[string]string{"ip": h.IP, "port": strconv.Itoa(t.Ports[i]), "peer": fmt.Sprintf("%s:%d", o.IP, t.Ports[i])}
-	if err := t.call(h, ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: "udp4", Name: t.lowerName(host, i),
+	if err := call(t, h, ctrl.BootstrapIPCP, ctrl.IPCPBootstrap{Type: "udp4", Name: t.lowerName(host, i),
 		Layer: lowerLayer(i), Params: params}, "ipcp bootstrap type udp4 name %s layer %s ip %s port %d peer %s:%d",
 		t.lowerName(host, i), lowerLayer(i), h.IP, t.Ports[i], o.IP, t.Ports[i]); err != nil {
 		return err
 	}
-	if err := t.call(h, ctrl.OpNameRegister, ctrl.NameRegister{Name: host, Layers: []string{lowerLayer(i)}},
+	if err := call(t, h, ctrl.RegisterName, ctrl.NameRegister{Name: host, Layers: []string{lowerLayer(i)}},
 		"name register %s layer %s", host, lowerLayer(i)); err != nil {
 		return err
 	}
-	return t.call(h, ctrl.OpIPCPConnect, ctrl.IPCPConnect{Name: host, Dst: peer, Layer: lowerLayer(i)},
+	return call(t, h, ctrl.ConnectIPCP, ctrl.IPCPConnect{Name: host, Dst: peer, Layer: lowerLayer(i)},
 		"ipcp connect name %s dst %s layer %s", host, peer, lowerLayer(i))
 }
 

@@ -5,7 +5,9 @@
 //
 // A Conn moves single messages; a Peer multiplexes requests and replies
 // in both directions over one Conn, so either end can call the other.
-// The body types of every operation live in ops.go.
+// The body types of every operation live in ops.go; api.go is the table
+// that gives each operation its request and response types and its
+// access class (Invoke calls one typed).
 package ctrl
 
 import (

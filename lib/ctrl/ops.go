@@ -6,6 +6,8 @@ import (
 	"github.com/ouro-net/ouro/lib/qos"
 )
 
+// Wire names of the operations; api.go gives each its types.
+
 // Operations served by the IRMd to the CLI and to applications.
 const (
 	OpIPCPCreate     = "ipcp.create"
@@ -63,6 +65,9 @@ const (
 	OpIPCPArrive = "ipcpd.arrive"
 	// OpIPCPFlowEnd tells the IRMd that a flow ended.
 	OpIPCPFlowEnd = "ipcpd.flowend"
+	// OpIPCPResolve is OpNameResolve on the IPCP's own channel: the
+	// IRMd leaves out the caller's layer.
+	OpIPCPResolve = "ipcpd.resolve"
 )
 
 // IPCPCreate asks for a new IPCP process.
