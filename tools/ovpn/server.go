@@ -171,11 +171,18 @@ func (s *server) handle(f *flow.Flow) {
 			fmt.Sprintf("flow %d refused: %v", f.ID(), err))
 		return
 	}
-	defer close(c.done)
 	s.rep.emit(event{Event: "client-up", Peer: c.addr.String(), Flow: f.ID(), MTU: c.mtu, Clients: s.count()},
 		fmt.Sprintf("client %s up on flow %d (mtu %d)", c.addr, f.ID(), c.mtu))
-	go s.toClient(c)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.toClient(c)
+	}()
 	why := s.fromClient(c, buf)
+	close(c.done)
+	f.Close() // a write blocked in toClient returns
+	wg.Wait()
 	s.mu.Lock()
 	if s.byAddr[c.addr] == c {
 		delete(s.byAddr, c.addr)
