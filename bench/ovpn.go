@@ -6,10 +6,12 @@ package main
 // Topology: namespaces A and B joined by two paths, each A -veth- M -veth-
 // B through a bridge of its own in a middle namespace M. A and B run an
 // IRMd each, an eth-dix IPCP per path and the unicast layer "net" over
-// both (default timers: hello 10 ms, multiplier 3), with ovpn serving
+// both (default liveness: hello 10 ms, multiplier 3; damping 10 ms so
+// that the repeated cuts are not held out by flap damping), with ovpn serving
 // 10.9.0.1/24 at B and dialled from A as 10.9.0.2/24. The same veths
-// also carry IP (10.10.1.0/24 and 10.10.2.0/24) with MPTCP configured: B
-// signals its second address, A opens a second subflow to it.
+// also carry IP (10.10.1.0/24 and 10.10.2.0/24) with MPTCP configured: A
+// has an endpoint on the second path's device, which opens a second
+// subflow over that path; B signals its second address.
 //
 // For each shape, system and round: a fresh TCP connection from A to B
 // (through the tunnel, or MPTCP over the veths), one 64-byte request
@@ -327,7 +329,13 @@ func (o *ovTopo) build(ctx context.Context, tmp string) error {
 	reg := func(h, name string) error { return irm(h, "name", "register", name, "layer", "e1", "layer", "e2") }
 	for _, step := range []func() error{
 		func() error {
-			return irm("a", "ipcp", "bootstrap", "type", "unicast", "name", "a", "layer", "net", "autobind")
+			// Default liveness (hello 10 ms x 3); damping 10 ms, since the
+			// rounds cut the same two paths again and again within
+			// seconds, and flap damping (the default 1 s doubling with
+			// every flap in a minute, up to 32 s) would hold the repaired
+			// path out and leave the next round a single path.
+			return irm("a", "ipcp", "bootstrap", "type", "unicast", "name", "a", "layer", "net", "autobind",
+				"damping", "10ms")
 		},
 		func() error { return reg("a", "a") },
 		func() error { return reg("a", "net") },
