@@ -117,16 +117,38 @@ func (d *Daemon) bootstrap(ctx context.Context, m ctrl.IPCPBootstrap, uid int) (
 	return rep, nil
 }
 
+// defaultEnrollType is the type of the IPCP enroll creates when none of
+// that name exists and no type is given.
+const defaultEnrollType = "unicast"
+
 func (d *Daemon) enroll(ctx context.Context, m ctrl.IPCPEnroll, uid int) (ctrl.IPCPEnrollReply, error) {
 	if m.Layer == "" {
 		return ctrl.IPCPEnrollReply{}, errors.New("enroll: missing layer")
 	}
-	r, err := d.ipcp(m.Name)
-	if err != nil {
-		return ctrl.IPCPEnrollReply{}, fmt.Errorf("%w (create it first: irm ipcp create type TYPE name %s)", err, m.Name)
+	d.mu.Lock()
+	r, exists := d.ipcps[m.Name]
+	d.mu.Unlock()
+	created := false
+	switch {
+	case exists && m.Type != "" && m.Type != r.typ:
+		return ctrl.IPCPEnrollReply{}, fmt.Errorf("enroll: IPCP %s is of type %s, not %s", m.Name, r.typ, m.Type)
+	case !exists:
+		typ := m.Type
+		if typ == "" {
+			typ = defaultEnrollType
+		}
+		var err error
+		if r, err = d.createIPCP(ctx, typ, m.Name); err != nil {
+			return ctrl.IPCPEnrollReply{}, fmt.Errorf("enroll: create IPCP %s: %w", m.Name, err)
+		}
+		created = true
 	}
 	rep, err := call(ctx, r, ctrl.IPCPDoEnroll, m)
 	if err != nil {
+		if created {
+			// Leave the host as it was: a retry creates it again.
+			r.stop(3 * time.Second)
+		}
 		return ctrl.IPCPEnrollReply{}, fmt.Errorf("enroll %s in layer %s: %w", m.Name, m.Layer, err)
 	}
 	d.joined(r, m.Layer, "enrolled", ctrl.IPCPBootstrapReply(rep), m.Autobind, uid)

@@ -78,9 +78,24 @@ func (k *kv) uint(key string) (uint64, error) {
 	return n, nil
 }
 
+// cValues maps the C irm tool's spellings of parameter values to ours,
+// per parameter, so its users' command lines work unchanged.
+var cValues = map[string]map[string]string{
+	"routing": {"link_state": "link-state", "LINK_STATE": "link-state", "LFA": "lfa", "ECMP": "ecmp"},
+}
+
+// cSpelling returns value of parameter key in our spelling.
+func cSpelling(key, value string) string {
+	if v, ok := cValues[key][value]; ok {
+		return v
+	}
+	return value
+}
+
 func (k *kv) params() (map[string]string, error) {
 	p := map[string]string{}
 	for i := 0; i+1 < len(k.extra); i += 2 {
+		k.extra[i+1] = cSpelling(k.extra[i], k.extra[i+1])
 		if _, dup := p[k.extra[i]]; dup && k.extra[i] != "peer" {
 			return nil, usagef("parameter %s given twice", k.extra[i])
 		}

@@ -67,7 +67,7 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 		fmt.Fprintf(out, "bootstrapped IPCP %s in layer %s%s\n", name, layer, addrSuffix(rep.Address))
 		return nil
 	case "enroll":
-		k, err := parseKV(rest, []string{"name", "layer", "dst"}, []string{"autobind"}, false)
+		k, err := parseKV(rest, []string{"name", "layer", "dst", "type"}, []string{"autobind"}, false)
 		if err != nil {
 			return err
 		}
@@ -75,7 +75,7 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
-		req := ctrl.IPCPEnroll{Name: name, Layer: layer, Dst: k.get("dst"), Autobind: k.flags["autobind"]}
+		req := ctrl.IPCPEnroll{Name: name, Layer: layer, Dst: k.get("dst"), Autobind: k.flags["autobind"], Type: k.get("type")}
 		c, cancel := ctx()
 		defer cancel()
 		rep, err := irmclient.New(dir).Enroll(c, req)

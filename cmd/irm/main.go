@@ -30,7 +30,7 @@ const usageText = `usage: irm COMMAND [ARGS]
   irm daemon [--rundir DIR] [--config FILE] [--log-level LEVEL] [--group NAME]
   irm ipcp create    type TYPE name NAME
   irm ipcp bootstrap type TYPE name NAME layer LAYER [PARAM VALUE ...] [autobind]
-  irm ipcp enroll    name NAME layer LAYER [dst IPCP] [autobind]
+  irm ipcp enroll    name NAME layer LAYER [dst IPCP] [type TYPE] [autobind]
   irm ipcp connect   name NAME dst IPCP [component dt|mgmt] [layer LOWER] [cost N]
   irm ipcp disconnect name NAME dst IPCP [component dt|mgmt]
   irm ipcp list

@@ -85,12 +85,15 @@ type IPCPBootstrap struct {
 	Autobind bool              `msgpack:"autobind"`
 }
 
-// IPCPEnroll joins an existing layer.
+// IPCPEnroll joins an existing layer. When no IPCP named Name exists,
+// the IRMd creates one of type Type (unicast when empty), as the C
+// tool does.
 type IPCPEnroll struct {
 	Name     string `msgpack:"name"`
 	Layer    string `msgpack:"layer"`
 	Dst      string `msgpack:"dst"`
 	Autobind bool   `msgpack:"autobind"`
+	Type     string `msgpack:"type,omitempty"`
 }
 
 // IPCPConnect builds (or, from disconnect, tears down) an adjacency.
