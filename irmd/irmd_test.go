@@ -70,7 +70,9 @@ func TestRegistryErrors(t *testing.T) {
 		{ctrl.OpIPCPCreate, ctrl.IPCPCreate{Type: "nonsense", Name: "x"}, "unknown IPCP type"},
 		{ctrl.OpNameRegister, ctrl.NameRegister{Name: "n", Layers: []string{"nowhere"}}, "no IPCP in layer"},
 		{ctrl.OpIPCPDestroy, ctrl.IPCPRef{Name: "ghost"}, "no IPCP named"},
-		{ctrl.OpIPCPEnroll, ctrl.IPCPEnroll{Name: "ghost", Layer: "l"}, "no IPCP named"},
+		// Enroll creates a missing IPCP (unicast), which finds no layer l.
+		{ctrl.OpIPCPEnroll, ctrl.IPCPEnroll{Name: "ghost", Layer: "l"}, "enroll ghost in layer l"},
+		{ctrl.OpIPCPEnroll, ctrl.IPCPEnroll{Name: "ghost", Layer: "l", Type: "nonsense"}, "unknown IPCP type"},
 		{ctrl.OpNameCreate, ctrl.NameCreate{Name: "n", LB: "random"}, "load-balancing"},
 		{"no.such.op", nil, "unknown operation"},
 	}
@@ -79,6 +81,9 @@ func TestRegistryErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want error containing %q", c.op, err, c.want)
 		}
+	}
+	if l := h.IPCPs(t); len(l) != 0 {
+		t.Errorf("IPCPs left by failed requests: %+v", l)
 	}
 	h.Bootstrap(t, "local", "lo", "lo", nil)
 	if err := h.Call(ctrl.OpIPCPCreate, ctrl.IPCPCreate{Type: "local", Name: "lo"}, nil); err == nil {
