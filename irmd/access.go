@@ -126,7 +126,7 @@ func boundLocked(n *nameRec, pid int) bool {
 	if pid == 0 {
 		return false
 	}
-	if n.pids[pid] {
+	if pidBoundLocked(n, pid) {
 		return true
 	}
 	if len(n.programs) == 0 {

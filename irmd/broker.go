@@ -302,7 +302,9 @@ func (d *Daemon) startProgram(p *program, name string) error {
 	pid := cmd.Process.Pid
 	d.mu.Lock()
 	d.progs[pid] = cmd.Process
-	d.nameLocked(name, p.as.uid).pids[pid] = true
+	if err := bindPIDLocked(d.nameLocked(name, p.as.uid), pid); err != nil {
+		d.log.Warn("auto-started program not bound", "path", p.path, "pid", pid, "err", err)
+	}
 	d.mu.Unlock()
 	d.wg.Add(1)
 	go func() {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"syscall"
 	"time"
 
 	"github.com/ouro-net/ouro/lib/ctrl"
@@ -36,7 +35,7 @@ type nameRec struct {
 	lb       string
 	layers   map[string]bool
 	programs map[string]*program
-	pids     map[int]bool
+	pids     map[int]uint64 // bound processes: pid to start time (procid.go)
 	ipcps    map[string]bool
 	rr       int
 }
@@ -85,7 +84,7 @@ func (d *Daemon) nameLocked(name string, owner int) *nameRec {
 	n := d.names[name]
 	if n == nil {
 		n = &nameRec{name: name, owner: owner, lb: "round-robin", layers: map[string]bool{},
-			programs: map[string]*program{}, pids: map[int]bool{}, ipcps: map[string]bool{}}
+			programs: map[string]*program{}, pids: map[int]uint64{}, ipcps: map[string]bool{}}
 		d.names[name] = n
 	}
 	return n
@@ -251,13 +250,9 @@ func (d *Daemon) bind(on bool, m ctrl.Bind, cred ctrl.Cred) error {
 		return fmt.Errorf("program %s is not bound to %s", path, m.Name)
 	case m.PID != 0:
 		if on {
-			if err := syscall.Kill(m.PID, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-				return fmt.Errorf("bind process: no process %d", m.PID)
-			}
-			n.pids[m.PID] = true
-			return nil
+			return bindPIDLocked(n, m.PID)
 		}
-		if !n.pids[m.PID] {
+		if _, ok := n.pids[m.PID]; !ok {
 			return fmt.Errorf("process %d is not bound to %s", m.PID, m.Name)
 		}
 		delete(n.pids, m.PID)
@@ -365,7 +360,9 @@ func (d *Daemon) listNames() ctrl.NameList {
 			ni.Programs = append(ni.Programs, p)
 		}
 		for p := range n.pids {
-			ni.Processes = append(ni.Processes, p)
+			if pidBoundLocked(n, p) {
+				ni.Processes = append(ni.Processes, p)
+			}
 		}
 		for i := range n.ipcps {
 			ni.Programs = append(ni.Programs, "ipcp:"+i)

@@ -256,10 +256,11 @@ func (d *Daemon) opListen(_ context.Context, c *client, m ctrl.FlowListen) error
 	if why := d.listenDeniesLocked(c.cred, m.Name); why != "" {
 		return d.deny(c.cred, ctrl.OpFlowListen, why)
 	}
+	if err := bindPIDLocked(d.nameLocked(m.Name, c.cred.UID), c.cred.PID); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
 	c.listens[m.Name] = true
 	c.since = time.Now()
-	n := d.nameLocked(m.Name, c.cred.UID)
-	n.pids[c.cred.PID] = true
 	close(d.listenCh)
 	d.listenCh = make(chan struct{})
 	return nil
