@@ -364,7 +364,7 @@ func (o *ovTopo) build(ctx context.Context, tmp string) error {
 			break
 		}
 		if time.Now().After(deadline) {
-			return errors.New("A never learnt the name ovpn")
+			return errors.New("host A never learnt the name ovpn")
 		}
 	}
 	if o.client, err = o.start("a", o.ovpnBin, "-n", "ovpn", "--ip", "10.9.0.2/24", "--json"); err != nil {
@@ -441,7 +441,7 @@ func (o *ovTopo) waitBoth(d time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("A's route to B not over both paths after %v:\n%s", d, info.Text)
+			return fmt.Errorf("host A's route to B not over both paths after %v:\n%s", d, info.Text)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
