@@ -3,6 +3,7 @@ module github.com/ouro-net/ouro
 go 1.26.0
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/songgao/water v0.0.0-20200317203138-2b4b6d7c09d8
 	github.com/vmihailenco/msgpack/v5 v5.4.1

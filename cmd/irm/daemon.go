@@ -31,8 +31,11 @@ func typeNames() []string {
 }
 
 // cmdDaemon runs the IRMd in the foreground until SIGINT or SIGTERM.
-// --config names a file of irm command lines (without the leading
-// "irm"), run in order once the daemon is up; # starts a comment.
+// --config names what to bring up once the daemon serves: a TOML host
+// description when the file ends in .toml (config.go), else a file of
+// irm command lines (without the leading "irm"), run in order, where #
+// starts a comment. Either way the first error stops the daemon with
+// the file and line (and for TOML the key) in its message.
 func cmdDaemon(args []string, dir string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("irm daemon", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -51,6 +54,14 @@ func cmdDaemon(args []string, dir string, stderr io.Writer) error {
 		return usagef("daemon: %v", err)
 	}
 	d := rundir.Resolve(*fdir)
+	var host *hostConfig
+	var loc *locator
+	if strings.HasSuffix(*config, ".toml") {
+		// Checked before the daemon takes the run directory.
+		if host, loc, err = loadConfig(*config); err != nil {
+			return err
+		}
+	}
 	log := logging.New("irmd", lvl, stderr)
 	daemon, err := irmd.Start(irmd.Config{RunDir: d, Log: log, Types: typeNames(), ChildLogLevel: *level, Group: *group})
 	if err != nil {
@@ -61,7 +72,13 @@ func cmdDaemon(args []string, dir string, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if *config != "" {
+	if host != nil {
+		if err := applyConfig(ctx, *config, host, loc, d); err != nil {
+			daemon.Close()
+			return err
+		}
+		log.Info("configuration applied", "file", *config, "ipcps", len(host.IPCP), "names", len(host.Name))
+	} else if *config != "" {
 		if err := runConfig(*config, d, stderr); err != nil {
 			daemon.Close()
 			return err
