@@ -125,11 +125,7 @@ func parseConfig(path, text string) (*hostConfig, *locator, error) {
 			}
 			return nil, nil, &configError{path: path, err: err}
 		}
-		line := pe.Position.Line
-		if line == 0 {
-			line = pe.Line
-		}
-		return nil, nil, &configError{path: path, line: line, key: pe.LastKey, err: errors.New(pe.Message)}
+		return nil, nil, &configError{path: path, line: pe.Position.Line, key: pe.LastKey, err: errors.New(pe.Message)}
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0]
