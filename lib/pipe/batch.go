@@ -147,7 +147,12 @@ func (p *Pipe) ReadBatch(bufs [][]byte, sizes []int, kinds []Kind) (int, error) 
 // WriteBatch sends len(bufs) data records (at most MaxBatch at a time)
 // with as few system calls as the socket buffer allows, waiting while
 // it is full. It returns how many it sent.
-func (p *Pipe) WriteBatch(bufs [][]byte) (int, error) {
+func (p *Pipe) WriteBatch(bufs [][]byte) (int, error) { return p.WriteBatchKinds(bufs, nil) }
+
+// WriteBatchKinds is WriteBatch where record i is of kind kinds[i]
+// (Data where kinds is nil or shorter than bufs): an IPCP delivers
+// CE-marked packets as DataCE in the same batch as the others.
+func (p *Pipe) WriteBatchKinds(bufs [][]byte, kinds []Kind) (int, error) {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	if p.wb == nil {
@@ -160,7 +165,11 @@ func (p *Pipe) WriteBatch(bufs [][]byte) (int, error) {
 	for sent < len(bufs) {
 		n := min(len(bufs)-sent, MaxBatch)
 		for i := 0; i < n; i++ {
-			b.kinds[i] = byte(Data)
+			k := Data
+			if sent+i < len(kinds) {
+				k = kinds[sent+i]
+			}
+			b.kinds[i] = byte(k)
 			b.set(i, bufs[sent+i])
 		}
 		b.n = n

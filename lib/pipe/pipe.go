@@ -48,7 +48,16 @@ const (
 	// on the flow's data goes through it, and only the other kinds
 	// through this channel.
 	Direct Kind = 4
+	// DataCE carries one packet that arrived marked congestion
+	// experienced by the layer (its header's ECN field was set on the
+	// way). Only an IPCP writes it, towards an application; a reader
+	// that does not care about marks treats it as Data (IsData).
+	DataCE Kind = 5
 )
+
+// IsData reports whether k is a record that carries a packet (Data or
+// DataCE).
+func (k Kind) IsData() bool { return k == Data || k == DataCE }
 
 func (k Kind) String() string {
 	switch k {
@@ -62,6 +71,8 @@ func (k Kind) String() string {
 		return "up"
 	case Direct:
 		return "direct"
+	case DataCE:
+		return "data-ce"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -110,6 +121,8 @@ type Pipe struct {
 	wfn   func(uintptr) bool
 	wb    *batch // WriteBatch state, made on first use
 	wbfn  func(uintptr) bool
+	qfn   func(uintptr) // Queued's ioctl, under wmu
+	qn    int
 }
 
 // Pair returns a connected pair of Pipes.
@@ -197,6 +210,7 @@ func wrap(c net.Conn, dgram bool) (*Pipe, error) {
 	p := &Pipe{uc: c, rc: rc, dgram: dgram}
 	p.rfn = p.doRead
 	p.wfn = p.doWrite
+	p.qfn = p.doQueued
 	p.rhdr.Iov = &p.riov[0]
 	p.riov[0].Base = &p.rkind[0]
 	p.riov[0].SetLen(1)
@@ -397,6 +411,27 @@ func (p *Pipe) Dealloc() error {
 	err := p.WriteKind(Dealloc, nil)
 	p.uc.Close()
 	return err
+}
+
+// Queued reports how many bytes this end sent that the other end has
+// not consumed yet (SIOCOUTQ: for a socket pair, the records still
+// queued at the reader, counted with the kernel's per-record overhead;
+// for a datagram socket, what waits to leave the host). The forwarding
+// path reads it as the congestion of a lower flow.
+// It does not allocate (it is asked once per forwarded batch).
+func (p *Pipe) Queued() int {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	p.qn = 0
+	p.rc.Control(p.qfn)
+	return p.qn
+}
+
+func (p *Pipe) doQueued(fd uintptr) {
+	v, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
+	if err == nil {
+		p.qn = v
+	}
 }
 
 // Pending reports how many bytes wait in this end's receive queue: a
