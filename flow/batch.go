@@ -48,7 +48,10 @@ func (f *Flow) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 		got := 0
 		for i := 0; i < n; i++ {
 			switch kinds[i] {
-			case pipe.Data:
+			case pipe.Data, pipe.DataCE:
+				if kinds[i] == pipe.DataCE {
+					f.ce.Add(1)
+				}
 				if got != i {
 					// A state record came before: close the gap.
 					if sizes[i] >= 0 {

@@ -188,6 +188,9 @@ type Flow struct {
 	state  atomic.Int32
 	eof    atomic.Bool
 	closed atomic.Bool
+	// ce counts the packets that arrived marked congestion experienced
+	// (DataCE records), raw flows and FRCT's alike.
+	ce     atomic.Uint64
 	events chan Event
 	once   sync.Once
 	// forced is set when the IRMd reports a direct flow's layer gone.
@@ -250,11 +253,19 @@ func newFlow(fi ctrl.FlowInfo, p *pipe.Pipe) (*Flow, error) {
 type lowerOf struct{ f *Flow }
 
 func (l lowerOf) ReadPacket(b []byte) (int, error) {
-	n, err := l.f.readRaw(b)
-	if errors.Is(err, ErrDown) {
-		return n, io.EOF
-	}
+	n, _, err := l.ReadPacketECN(b)
 	return n, err
+}
+
+// ReadPacketECN makes the flow's channel an frct.ECNLower: a packet
+// the layer marked (a DataCE record) is reported, and FRCT echoes the
+// mark to the sender.
+func (l lowerOf) ReadPacketECN(b []byte) (int, bool, error) {
+	n, ce, err := l.f.readRawCE(b)
+	if errors.Is(err, ErrDown) {
+		return n, ce, io.EOF
+	}
+	return n, ce, err
 }
 
 func (l lowerOf) WritePacket(b []byte) error {
@@ -297,6 +308,12 @@ func (f *Flow) MTU() int {
 	return f.info.MTU
 }
 
+// CEReceived returns how many packets arrived marked congestion
+// experienced by the layer. A raw flow only counts them (it has no
+// congestion control to tell); on an FRCT flow they are also echoed to
+// the sender (see Reliability's ECNEchoed and the sender's ECNCuts).
+func (f *Flow) CEReceived() uint64 { return f.ce.Load() }
+
 // Reliability returns FRCT's counters, or nil on a raw flow.
 func (f *Flow) Reliability() *frct.Stats {
 	if f.rel == nil {
@@ -328,26 +345,40 @@ func (f *Flow) Read(b []byte) (int, error) {
 }
 
 func (f *Flow) readRaw(b []byte) (int, error) {
+	n, _, err := f.readRawCE(b)
+	return n, err
+}
+
+// readRawCE is readRaw that also reports whether the packet arrived
+// marked congestion experienced (counted in CEReceived). Packets over
+// the direct data socket are never marked: it carries no layer header,
+// and a DataCE record there could only come from the peer application,
+// so it is ignored like any other record that is not Data.
+func (f *Flow) readRawCE(b []byte) (int, bool, error) {
 	if f.closed.Load() {
-		return 0, net.ErrClosed
+		return 0, false, net.ErrClosed
 	}
 	if f.eof.Load() {
-		return 0, io.EOF
+		return 0, false, io.EOF
 	}
 	for {
 		if dp := f.dp.Load(); dp != nil {
-			return f.readDirect(dp, b)
+			n, err := f.readDirect(dp, b)
+			return n, false, err
 		}
 		n, k, err := f.p.Read(b)
 		if err != nil && !errors.Is(err, io.ErrShortBuffer) {
-			return 0, f.mapErr(err)
+			return 0, false, f.mapErr(err)
 		}
 		switch k {
 		case pipe.Data:
-			return n, err
+			return n, false, err
+		case pipe.DataCE:
+			f.ce.Add(1)
+			return n, true, err
 		case pipe.Dealloc:
 			f.eof.Store(true)
-			return 0, io.EOF
+			return 0, false, io.EOF
 		case pipe.Down, pipe.Up:
 			f.setState(k)
 		case pipe.Direct:
