@@ -39,6 +39,7 @@ type Counters struct {
 	packetsIn, bytesIn   atomic.Uint64
 	packetsOut, bytesOut atomic.Uint64
 	drops                [numDropReasons]atomic.Uint64
+	marked               atomic.Uint64
 }
 
 // CounterSnapshot is a point-in-time copy of Counters. Each field is
@@ -50,6 +51,9 @@ type CounterSnapshot struct {
 	DropTTL              uint64
 	DropMalformed        uint64
 	DropQueueFull        uint64
+	// ECNMarked counts the packets sent with their ECN field raised
+	// because the egress was congested (not drops).
+	ECNMarked uint64
 }
 
 // In counts one received packet of n bytes.
@@ -71,6 +75,9 @@ func (c *Counters) Drop(r DropReason) {
 	}
 }
 
+// Mark counts one packet whose ECN field was raised on the way out.
+func (c *Counters) Mark() { c.marked.Add(1) }
+
 // Snapshot returns the current values.
 func (c *Counters) Snapshot() CounterSnapshot {
 	return CounterSnapshot{
@@ -82,6 +89,7 @@ func (c *Counters) Snapshot() CounterSnapshot {
 		DropTTL:       c.drops[DropTTL].Load(),
 		DropMalformed: c.drops[DropMalformed].Load(),
 		DropQueueFull: c.drops[DropQueueFull].Load(),
+		ECNMarked:     c.marked.Load(),
 	}
 }
 

@@ -18,6 +18,7 @@ func TestCounters(t *testing.T) {
 				c.Drop(DropMalformed)
 				c.Drop(DropQueueFull)
 				c.Drop(DropReason(200)) // ignored
+				c.Mark()
 			}
 		})
 	}
@@ -25,6 +26,7 @@ func TestCounters(t *testing.T) {
 	want := CounterSnapshot{
 		PacketsIn: 400, BytesIn: 4000, PacketsOut: 400, BytesOut: 8000,
 		DropNoRoute: 400, DropTTL: 400, DropMalformed: 400, DropQueueFull: 400,
+		ECNMarked: 400,
 	}
 	got := c.Snapshot()
 	if got != want {

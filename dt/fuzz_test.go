@@ -64,6 +64,9 @@ func FuzzInPlace(f *testing.F) {
 		dst, e, qos, kerr := l.FlowKey(pkt)
 		ttl, terr := l.DecTTL(pkt)
 		ecn, rerr := l.RaiseECN(pkt, 7)
+		if got, err := l.ECN(pkt); (err == nil) != (rerr == nil) || (err == nil && got != ecn) {
+			t.Fatalf("ECN = %d, %v after RaiseECN = %d, %v", got, err, ecn, rerr)
+		}
 		_, _ = l.Dst(pkt)
 		_, _ = l.EID(pkt)
 		if derr != nil {

@@ -61,6 +61,15 @@ func (l Layout) DecTTL(b []byte) (uint8, error) {
 	return b[i], nil
 }
 
+// ECN returns the ECN field (the congestion level the path raised) of
+// the raw packet b; non-zero means congestion experienced.
+func (l Layout) ECN(b []byte) (uint8, error) {
+	if err := l.check(b, "read ECN"); err != nil {
+		return 0, err
+	}
+	return b[l.AddrSize+2], nil
+}
+
 // SetECN overwrites the ECN field of the raw packet b.
 func (l Layout) SetECN(b []byte, ecn uint8) error {
 	if err := l.check(b, "set ECN"); err != nil {

@@ -139,6 +139,9 @@ func TestShortInput(t *testing.T) {
 			if _, err := l.DecTTL(b); err != ErrShortPacket {
 				t.Fatalf("%+v len %d: DecTTL = %v", l, n, err)
 			}
+			if _, err := l.ECN(b); err != ErrShortPacket {
+				t.Fatalf("%+v len %d: ECN = %v", l, n, err)
+			}
 			if err := l.SetECN(b, 1); err != ErrShortPacket {
 				t.Fatalf("%+v len %d: SetECN = %v", l, n, err)
 			}
@@ -182,6 +185,9 @@ func TestInPlace(t *testing.T) {
 		}
 		if v, err := l.RaiseECN(b, 9); err != nil || v != 9 {
 			t.Fatalf("%+v: RaiseECN(9) = %d, %v", l, v, err)
+		}
+		if v, err := l.ECN(b); err != nil || v != 9 {
+			t.Fatalf("%+v: ECN after RaiseECN(9) = %d, %v", l, v, err)
 		}
 		if err := l.SetECN(b, 0); err != nil {
 			t.Fatal(err)

@@ -502,6 +502,12 @@ func (f *Flow) SetWriteDeadline(t time.Time) error {
 	return f.p.SetWriteDeadline(t)
 }
 
+// Queued reports how many bytes written on the flow the other side (its
+// IPCP, or the peer's data socket) has not taken yet: the flow's own
+// send queue, without allocating. A forwarding IPCP reads it as the
+// congestion of its egress towards the flow.
+func (f *Flow) Queued() int { return f.data().Queued() }
+
 // Pending reports how many bytes are queued for Read; liveness checks
 // use it to tell a silent peer from a reader that is behind.
 func (f *Flow) Pending() int { return f.data().Pending() }

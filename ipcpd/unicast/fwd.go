@@ -335,9 +335,38 @@ const (
 // lower flow or delivers to the same local endpoint, so they leave with
 // one system call. The packets stay the reader's until flush.
 type outBatch struct {
-	a    *adj
-	ep   *endpoint
-	pkts [][]byte
+	a     *adj
+	ep    *endpoint
+	pkts  [][]byte
+	kinds []pipe.Kind // record kinds of a local delivery (flush's)
+}
+
+// ECN marking at the egress. A lower flow's send queue (the bytes its
+// lower IPCP or data socket has not taken yet, pipe.Queued) is where a
+// forwarding IPCP's own egress queues: the lower IPCP takes packets
+// only as fast as its medium carries them. A batch that joins a queue
+// above ecnMarkAbove bytes leaves with the ECN field of each data
+// packet raised (dt.Layout.RaiseECN, the most congested hop wins) to a
+// level that grows with the queue, 1 just above the threshold to 255
+// at a full channel (pipe.BufSize); the receiving member delivers such
+// a packet as a DataCE record and the application's FRCT echoes it to
+// the sender, which backs off (DCTCP-style). The threshold is an eighth
+// of the channel's buffer (the kernel counts each record with its
+// overhead, about 2.3 KiB for a 1400-byte packet: some 28 packets).
+//
+// This is the simplest honest signal, not a scheduler of our own: the
+// queue is the kernel's, one FIFO per lower flow, and management frames
+// wait in it behind data (dt.Scheduler, which would order classes and
+// mark on its own queue, is not wired here yet).
+const ecnMarkAbove = pipe.BufSize / 8
+
+// ecnLevel returns the ECN level for a batch that joins a send queue of
+// q bytes, 0 when the queue is short.
+func ecnLevel(q int) uint8 {
+	if q <= ecnMarkAbove {
+		return 0
+	}
+	return uint8(min(1+(q-ecnMarkAbove)*254/(pipe.BufSize-ecnMarkAbove), 255))
 }
 
 // flush sends what ob gathered; what the channel refuses is counted as
@@ -349,7 +378,24 @@ func (u *IPCP) flush(ob *outBatch) {
 	}
 	switch {
 	case ob.a != nil:
+		level := ecnLevel(ob.a.f.Queued())
+		if level != 0 {
+			for _, p := range ob.pkts {
+				if _, err := u.layout.RaiseECN(p[1:], level); err == nil {
+					ob.a.ctr.Mark()
+				}
+			}
+		}
 		n, _ := ob.a.f.WriteBatch(ob.pkts)
+		if level != 0 {
+			// The buffers are the readers' own: an application's
+			// reader reuses its header prefix, so the mark must not
+			// stay on it (a forwarded packet's buffer is read over
+			// anyway).
+			for _, p := range ob.pkts {
+				u.layout.SetECN(p[1:], 0)
+			}
+		}
 		for _, p := range ob.pkts[:n] {
 			ob.a.ctr.Out(len(p))
 		}
@@ -360,11 +406,18 @@ func (u *IPCP) flush(ob *outBatch) {
 	case ob.ep != nil:
 		// Local delivery: the packets are whole frames; the endpoint
 		// gets their payloads.
+		// A packet some hop marked goes up as a DataCE record.
 		hdr := 1 + u.layout.Len()
+		ob.kinds = ob.kinds[:0]
 		for i, p := range ob.pkts {
+			k := pipe.Data
+			if e, err := u.layout.ECN(p[1:]); err == nil && e != 0 {
+				k = pipe.DataCE
+			}
+			ob.kinds = append(ob.kinds, k)
 			ob.pkts[i] = p[hdr:]
 		}
-		n, _ := ob.ep.f.Pipe.WriteBatch(ob.pkts)
+		n, _ := ob.ep.f.Pipe.WriteBatchKinds(ob.pkts, ob.kinds)
 		var bytes uint64
 		for _, p := range ob.pkts[:n] {
 			bytes += uint64(len(p))
@@ -490,7 +543,11 @@ func (u *IPCP) deliverTo(ob *outBatch, pkt []byte) {
 		ob.pkts = append(ob.pkts, pkt)
 		return
 	}
-	if err := ep.f.Pipe.Write(payload); err != nil {
+	k := pipe.Data
+	if pci.ECN != 0 {
+		k = pipe.DataCE
+	}
+	if err := ep.f.Pipe.WriteKind(k, payload); err != nil {
 		ep.f.Drops.Add(1)
 		return
 	}
