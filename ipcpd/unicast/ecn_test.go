@@ -1,11 +1,16 @@
 package unicast_test
 
 import (
-	"context"
+	"bytes"
+	"errors"
+	"io"
 	"testing"
 	"time"
 
+	"context"
+
 	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/flow/frct"
 	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/ipcpd/unicast"
 	"github.com/ouro-net/ouro/lib/pipe"
@@ -124,5 +129,130 @@ func TestDeliveryKeepsMark(t *testing.T) {
 				t.Fatalf("batched %v, ECN %d: delivered as %v, want %v", batched, ecn, k, want)
 			}
 		}
+	}
+}
+
+// pipeLower is the application's side of an endpoint as FRCT's lower:
+// DataCE records report CE (what the flow library's lower does; see
+// flow's TestFRCTEchoesMarks).
+type pipeLower struct{ p *pipe.Pipe }
+
+func (l pipeLower) ReadPacket(b []byte) (int, error) {
+	n, _, err := l.ReadPacketECN(b)
+	return n, err
+}
+
+func (l pipeLower) ReadPacketECN(b []byte) (int, bool, error) {
+	for {
+		n, k, err := l.p.Read(b)
+		if errors.Is(err, io.ErrShortBuffer) {
+			return n, false, err
+		}
+		if err != nil {
+			return 0, false, io.EOF
+		}
+		switch k {
+		case pipe.Data:
+			return n, false, nil
+		case pipe.DataCE:
+			return n, true, nil
+		case pipe.Dealloc:
+			return 0, false, io.EOF
+		}
+	}
+}
+
+func (l pipeLower) WritePacket(b []byte) error { return l.p.Write(b) }
+func (l pipeLower) MTU() int                   { return 1400 }
+func (l pipeLower) Close() error               { return l.p.Close() }
+
+// TestCongestedEgressReachesFRCTSender is ECN end to end through the
+// forwarding code: member 1 sends a raw flood and a reliable flow to
+// member 2 over one lower flow that member 2 reads slowly (a slow
+// link). Member 1's egress queue fills, so the reliable flow's packets
+// leave marked; member 2 delivers them as DataCE; the receiving FRCT
+// echoes the marks and the sending FRCT counts them and cuts its
+// window. Every message arrives whole and in order. Nothing about how
+// long it takes is asserted (the bounds only stop a hang).
+func TestCongestedEgressReachesFRCTSender(t *testing.T) {
+	_, lower, peer, _ := forwardLoopOverLocal(t)
+	path := unicast.NewECNPath(lower, peer, 2*time.Millisecond, 4)
+	floodA, floodB, err := path.Connect(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relA, relB, err := path.Connect(200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snd, rcv *frct.Conn
+	t.Cleanup(func() {
+		floodA.Close()
+		floodB.Close()
+		relA.Close() // the connections fail at once: no linger
+		relB.Close()
+		if snd != nil {
+			snd.Close()
+		}
+		if rcv != nil {
+			rcv.Close()
+		}
+		lower.Close()
+		peer.Close()
+		path.Wait()
+	})
+	go func() { // the flood's sink reads all it gets
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := floodB.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	go func() { // the flood: as fast as member 1 takes it
+		pkt := make([]byte, 1000)
+		for floodA.Write(pkt) == nil {
+		}
+	}()
+	cfg := frct.Config{Reliable: true, InOrder: true}
+	if snd, err = frct.New(pipeLower{relA}, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if rcv, err = frct.New(pipeLower{relB}, cfg); err != nil {
+		t.Fatal(err)
+	}
+	const count, size = 40, 1000
+	go func() {
+		for i := range count {
+			if _, err := snd.Write(bytes.Repeat([]byte{byte(i)}, size)); err != nil {
+				return
+			}
+		}
+	}()
+	rcv.SetReadDeadline(time.Now().Add(2 * time.Minute))
+	buf := make([]byte, size)
+	for i := range count {
+		if _, err := io.ReadFull(rcv, buf); err != nil {
+			t.Fatalf("message %d: %v (sender %+v)", i, err, snd.Stats())
+		}
+		if !bytes.Equal(buf, bytes.Repeat([]byte{byte(i)}, size)) {
+			t.Fatalf("message %d arrived damaged or out of order", i)
+		}
+	}
+	st := snd.Stats()
+	for deadline := time.Now().Add(30 * time.Second); st.ECNEchoed == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		st = snd.Stats()
+	}
+	rs := rcv.Stats()
+	t.Logf("egress marked %d packets; receiver CE %d; sender echoed %d, ECN cuts %d, cwnd %d",
+		path.Marked(), rs.CEReceived, st.ECNEchoed, st.ECNCuts, st.Cwnd)
+	if path.Marked() == 0 {
+		t.Fatal("member 1's egress marked nothing")
+	}
+	if rs.CEReceived == 0 {
+		t.Fatal("the receiving FRCT saw no CE")
+	}
+	if st.ECNEchoed == 0 || st.ECNCuts == 0 {
+		t.Fatalf("the sending FRCT saw %d echoed packets and made %d ECN cuts; want both > 0", st.ECNEchoed, st.ECNCuts)
 	}
 }
