@@ -45,7 +45,7 @@ import (
 	"github.com/ouro-net/ouro/tools/operf/perf"
 )
 
-// Shape of the bottleneck, as in issue 11.
+// Shape of the bottleneck: 100 Mbit/s through tbf.
 const (
 	shapeRate    = "100mbit"
 	shapeRateBps = 100e6

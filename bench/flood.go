@@ -31,7 +31,7 @@ import (
 	"github.com/ouro-net/ouro/lib/qos"
 )
 
-// The -flood mode: the attack of issue 10 against a udp4 IPCP. Two
+// The -flood mode: an allocation flood against a udp4 IPCP. Two
 // hosts a (127.0.0.1) and b (127.0.0.2) share a udp4 layer (udp1, each
 // the other's configured peer) with a unicast layer (net) on top, and b
 // serves the bench names. For -d (default 30 s) a stranger on
@@ -53,7 +53,7 @@ import (
 // The honest ping then crosses the flooded IPCP (eth has no direct
 // data path). There is no unicast layer, so no adjacency figure.
 
-// Flood verdict limits (issue 10).
+// Flood verdict limits (the README's bounds on a flooded IPCP).
 const (
 	floodMaxRSSKB   = 100 * 1024
 	floodMaxLossPct = 1.0
@@ -230,8 +230,7 @@ type floodStats struct{ sent, bytes, back, oks atomic.Uint64 }
 
 // floodRun runs the -flood mode on medium ("udp" or "eth").
 // The udp flood comes from sources sockets on 127.0.0.3 (one source by
-// default: the issue's attack; more test the strangers' share of the
-// total caps).
+// default; more test the strangers' share of the total caps).
 func floodRun(ctx context.Context, e *env, medium string, d time.Duration, sources int, out, progress io.Writer) (*FloodResult, error) {
 	res := &FloodResult{Started: time.Now(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), DurationS: d.Seconds(),
 		Sources: sources, Medium: medium, AdjDowns: -1}
@@ -466,7 +465,7 @@ func floodMeasure(ctx context.Context, v *floodVictim, res *FloodResult, d time.
 	return res, nil
 }
 
-// judge applies the issue's limits.
+// judge applies the flood verdict limits.
 func (r *FloodResult) judge() {
 	var bad []string
 	if r.Ping.Transmitted == 0 || r.Ping.LossPct >= floodMaxLossPct || r.Ping.Error != "" {

@@ -12,7 +12,7 @@ import (
 	"github.com/ouro-net/ouro/lib/ctrl"
 )
 
-// The -irmcalls mode (issue 10): an `irm daemon` process answers -calls
+// The -irmcalls mode: an `irm daemon` process answers -calls
 // (default 10,000) control requests in a row, each on a connection of
 // its own as an `irm` command makes (connect, one request, close). The
 // daemon's descriptors must end within 5 of where they were after a

@@ -24,7 +24,7 @@ import (
 	"github.com/ouro-net/ouro/lib/qos"
 )
 
-// The -unicastflood mode: issue 10's attack on a unicast layer. Three
+// The -unicastflood mode: a member's flow-request flood. Three
 // hosts a-b-c (udp1 under net). An intruder in this process opens an
 // adjacency to b, as any member can, and for -d (default 30 s) sends b
 // flow-allocation requests for a name b serves ("svc"), each with a new
@@ -291,7 +291,7 @@ func unicastFloodRun(ctx context.Context, e *env, d time.Duration, out, progress
 	return res, nil
 }
 
-// judge applies the issue's limits (as -flood does).
+// judge applies the flood verdict limits (as -flood does).
 func (r *UnicastFloodResult) judge() {
 	var bad []string
 	if r.Ping.Transmitted == 0 || r.Ping.LossPct >= floodMaxLossPct {

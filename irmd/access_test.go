@@ -105,7 +105,7 @@ func waitBound(t *testing.T, dir, name string) int {
 	return 0
 }
 
-// TestNobodyAgainstRootIRMd plays the local attacks of issue 10 as
+// TestNobodyAgainstRootIRMd plays the attacks of a local user as
 // nobody against a root IRMd: every management request and listening
 // on root's name are refused with "permission denied", irm exits 1,
 // nothing changes, each refusal is counted and logged with uid and pid;

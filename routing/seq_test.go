@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// These tests are the forged-sequence attacks on link-state
+// These tests are forged-sequence attacks on link-state
 // routing: one member (here address 1, a neighbour of 3) sends frames
 // about another member (2). Each must leave the layer converged within
 // a second of virtual time, with the update rate back at its idle

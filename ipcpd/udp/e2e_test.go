@@ -103,8 +103,8 @@ func serve(t *testing.T, h *testenv.Host, name string) {
 	})
 }
 
-// TestPingAcrossHosts is the issue's end-to-end test: two IRMds with
-// their own run directories, one IPCP each (127.0.0.1 and 127.0.0.2, or
+// TestPingAcrossHosts is the udp4/udp6 shim's end-to-end test: two
+// IRMds with their own run directories, one IPCP each (127.0.0.1 and 127.0.0.2, or
 // ::1 twice), each the other's peer, and 1000 pings ping-pong (one in flight: a
 // raw flow promises no delivery of a burst that overflows a socket
 // buffer, but loses nothing when nothing queues).
@@ -268,7 +268,7 @@ func TestPingWithBinaries(t *testing.T) {
 	}
 }
 
-// TestAllocFloodProcesses is the issue 10 attack with real processes:
+// TestAllocFloodProcesses is the allocation flood with real processes:
 // a stranger with no IRMd floods B's udp4 IPCP (a process under its
 // IRMd, with an oping server accepting every flow) with alloc requests,
 // confirming every "ok", while A pings B. B's IPCP keeps at most its

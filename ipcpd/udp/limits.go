@@ -8,7 +8,7 @@ import (
 
 // What a stranger can make this IPCP hold (see "Limits" in the package
 // documentation). ipcpd/eth/shim has the same names and the same
-// admission type; issue 12 merges the two engines.
+// admission type; a later change merges the two engines.
 const (
 	// MaxFlows bounds the incoming flows, in every state, in total.
 	MaxFlows = 1024

@@ -49,7 +49,7 @@
 // counted. The management frames are fixed binary layouts rather than
 // msgpack: a shim frames as tightly as its medium allows, decoding is
 // allocation-free and trivially fuzzed, and the version byte gives the
-// evolution path the design asks msgpack's version field for.
+// evolution path that a version field in msgpack would.
 //
 // # Protocol
 //

@@ -21,7 +21,7 @@ import (
 	"github.com/ouro-net/ouro/routing"
 )
 
-// The attacks on the unicast layer, each as a regression test
+// Attacks by a member on the unicast layer, each as a regression test
 // over real udp4 IPCPs on loopback: an intruder in the test process
 // opens an adjacency to a member (as any member can) and sends forged
 // frames. Each attack must fail, be counted, and leave a legitimate
@@ -421,7 +421,7 @@ func TestFlowRequestFlood(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("ping a to c during the flood: %v", r.err)
 	}
-	// The bar (under 1%) is bench -unicastflood's figure (0.05%
+	// The 1% bar on ping loss is bench -unicastflood's figure (0.05%
 	// there); here the bound only says the honest flow kept its service,
 	// since a machine loaded by other tests can starve hellos for a while.
 	if lost := r.st.Transmitted - r.st.Received; float64(lost) > 0.2*float64(r.st.Transmitted) {

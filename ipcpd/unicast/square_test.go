@@ -72,7 +72,7 @@ func members(t *testing.T, show string) map[string]string {
 	return out
 }
 
-// TestSquareOverUDP is the square: four IRMds on loopback udp4,
+// TestSquareOverUDP is the square A-B-D-C-A: four IRMds on loopback udp4,
 // only the square's adjacencies, oping A to D with 0% loss, A's route to
 // D over both B and C, four distinct addresses, and the same addresses
 // after a full rebuild.

@@ -10,8 +10,8 @@
 // routing updates, directory updates and enrollment messages. A lower
 // flow carries both the dt and the mgmt component unless `connect ...
 // component` restricts it: one flow per link keeps one liveness per
-// link, which is what failover needs (a departure from the design
-// brief's separate dt and mgmt flows, which double the flows to watch).
+// link, which is what failover needs (separate dt and mgmt flows, as
+// the Ouroboros prototype has, would double the flows to watch).
 //
 // Each lower flow is a next hop of its own; two links to one neighbour
 // are two next hops. Flow-allocation requests travel as data packets to
@@ -23,8 +23,8 @@
 // allocating twice), deallocations are sent three times, enrollment and
 // adjacency hellos are repeated, and routing and directory frames are
 // acknowledged per neighbour and sent again until they are (mgmt.go).
-// The design brief leaves this to the management protocol; it is done
-// here, once, for every frame kind that needs it.
+// This is done here, once, for every frame kind that needs it, rather
+// than in each management protocol.
 package unicast
 
 import (

@@ -9,7 +9,7 @@ import (
 
 // What a station on the segment can make this engine hold (see
 // "Limits" in the package documentation). ipcpd/udp has the same names
-// and the same admission type; issue 12 merges the two engines.
+// and the same admission type; a later change merges the two engines.
 const (
 	// MaxFlows bounds the incoming flows, in every state, in total.
 	MaxFlows = 1024
