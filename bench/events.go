@@ -1,6 +1,6 @@
 package main
 
-// -events: the timing promises of the issues, measured. The tests
+// -events: the timing promises of the README, measured. The tests
 // assert these events with loose bounds (seconds), since a loaded
 // machine must not turn them red; here each is timed n times and its
 // median and maximum printed next to the promise:

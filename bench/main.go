@@ -41,7 +41,7 @@
 // TCP request stream across carrier loss and across a silent failure,
 // and 200 MiB bulk goodput (ovpn.go; JSON: bench/out/ovpn.json).
 //
-// With -events it instead times the events the issues promise (a
+// With -events it instead times the events the README promises (a
 // client sees DOWN within 1 s of its IPCP's death, EOF within 100 ms of
 // the peer's close, eth carrier DOWN within 100 ms, the last as root)
 // -n times each, and prints each median and maximum next to its promise
