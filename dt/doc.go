@@ -75,6 +75,8 @@
 // lower flows without a queue of its own (the lower flow's channel is
 // the queue, and a refused packet is a counted drop), so a scheduler
 // there needs a draining goroutine per adjacency and a small channel
-// below it; and a mark set here reaches the receiving FRCT only once
-// the flow channel to the application carries it.
+// below it. It marks instead from the lower flow's channel: a batch
+// that joins a send queue above a threshold leaves with RaiseECN
+// applied (counted in Counters, ECNMarked), and the delivering member
+// hands a marked packet to its application as a pipe.DataCE record.
 package dt

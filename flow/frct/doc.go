@@ -120,7 +120,8 @@
 // layer's own flows, which all run this controller.
 //
 // ECN: a lower that implements ECNLower reports whether a packet
-// arrived marked; the receiver sets ECE on the ACKs that acknowledge
+// arrived marked (the flow library's channel does: the IPCP delivers a
+// packet the layer marked as a pipe.DataCE record); the receiver sets ECE on the ACKs that acknowledge
 // marked packets and, as DCTCP's receiver does, sends a pending ACK at
 // once when the mark changes so the echo stays exact.
 //
