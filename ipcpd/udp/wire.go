@@ -3,7 +3,6 @@ package udp
 import (
 	"encoding/binary"
 	"errors"
-	"time"
 
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/qos"
@@ -21,7 +20,7 @@ const (
 	// mgmtHdrLen is eid 0, version and type.
 	mgmtHdrLen = eidLen + 2
 	// maxQoSName bounds the QoS preset name carried in an alloc request.
-	maxQoSName = 32
+	maxQoSName = qos.MaxWireName
 	// maxMgmtLen is the largest management frame.
 	maxMgmtLen = max(allocReqFixed+maxQoSName, allocReqMin)
 )
@@ -30,7 +29,7 @@ const (
 const (
 	queryLen      = mgmtHdrLen + namehash.Size + 1 // one zero byte of padding
 	queryReplyLen = mgmtHdrLen + namehash.Size + 1
-	allocReqFixed = mgmtHdrLen + eidLen + namehash.Size + 2 + 2 + 1 + 1 + 4 + 4 + 1
+	allocReqFixed = mgmtHdrLen + eidLen + namehash.Size + 2 + 2 + qos.WireFixedLen
 	allocRespLen  = mgmtHdrLen + 2*eidLen + 1 + 2 + 2
 	deallocLen    = mgmtHdrLen + 2*eidLen
 	deallocAckLen = deallocLen
@@ -39,9 +38,7 @@ const (
 	// zeros after the QoS name): at least everything one request can
 	// make the responder send, "pending", the answer and, should the
 	// flow never be confirmed, a dealloc (see the package doc).
-	allocReqMin    = 64 // >= 2*allocRespLen + deallocLen
-	qosFlagRel     = 1 << 0
-	qosFlagInOrder = 1 << 1
+	allocReqMin = 64 // >= 2*allocRespLen + deallocLen
 )
 
 // msgType is the type byte of a management frame.
@@ -163,22 +160,7 @@ func (m *msg) encode(b []byte) []byte {
 		b = append(b, m.hash[:]...)
 		b = binary.BigEndian.AppendUint16(b, m.mtu)
 		b = binary.BigEndian.AppendUint16(b, m.dport)
-		flags := byte(0)
-		if m.qos.Reliable {
-			flags |= qosFlagRel
-		}
-		if m.qos.InOrder {
-			flags |= qosFlagInOrder
-		}
-		b = append(b, byte(m.qos.Cube), flags)
-		b = append(b, 0, 0, 0, 0) // reserved (was a delay bound no layer acted on)
-		b = binary.BigEndian.AppendUint32(b, sat32(m.qos.PeerTimeout, time.Millisecond))
-		name := m.qos.Name
-		if len(name) > maxQoSName {
-			name = name[:maxQoSName]
-		}
-		b = append(b, byte(len(name)))
-		b = append(b, name...)
+		b = qos.AppendWire(b, m.qos)
 		for len(b) < allocReqMin {
 			b = append(b, 0)
 		}
@@ -193,18 +175,6 @@ func (m *msg) encode(b []byte) []byte {
 		b = binary.BigEndian.AppendUint32(b, m.src)
 	}
 	return b
-}
-
-// sat32 expresses d in units, saturated to the uint32 range.
-func sat32(d, unit time.Duration) uint32 {
-	if d <= 0 {
-		return 0
-	}
-	v := d / unit
-	if v > 1<<32-1 {
-		return 1<<32 - 1
-	}
-	return uint32(v)
 }
 
 // decode parses a whole management frame (eid 0 included) into m. It
@@ -253,17 +223,8 @@ func (m *msg) decode(b []byte) error {
 		m.mtu = binary.BigEndian.Uint16(p)
 		m.dport = binary.BigEndian.Uint16(p[2:])
 		p = p[4:]
-		m.qos.Cube = qos.Cube(p[0])
-		flags := p[1]
-		if flags&^(qosFlagRel|qosFlagInOrder) != 0 {
-			return errMalformed
-		}
-		m.qos.Reliable = flags&qosFlagRel != 0
-		m.qos.InOrder = flags&qosFlagInOrder != 0
-		m.qos.PeerTimeout = time.Duration(binary.BigEndian.Uint32(p[6:])) * time.Millisecond
-		n := int(p[10])
-		p = p[11:]
-		if n > maxQoSName || len(p) < n || len(b) != max(allocReqMin, allocReqFixed+n) {
+		q, n, err := qos.DecodeWire(p)
+		if err != nil || len(b) != max(allocReqMin, allocReqFixed+n-qos.WireFixedLen) {
 			return errMalformed
 		}
 		for _, c := range p[n:] {
@@ -271,7 +232,7 @@ func (m *msg) decode(b []byte) error {
 				return errMalformed
 			}
 		}
-		m.qos.Name = qosName(p[:n])
+		m.qos = q
 		if m.src == 0 || m.mtu < minMTU {
 			return errMalformed
 		}
@@ -308,14 +269,4 @@ func lenErr(got, want int) error {
 		return errShort
 	}
 	return errMalformed
-}
-
-// qosName returns the QoS name in b, without allocating for the presets.
-func qosName(b []byte) string {
-	for _, s := range [...]string{"raw", "best-effort", "low-latency", "reliable", "bulk", "custom", ""} {
-		if string(b) == s {
-			return s
-		}
-	}
-	return string(b)
 }

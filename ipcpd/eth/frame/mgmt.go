@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
-	"time"
 
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/qos"
@@ -27,11 +25,9 @@ import (
 //	   Confirm               seid (2), deid (2)
 //
 // seid is the sender's endpoint id, deid the receiver's. The QoS of an
-// allocation request is cube (1), flags (1: bit 0 reliable, bit 1 in
-// order), 4 reserved bytes (sent as zero, ignored: they carried a delay
-// bound no layer acted on), peer timeout in milliseconds (4,
-// saturating), and the preset name as a length byte and at most
-// MaxQoSName bytes. A message must be exactly as long as its code says:
+// allocation request is in the wire form of package qos (qos.AppendWire:
+// cube, flags, reserved, peer timeout, and the preset name of at most
+// MaxQoSName bytes), the same as in ipcpd/udp. A message must be exactly as long as its code says:
 // trailing bytes, unknown codes, unknown flag bits and other versions
 // are rejected.
 //
@@ -45,7 +41,7 @@ import (
 const Version = 2
 
 // MaxQoSName bounds the QoS preset name carried in an allocation.
-const MaxQoSName = 32
+const MaxQoSName = qos.MaxWireName
 
 // Code says what a management message is.
 type Code uint8
@@ -126,13 +122,6 @@ var (
 	ErrMalformed = errors.New("malformed management message")
 )
 
-const (
-	flagReliable = 1 << 0
-	flagInOrder  = 1 << 1
-	flagsKnown   = flagReliable | flagInOrder
-	qosFixedLen  = 1 + 1 + 4 + 4 + 1
-)
-
 // Mgmt is one management message; which fields matter depends on Code.
 type Mgmt struct {
 	Code   Code
@@ -149,7 +138,7 @@ func (m *Mgmt) Len() int {
 	case QueryReq, QueryReply:
 		return 2 + namehash.Size
 	case AllocReq:
-		return 2 + 2 + namehash.Size + qosFixedLen + min(len(m.QoS.Name), MaxQoSName)
+		return 2 + 2 + namehash.Size + qos.WireLen(m.QoS)
 	case AllocReply:
 		return 2 + 5
 	case Dealloc, Confirm:
@@ -171,7 +160,7 @@ func (m *Mgmt) Append(b []byte) ([]byte, error) {
 	case AllocReq:
 		b = binary.BigEndian.AppendUint16(b, m.SEID)
 		b = append(b, m.Hash[:]...)
-		b = appendQoS(b, m.QoS)
+		b = qos.AppendWire(b, m.QoS)
 	case AllocReply:
 		b = binary.BigEndian.AppendUint16(b, m.SEID)
 		b = binary.BigEndian.AppendUint16(b, m.DEID)
@@ -181,35 +170,6 @@ func (m *Mgmt) Append(b []byte) ([]byte, error) {
 		b = binary.BigEndian.AppendUint16(b, m.DEID)
 	}
 	return b, nil
-}
-
-func appendQoS(b []byte, q qos.Spec) []byte {
-	var flags byte
-	if q.Reliable {
-		flags |= flagReliable
-	}
-	if q.InOrder {
-		flags |= flagInOrder
-	}
-	b = append(b, byte(q.Cube), flags)
-	b = append(b, 0, 0, 0, 0) // reserved
-	b = binary.BigEndian.AppendUint32(b, saturate(q.PeerTimeout/time.Millisecond))
-	name := q.Name
-	if len(name) > MaxQoSName {
-		name = name[:MaxQoSName]
-	}
-	b = append(b, byte(len(name)))
-	return append(b, name...)
-}
-
-func saturate(d time.Duration) uint32 {
-	switch {
-	case d < 0:
-		return 0
-	case d > math.MaxUint32:
-		return math.MaxUint32
-	}
-	return uint32(d)
 }
 
 // DecodeMgmt parses a management message (the payload of a frame to
@@ -231,14 +191,14 @@ func DecodeMgmt(b []byte) (Mgmt, error) {
 		}
 		copy(m.Hash[:], body)
 	case AllocReq:
-		if len(body) < 2+namehash.Size+qosFixedLen {
+		if len(body) < 2+namehash.Size+qos.WireFixedLen {
 			return m, ErrMalformed
 		}
 		m.SEID = binary.BigEndian.Uint16(body)
 		copy(m.Hash[:], body[2:])
-		q, err := decodeQoS(body[2+namehash.Size:])
-		if err != nil {
-			return m, err
+		q, n, err := qos.DecodeWire(body[2+namehash.Size:])
+		if err != nil || n != len(body)-2-namehash.Size {
+			return m, ErrMalformed
 		}
 		m.QoS = q
 	case AllocReply:
@@ -258,22 +218,4 @@ func DecodeMgmt(b []byte) (Mgmt, error) {
 		return m, ErrCode
 	}
 	return m, nil
-}
-
-func decodeQoS(b []byte) (qos.Spec, error) {
-	var q qos.Spec
-	flags := b[1]
-	if flags&^flagsKnown != 0 {
-		return q, ErrMalformed
-	}
-	n := int(b[10])
-	if n > MaxQoSName || len(b) != qosFixedLen+n {
-		return q, ErrMalformed
-	}
-	q.Cube = qos.Cube(b[0])
-	q.Reliable = flags&flagReliable != 0
-	q.InOrder = flags&flagInOrder != 0
-	q.PeerTimeout = time.Duration(binary.BigEndian.Uint32(b[6:])) * time.Millisecond
-	q.Name = string(b[qosFixedLen:])
-	return q, nil
 }
