@@ -2,6 +2,7 @@ package eth_test
 
 import (
 	"fmt"
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"net"
 	"os"
 	"regexp"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
-	"github.com/ouro-net/ouro/ipcpd/eth/shim"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/qos"
 )
@@ -133,8 +133,8 @@ func TestEthAllocFlood(t *testing.T) {
 	}
 	// The flooder holds at most its pending share; the honest ping flow
 	// may still be there.
-	if n, _ := strconv.Atoi(m[1]); n > shim.MaxPendingPerPeer+1 {
-		t.Fatalf("%d incoming flows under an unconfirmed flood (cap %d per source):\n%s", n, shim.MaxPendingPerPeer, text)
+	if n, _ := strconv.Atoi(m[1]); n > admit.MaxPendingPerPeer+1 {
+		t.Fatalf("%d incoming flows under an unconfirmed flood (cap %d per source):\n%s", n, admit.MaxPendingPerPeer, text)
 	}
 	stop.Store(true)
 	t.Logf("flood: %d requests; B:\n%s", <-done, text)

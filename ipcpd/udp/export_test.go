@@ -1,6 +1,7 @@
 package udp
 
 import (
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/qos"
 )
@@ -22,6 +23,6 @@ func ConfirmFor(b []byte) ([]byte, bool) {
 
 // Per-source caps, for the tests of package udp_test.
 const (
-	TestMaxFlowsPerPeer   = MaxFlowsPerPeer
-	TestMaxPendingPerPeer = MaxPendingPerPeer
+	TestMaxFlowsPerPeer   = admit.MaxFlowsPerPeer
+	TestMaxPendingPerPeer = admit.MaxPendingPerPeer
 )

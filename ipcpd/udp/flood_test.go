@@ -2,6 +2,7 @@ package udp
 
 import (
 	"context"
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"net"
 	"net/netip"
 	"os"
@@ -117,8 +118,8 @@ func openFDs(t *testing.T) int {
 func sourceFlows(u *IPCP, src netip.AddrPort) (flows, pending int) {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
-	if us := u.adm.per[src]; us != nil {
-		return us.flows, us.pending
+	if us := u.adm.Of(src); us.Flows > 0 {
+		return us.Flows, us.Pending
 	}
 	return 0, 0
 }
@@ -138,7 +139,7 @@ func TestAllocFlood(t *testing.T) {
 	b := i.(*IPCP)
 	b.tm.retry = 50 * time.Millisecond
 	b.tm.confirm = 400 * time.Millisecond
-	b.tm.lim = limits{flows: 24, flowsPerPeer: 10, pending: 12, pendingPerPeer: 4}
+	b.tm.lim = admit.Limits{Flows: 24, FlowsPerPeer: 10, Pending: 12, PendingPerPeer: 4}
 	acc := &acceptor{ch: make(chan accepted, 1024)}
 	b.arrive = acc.arrive
 	if _, err := b.Bootstrap(context.Background(), "udp", map[string]string{"ip": "127.0.0.1", "port": "0"}); err != nil {
@@ -189,15 +190,15 @@ func TestAllocFlood(t *testing.T) {
 	fdsBefore := openFDs(t)
 	// Each flow costs the victim at most its pipe end, the application's
 	// end (this process plays both), the data socket and the IPCP's copy.
-	fdCap := fdsBefore + 4*b.tm.lim.flows + 16
+	fdCap := fdsBefore + 4*b.tm.lim.Flows + 16
 	check := func(what string, src netip.AddrPort) {
 		t.Helper()
 		b.mu.RLock()
-		flows, pending, n := b.adm.flows, b.adm.pending, len(b.flows)
+		flows, pending, n := b.adm.Total().Flows, b.adm.Total().Pending, len(b.flows)
 		b.mu.RUnlock()
 		f, p := sourceFlows(b, src)
 		lim := b.tm.lim
-		if flows > lim.flows || pending > lim.pending || f > lim.flowsPerPeer || p > lim.pendingPerPeer || n > lim.flows+2 {
+		if flows > lim.Flows || pending > lim.Pending || f > lim.FlowsPerPeer || p > lim.PendingPerPeer || n > lim.Flows+2 {
 			t.Fatalf("%s: caps broken: %d flows (%d in the table), %d pending, source %d/%d", what, flows, n, pending, f, p)
 		}
 		if fds := openFDs(t); fds > fdCap {
@@ -249,7 +250,7 @@ func TestAllocFlood(t *testing.T) {
 	waitFor(t, "the confirming flooder to reach its cap", func() bool {
 		check("confirming flood", src2)
 		f, _ := sourceFlows(b, src2)
-		return f == b.tm.lim.flowsPerPeer && b.ctr.refusedPeerFlows.Load() > 0
+		return f == b.tm.lim.FlowsPerPeer && b.ctr.refusedPeerFlows.Load() > 0
 	})
 	// The honest flow still works, and a second honest allocation too.
 	app.Write([]byte("again"))
@@ -287,7 +288,7 @@ func TestBusyIsRetried(t *testing.T) {
 	}
 	b := i.(*IPCP)
 	b.indirect = true
-	b.tm.lim = limits{flows: 32, flowsPerPeer: 16, pending: 2, pendingPerPeer: 1}
+	b.tm.lim = admit.Limits{Flows: 32, FlowsPerPeer: 16, Pending: 2, PendingPerPeer: 1}
 	acc := &acceptor{ch: make(chan accepted, 64)}
 	b.arrive = acc.arrive
 	if _, err := b.Bootstrap(context.Background(), "udp", map[string]string{"ip": "127.0.0.1", "port": "0"}); err != nil {

@@ -118,7 +118,7 @@ func (u *IPCP) removeLocked(fl *uflow) {
 	}
 	if fl.counted {
 		fl.counted = false
-		u.adm.release(fl.peer, !fl.confirmed.Load())
+		u.adm.Release(fl.peer, !fl.confirmed.Load())
 	}
 }
 
@@ -129,7 +129,7 @@ func (u *IPCP) confirmLocked(fl *uflow) {
 		return
 	}
 	if fl.counted {
-		u.adm.confirm(fl.peer)
+		u.adm.Confirm(fl.peer)
 	}
 	u.ctr.confirmsIn.Add(1)
 }

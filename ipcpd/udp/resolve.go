@@ -3,6 +3,7 @@ package udp
 import (
 	"context"
 	"errors"
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"net/netip"
 	"time"
 
@@ -191,7 +192,7 @@ func (u *IPCP) onQuery(m *msg, src netip.AddrPort) {
 func (u *IPCP) allowAnswer(src netip.AddrPort) bool {
 	now := time.Now()
 	if b := u.limits[src]; b != nil {
-		return b.allow(now, u.tm.queryRate, u.tm.queryBurst)
+		return b.Allow(now, u.tm.queryRate, u.tm.queryBurst)
 	}
 	b := u.strangers[src]
 	if b == nil {
@@ -200,11 +201,11 @@ func (u *IPCP) allowAnswer(src netip.AddrPort) bool {
 			// the shared bucket still bounds the answers.
 			clear(u.strangers)
 		}
-		b = &bucket{}
+		b = &admit.Bucket{}
 		u.strangers[src] = b
 	}
-	return b.allow(now, u.tm.queryRate, u.tm.queryBurst) &&
-		u.others.allow(now, strangerFactor*u.tm.queryRate, strangerFactor*u.tm.queryBurst)
+	return b.Allow(now, u.tm.queryRate, u.tm.queryBurst) &&
+		u.others.Allow(now, strangerFactor*u.tm.queryRate, strangerFactor*u.tm.queryBurst)
 }
 
 // Answer budgets of strangers: the shared bucket is strangerFactor times
@@ -213,28 +214,6 @@ const (
 	strangerFactor = 10
 	maxStrangers   = 1024
 )
-
-// bucket is a token bucket; only the receive goroutine uses it.
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-// allow takes a token if one is left, refilling at rate per second up
-// to burst.
-func (b *bucket) allow(now time.Time, rate, burst float64) bool {
-	if b.last.IsZero() {
-		b.tokens = burst
-	} else {
-		b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
 
 // noZone strips an IPv6 zone, as received source addresses have none.
 func noZone(a netip.AddrPort) netip.AddrPort {

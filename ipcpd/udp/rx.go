@@ -3,6 +3,7 @@ package udp
 import (
 	"context"
 	"errors"
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"net"
 	"net/netip"
 	"time"
@@ -112,7 +113,7 @@ func (u *IPCP) onAllocReq(m *msg, src netip.AddrPort) {
 	to := u.canonical(src)
 	key := remoteKey{src, m.src}
 	resp := msg{typ: tAllocResp, dst: m.src}
-	why := admitted
+	why := admit.Admitted
 	u.mu.Lock()
 	name, registered := u.names[m.hash]
 	switch fl := u.byRemote[key]; {
@@ -125,7 +126,7 @@ func (u *IPCP) onAllocReq(m *msg, src netip.AddrPort) {
 	case !registered:
 		resp.status = stNoName
 	default:
-		if why = u.adm.admit(src); why != admitted {
+		if why = u.adm.Admit(src); why != admit.Admitted {
 			resp.status = stBusy
 			break
 		}
@@ -138,13 +139,13 @@ func (u *IPCP) onAllocReq(m *msg, src netip.AddrPort) {
 	if resp.status > stPending {
 		u.ctr.allocsRefused.Add(1)
 		switch why {
-		case fullFlows:
+		case admit.FullFlows:
 			u.ctr.refusedFlows.Add(1)
-		case fullPeerFlows:
+		case admit.FullPeerFlows:
 			u.ctr.refusedPeerFlows.Add(1)
-		case fullPending:
+		case admit.FullPending:
 			u.ctr.refusedPending.Add(1)
-		case fullPeerPending:
+		case admit.FullPeerPending:
 			u.ctr.refusedPeerPending.Add(1)
 		}
 		if !u.allowAnswer(src) {
@@ -169,7 +170,7 @@ func (u *IPCP) arrival(key remoteKey, to netip.AddrPort, name string, q qos.Spec
 	u.mu.Lock()
 	delete(u.arriving, key)
 	if err != nil || u.closed {
-		u.adm.release(key.addr, true)
+		u.adm.Release(key.addr, true)
 		u.mu.Unlock()
 		if err == nil {
 			f.End(true)
@@ -202,7 +203,7 @@ func (u *IPCP) arrival(key remoteKey, to netip.AddrPort, name string, q qos.Spec
 	}
 	u.mu.Lock()
 	if u.closed {
-		u.adm.release(key.addr, true)
+		u.adm.Release(key.addr, true)
 		fl.counted = false
 		u.mu.Unlock()
 		if fl.direct != nil {

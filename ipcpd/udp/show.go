@@ -122,16 +122,7 @@ func (u *IPCP) Show(context.Context) (string, error) {
 		cache = append(cache[:showFlows], fmt.Sprintf("... and %d more", n-showFlows))
 	}
 	fmt.Fprintf(&b, "  resolved %s\n", orNone(cache))
-	lim := u.tm.lim
-	fmt.Fprintf(&b, "  limits   incoming flows %d of %d (%d per source), pending %d of %d (%d per source), confirm within %v\n",
-		u.adm.flows, lim.flows, lim.flowsPerPeer, u.adm.pending, lim.pending, lim.pendingPerPeer, u.tm.confirm)
-	if n := u.adm.sources(); n > 0 {
-		var top []string
-		for _, t := range u.adm.top(showSources, addrLess) {
-			top = append(top, fmt.Sprintf("%s %d (%d pending)", t.key, t.flows, t.pending))
-		}
-		fmt.Fprintf(&b, "  sources  %d; most flows: %s\n", n, strings.Join(top, ", "))
-	}
+	u.adm.Show(&b, "  ", u.tm.confirm, showSources, addrLess)
 	// At most showFlows flows are listed, lowest eids first, so that
 	// the answer stays small whatever the number of flows.
 	total := len(u.flows)

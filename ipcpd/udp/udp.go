@@ -83,7 +83,7 @@
 // # Limits
 //
 // A stranger needs no IRMd to send alloc requests, so what requests can
-// make this IPCP hold is capped (constants in limits.go): incoming
+// make this IPCP hold is capped (package ipcpd/shim/admit): incoming
 // flows in every state (MaxFlows, MaxFlowsPerPeer per source IP:port),
 // and among them the pending ones, not yet confirmed: waiting for the
 // IRMd (at most ArriveTimeout) or answered "ok" and waiting for the
@@ -148,6 +148,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"net"
 	"net/netip"
 	"sync"
@@ -170,7 +171,7 @@ type timing struct {
 	cacheTTL     time.Duration // life of a positive query answer
 	queryRate    float64       // answers without state (queries, refusals) per second per source class
 	queryBurst   float64       // and their burst
-	lim          limits        // caps on incoming flows
+	lim          admit.Limits  // caps on incoming flows
 	confirm      time.Duration // ConfirmTimeout
 	arrive       time.Duration // ArriveTimeout
 }
@@ -178,7 +179,7 @@ type timing struct {
 func defaultTiming() timing {
 	return timing{retry: 250 * time.Millisecond, queryTries: 3, allocTries: 4, deallocTries: 3,
 		allocTimeout: 10 * time.Second, cacheTTL: 30 * time.Second,
-		queryRate: 100, queryBurst: 50, lim: defaultLimits(), confirm: ConfirmTimeout, arrive: ArriveTimeout}
+		queryRate: 100, queryBurst: 50, lim: admit.Default(), confirm: admit.ConfirmTimeout, arrive: ArriveTimeout}
 }
 
 // arriveFunc finds an acceptor for an incoming flow (Host.Arrive).
@@ -205,15 +206,15 @@ type IPCP struct {
 	mtu, linkMTU   int
 	rcvBuf, sndBuf int
 	loss           float64 // loss drill: share of data packets dropped
-	limits         map[netip.AddrPort]*bucket
+	limits         map[netip.AddrPort]*admit.Bucket
 
 	// Owned by the receive goroutine.
 	rx        *receiver
 	rxMsg     msg
 	rxOut     []byte
 	rxPend    rxPending
-	others    bucket                     // shared by all strangers
-	strangers map[netip.AddrPort]*bucket // one per stranger
+	others    admit.Bucket                     // shared by all strangers
+	strangers map[netip.AddrPort]*admit.Bucket // one per stranger
 
 	mu       sync.RWMutex
 	booted   bool
@@ -224,7 +225,7 @@ type IPCP struct {
 	flows    map[uint32]*uflow // by local eid
 	byRemote map[remoteKey]*uflow
 	arriving map[remoteKey]bool
-	adm      *admission[netip.AddrPort] // incoming flows per source
+	adm      *admit.Admission[netip.AddrPort] // incoming flows per source
 
 	rxWG sync.WaitGroup // the receive goroutine
 	work sync.WaitGroup // flow goroutines and arrivals
@@ -280,10 +281,10 @@ func (u *IPCP) Bootstrap(_ context.Context, layer string, params map[string]stri
 	u.loss = cfg.loss
 	u.linkMTU = linkMTU(cfg.bind.Addr())
 	u.mtu = payloadMTU(u.linkMTU, u.v6)
-	u.strangers = make(map[netip.AddrPort]*bucket)
-	u.limits = make(map[netip.AddrPort]*bucket, len(cfg.peers))
+	u.strangers = make(map[netip.AddrPort]*admit.Bucket)
+	u.limits = make(map[netip.AddrPort]*admit.Bucket, len(cfg.peers))
 	for _, p := range cfg.peers {
-		u.limits[noZone(p)] = &bucket{}
+		u.limits[noZone(p)] = &admit.Bucket{}
 	}
 	u.rx = newReceiver(eidLen + u.mtu + 1)
 	u.rxOut = make([]byte, 0, maxMgmtLen)
@@ -291,7 +292,7 @@ func (u *IPCP) Bootstrap(_ context.Context, layer string, params map[string]stri
 	for _, p := range cfg.peers {
 		reserved = append(reserved, noZone(p))
 	}
-	u.adm = newAdmission(u.tm.lim, reserved)
+	u.adm = admit.New(u.tm.lim, reserved)
 	u.booted = true
 	u.rxWG.Add(1)
 	go u.rxLoop()
@@ -398,7 +399,7 @@ func (u *IPCP) alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
 		// Up, even if the wait ended for another reason just as the
 		// answer came. The peer holds the flow only once confirmed:
 		// one confirmation now, the sweeper sends the rest.
-		fl.confirmsLeft.Store(ConfirmRepeats - 1)
+		fl.confirmsLeft.Store(admit.ConfirmRepeats - 1)
 		u.work.Add(1)
 		u.mu.Unlock()
 		u.sendMsg(&msg{typ: tConfirm, dst: fl.remote, src: fl.local}, fl.to)

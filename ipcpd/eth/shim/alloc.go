@@ -3,6 +3,7 @@ package shim
 import (
 	"context"
 	"fmt"
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 
 	"github.com/ouro-net/ouro/ipcpd"
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
@@ -131,7 +132,7 @@ func (e *Engine) allocAnswered(fr *flowRec, m frame.Mgmt) (int, error) {
 	// The peer keeps the flow only once confirmed: one Confirm now,
 	// the sweeper sends the rest.
 	e.mu.Lock()
-	fr.confirmsLeft = ConfirmRepeats - 1
+	fr.confirmsLeft = admit.ConfirmRepeats - 1
 	e.mu.Unlock()
 	e.sendConfirm(fr.peer, fr.local, fr.remote)
 	if !e.startFlow(fr) {
@@ -222,19 +223,19 @@ func (e *Engine) onAllocReq(src frame.MAC, m frame.Mgmt) {
 		}
 		return
 	}
-	result, why := frame.OK, admitted
+	result, why := frame.OK, admit.Admitted
 	name, ok := e.names[m.Hash]
 	var eid uint16
 	switch {
 	case !ok:
 		result = frame.NoName
 	default:
-		if why = e.adm.admit(src); why != admitted {
+		if why = e.adm.Admit(src); why != admit.Admitted {
 			result = frame.Busy
 			break
 		}
 		if eid, ok = e.allocEIDLocked(); !ok {
-			e.adm.release(src, true)
+			e.adm.Release(src, true)
 			result = frame.Busy
 		}
 	}
@@ -243,13 +244,13 @@ func (e *Engine) onAllocReq(src frame.MAC, m frame.Mgmt) {
 		e.mu.Unlock()
 		e.Counters.AllocsRefused.Add(1)
 		switch why {
-		case fullFlows:
+		case admit.FullFlows:
 			e.Counters.RefusedFlows.Add(1)
-		case fullPeerFlows:
+		case admit.FullPeerFlows:
 			e.Counters.RefusedPeerFlows.Add(1)
-		case fullPending:
+		case admit.FullPending:
 			e.Counters.RefusedPending.Add(1)
-		case fullPeerPending:
+		case admit.FullPeerPending:
 			e.Counters.RefusedPeerPending.Add(1)
 		}
 		if !answer {

@@ -42,8 +42,8 @@
 // # Limits
 //
 // Any station on the segment can send allocation requests, so what they
-// can make the engine hold is capped (limits.go; ipcpd/udp has the same
-// names): incoming flows in every state (MaxFlows 1024, MaxFlowsPerPeer
+// can make the engine hold is capped (package ipcpd/shim/admit, shared with
+// ipcpd/udp): incoming flows in every state (MaxFlows 1024, MaxFlowsPerPeer
 // 64 per source MAC), and among them the pending ones, not yet
 // confirmed: waiting for the IRMd (ArriveTimeout) or answered and
 // waiting for the requester's Confirm (MaxPending 64, MaxPendingPerPeer

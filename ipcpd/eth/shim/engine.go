@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"io"
 	"net"
 	"os"
@@ -72,10 +73,9 @@ type Engine struct {
 	flows     map[uint16]*flowRec // by local eid, in every state
 	incoming  map[peerKey]uint16  // (peer, peer eid) -> local eid
 	nextEID   uint16
-	adm       *admission[frame.MAC] // incoming flows per source
-	tokens    float64               // answers: the bucket shared by all sources
-	tokensAt  time.Time
-	srcTokens map[frame.MAC]*bucket // and one per source
+	adm       *admit.Admission[frame.MAC] // incoming flows per source
+	tokens    admit.Bucket                // answers: the bucket shared by all sources
+	srcTokens map[frame.MAC]*admit.Bucket // and one per source
 }
 
 // New starts an engine on cfg.Dev: it takes over the medium and starts
@@ -105,11 +105,9 @@ func New(cfg Config) (*Engine, error) {
 		carrier: cfg.Dev.Carrier, carrierAt: cfg.Clock.Now(),
 		names: make(map[namehash.Hash]string), cache: make(map[namehash.Hash]cached),
 		queries: make(map[namehash.Hash]*query), flows: make(map[uint16]*flowRec),
-		incoming: make(map[peerKey]uint16), srcTokens: make(map[frame.MAC]*bucket),
+		incoming: make(map[peerKey]uint16), srcTokens: make(map[frame.MAC]*admit.Bucket),
 	}
-	e.adm = newAdmission[frame.MAC](e.t.limits(), nil)
-	e.tokens = float64(e.t.QueryBurst)
-	e.tokensAt = e.clk.Now()
+	e.adm = admit.New[frame.MAC](e.t.limits(), nil)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.wg.Add(2)
 	go e.readLoop()

@@ -191,7 +191,7 @@ func (e *Engine) removeLocked(fr *flowRec) {
 	fr.state = stateGone
 	if fr.counted {
 		fr.counted = false
-		e.adm.release(fr.peer, !fr.confirmed)
+		e.adm.Release(fr.peer, !fr.confirmed)
 	}
 }
 
@@ -202,7 +202,7 @@ func (e *Engine) confirmLocked(fr *flowRec) {
 	}
 	fr.confirmed = true
 	if fr.counted {
-		e.adm.confirm(fr.peer)
+		e.adm.Confirm(fr.peer)
 	}
 	e.Counters.ConfirmsIn.Add(1)
 }

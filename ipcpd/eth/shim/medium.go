@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"time"
 
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
@@ -77,8 +78,8 @@ const maxCache = 4096
 // that does not drain its data channel.
 const deliverTimeout = 50 * time.Millisecond
 
-func (t Timers) limits() limits {
-	return limits{flows: t.MaxFlows, flowsPerPeer: t.MaxFlowsPerPeer, pending: t.MaxPending, pendingPerPeer: t.MaxPendingPerPeer}
+func (t Timers) limits() admit.Limits {
+	return admit.Limits{Flows: t.MaxFlows, FlowsPerPeer: t.MaxFlowsPerPeer, Pending: t.MaxPending, PendingPerPeer: t.MaxPendingPerPeer}
 }
 
 func (t Timers) withDefaults() Timers {
@@ -104,10 +105,10 @@ func (t Timers) withDefaults() Timers {
 			*v = def
 		}
 	}
-	seti(&t.MaxFlows, MaxFlows)
-	seti(&t.MaxFlowsPerPeer, MaxFlowsPerPeer)
-	seti(&t.MaxPending, MaxPending)
-	seti(&t.MaxPendingPerPeer, MaxPendingPerPeer)
-	set(&t.ConfirmTimeout, ConfirmTimeout)
+	seti(&t.MaxFlows, admit.MaxFlows)
+	seti(&t.MaxFlowsPerPeer, admit.MaxFlowsPerPeer)
+	seti(&t.MaxPending, admit.MaxPending)
+	seti(&t.MaxPendingPerPeer, admit.MaxPendingPerPeer)
+	set(&t.ConfirmTimeout, admit.ConfirmTimeout)
 	return t
 }

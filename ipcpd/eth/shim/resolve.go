@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"time"
 
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
@@ -174,21 +175,11 @@ func (e *Engine) allowAnswerLocked(src frame.MAC) bool {
 			// the answers.
 			clear(e.srcTokens)
 		}
-		b = &bucket{}
+		b = &admit.Bucket{}
 		e.srcTokens[src] = b
 	}
-	if !b.allow(now, e.t.QueryRate/sourceShare, max(1, float64(e.t.QueryBurst)/2)) {
-		return false
-	}
-	if el := now.Sub(e.tokensAt); el > 0 {
-		e.tokens = min(float64(e.t.QueryBurst), e.tokens+el.Seconds()*e.t.QueryRate)
-		e.tokensAt = now
-	}
-	if e.tokens < 1 {
-		return false
-	}
-	e.tokens--
-	return true
+	return b.Allow(now, e.t.QueryRate/sourceShare, max(1, float64(e.t.QueryBurst)/2)) &&
+		e.tokens.Allow(now, e.t.QueryRate, float64(e.t.QueryBurst))
 }
 
 // One source may use 1/sourceShare of the answer rate; at most
@@ -197,28 +188,6 @@ const (
 	sourceShare = 10
 	maxSources  = 1024
 )
-
-// bucket is a token bucket; Engine.mu guards it.
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-// allow takes a token if one is left, refilling at rate per second up
-// to burst.
-func (b *bucket) allow(now time.Time, rate, burst float64) bool {
-	if b.last.IsZero() {
-		b.tokens = burst
-	} else if el := now.Sub(b.last); el > 0 {
-		b.tokens = min(burst, b.tokens+el.Seconds()*rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
 
 // onQueryReply completes a pending query; unsolicited answers are
 // dropped so they cannot fill the cache.

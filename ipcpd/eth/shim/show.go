@@ -54,16 +54,7 @@ func (e *Engine) Show() string {
 		cache = append(cache[:showFlows], fmt.Sprintf("... and %d more", n-showFlows))
 	}
 	fmt.Fprintf(&b, "cache    %s\n", orNone(strings.Join(cache, "; ")))
-	lim := e.t.limits()
-	fmt.Fprintf(&b, "limits   incoming flows %d of %d (%d per source), pending %d of %d (%d per source), confirm within %v\n",
-		e.adm.flows, lim.flows, lim.flowsPerPeer, e.adm.pending, lim.pending, lim.pendingPerPeer, e.t.ConfirmTimeout)
-	if n := e.adm.sources(); n > 0 {
-		var top []string
-		for _, t := range e.adm.top(showSources, macLess) {
-			top = append(top, fmt.Sprintf("%s %d (%d pending)", t.key, t.flows, t.pending))
-		}
-		fmt.Fprintf(&b, "sources  %d; most flows: %s\n", n, strings.Join(top, ", "))
-	}
+	e.adm.Show(&b, "", e.t.ConfirmTimeout, showSources, macLess)
 	// At most showFlows flows are listed, lowest eids first, so that
 	// the answer stays small whatever the number of flows.
 	eids := make([]int, 0, len(e.flows))
