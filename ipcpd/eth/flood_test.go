@@ -2,7 +2,6 @@ package eth_test
 
 import (
 	"fmt"
-	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"net"
 	"os"
 	"regexp"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/qos"
 )

@@ -1,27 +1,29 @@
 package udp
 
-import "time"
+import (
+	"time"
+)
 
 // sweepEvery is the sweeper's period: the spacing of a requester's
 // confirmations, and the granularity of the confirmation timeout.
 const sweepEvery = 100 * time.Millisecond
 
-// sweep runs every sweepEvery until Close: it ends the incoming
+// sweep runs every sweepEvery (on u.clk) until Close: it ends the incoming
 // flows whose requester did not confirm them within the confirmation
 // timeout, and sends the repeated confirmations of outgoing flows.
 // u.work counts it.
 func (u *IPCP) sweep() {
 	defer u.work.Done()
-	t := time.NewTicker(sweepEvery)
+	t := u.clk.NewTimer(sweepEvery)
 	defer t.Stop()
 	var expired, confirm []*uflow
 	for {
 		select {
 		case <-u.ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
-		now := time.Now()
+		now := u.clk.Now()
 		expired, confirm = expired[:0], confirm[:0]
 		u.mu.RLock()
 		for _, fl := range u.flows {
@@ -49,5 +51,6 @@ func (u *IPCP) sweep() {
 		}
 		clear(expired)
 		clear(confirm)
+		t.Reset(sweepEvery) // after the sweep, so that a test on a fake clock sees it done
 	}
 }

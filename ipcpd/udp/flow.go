@@ -283,7 +283,7 @@ func (u *IPCP) txOneByOne(fl *uflow) {
 // acknowledges, a few tries pass, or the IPCP closes.
 func (u *IPCP) deallocRemote(fl *uflow) {
 	m := msg{typ: tDealloc, dst: fl.remote, src: fl.local}
-	t := time.NewTimer(u.tm.retry)
+	t := u.clk.NewTimer(u.tm.retry)
 	defer t.Stop()
 	for range u.tm.deallocTries {
 		u.sendMsg(&m, fl.to)
@@ -294,7 +294,7 @@ func (u *IPCP) deallocRemote(fl *uflow) {
 			return
 		case <-u.ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 	u.ctr.deallocsUnacked.Add(1)

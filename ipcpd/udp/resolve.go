@@ -3,10 +3,10 @@ package udp
 import (
 	"context"
 	"errors"
-	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"net/netip"
 	"time"
 
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"github.com/ouro-net/ouro/lib/namehash"
 )
 
@@ -50,7 +50,7 @@ func (u *IPCP) cached(h namehash.Hash) (netip.AddrPort, bool) {
 	if !ok {
 		return netip.AddrPort{}, false
 	}
-	if time.Now().After(e.expires) {
+	if u.clk.Now().After(e.expires) {
 		delete(u.cache, h)
 		return netip.AddrPort{}, false
 	}
@@ -99,7 +99,7 @@ func (u *IPCP) resolve(ctx context.Context, name string) (netip.AddrPort, bool, 
 	}()
 
 	m := msg{typ: tQuery, hash: h}
-	t := time.NewTimer(u.tm.retry)
+	t := u.clk.NewTimer(u.tm.retry)
 	defer t.Stop()
 	var to []netip.AddrPort
 	for range u.tm.queryTries {
@@ -119,7 +119,7 @@ func (u *IPCP) resolve(ctx context.Context, name string) (netip.AddrPort, bool, 
 		select {
 		case <-q.done:
 			return q.addr, q.found, nil
-		case <-t.C:
+		case <-t.C():
 		case <-ctx.Done():
 			return netip.AddrPort{}, false, ctx.Err()
 		case <-u.ctx.Done():
@@ -150,7 +150,7 @@ func (u *IPCP) onQueryReply(m *msg, src netip.AddrPort) {
 	}
 	q.answered[i] = true
 	if m.found {
-		u.cache[m.hash] = cacheEntry{name: q.name, addr: src, expires: time.Now().Add(u.tm.cacheTTL)}
+		u.cache[m.hash] = cacheEntry{name: q.name, addr: src, expires: u.clk.Now().Add(u.tm.cacheTTL)}
 		q.settleLocked(true, src)
 		return
 	}
@@ -190,7 +190,7 @@ func (u *IPCP) onQuery(m *msg, src netip.AddrPort) {
 // and many cannot make the IPCP answer more than that. Only the receive
 // goroutine calls it.
 func (u *IPCP) allowAnswer(src netip.AddrPort) bool {
-	now := time.Now()
+	now := u.clk.Now()
 	if b := u.limits[src]; b != nil {
 		return b.Allow(now, u.tm.queryRate, u.tm.queryBurst)
 	}

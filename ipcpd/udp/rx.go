@@ -3,11 +3,10 @@ package udp
 import (
 	"context"
 	"errors"
-	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"net"
 	"net/netip"
-	"time"
 
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"github.com/ouro-net/ouro/lib/qos"
 )
 
@@ -216,7 +215,7 @@ func (u *IPCP) arrival(key remoteKey, to netip.AddrPort, name string, q qos.Spec
 		u.work.Done()
 		return
 	}
-	fl.born = time.Now()
+	fl.born = u.clk.Now()
 	fl.state.Store(stateUp)
 	u.flows[fl.local] = fl
 	u.byRemote[key] = fl

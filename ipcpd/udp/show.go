@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
-	"time"
 )
 
 // counters are the IPCP's statistics; every drop has its own.
@@ -111,7 +110,7 @@ func (u *IPCP) Show(context.Context) (string, error) {
 	sort.Strings(names)
 	fmt.Fprintf(&b, "  names    %s\n", orNone(names))
 	var cache []string
-	now := time.Now()
+	now := u.clk.Now()
 	for _, e := range u.cache {
 		if now.Before(e.expires) {
 			cache = append(cache, fmt.Sprintf("%s at %s (%ds)", e.name, e.addr, int(e.expires.Sub(now).Seconds())))

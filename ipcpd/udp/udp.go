@@ -142,13 +142,18 @@
 //
 // There is no keepalive: a flow whose peer vanishes stays up until an
 // end deallocates (flows with FRCT notice through its keepalive).
+//
+// Every timer and timestamp of the protocol (retransmissions, the
+// allocation bound, the cache TTL, the confirmation timeout and the
+// sweeper, the answer budgets) reads the IPCP's clock (lib/clock), real
+// in use and virtual in tests. Only the IRMd's search for an acceptor
+// (ArriveTimeout) is a context deadline in real time.
 package udp
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"net"
 	"net/netip"
 	"sync"
@@ -156,6 +161,8 @@ import (
 	"time"
 
 	"github.com/ouro-net/ouro/ipcpd"
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
+	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/qos"
@@ -190,6 +197,9 @@ type IPCP struct {
 	h  *ipcpd.Host
 	v6 bool
 	tm timing
+	// clk is the clock of every timer and timestamp (lib/clock; tests
+	// may set a fake one before Bootstrap).
+	clk clock.Clock
 	// indirect keeps every flow's data on the IPCP's socket (tests of
 	// that path; see direct.go).
 	indirect bool
@@ -242,7 +252,7 @@ func New(h *ipcpd.Host) (ipcpd.IPCP, error) {
 		return nil, fmt.Errorf("udp IPCP: unknown type %q (want udp4 or udp6)", h.Type)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &IPCP{h: h, v6: v6, tm: defaultTiming(), arrive: h.Arrive, ctx: ctx, cancel: cancel,
+	return &IPCP{h: h, v6: v6, tm: defaultTiming(), clk: clock.Real(), arrive: h.Arrive, ctx: ctx, cancel: cancel,
 		names: make(map[namehash.Hash]string), cache: make(map[namehash.Hash]cacheEntry),
 		queries: make(map[namehash.Hash]*query), flows: make(map[uint32]*uflow),
 		byRemote: make(map[remoteKey]*uflow), arriving: make(map[remoteKey]bool)}, nil
@@ -437,9 +447,9 @@ var errGone = errors.New("peer did not answer")
 // status, stays silent for allocTries retransmissions, or time runs out.
 func (u *IPCP) handshake(ctx context.Context, fl *uflow, h namehash.Hash) (status, error) {
 	req := msg{typ: tAllocReq, src: fl.local, hash: h, mtu: uint16(fl.mtu), dport: fl.dport, qos: fl.f.QoS}
-	limit := time.NewTimer(u.tm.allocTimeout)
+	limit := u.clk.NewTimer(u.tm.allocTimeout)
 	defer limit.Stop()
-	t := time.NewTimer(u.tm.retry)
+	t := u.clk.NewTimer(u.tm.retry)
 	defer t.Stop()
 	misses, busy := 0, false
 	for {
@@ -459,9 +469,9 @@ func (u *IPCP) handshake(ctx context.Context, fl *uflow, h namehash.Hash) (statu
 				default:
 					return st, nil
 				}
-			case <-t.C:
+			case <-t.C():
 				waiting = false
-			case <-limit.C:
+			case <-limit.C():
 				if busy {
 					return stBusy, nil
 				}

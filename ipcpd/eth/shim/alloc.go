@@ -3,10 +3,10 @@ package shim
 import (
 	"context"
 	"fmt"
-	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 
 	"github.com/ouro-net/ouro/ipcpd"
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/qos"
 )

@@ -1,10 +1,10 @@
 package shim
 
 import (
-	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"time"
 
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 )
 
 // Medium moves whole Ethernet frames (from the destination MAC on,

@@ -2,11 +2,11 @@ package shim
 
 import (
 	"bytes"
-
 	"fmt"
-	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 	"sort"
 	"strings"
+
+	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 )
 
 // What Show lists at most.
