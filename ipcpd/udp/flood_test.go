@@ -211,7 +211,7 @@ func TestAllocFlood(t *testing.T) {
 	src := netip.MustParseAddrPort(fl.c.LocalAddr().String())
 	waitFor(t, "refusals under the flood", func() bool {
 		check("unconfirmed flood", src)
-		return b.ctr.refusedPeerPending.Load() > 0 && fl.oks.Load() > 0
+		return b.ctr.refused.PeerPending.Load() > 0 && fl.oks.Load() > 0
 	})
 	// An honest peer allocates and echoes meanwhile.
 	a, _ := newIPCP(t, "udp4", "127.0.0.2", "0", b.local.String())
@@ -250,7 +250,7 @@ func TestAllocFlood(t *testing.T) {
 	waitFor(t, "the confirming flooder to reach its cap", func() bool {
 		check("confirming flood", src2)
 		f, _ := sourceFlows(b, src2)
-		return f == b.tm.lim.FlowsPerPeer && b.ctr.refusedPeerFlows.Load() > 0
+		return f == b.tm.lim.FlowsPerPeer && b.ctr.refused.PeerFlows.Load() > 0
 	})
 	// The honest flow still works, and a second honest allocation too.
 	app.Write([]byte("again"))
@@ -311,7 +311,7 @@ func TestBusyIsRetried(t *testing.T) {
 			t.Fatalf("allocation in a burst: %v", err)
 		}
 	}
-	if b.ctr.refusedPeerPending.Load() == 0 {
+	if b.ctr.refused.PeerPending.Load() == 0 {
 		t.Log("the burst never hit the pending cap (nothing retried)")
 	}
 	for range n {

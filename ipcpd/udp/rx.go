@@ -137,16 +137,7 @@ func (u *IPCP) onAllocReq(m *msg, src netip.AddrPort) {
 	u.mu.Unlock()
 	if resp.status > stPending {
 		u.ctr.allocsRefused.Add(1)
-		switch why {
-		case admit.FullFlows:
-			u.ctr.refusedFlows.Add(1)
-		case admit.FullPeerFlows:
-			u.ctr.refusedPeerFlows.Add(1)
-		case admit.FullPending:
-			u.ctr.refusedPending.Add(1)
-		case admit.FullPeerPending:
-			u.ctr.refusedPeerPending.Add(1)
-		}
+		u.ctr.refused.Count(why)
 		if !u.allowAnswer(src) {
 			u.ctr.allocsLimited.Add(1)
 			return

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"sync/atomic"
+
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 )
 
 // counters are the IPCP's statistics; every drop has its own.
@@ -16,8 +18,8 @@ type counters struct {
 	rxMalformed, rxUnknownEID, rxWrongSource, rxStale      atomic.Uint64
 	rxUnsolicited, rxErrors, txErrors, txDrill             atomic.Uint64
 	directFlows                                            atomic.Uint64
-	refusedFlows, refusedPeerFlows                         atomic.Uint64
-	refusedPending, refusedPeerPending, allocsLimited      atomic.Uint64
+	refused                                                admit.Refused
+	allocsLimited                                          atomic.Uint64
 	arrivalsTimedOut, expiredUnconfirmed                   atomic.Uint64
 	confirmsIn, confirmsOut, answersLimited                atomic.Uint64
 	queriesIn, queriesAnswered, queriesLimited             atomic.Uint64
@@ -63,10 +65,10 @@ func (c *counters) list() []struct {
 		{"deallocs-in", &c.deallocsIn},
 		{"deallocs-out", &c.deallocsOut},
 		{"deallocs-unacked", &c.deallocsUnacked},
-		{"refused-flows-full", &c.refusedFlows},
-		{"refused-peer-flows-full", &c.refusedPeerFlows},
-		{"refused-pending-full", &c.refusedPending},
-		{"refused-peer-pending-full", &c.refusedPeerPending},
+		{"refused-flows-full", &c.refused.Flows},
+		{"refused-peer-flows-full", &c.refused.PeerFlows},
+		{"refused-pending-full", &c.refused.Pending},
+		{"refused-peer-pending-full", &c.refused.PeerPending},
 		{"drop-alloc-rate-limited", &c.allocsLimited},
 		{"arrivals-timed-out", &c.arrivalsTimedOut},
 		{"expired-unconfirmed", &c.expiredUnconfirmed},

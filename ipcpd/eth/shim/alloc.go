@@ -243,16 +243,7 @@ func (e *Engine) onAllocReq(src frame.MAC, m frame.Mgmt) {
 		answer := e.allowAnswerLocked(src)
 		e.mu.Unlock()
 		e.Counters.AllocsRefused.Add(1)
-		switch why {
-		case admit.FullFlows:
-			e.Counters.RefusedFlows.Add(1)
-		case admit.FullPeerFlows:
-			e.Counters.RefusedPeerFlows.Add(1)
-		case admit.FullPending:
-			e.Counters.RefusedPending.Add(1)
-		case admit.FullPeerPending:
-			e.Counters.RefusedPeerPending.Add(1)
-		}
+		e.Counters.Refused.Count(why)
 		if !answer {
 			e.Counters.AllocsLimited.Add(1)
 			return

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+
+	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 )
 
 // Counters count what the engine saw and did, in frames. They only grow.
@@ -38,10 +40,7 @@ type Counters struct {
 	TooBig         atomic.Uint64 // application packet over the MTU
 
 	// Limits (see the package documentation).
-	RefusedFlows       atomic.Uint64 // incoming flow refused: MaxFlows
-	RefusedPeerFlows   atomic.Uint64 // refused: MaxFlowsPerPeer
-	RefusedPending     atomic.Uint64 // refused: MaxPending
-	RefusedPeerPending atomic.Uint64 // refused: MaxPendingPerPeer
+	Refused            admit.Refused // incoming flows refused, by cap
 	AllocsLimited      atomic.Uint64 // refusal or late-reply Dealloc not sent: answer rate limit
 	ArrivalsTimedOut   atomic.Uint64 // the IRMd found no acceptor in time
 	ExpiredUnconfirmed atomic.Uint64 // incoming flows ended: never confirmed
@@ -70,8 +69,8 @@ func (c *Counters) String() string {
 		{"allocs-refused", &c.AllocsRefused}, {"allocs-timed-out", &c.AllocsTimedOut},
 		{"carrier-changes", &c.CarrierChanges}, {"tx-errors", &c.TxErrors}, {"rx-errors", &c.RxErrors},
 		{"too-big", &c.TooBig},
-		{"refused-flows-full", &c.RefusedFlows}, {"refused-peer-flows-full", &c.RefusedPeerFlows},
-		{"refused-pending-full", &c.RefusedPending}, {"refused-peer-pending-full", &c.RefusedPeerPending},
+		{"refused-flows-full", &c.Refused.Flows}, {"refused-peer-flows-full", &c.Refused.PeerFlows},
+		{"refused-pending-full", &c.Refused.Pending}, {"refused-peer-pending-full", &c.Refused.PeerPending},
 		{"drop-alloc-rate-limited", &c.AllocsLimited}, {"arrivals-timed-out", &c.ArrivalsTimedOut},
 		{"expired-unconfirmed", &c.ExpiredUnconfirmed}, {"confirms-in", &c.ConfirmsIn},
 		{"confirms-out", &c.ConfirmsOut}, {"stale-confirms", &c.StaleConfirms},

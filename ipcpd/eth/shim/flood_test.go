@@ -157,7 +157,7 @@ func TestAllocFlood(t *testing.T) {
 	fl := startEthFlooder(t, h, b.mac, mac(0xee), "srv", false)
 	eventually(t, "refusals under the flood", func() bool {
 		check("unconfirmed flood")
-		return c.RefusedPeerPending.Load() > 0 && fl.oks.Load() > 0
+		return c.Refused.PeerPending.Load() > 0 && fl.oks.Load() > 0
 	})
 	a := newStation(t, h, 0xa, clock.Real(), quick())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -186,7 +186,7 @@ func TestAllocFlood(t *testing.T) {
 	eventually(t, "the confirming flooder to reach its cap", func() bool {
 		check("confirming flood")
 		_, _, f, _, _ := st()
-		return f == timers.MaxFlowsPerPeer && c.RefusedPeerFlows.Load() > 0
+		return f == timers.MaxFlowsPerPeer && c.Refused.PeerFlows.Load() > 0
 	})
 	app.Write([]byte("again"))
 	expectData(t, app, "again")
@@ -239,7 +239,7 @@ func TestBusyIsRetried(t *testing.T) {
 			t.Fatalf("allocation in a burst: %v", err)
 		}
 	}
-	if b.eng.Counters.RefusedPeerPending.Load() == 0 {
+	if b.eng.Counters.Refused.PeerPending.Load() == 0 {
 		t.Log("the burst never hit the pending cap (nothing retried)")
 	}
 	for range n {

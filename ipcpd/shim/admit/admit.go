@@ -23,6 +23,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -67,6 +68,28 @@ const (
 	FullPending             // MaxPending (or the strangers' half of it)
 	FullPeerPending         // MaxPendingPerPeer
 )
+
+// Refused counts the refusals by cap; it is safe for concurrent use.
+// `irm layer show` names them refused-flows-full,
+// refused-peer-flows-full, refused-pending-full and
+// refused-peer-pending-full.
+type Refused struct {
+	Flows, PeerFlows, Pending, PeerPending atomic.Uint64
+}
+
+// Count counts one refusal; Admitted counts nothing.
+func (r *Refused) Count(why Refusal) {
+	switch why {
+	case FullFlows:
+		r.Flows.Add(1)
+	case FullPeerFlows:
+		r.PeerFlows.Add(1)
+	case FullPending:
+		r.Pending.Add(1)
+	case FullPeerPending:
+		r.PeerPending.Add(1)
+	}
+}
 
 // Usage is what one source, or all of them, hold.
 type Usage struct{ Flows, Pending int }

@@ -79,3 +79,14 @@ func TestBucket(t *testing.T) {
 		t.Fatal("the bucket held more than its burst")
 	}
 }
+
+// TestRefusedCounts: each refusal lands on its cap's counter.
+func TestRefusedCounts(t *testing.T) {
+	var r Refused
+	for _, why := range []Refusal{Admitted, FullFlows, FullPeerFlows, FullPeerFlows, FullPending, FullPeerPending, FullPeerPending, FullPeerPending} {
+		r.Count(why)
+	}
+	if r.Flows.Load() != 1 || r.PeerFlows.Load() != 2 || r.Pending.Load() != 1 || r.PeerPending.Load() != 3 {
+		t.Fatalf("counted %d %d %d %d, want 1 2 1 3", r.Flows.Load(), r.PeerFlows.Load(), r.Pending.Load(), r.PeerPending.Load())
+	}
+}
