@@ -2,7 +2,6 @@ package eth
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -50,17 +49,9 @@ func openPacket(log hclog.Logger, dev string, etherType uint16) (*shim.Device, e
 		unix.Close(fd)
 		return nil, fmt.Errorf("%s IPCP: bind AF_PACKET socket to %s, EtherType 0x%04x: %w", Kind, dev, etherType, err)
 	}
-	return &shim.Device{
-		Name:    dev,
-		Index:   ifi.Index,
-		MAC:     mac,
-		MTU:     ifi.MTU,
-		Carrier: ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagRunning != 0,
-		Info:    info,
-		// The descriptor is non-blocking, so os.NewFile puts it under
-		// the runtime poller: Read parks the goroutine, Close wakes it.
-		Medium: &packetMedium{f: os.NewFile(uintptr(fd), "packet:"+dev)},
-	}, nil
+	// The descriptor is non-blocking, so os.NewFile puts it under the
+	// runtime poller: Read parks the goroutine, Close wakes it.
+	return shim.NewDevice(ifi, mac, info, &shim.FileMedium{F: os.NewFile(uintptr(fd), "packet:"+dev)}), nil
 }
 
 // htons converts to network byte order, as sockaddr_ll wants.
@@ -68,26 +59,4 @@ func htons(v uint16) uint16 {
 	var b [2]byte
 	binary.BigEndian.PutUint16(b[:], v)
 	return binary.NativeEndian.Uint16(b[:])
-}
-
-// packetMedium is a bound AF_PACKET socket: one read or write per frame.
-type packetMedium struct{ f *os.File }
-
-// ReadFrame reads one frame. Errors are *os.PathError naming the
-// device; they are not wrapped again, so a failing link costs no
-// allocation per frame.
-func (m *packetMedium) ReadFrame(b []byte) (int, error) { return m.f.Read(b) }
-
-// WriteFrame sends one frame on the bound device.
-func (m *packetMedium) WriteFrame(b []byte) error {
-	_, err := m.f.Write(b)
-	return err
-}
-
-// Close closes the socket, waking the reader.
-func (m *packetMedium) Close() error {
-	if err := m.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
-		return err
-	}
-	return nil
 }

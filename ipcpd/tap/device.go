@@ -1,7 +1,6 @@
 package tap
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -59,15 +58,7 @@ func openTAP(log hclog.Logger, dev string, etherType uint16) (*shim.Device, erro
 	mac[5] ^= 0x01
 	log.Debug("TAP device open", "device", dev, "existed", existed, "kernel_mac", ifi.HardwareAddr.String(),
 		"station_mac", mac.String(), "ethertype", etherType)
-	return &shim.Device{
-		Name:    dev,
-		Index:   ifi.Index,
-		MAC:     mac,
-		MTU:     ifi.MTU,
-		Carrier: ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagRunning != 0,
-		Info:    fmt.Sprintf("%s, kernel side %s", info, ifi.HardwareAddr),
-		Medium:  &tapMedium{f: f},
-	}, nil
+	return shim.NewDevice(ifi, mac, fmt.Sprintf("%s, kernel side %s", info, ifi.HardwareAddr), &shim.FileMedium{F: f}), nil
 }
 
 // setPersist sets TUNSETPERSIST again after water cleared it.
@@ -100,28 +91,6 @@ func bringUp(dev string) error {
 	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
 	if err := unix.IoctlIfreq(s, unix.SIOCSIFFLAGS, ifr); err != nil {
 		return fmt.Errorf("SIOCSIFFLAGS: %w", err)
-	}
-	return nil
-}
-
-// tapMedium is the TAP device's descriptor: one read or write per frame
-// (IFF_NO_PI: no packet information header in front).
-type tapMedium struct{ f *os.File }
-
-// ReadFrame reads one frame the kernel sent on the device.
-func (m *tapMedium) ReadFrame(b []byte) (int, error) { return m.f.Read(b) }
-
-// WriteFrame hands one frame to the kernel as received on the device.
-func (m *tapMedium) WriteFrame(b []byte) error {
-	_, err := m.f.Write(b)
-	return err
-}
-
-// Close closes the device, waking the reader; a device the IPCP created
-// goes away with it.
-func (m *tapMedium) Close() error {
-	if err := m.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
-		return err
 	}
 	return nil
 }

@@ -1,6 +1,9 @@
 package shim
 
 import (
+	"errors"
+	"net"
+	"os"
 	"time"
 
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
@@ -37,6 +40,47 @@ type Device struct {
 	Info string
 	// Medium carries the frames.
 	Medium Medium
+}
+
+// NewDevice describes the opened interface ifi, whose frames m
+// carries, as station mac (which may differ from ifi's own address, as
+// on a TAP device); its carrier is up when ifi is up and running.
+func NewDevice(ifi *net.Interface, mac frame.MAC, info string, m Medium) *Device {
+	return &Device{
+		Name:    ifi.Name,
+		Index:   ifi.Index,
+		MAC:     mac,
+		MTU:     ifi.MTU,
+		Carrier: ifi.Flags&net.FlagUp != 0 && ifi.Flags&net.FlagRunning != 0,
+		Info:    info,
+		Medium:  m,
+	}
+}
+
+// FileMedium is a Medium on a descriptor that moves one frame per read
+// or write: a bound AF_PACKET socket, or a TAP device opened with
+// IFF_NO_PI. Close wakes a pending read when the descriptor is under
+// the runtime poller (opened non-blocking).
+type FileMedium struct{ F *os.File }
+
+// ReadFrame reads one frame. Errors are *os.PathError naming the
+// device; they are not wrapped again, so a failing link costs no
+// allocation per frame.
+func (m *FileMedium) ReadFrame(b []byte) (int, error) { return m.F.Read(b) }
+
+// WriteFrame sends one frame.
+func (m *FileMedium) WriteFrame(b []byte) error {
+	_, err := m.F.Write(b)
+	return err
+}
+
+// Close closes the descriptor, waking the reader; closing twice is not
+// an error.
+func (m *FileMedium) Close() error {
+	if err := m.F.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return err
+	}
+	return nil
 }
 
 // Timers are the engine's timeouts and limits; zero fields take the
