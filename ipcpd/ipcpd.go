@@ -141,6 +141,10 @@ type Host struct {
 
 	mu    sync.Mutex
 	flows map[uint64]*Flow
+
+	// table serves the IRMd's requests (control.go); fixed before the
+	// channel opens.
+	table map[string]route
 }
 
 // Layer returns the layer this IPCP belongs to, once bootstrapped.
@@ -223,6 +227,7 @@ func Run(kinds Kinds, typ, name, rundir string, log hclog.Logger) error {
 		return fmt.Errorf("ipcpd %s: %w", name, err)
 	}
 	h.ipcp = ipcp
+	h.table = h.routes()
 	h.peer = ctrl.NewPeer(conn, h.handle, log)
 
 	sig := make(chan os.Signal, 1)
@@ -250,150 +255,6 @@ func Run(kinds Kinds, typ, name, rundir string, log hclog.Logger) error {
 	h.peer.Close()
 	h.peer.Wait()
 	return nil
-}
-
-func (h *Host) handle(ctx context.Context, req *ctrl.Request) (any, []*os.File, error) {
-	switch req.Op {
-	case ctrl.OpIPCPBootstrap:
-		var b ctrl.IPCPBootstrap
-		if err := req.Decode(&b); err != nil {
-			return nil, nil, err
-		}
-		rep, err := h.ipcp.Bootstrap(ctx, b.Layer, b.Params)
-		if err != nil {
-			return nil, nil, err
-		}
-		h.layer.Store(b.Layer)
-		h.Log.Info("bootstrapped", "layer", b.Layer)
-		if b.Autobind {
-			if err := h.autobind(ctx, b.Layer); err != nil {
-				return nil, nil, err
-			}
-		}
-		return rep, nil, nil
-	case ctrl.OpIPCPEnroll:
-		var e ctrl.IPCPEnroll
-		if err := req.Decode(&e); err != nil {
-			return nil, nil, err
-		}
-		en, ok := h.ipcp.(Enroller)
-		if !ok {
-			return nil, nil, fmt.Errorf("IPCP %s (type %s) cannot enroll: bootstrap it instead", h.Name, h.Type)
-		}
-		rep, err := en.Enroll(ctx, e.Layer, e.Dst)
-		if err != nil {
-			return nil, nil, err
-		}
-		h.layer.Store(e.Layer)
-		if e.Autobind {
-			if err := h.autobind(ctx, e.Layer); err != nil {
-				return nil, nil, err
-			}
-		}
-		return rep, nil, nil
-	case ctrl.OpIPCPConnect:
-		var c ctrl.IPCPConnect
-		if err := req.Decode(&c); err != nil {
-			return nil, nil, err
-		}
-		cn, err := h.connector()
-		if err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, cn.Connect(ctx, c)
-	case ctrl.OpIPCPDisconnect:
-		var c ctrl.IPCPDisconnect
-		if err := req.Decode(&c); err != nil {
-			return nil, nil, err
-		}
-		cn, err := h.connector()
-		if err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, cn.Disconnect(ctx, ctrl.IPCPConnect(c))
-	case ctrl.OpIPCPRegister:
-		var q ctrl.IPCPRegister
-		if err := req.Decode(&q); err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, h.ipcp.Register(ctx, q.Name)
-	case ctrl.OpIPCPUnreg:
-		var q ctrl.IPCPUnregister
-		if err := req.Decode(&q); err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, h.ipcp.Unregister(ctx, q.Name)
-	case ctrl.OpIPCPBind:
-		var q ctrl.IPCPBind
-		if err := req.Decode(&q); err != nil {
-			return nil, nil, err
-		}
-		b, err := h.binder()
-		if err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, b.Bind(ctx, q.Name)
-	case ctrl.OpIPCPUnbind:
-		var q ctrl.IPCPUnbind
-		if err := req.Decode(&q); err != nil {
-			return nil, nil, err
-		}
-		b, err := h.binder()
-		if err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, b.Unbind(ctx, q.Name)
-	case ctrl.OpIPCPQuery:
-		var q ctrl.IPCPQuery
-		if err := req.Decode(&q); err != nil {
-			return nil, nil, err
-		}
-		ok, err := h.ipcp.Query(ctx, q.Name)
-		return ctrl.IPCPQueryReply{Reachable: ok}, nil, err
-	case ctrl.OpIPCPAlloc:
-		var fi ctrl.FlowInfo
-		if err := req.Decode(&fi); err != nil {
-			return nil, nil, err
-		}
-		file := req.TakeFile(0)
-		if file == nil {
-			return nil, nil, errors.New("alloc: no flow descriptor")
-		}
-		p, err := pipe.New(file)
-		if err != nil {
-			return nil, nil, err
-		}
-		f := &Flow{ID: fi.ID, Name: fi.Name, QoS: fi.QoS, Pipe: p}
-		h.addFlow(f)
-		mtu, err := h.ipcp.Alloc(ctx, f)
-		if err != nil {
-			h.mu.Lock()
-			delete(h.flows, f.ID)
-			h.mu.Unlock()
-			p.Close()
-			return nil, nil, err
-		}
-		return ctrl.IPCPAllocReply{ID: f.ID, MTU: mtu}, nil, nil
-	case ctrl.OpLayerShow:
-		sh, ok := h.ipcp.(Shower)
-		if !ok {
-			return ctrl.LayerInfo{Layer: h.Layer(), IPCP: h.Name, Type: h.Type}, nil, nil
-		}
-		text, err := sh.Show(ctx)
-		return ctrl.LayerInfo{Layer: h.Layer(), IPCP: h.Name, Type: h.Type, Text: text}, nil, err
-	case ctrl.OpIPCPFlows:
-		var out ctrl.FlowList
-		for _, f := range h.Flows() {
-			out.Flows = append(out.Flows, ctrl.FlowStat{
-				ID: f.ID, Name: f.Name, IPCP: h.Name, Layer: h.Layer(), QoS: f.QoS.String(),
-				State: f.state(), Since: f.since,
-				PktsIn: f.PktsIn.Load(), PktsOut: f.PktsOut.Load(),
-				BytesIn: f.BytesIn.Load(), BytesOut: f.BytesOut.Load(), Drops: f.Drops.Load(),
-			})
-		}
-		return out, nil, nil
-	}
-	return nil, nil, fmt.Errorf("IPCP %s: unknown operation %q", h.Name, req.Op)
 }
 
 func (h *Host) connector() (Connector, error) {

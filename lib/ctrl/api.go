@@ -147,6 +147,13 @@ var (
 	IPCPDoFlows      = Op[None, FlowList]{OpIPCPFlows, AccessIPCP}
 )
 
+// IRMdToIPCPOps is the table of operations an IPCP serves on its
+// channel to the IRMd.
+var IRMdToIPCPOps = []Operation{
+	IPCPDoBootstrap, IPCPDoEnroll, IPCPDoConnect, IPCPDoDisconnect, IPCPDoQuery, IPCPDoAlloc,
+	IPCPDoRegister, IPCPDoUnregister, IPCPDoBind, IPCPDoUnbind, IPCPDoShow, IPCPDoFlows,
+}
+
 // Operations an IPCP calls on its IRMd over its own channel.
 var (
 	IPCPUpOp      = Op[IPCPUp, None]{OpIPCPUp, AccessIPCP}

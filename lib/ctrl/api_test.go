@@ -9,8 +9,7 @@ import (
 func allOps() []Operation {
 	out := append([]Operation{}, ClientOps...)
 	out = append(out, ArriveFlow, DownFlow)
-	out = append(out, IPCPDoBootstrap, IPCPDoEnroll, IPCPDoConnect, IPCPDoDisconnect, IPCPDoQuery,
-		IPCPDoAlloc, IPCPDoRegister, IPCPDoUnregister, IPCPDoBind, IPCPDoUnbind, IPCPDoShow, IPCPDoFlows)
+	out = append(out, IRMdToIPCPOps...)
 	return append(out, IPCPOps...)
 }
 
