@@ -127,8 +127,10 @@ func (d *Daemon) clientRoutes() map[string]route[*client] {
 		d.mu.Unlock()
 		return nil
 	})))
-	add(entry(ctrl.ResolveName, chk, value(func(ctx context.Context, c *client, m ctrl.NameResolve) (ctrl.NameResolveReply, error) {
-		return d.resolveLayers(ctx, d.ownLayer(c), m.Name)
+	add(entry(ctrl.ResolveName, chk, value(func(ctx context.Context, _ *client, m ctrl.NameResolve) (ctrl.NameResolveReply, error) {
+		// Every layer: an IPCP asks over its own channel
+		// (ipcpd.resolve), which leaves out its layer.
+		return d.resolveLayers(ctx, "", m.Name)
 	})))
 	add(entry(ctrl.ListenName, chk, ok(d.opListen)))
 	add(entry(ctrl.UnlistenName, chk, ok(func(_ context.Context, c *client, m ctrl.FlowUnlisten) error {

@@ -29,7 +29,7 @@ const (
 	OpFlowListen     = "flow.listen"
 	OpFlowUnlisten   = "flow.unlisten"
 	// OpNameResolve lists the layers on this host that reach a name
-	// (excluding the caller's own layer when the caller is an IPCP).
+	// (an IPCP uses OpIPCPResolve, which leaves out its own layer).
 	OpNameResolve = "name.resolve"
 	// OpFlowEnd tells the IRMd that the caller closed a direct flow it
 	// accepted (the connection it holds the flow by lives on).
