@@ -208,69 +208,101 @@ func paramStrings(in map[string]any) (map[string]string, error) {
 	return out, nil
 }
 
-// applyConfig brings up what cfg describes on the IRMd of dir, in order.
+// applyConfig brings up what cfg describes on the IRMd of dir, in order;
+// each entry has callTimeout to come up.
 func applyConfig(ctx context.Context, path string, cfg *hostConfig, loc *locator, dir string) error {
-	c := irmclient.New(dir)
-	fail := func(kind string, i int, key string, err error) error {
-		return &configError{path: path, line: loc.entry(kind, i, key), key: fmt.Sprintf("%s[%d].%s", kind, i, key), err: err}
-	}
+	b := bringup{path: path, loc: loc, c: irmclient.New(dir)}
 	for i, p := range cfg.IPCP {
-		params, _ := paramStrings(p.Params)
-		layer := p.Bootstrap
-		switch {
-		case p.Bootstrap != "":
-			if _, err := c.Bootstrap(ctx, ctrl.IPCPBootstrap{Type: p.Type, Name: p.Name, Layer: p.Bootstrap,
-				Params: params, Autobind: p.Autobind}); err != nil {
-				return fail("ipcp", i, "bootstrap", err)
-			}
-		case p.Enroll != "":
-			layer = p.Enroll
-			if _, err := c.Enroll(ctx, ctrl.IPCPEnroll{Name: p.Name, Layer: p.Enroll, Dst: p.Dst,
-				Autobind: p.Autobind, Type: p.Type}); err != nil {
-				return fail("ipcp", i, "enroll", err)
-			}
-		default:
-			if _, err := c.CreateIPCP(ctx, p.Type, p.Name); err != nil {
-				return fail("ipcp", i, "name", err)
-			}
-		}
-		if len(p.Register) > 0 {
-			names := []string{p.Name}
-			if p.Autobind && layer != "" {
-				names = append(names, layer)
-			}
-			for _, n := range names {
-				if err := c.Register(ctx, n, p.Register...); err != nil {
-					return fail("ipcp", i, "register", err)
-				}
-			}
-		}
-		for _, cn := range p.Connect {
-			if err := c.Connect(ctx, ctrl.IPCPConnect{Name: p.Name, Dst: cn.Dst, Layer: cn.Layer,
-				Cost: cn.Cost, Component: cn.Component}); err != nil {
-				return fail("ipcp", i, "connect", err)
-			}
+		if err := withTimeout(ctx, func(ctx context.Context) error { return b.ipcp(ctx, i, p) }); err != nil {
+			return err
 		}
 	}
 	for i, n := range cfg.Name {
-		if n.LB != "" {
-			if err := c.CreateName(ctx, n.Name, n.LB); err != nil {
-				return fail("name", i, "lb", err)
+		if err := withTimeout(ctx, func(ctx context.Context) error { return b.name(ctx, i, n) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func withTimeout(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	return f(ctx)
+}
+
+// bringup applies the entries of one file.
+type bringup struct {
+	path string
+	loc  *locator
+	c    *irmclient.Client
+}
+
+// fail names the entry and key an error of the IRMd came from.
+func (b bringup) fail(kind string, i int, key string, err error) error {
+	return &configError{path: b.path, line: b.loc.entry(kind, i, key), key: fmt.Sprintf("%s[%d].%s", kind, i, key), err: err}
+}
+
+// ipcp brings up the i-th [[ipcp]] entry.
+func (b bringup) ipcp(ctx context.Context, i int, p ipcpConfig) error {
+	params, _ := paramStrings(p.Params)
+	layer := p.Bootstrap
+	switch {
+	case p.Bootstrap != "":
+		if _, err := b.c.Bootstrap(ctx, ctrl.IPCPBootstrap{Type: p.Type, Name: p.Name, Layer: p.Bootstrap,
+			Params: params, Autobind: p.Autobind}); err != nil {
+			return b.fail("ipcp", i, "bootstrap", err)
+		}
+	case p.Enroll != "":
+		layer = p.Enroll
+		if _, err := b.c.Enroll(ctx, ctrl.IPCPEnroll{Name: p.Name, Layer: p.Enroll, Dst: p.Dst,
+			Autobind: p.Autobind, Type: p.Type}); err != nil {
+			return b.fail("ipcp", i, "enroll", err)
+		}
+	default:
+		if _, err := b.c.CreateIPCP(ctx, p.Type, p.Name); err != nil {
+			return b.fail("ipcp", i, "name", err)
+		}
+	}
+	if len(p.Register) > 0 {
+		names := []string{p.Name}
+		if p.Autobind && layer != "" {
+			names = append(names, layer)
+		}
+		for _, n := range names {
+			if err := b.c.Register(ctx, n, p.Register...); err != nil {
+				return b.fail("ipcp", i, "register", err)
 			}
 		}
-		if len(n.Layers) > 0 {
-			if err := c.Register(ctx, n.Name, n.Layers...); err != nil {
-				return fail("name", i, "layers", err)
-			}
+	}
+	for _, cn := range p.Connect {
+		if err := b.c.Connect(ctx, ctrl.IPCPConnect{Name: p.Name, Dst: cn.Dst, Layer: cn.Layer,
+			Cost: cn.Cost, Component: cn.Component}); err != nil {
+			return b.fail("ipcp", i, "connect", err)
 		}
-		if n.Program != "" || n.PID != 0 {
-			key := "program"
-			if n.PID != 0 {
-				key = "pid"
-			}
-			if err := c.Bind(ctx, ctrl.Bind{Name: n.Name, Program: n.Program, PID: n.PID, Auto: n.Auto, Args: n.Args}); err != nil {
-				return fail("name", i, key, err)
-			}
+	}
+	return nil
+}
+
+// name brings up the i-th [[name]] entry.
+func (b bringup) name(ctx context.Context, i int, n nameConfig) error {
+	if n.LB != "" {
+		if err := b.c.CreateName(ctx, n.Name, n.LB); err != nil {
+			return b.fail("name", i, "lb", err)
+		}
+	}
+	if len(n.Layers) > 0 {
+		if err := b.c.Register(ctx, n.Name, n.Layers...); err != nil {
+			return b.fail("name", i, "layers", err)
+		}
+	}
+	if n.Program != "" || n.PID != 0 {
+		key := "program"
+		if n.PID != 0 {
+			key = "pid"
+		}
+		if err := b.c.Bind(ctx, ctrl.Bind{Name: n.Name, Program: n.Program, PID: n.PID, Auto: n.Auto, Args: n.Args}); err != nil {
+			return b.fail("name", i, key, err)
 		}
 	}
 	return nil
