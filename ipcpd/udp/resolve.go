@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"github.com/ouro-net/ouro/lib/namehash"
 )
 
@@ -183,37 +182,12 @@ func (u *IPCP) onQuery(m *msg, src netip.AddrPort) {
 	u.ctr.queriesAnswered.Add(1)
 }
 
-// allowAnswer takes a token from the answer budget of src: each
-// configured peer has its own bucket; any other source has one of its
-// own too and, in addition, all of them draw on one shared bucket of
-// strangerRate, so that one noisy stranger cannot silence the others
-// and many cannot make the IPCP answer more than that. Only the receive
-// goroutine calls it.
+// allowAnswer takes a token from the answer budget of src
+// (admit.Answers: the configured peers have their own buckets, the
+// other sources share one as well). Only the receive goroutine calls it.
 func (u *IPCP) allowAnswer(src netip.AddrPort) bool {
-	now := u.clk.Now()
-	if b := u.limits[src]; b != nil {
-		return b.Allow(now, u.tm.queryRate, u.tm.queryBurst)
-	}
-	b := u.strangers[src]
-	if b == nil {
-		if len(u.strangers) >= maxStrangers {
-			// Forget them all rather than track a flood of sources;
-			// the shared bucket still bounds the answers.
-			clear(u.strangers)
-		}
-		b = &admit.Bucket{}
-		u.strangers[src] = b
-	}
-	return b.Allow(now, u.tm.queryRate, u.tm.queryBurst) &&
-		u.others.Allow(now, strangerFactor*u.tm.queryRate, strangerFactor*u.tm.queryBurst)
+	return u.answers.Allow(u.clk.Now(), src)
 }
-
-// Answer budgets of strangers: the shared bucket is strangerFactor times
-// a single source's, and at most maxStrangers sources have their own.
-const (
-	strangerFactor = 10
-	maxStrangers   = 1024
-)
 
 // noZone strips an IPv6 zone, as received source addresses have none.
 func noZone(a netip.AddrPort) netip.AddrPort {

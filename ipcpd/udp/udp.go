@@ -61,9 +61,10 @@
 // not reachable through it (the local layer serves same-host flows).
 // Queries, and refusals of alloc requests, are answered within a token
 // bucket (100/s, burst 50) per source, and for sources that are not
-// configured peers also within one bucket they all share (ten times
-// that), so a flood from a stranger cannot silence a peer or another
-// stranger; the excess is dropped and counted.
+// configured peers also within one bucket they all share (1000/s,
+// burst 100; admit.Answers, the same budget as the Ethernet shims'), so
+// a flood from a stranger cannot silence a peer or another stranger;
+// the excess is dropped and counted.
 //
 // Allocation: the requester sends an alloc req with its eid, the name
 // hash, its MTU and the QoS, retransmitting every 250 ms. The responder
@@ -176,8 +177,8 @@ type timing struct {
 	deallocTries int           // dealloc transmissions without an ack
 	allocTimeout time.Duration // bound on one allocation
 	cacheTTL     time.Duration // life of a positive query answer
-	queryRate    float64       // answers without state (queries, refusals) per second per source class
-	queryBurst   float64       // and their burst
+	queryRate    float64       // answers without state (queries, refusals) per second, in total
+	queryBurst   float64       // and their burst (admit.Answers)
 	lim          admit.Limits  // caps on incoming flows
 	confirm      time.Duration // ConfirmTimeout
 	arrive       time.Duration // ArriveTimeout
@@ -186,7 +187,7 @@ type timing struct {
 func defaultTiming() timing {
 	return timing{retry: 250 * time.Millisecond, queryTries: 3, allocTries: 4, deallocTries: 3,
 		allocTimeout: 10 * time.Second, cacheTTL: 30 * time.Second,
-		queryRate: 100, queryBurst: 50, lim: admit.Default(), confirm: admit.ConfirmTimeout, arrive: ArriveTimeout}
+		queryRate: admit.DefaultAnswerRate, queryBurst: admit.DefaultAnswerBurst, lim: admit.Default(), confirm: admit.ConfirmTimeout, arrive: ArriveTimeout}
 }
 
 // arriveFunc finds an acceptor for an incoming flow (Host.Arrive).
@@ -216,15 +217,13 @@ type IPCP struct {
 	mtu, linkMTU   int
 	rcvBuf, sndBuf int
 	loss           float64 // loss drill: share of data packets dropped
-	limits         map[netip.AddrPort]*admit.Bucket
 
 	// Owned by the receive goroutine.
-	rx        *receiver
-	rxMsg     msg
-	rxOut     []byte
-	rxPend    rxPending
-	others    admit.Bucket                     // shared by all strangers
-	strangers map[netip.AddrPort]*admit.Bucket // one per stranger
+	rx      *receiver
+	rxMsg   msg
+	rxOut   []byte
+	rxPend  rxPending
+	answers *admit.Answers[netip.AddrPort] // budget of stateless answers
 
 	mu       sync.RWMutex
 	booted   bool
@@ -291,11 +290,6 @@ func (u *IPCP) Bootstrap(_ context.Context, layer string, params map[string]stri
 	u.loss = cfg.loss
 	u.linkMTU = linkMTU(cfg.bind.Addr())
 	u.mtu = payloadMTU(u.linkMTU, u.v6)
-	u.strangers = make(map[netip.AddrPort]*admit.Bucket)
-	u.limits = make(map[netip.AddrPort]*admit.Bucket, len(cfg.peers))
-	for _, p := range cfg.peers {
-		u.limits[noZone(p)] = &admit.Bucket{}
-	}
 	u.rx = newReceiver(eidLen + u.mtu + 1)
 	u.rxOut = make([]byte, 0, maxMgmtLen)
 	reserved := make([]netip.AddrPort, 0, len(cfg.peers))
@@ -303,6 +297,7 @@ func (u *IPCP) Bootstrap(_ context.Context, layer string, params map[string]stri
 		reserved = append(reserved, noZone(p))
 	}
 	u.adm = admit.New(u.tm.lim, reserved)
+	u.answers = admit.NewAnswers(u.tm.queryRate, u.tm.queryBurst, reserved)
 	u.booted = true
 	u.rxWG.Add(1)
 	go u.rxLoop()

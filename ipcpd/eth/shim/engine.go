@@ -74,8 +74,7 @@ type Engine struct {
 	incoming  map[peerKey]uint16  // (peer, peer eid) -> local eid
 	nextEID   uint16
 	adm       *admit.Admission[frame.MAC] // incoming flows per source
-	tokens    admit.Bucket                // answers: the bucket shared by all sources
-	srcTokens map[frame.MAC]*admit.Bucket // and one per source
+	answers   *admit.Answers[frame.MAC]   // budget of stateless answers
 }
 
 // New starts an engine on cfg.Dev: it takes over the medium and starts
@@ -105,9 +104,10 @@ func New(cfg Config) (*Engine, error) {
 		carrier: cfg.Dev.Carrier, carrierAt: cfg.Clock.Now(),
 		names: make(map[namehash.Hash]string), cache: make(map[namehash.Hash]cached),
 		queries: make(map[namehash.Hash]*query), flows: make(map[uint16]*flowRec),
-		incoming: make(map[peerKey]uint16), srcTokens: make(map[frame.MAC]*admit.Bucket),
+		incoming: make(map[peerKey]uint16),
 	}
 	e.adm = admit.New[frame.MAC](e.t.limits(), nil)
+	e.answers = admit.NewAnswers[frame.MAC](e.t.QueryRate, float64(e.t.QueryBurst), nil)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.wg.Add(2)
 	go e.readLoop()

@@ -111,8 +111,8 @@ const (
 	DefaultAllocTimeout  = 8 * time.Second
 	DefaultAllocRetry    = time.Second
 	DefaultArriveTimeout = 7 * time.Second
-	DefaultQueryRate     = 1000
-	DefaultQueryBurst    = 100
+	DefaultQueryRate     = admit.DefaultAnswerRate
+	DefaultQueryBurst    = admit.DefaultAnswerBurst
 )
 
 // maxCache bounds the name cache.

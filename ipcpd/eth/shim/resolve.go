@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
-	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"github.com/ouro-net/ouro/lib/namehash"
 )
 
@@ -160,34 +159,12 @@ func (e *Engine) onQuery(src frame.MAC, m frame.Mgmt) {
 	}
 }
 
-// allowAnswerLocked takes a token from src's own answer bucket (a
-// sourceShare of the rate and half the burst) and from the bucket shared
-// by all sources, so that one noisy station cannot silence the others
-// and all together cannot make the engine answer more than QueryRate;
-// e.mu held.
+// allowAnswerLocked takes a token from the answer budget of src
+// (admit.Answers: QueryRate in total, a tenth of it per source); e.mu
+// held.
 func (e *Engine) allowAnswerLocked(src frame.MAC) bool {
-	now := e.clk.Now()
-	b := e.srcTokens[src]
-	if b == nil {
-		if len(e.srcTokens) >= maxSources {
-			// Forget them all rather than track a flood of
-			// (forged) sources; the shared bucket still bounds
-			// the answers.
-			clear(e.srcTokens)
-		}
-		b = &admit.Bucket{}
-		e.srcTokens[src] = b
-	}
-	return b.Allow(now, e.t.QueryRate/sourceShare, max(1, float64(e.t.QueryBurst)/2)) &&
-		e.tokens.Allow(now, e.t.QueryRate, float64(e.t.QueryBurst))
+	return e.answers.Allow(e.clk.Now(), src)
 }
-
-// One source may use 1/sourceShare of the answer rate; at most
-// maxSources sources have a bucket of their own.
-const (
-	sourceShare = 10
-	maxSources  = 1024
-)
 
 // onQueryReply completes a pending query; unsolicited answers are
 // dropped so they cannot fill the cache.

@@ -3,7 +3,7 @@
 // can make them hold: the caps on incoming flows and their defaults
 // (MaxFlows, MaxPending, ...), the Admission that counts flows per
 // source against those caps, the token Bucket their answer rate limits
-// are made of, and the "limits" lines of `irm layer show`.
+// are made of (Answers, the budget itself), and the "limits" lines of `irm layer show`.
 //
 // An incoming flow is admitted as pending (waiting for the IRMd, or
 // answered and waiting for the requester's confirmation), confirmed
@@ -259,4 +259,61 @@ func (b *Bucket) Allow(now time.Time, rate, burst float64) bool {
 	}
 	b.tokens--
 	return true
+}
+
+// The answer budget's shape (see Answers).
+const (
+	// DefaultAnswerRate is how many answers per second all sources
+	// together get; DefaultAnswerBurst is that bucket's size.
+	DefaultAnswerRate  = 1000
+	DefaultAnswerBurst = 100
+	// SourceShare: one source gets 1/SourceShare of the rate (and half
+	// the burst).
+	SourceShare = 10
+	// MaxSources bounds the sources tracked with a bucket of their own.
+	MaxSources = 1024
+)
+
+// Answers is the budget of the answers that create no state (query
+// replies, refusals, deallocs of "ok"s for flows given up): each source
+// has a bucket of 1/SourceShare of the rate and half the burst, so one
+// noisy source cannot silence the others, and all sources but the
+// reserved ones also draw on one shared bucket of the whole rate, so
+// that many (forged) sources cannot make the shim answer more. At most
+// MaxSources sources have a bucket; beyond, they are all forgotten at
+// once (the shared bucket still bounds the answers). Its owner guards
+// it and passes the time in.
+type Answers[K comparable] struct {
+	rate, burst float64
+	reserved    map[K]*Bucket
+	sources     map[K]*Bucket
+	shared      Bucket
+}
+
+// NewAnswers returns a budget of rate answers per second, burst at
+// once, in total; the reserved sources (configured peers) have their
+// own bucket and do not draw on the shared one.
+func NewAnswers[K comparable](rate, burst float64, reserved []K) *Answers[K] {
+	a := &Answers[K]{rate: rate, burst: burst, reserved: make(map[K]*Bucket, len(reserved)), sources: make(map[K]*Bucket)}
+	for _, k := range reserved {
+		a.reserved[k] = &Bucket{}
+	}
+	return a
+}
+
+// Allow takes a token for one answer to src, or says there is none.
+func (a *Answers[K]) Allow(now time.Time, src K) bool {
+	rate, burst := a.rate/SourceShare, max(1, a.burst/2)
+	if b := a.reserved[src]; b != nil {
+		return b.Allow(now, rate, burst)
+	}
+	b := a.sources[src]
+	if b == nil {
+		if len(a.sources) >= MaxSources {
+			clear(a.sources)
+		}
+		b = &Bucket{}
+		a.sources[src] = b
+	}
+	return b.Allow(now, rate, burst) && a.shared.Allow(now, a.rate, a.burst)
 }

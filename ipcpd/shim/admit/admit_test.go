@@ -90,3 +90,39 @@ func TestRefusedCounts(t *testing.T) {
 		t.Fatalf("counted %d %d %d %d, want 1 2 1 3", r.Flows.Load(), r.PeerFlows.Load(), r.Pending.Load(), r.PeerPending.Load())
 	}
 }
+
+// TestAnswers: a source gets half the burst, a reserved source its own
+// bucket outside the shared one, and many sources together no more
+// than the shared burst, however many there are.
+func TestAnswers(t *testing.T) {
+	now := time.Unix(1000, 0)
+	a := NewAnswers(1000, 100, []int{-1})
+	count := func(src, n int) (ok int) {
+		for range n {
+			if a.Allow(now, src) {
+				ok++
+			}
+		}
+		return ok
+	}
+	if got := count(1, 1000); got != 50 {
+		t.Fatalf("one source got %d answers, want half the burst (50)", got)
+	}
+	total := 50
+	for src := 2; src < 3*MaxSources; src++ {
+		total += count(src, 10)
+	}
+	if total != 100 {
+		t.Fatalf("%d sources got %d answers, want the shared burst (100)", 3*MaxSources, total)
+	}
+	if got := count(-1, 1000); got != 50 {
+		t.Fatalf("the reserved source got %d answers with the shared bucket empty, want 50", got)
+	}
+	now = now.Add(time.Second)
+	if got := count(1, 1000); got != 50 {
+		t.Fatalf("after a second: %d answers, want 50 again", got)
+	}
+	if len(a.sources) > MaxSources {
+		t.Fatalf("%d sources tracked, cap %d", len(a.sources), MaxSources)
+	}
+}
