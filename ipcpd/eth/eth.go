@@ -30,7 +30,7 @@ package eth
 
 import (
 	"github.com/ouro-net/ouro/ipcpd"
-	"github.com/ouro-net/ouro/ipcpd/eth/shim"
+	"github.com/ouro-net/ouro/ipcpd/shim"
 )
 
 // Kind is the IPCP type name.

@@ -10,7 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
-	"github.com/ouro-net/ouro/ipcpd/eth/shim"
+	"github.com/ouro-net/ouro/ipcpd/shim"
 )
 
 // sockBuf is the socket buffer size asked for in each direction.

@@ -1,5 +1,5 @@
 // Package tap is the tap shim IPCP kind: the eth-dix protocol and
-// framing (packages ipcpd/eth/shim and ipcpd/eth/frame, shared) carried
+// framing (packages ipcpd/shim and ipcpd/eth/frame, shared) carried
 // through a TAP device instead of an AF_PACKET socket. Bootstrap
 // parameters:
 //
@@ -38,7 +38,7 @@ package tap
 
 import (
 	"github.com/ouro-net/ouro/ipcpd"
-	"github.com/ouro-net/ouro/ipcpd/eth/shim"
+	"github.com/ouro-net/ouro/ipcpd/shim"
 )
 
 // Kind is the IPCP type name.

@@ -17,7 +17,7 @@ import (
 
 	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
-	"github.com/ouro-net/ouro/ipcpd/eth/shim"
+	"github.com/ouro-net/ouro/ipcpd/shim"
 	"github.com/ouro-net/ouro/ipcpd/tap"
 	"github.com/ouro-net/ouro/lib/ctrl"
 )

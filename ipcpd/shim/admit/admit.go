@@ -1,5 +1,5 @@
 // Package admit holds what the shim IPCPs (ipcpd/udp for udp4/udp6,
-// ipcpd/eth/shim for eth-dix and tap) share to bound what a stranger
+// ipcpd/shim for eth-dix and tap) share to bound what a stranger
 // can make them hold: the caps on incoming flows and their defaults
 // (MaxFlows, MaxPending, ...), the Admission that counts flows per
 // source against those caps, the token Bucket their answer rate limits

@@ -15,7 +15,7 @@ import (
 	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/ipcpd"
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
-	"github.com/ouro-net/ouro/ipcpd/eth/shim"
+	"github.com/ouro-net/ouro/ipcpd/shim"
 	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/pipe"
 	"github.com/ouro-net/ouro/lib/qos"

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
-	"github.com/ouro-net/ouro/ipcpd/eth/shim"
+	"github.com/ouro-net/ouro/ipcpd/shim"
 	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/pipe"
 )

@@ -2,7 +2,11 @@
 // kinds: both put the frames of package frame on an Ethernet segment,
 // one through an AF_PACKET socket, the other through a TAP device. A
 // kind supplies an Opener that returns a Device (its Medium plus the
-// interface's index, MAC and MTU); the engine does the rest.
+// interface's index, MAC and MTU); the engine does the rest. The udp4
+// and udp6 kinds (ipcpd/udp) do not run on it yet: they share its caps,
+// answer budget (package admit) and QoS codec (lib/qos), and keep their
+// own handshake and wire format until they become a medium of this
+// engine.
 //
 // # Names
 //
