@@ -224,7 +224,7 @@ func (e *Engine) onAllocReq(src frame.MAC, m frame.Mgmt) {
 		return
 	}
 	result, why := frame.OK, admit.Admitted
-	name, ok := e.names[m.Hash]
+	name, ok := e.names.Lookup(m.Hash)
 	var eid uint16
 	switch {
 	case !ok:

@@ -16,6 +16,7 @@ import (
 	"github.com/ouro-net/ouro/ipcpd"
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 	"github.com/ouro-net/ouro/ipcpd/shim/admit"
+	"github.com/ouro-net/ouro/ipcpd/shim/dir"
 	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/qos"
@@ -67,8 +68,8 @@ type Engine struct {
 	closed    bool
 	carrier   bool
 	carrierAt time.Time
-	names     map[namehash.Hash]string
-	cache     map[namehash.Hash]cached
+	names     dir.Names
+	cache     *dir.Cache[frame.MAC]
 	queries   map[namehash.Hash]*query
 	flows     map[uint16]*flowRec // by local eid, in every state
 	incoming  map[peerKey]uint16  // (peer, peer eid) -> local eid
@@ -102,10 +103,11 @@ func New(cfg Config) (*Engine, error) {
 		cfg: cfg, t: cfg.Timers.withDefaults(), log: cfg.Log, clk: cfg.Clock,
 		mac: cfg.Dev.MAC, etype: cfg.EtherType, mtu: mtu, med: cfg.Dev.Medium,
 		carrier: cfg.Dev.Carrier, carrierAt: cfg.Clock.Now(),
-		names: make(map[namehash.Hash]string), cache: make(map[namehash.Hash]cached),
+		names:   dir.Names{},
 		queries: make(map[namehash.Hash]*query), flows: make(map[uint16]*flowRec),
 		incoming: make(map[peerKey]uint16),
 	}
+	e.cache = dir.NewCache[frame.MAC](e.t.CacheTTL, 0)
 	e.adm = admit.New[frame.MAC](e.t.limits(), nil)
 	e.answers = admit.NewAnswers[frame.MAC](e.t.QueryRate, float64(e.t.QueryBurst), nil)
 	e.ctx, e.cancel = context.WithCancel(context.Background())

@@ -115,9 +115,6 @@ const (
 	DefaultQueryBurst    = admit.DefaultAnswerBurst
 )
 
-// maxCache bounds the name cache.
-const maxCache = 4096
-
 // deliverTimeout bounds how long the reader waits for an application
 // that does not drain its data channel.
 const deliverTimeout = 50 * time.Millisecond

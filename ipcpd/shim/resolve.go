@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 	"github.com/ouro-net/ouro/lib/namehash"
@@ -12,11 +11,6 @@ import (
 
 // ErrClosed is returned by calls on a closed engine.
 var ErrClosed = errors.New("IPCP is shutting down")
-
-type cached struct {
-	mac     frame.MAC
-	expires time.Time
-}
 
 // query is a resolution in progress; every caller asking for the same
 // hash waits on it.
@@ -30,17 +24,14 @@ type query struct {
 func (e *Engine) Register(name string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.names[namehash.Of(name)] = name
+	e.names.Register(name)
 }
 
 // Unregister withdraws name; it reports whether it was registered.
 func (e *Engine) Unregister(name string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	h := namehash.Of(name)
-	_, ok := e.names[h]
-	delete(e.names, h)
-	return ok
+	return e.names.Unregister(name)
 }
 
 // Query reports whether another station on the segment has name
@@ -62,12 +53,9 @@ func (e *Engine) resolve(ctx context.Context, hash namehash.Hash) (frame.MAC, bo
 		e.mu.Unlock()
 		return frame.MAC{}, false, nil
 	}
-	if c, ok := e.cache[hash]; ok {
-		if e.clk.Now().Before(c.expires) {
-			e.mu.Unlock()
-			return c.mac, true, nil
-		}
-		delete(e.cache, hash)
+	if mac, ok := e.cache.Get(e.clk.Now(), hash); ok {
+		e.mu.Unlock()
+		return mac, true, nil
 	}
 	q := e.queries[hash]
 	if q == nil {
@@ -115,28 +103,7 @@ func (e *Engine) resolve(ctx context.Context, hash namehash.Hash) (frame.MAC, bo
 func (e *Engine) forget(hash namehash.Hash, mac frame.MAC) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if c, ok := e.cache[hash]; ok && c.mac == mac {
-		delete(e.cache, hash)
-	}
-}
-
-// cacheLocked stores an answer, keeping the cache bounded.
-func (e *Engine) cacheLocked(hash namehash.Hash, mac frame.MAC) {
-	now := e.clk.Now()
-	if _, ok := e.cache[hash]; !ok && len(e.cache) >= maxCache {
-		for h, c := range e.cache {
-			if !now.Before(c.expires) {
-				delete(e.cache, h)
-			}
-		}
-		for h := range e.cache {
-			if len(e.cache) < maxCache {
-				break
-			}
-			delete(e.cache, h)
-		}
-	}
-	e.cache[hash] = cached{mac: mac, expires: now.Add(e.t.CacheTTL)}
+	e.cache.Forget(hash, mac)
 }
 
 // onQuery answers a query for a name registered here, within the rate
@@ -144,7 +111,7 @@ func (e *Engine) cacheLocked(hash namehash.Hash, mac frame.MAC) {
 func (e *Engine) onQuery(src frame.MAC, m frame.Mgmt) {
 	e.Counters.QueriesIn.Add(1)
 	e.mu.Lock()
-	_, ok := e.names[m.Hash]
+	_, ok := e.names.Lookup(m.Hash)
 	allowed := ok && e.allowAnswerLocked(src)
 	e.mu.Unlock()
 	if !ok {
@@ -181,7 +148,7 @@ func (e *Engine) onQueryReply(src frame.MAC, m frame.Mgmt) {
 		return // a second station answered; the first one stands
 	default:
 	}
-	e.cacheLocked(m.Hash, src)
+	e.cache.Put(e.clk.Now(), m.Hash, "", src)
 	q.mac = src
 	close(q.done)
 }

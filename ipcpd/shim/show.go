@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
+	"github.com/ouro-net/ouro/ipcpd/shim/dir"
+	"github.com/ouro-net/ouro/lib/namehash"
 )
 
 // What Show lists at most.
@@ -37,22 +40,10 @@ func (e *Engine) Show() string {
 	}
 	fmt.Fprintf(&b, "carrier  %s since %s (%d changes)\n", state, e.carrierAt.Format("15:04:05.000"),
 		e.Counters.CarrierChanges.Load())
-	names := make([]string, 0, len(e.names))
-	for _, n := range e.names {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	fmt.Fprintf(&b, "names    %s\n", orNone(strings.Join(names, ", ")))
-	var cache []string
-	for h, c := range e.cache {
-		if now.Before(c.expires) {
-			cache = append(cache, fmt.Sprintf("%s -> %s (%v left)", h, c.mac, c.expires.Sub(now).Round(1e9)))
-		}
-	}
-	sort.Strings(cache)
-	if n := len(cache); n > showFlows {
-		cache = append(cache[:showFlows], fmt.Sprintf("... and %d more", n-showFlows))
-	}
+	fmt.Fprintf(&b, "names    %s\n", orNone(strings.Join(e.names.Sorted(), ", ")))
+	cache := e.cache.Lines(now, showFlows, func(h namehash.Hash, c dir.Entry[frame.MAC], left time.Duration) string {
+		return fmt.Sprintf("%s -> %s (%v left)", h, c.Addr, left.Round(time.Second))
+	})
 	fmt.Fprintf(&b, "cache    %s\n", orNone(strings.Join(cache, "; ")))
 	e.adm.Show(&b, "", e.t.ConfirmTimeout, showSources, macLess)
 	// At most showFlows flows are listed, lowest eids first, so that

@@ -4,20 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"time"
 
 	"github.com/ouro-net/ouro/lib/namehash"
 )
 
 // errClosing is returned by calls that race with Close.
 var errClosing = errors.New("IPCP is shutting down")
-
-// cacheEntry is a positive answer to a query.
-type cacheEntry struct {
-	name    string
-	addr    netip.AddrPort
-	expires time.Time
-}
 
 // query is a name lookup in flight; concurrent lookups of one name share
 // it. Its fields are guarded by IPCP.mu.
@@ -41,25 +33,17 @@ func (q *query) settleLocked(found bool, addr netip.AddrPort) {
 	close(q.done)
 }
 
-// cached returns the live cache entry of h; expired entries are removed.
+// cached returns where h is, from a live cache entry.
 func (u *IPCP) cached(h namehash.Hash) (netip.AddrPort, bool) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	e, ok := u.cache[h]
-	if !ok {
-		return netip.AddrPort{}, false
-	}
-	if u.clk.Now().After(e.expires) {
-		delete(u.cache, h)
-		return netip.AddrPort{}, false
-	}
-	return e.addr, true
+	return u.cache.Get(u.clk.Now(), h)
 }
 
 // uncache drops h, after a peer refused it or vanished.
 func (u *IPCP) uncache(h namehash.Hash) {
 	u.mu.Lock()
-	delete(u.cache, h)
+	u.cache.Drop(h)
 	u.mu.Unlock()
 }
 
@@ -149,7 +133,7 @@ func (u *IPCP) onQueryReply(m *msg, src netip.AddrPort) {
 	}
 	q.answered[i] = true
 	if m.found {
-		u.cache[m.hash] = cacheEntry{name: q.name, addr: src, expires: u.clk.Now().Add(u.tm.cacheTTL)}
+		u.cache.Put(u.clk.Now(), m.hash, q.name, src)
 		q.settleLocked(true, src)
 		return
 	}
@@ -171,7 +155,7 @@ func (u *IPCP) onQuery(m *msg, src netip.AddrPort) {
 		return
 	}
 	u.mu.RLock()
-	_, found := u.names[m.hash]
+	_, found := u.names.Lookup(m.hash)
 	u.mu.RUnlock()
 	r := msg{typ: tQueryReply, hash: m.hash, found: found}
 	u.rxOut = r.encode(u.rxOut)

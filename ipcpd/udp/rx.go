@@ -114,7 +114,7 @@ func (u *IPCP) onAllocReq(m *msg, src netip.AddrPort) {
 	resp := msg{typ: tAllocResp, dst: m.src}
 	why := admit.Admitted
 	u.mu.Lock()
-	name, registered := u.names[m.hash]
+	name, registered := u.names.Lookup(m.hash)
 	switch fl := u.byRemote[key]; {
 	case fl != nil:
 		resp.src, resp.status, resp.mtu, resp.dport = fl.local, stOK, uint16(fl.mtu), fl.dport

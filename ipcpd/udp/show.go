@@ -3,11 +3,15 @@ package udp
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/ouro-net/ouro/ipcpd/shim/admit"
+	"github.com/ouro-net/ouro/ipcpd/shim/dir"
+	"github.com/ouro-net/ouro/lib/namehash"
 )
 
 // counters are the IPCP's statistics; every drop has its own.
@@ -105,23 +109,10 @@ func (u *IPCP) Show(context.Context) (string, error) {
 	if u.loss != 0 {
 		fmt.Fprintf(&b, "  drill    %.1f%% of each flow's data packets dropped at random\n", u.loss*100)
 	}
-	names := make([]string, 0, len(u.names))
-	for _, n := range u.names {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	fmt.Fprintf(&b, "  names    %s\n", orNone(names))
-	var cache []string
-	now := u.clk.Now()
-	for _, e := range u.cache {
-		if now.Before(e.expires) {
-			cache = append(cache, fmt.Sprintf("%s at %s (%ds)", e.name, e.addr, int(e.expires.Sub(now).Seconds())))
-		}
-	}
-	sort.Strings(cache)
-	if n := len(cache); n > showFlows {
-		cache = append(cache[:showFlows], fmt.Sprintf("... and %d more", n-showFlows))
-	}
+	fmt.Fprintf(&b, "  names    %s\n", orNone(u.names.Sorted()))
+	cache := u.cache.Lines(u.clk.Now(), showFlows, func(_ namehash.Hash, e dir.Entry[netip.AddrPort], left time.Duration) string {
+		return fmt.Sprintf("%s at %s (%ds)", e.Name, e.Addr, int(left.Seconds()))
+	})
 	fmt.Fprintf(&b, "  resolved %s\n", orNone(cache))
 	u.adm.Show(&b, "  ", u.tm.confirm, showSources, addrLess)
 	// At most showFlows flows are listed, lowest eids first, so that

@@ -56,9 +56,10 @@
 // Query: Query(name) sends a query to every configured peer and
 // retransmits to the silent ones (every 250 ms, 3 rounds); every IPCP
 // answers every query, yes or no, so a miss is settled as soon as all
-// peers said no. Positive answers are cached for 30 s; a refusal or a
-// vanished peer drops the entry. A name registered only on this IPCP is
-// not reachable through it (the local layer serves same-host flows).
+// peers said no. Positive answers are cached for 30 s (at most 4096;
+// package ipcpd/shim/dir); a refusal or a vanished peer drops the
+// entry. A name registered only on this IPCP is not reachable through
+// it (the local layer serves same-host flows).
 // Queries, and refusals of alloc requests, are answered within a token
 // bucket (100/s, burst 50) per source, and for sources that are not
 // configured peers also within one bucket they all share (1000/s,
@@ -163,6 +164,7 @@ import (
 
 	"github.com/ouro-net/ouro/ipcpd"
 	"github.com/ouro-net/ouro/ipcpd/shim/admit"
+	"github.com/ouro-net/ouro/ipcpd/shim/dir"
 	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/namehash"
@@ -228,8 +230,8 @@ type IPCP struct {
 	mu       sync.RWMutex
 	booted   bool
 	closed   bool
-	names    map[namehash.Hash]string
-	cache    map[namehash.Hash]cacheEntry
+	names    dir.Names
+	cache    *dir.Cache[netip.AddrPort]
 	queries  map[namehash.Hash]*query
 	flows    map[uint32]*uflow // by local eid
 	byRemote map[remoteKey]*uflow
@@ -252,7 +254,7 @@ func New(h *ipcpd.Host) (ipcpd.IPCP, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &IPCP{h: h, v6: v6, tm: defaultTiming(), clk: clock.Real(), arrive: h.Arrive, ctx: ctx, cancel: cancel,
-		names: make(map[namehash.Hash]string), cache: make(map[namehash.Hash]cacheEntry),
+		names: dir.Names{}, cache: dir.NewCache[netip.AddrPort](defaultTiming().cacheTTL, 0),
 		queries: make(map[namehash.Hash]*query), flows: make(map[uint32]*uflow),
 		byRemote: make(map[remoteKey]*uflow), arriving: make(map[remoteKey]bool)}, nil
 }
@@ -331,19 +333,17 @@ func (u *IPCP) Register(_ context.Context, name string) error {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.names[namehash.Of(name)] = name
+	u.names.Register(name)
 	return nil
 }
 
 // Unregister withdraws name.
 func (u *IPCP) Unregister(_ context.Context, name string) error {
-	h := namehash.Of(name)
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if _, ok := u.names[h]; !ok {
+	if !u.names.Unregister(name) {
 		return fmt.Errorf("name %q is not registered in %s IPCP %s", name, u.h.Type, u.h.Name)
 	}
-	delete(u.names, h)
 	return nil
 }
 
