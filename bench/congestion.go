@@ -176,11 +176,11 @@ func buildShapedPath(ctx context.Context, irm, logLevel string, log io.Writer) (
 	for {
 		var info ctrl.LayerInfo
 		err := topo.Call(p.dirA, ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info)
-		if err == nil && topo.RouteNextHops(info.Text, "b") >= 1 {
+		if u, uerr := topo.UnicastOf(info); err == nil && uerr == nil && topo.RouteNextHops(u, "b") >= 1 {
 			return p, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("no route from a to b after 30 s (%v):\n%s", err, info.Text)
+			return nil, fmt.Errorf("no route from a to b after 30 s (%v):\n%s", err, info.Render())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -199,7 +199,6 @@ func (f *udpFlooder) answer(c *net.UDPConn) {
 var (
 	limitsRE  = regexp.MustCompile(`incoming flows (\d+) of \d+ .*pending (\d+) of`)
 	counterRE = regexp.MustCompile(`(?m)^\s+([a-z-]+)\s+(\d+)$`)
-	adjRE     = regexp.MustCompile(`adjacencies up \d+, down (\d+)`)
 )
 
 // floodVictim is the set-up the flood measures: the honest hosts'
@@ -307,11 +306,7 @@ func (e *env) udpVictim(ctx context.Context, sources int, progress io.Writer) (*
 	v.downs = func() int {
 		n := 0
 		for h := range tp.Hosts {
-			s, _ := tp.Show(h)
-			if m := adjRE.FindStringSubmatch(s); m != nil {
-				k, _ := strconv.Atoi(m[1])
-				n += k
-			}
+			n += adjDowns(tp, h)
 		}
 		return n
 	}

@@ -360,7 +360,7 @@ func (o *ovTopo) build(ctx context.Context, tmp string) error {
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		var info ctrl.LayerInfo
-		if topo.Call(o.dir["a"], ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info) == nil && strings.Contains(info.Text, "ovpn") {
+		if topo.Call(o.dir["a"], ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info) == nil && knowsName(info, "ovpn") {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -436,12 +436,11 @@ func (o *ovTopo) waitBoth(d time.Duration) error {
 	deadline := time.Now().Add(d)
 	var info ctrl.LayerInfo
 	for {
-		if topo.Call(o.dir["a"], ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info) == nil &&
-			topo.RouteNextHops(info.Text, "b") >= 2 {
+		if topo.Call(o.dir["a"], ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info) == nil && routeFlows(info, "b") >= 2 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("host A's route to B not over both paths after %v:\n%s", d, info.Text)
+			return fmt.Errorf("host A's route to B not over both paths after %v:\n%s", d, info.Render())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

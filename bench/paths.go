@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -84,15 +83,10 @@ func unicastHealth(t *target, tp *topo.Topo, want int, routes ...[2]string) *tar
 		}
 		return nil
 	}
-	downsRE := regexp.MustCompile(`adjacencies up \d+, down (\d+)`)
 	t.Downs = func() int {
 		n := 0
 		for h := range tp.Hosts {
-			show, _ := tp.Show(h)
-			if m := downsRE.FindStringSubmatch(show); m != nil {
-				k, _ := strconv.Atoi(m[1])
-				n += k
-			}
+			n += adjDowns(tp, h)
 		}
 		return n
 	}

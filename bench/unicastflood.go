@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"regexp"
 	"runtime"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,12 +77,6 @@ type UnicastFloodResult struct {
 	Verdict     string               `json:"verdict"`
 }
 
-var (
-	ufIncomingRE = regexp.MustCompile(`refused \(cap\) (\d+), dropped \(no route back\) \d+; incoming flows (\d+)`)
-	ufProcessRE  = regexp.MustCompile(`process: goroutines (\d+), heap (\d+) KiB`)
-	ufMemberRE   = regexp.MustCompile(`(?m)^  ([0-9a-f]{8})  b`)
-)
-
 // unicastFloodRun runs the -unicastflood mode.
 func unicastFloodRun(ctx context.Context, e *env, d time.Duration, out, progress io.Writer) (*UnicastFloodResult, error) {
 	res := &UnicastFloodResult{Started: time.Now(), GoVersion: runtime.Version(), CPUs: runtime.NumCPU(), DurationS: d.Seconds()}
@@ -111,21 +103,25 @@ func unicastFloodRun(ctx context.Context, e *env, d time.Duration, out, progress
 		go ping.Serve(sctx, l, nil)
 	}
 	dirB := tp.Hosts["b"].Dir
-	show := func() (string, time.Duration, error) {
+	show := func() (ctrl.LayerInfo, time.Duration, error) {
 		start := time.Now()
 		var info ctrl.LayerInfo
 		err := topo.Call(dirB, ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info)
-		return info.Text, time.Since(start), err
+		return info, time.Since(start), err
 	}
-	text, _, err := show()
+	info, _, err := show()
 	if err != nil {
 		return nil, err
 	}
-	m := ufMemberRE.FindStringSubmatch(text)
-	if m == nil {
-		return nil, fmt.Errorf("no address for b in:\n%s", text)
+	u, err := topo.UnicastOf(info)
+	if err != nil {
+		return nil, err
 	}
-	bAddr, _ := strconv.ParseUint(m[1], 16, 64)
+	self := u.Self()
+	if self.Addr == 0 {
+		return nil, fmt.Errorf("no address for b in:\n%s", info.Render())
+	}
+	bAddr := self.Addr
 	var pid int
 	ipcps, err := tp.IPCPs("b")
 	if err != nil {
@@ -223,7 +219,7 @@ func unicastFloodRun(ctx context.Context, e *env, d time.Duration, out, progress
 	nextSample, nextAlloc := start.Add(time.Second), start.Add(time.Second)
 	for fctx.Err() == nil {
 		time.Sleep(200 * time.Millisecond)
-		text, took, err := show()
+		info, took, err := show()
 		res.Shows++
 		if err != nil {
 			res.ShowFail++
@@ -253,13 +249,11 @@ func unicastFloodRun(ctx context.Context, e *env, d time.Duration, out, progress
 			nextSample = nextSample.Add(time.Second)
 			s := UnicastFloodSample{ElapsedS: now.Sub(start).Seconds(), FDs: countFDs(pid), Sent: sent.Load()}
 			s.RSSKB, _ = readRSS(pid)
-			if m := ufIncomingRE.FindStringSubmatch(text); m != nil {
-				s.Refused, _ = strconv.Atoi(m[1])
-				s.Incoming, _ = strconv.Atoi(m[2])
-			}
-			if m := ufProcessRE.FindStringSubmatch(text); m != nil {
-				s.Goroutines, _ = strconv.Atoi(m[1])
-				s.HeapKB, _ = strconv.Atoi(m[2])
+			if u, err := topo.UnicastOf(info); err == nil {
+				s.Refused = int(u.Counters.FARefused)
+				s.Incoming = u.Counters.IncomingFlows
+				s.Goroutines = info.Status.Process.Goroutines
+				s.HeapKB = int(info.Status.Process.HeapBytes >> 10)
 			}
 			res.Samples = append(res.Samples, s)
 			fmt.Fprintf(progress, "bench: unicastflood: %4.0fs sent %d, refused %d, incoming %d, rss %.1f MiB, fds %d, goroutines %d, show %.1f ms\n",

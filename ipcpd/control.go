@@ -128,12 +128,7 @@ func (h *Host) routes() map[string]route {
 		return ctrl.IPCPAllocReply{ID: f.ID, MTU: mtu}, nil
 	}))
 	add(serve(ctrl.IPCPDoShow, func(ctx context.Context, _ ctrl.LayerShow, _ *ctrl.Request) (ctrl.LayerInfo, error) {
-		sh, ok := h.ipcp.(Shower)
-		if !ok {
-			return ctrl.LayerInfo{Layer: h.Layer(), IPCP: h.Name, Type: h.Type}, nil
-		}
-		text, err := sh.Show(ctx)
-		return ctrl.LayerInfo{Layer: h.Layer(), IPCP: h.Name, Type: h.Type, Text: text}, err
+		return h.layerInfo(ctx)
 	}))
 	add(serve(ctrl.IPCPDoFlows, func(context.Context, ctrl.None, *ctrl.Request) (ctrl.FlowList, error) {
 		var out ctrl.FlowList

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -65,9 +66,16 @@ type Binder interface {
 	Unbind(ctx context.Context, name string) error
 }
 
-// Shower is implemented by kinds that describe their layer.
+// Shower is implemented by kinds that describe their layer as text
+// (kinds without a typed status).
 type Shower interface {
 	Show(ctx context.Context) (string, error)
+}
+
+// StatusReporter is implemented by kinds that describe their layer as
+// data (ctrl.Status); the Host fills in the process part.
+type StatusReporter interface {
+	Status(ctx context.Context) (*ctrl.Status, error)
 }
 
 // Constructor builds an IPCP of one kind on a Host.
@@ -300,4 +308,39 @@ func (h *Host) Resolve(ctx context.Context, name string) ([]string, error) {
 		return nil, err
 	}
 	return rep.Layers, nil
+}
+
+// layerInfo answers layer.show: the kind's typed status (StatusReporter)
+// and its own text (Shower), with the process part filled in.
+func (h *Host) layerInfo(ctx context.Context) (ctrl.LayerInfo, error) {
+	info := ctrl.LayerInfo{Layer: h.Layer(), IPCP: h.Name, Type: h.Type}
+	if sr, ok := h.ipcp.(StatusReporter); ok {
+		st, err := sr.Status(ctx)
+		if err != nil {
+			return info, err
+		}
+		info.Status = st
+	}
+	if sh, ok := h.ipcp.(Shower); ok {
+		text, err := sh.Show(ctx)
+		if err != nil {
+			return info, err
+		}
+		info.Text = text
+	}
+	if info.Status == nil {
+		info.Status = &ctrl.Status{At: time.Now()}
+		info.Status.Process.Flows = len(h.Flows())
+	}
+	fillProcess(&info.Status.Process)
+	return info, nil
+}
+
+// fillProcess describes this process: pid, goroutines and heap.
+func fillProcess(p *ctrl.ProcessStatus) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	p.PID = os.Getpid()
+	p.Goroutines = runtime.NumGoroutine()
+	p.HeapBytes = ms.HeapAlloc
 }

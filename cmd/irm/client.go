@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -119,14 +120,18 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 		fmt.Fprintf(out, "%sed %s to %s\n", verb, name, dst)
 		return nil
 	case "list":
+		rest, asJSON := cutFlag(rest, "--json")
 		if len(rest) > 0 {
-			return usagef("ipcp list takes no arguments")
+			return usagef("ipcp list takes no arguments but --json")
 		}
 		c, cancel := ctx()
 		defer cancel()
 		ipcps, err := irmclient.New(dir).IPCPs(c)
 		if err != nil {
 			return err
+		}
+		if asJSON {
+			return writeJSON(out, nonNil(ipcps))
 		}
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "PID\tNAME\tTYPE\tLAYER\tSTATE\tADDRESS")
@@ -255,14 +260,18 @@ func cmdName(args []string, dir string, out io.Writer) error {
 		}
 		return irmclient.New(dir).Register(c, rest[0], k.vals["layer"]...)
 	case "list":
+		rest, asJSON := cutFlag(rest, "--json")
 		if len(rest) > 0 {
-			return usagef("name list takes no arguments")
+			return usagef("name list takes no arguments but --json")
 		}
 		c, cancel := ctx()
 		defer cancel()
 		names, err := irmclient.New(dir).Names(c)
 		if err != nil {
 			return err
+		}
+		if asJSON {
+			return writeJSON(out, nonNil(names))
 		}
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tLB\tLAYERS\tBOUND")
@@ -280,8 +289,10 @@ func cmdName(args []string, dir string, out io.Writer) error {
 }
 
 func cmdLayer(args []string, dir string, out io.Writer) error {
-	if len(args) != 2 || args[0] != "show" {
-		return usagef("layer: want show LAYER")
+	args, asJSON := cutFlag(args, "--json")
+	args, asDot := cutFlag(args, "--dot")
+	if len(args) != 2 || args[0] != "show" || (asJSON && asDot) {
+		return usagef("layer: want show LAYER [--json | --dot]")
 	}
 	c, cancel := ctx()
 	defer cancel()
@@ -289,25 +300,63 @@ func cmdLayer(args []string, dir string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "layer %s (IPCP %s, type %s)\n", args[1], info.IPCP, info.Type)
-	if info.Text != "" {
-		fmt.Fprint(out, info.Text)
-		if !strings.HasSuffix(info.Text, "\n") {
-			fmt.Fprintln(out)
+	switch {
+	case asJSON:
+		return writeJSON(out, info)
+	case asDot:
+		if info.Status == nil || info.Status.Unicast == nil {
+			return fmt.Errorf("layer %s (type %s) has no graph to draw", args[1], info.Type)
 		}
+		info.Status.Unicast.WriteDot(out, args[1])
+		return nil
 	}
+	fmt.Fprintf(out, "layer %s (IPCP %s, type %s)\n", args[1], info.IPCP, info.Type)
+	fmt.Fprint(out, info.Render())
 	return nil
 }
 
+// cutFlag removes flag from args and says whether it was there.
+func cutFlag(args []string, flag string) ([]string, bool) {
+	out := make([]string, 0, len(args))
+	found := false
+	for _, a := range args {
+		if a == flag {
+			found = true
+			continue
+		}
+		out = append(out, a)
+	}
+	return out, found
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// nonNil makes an empty list print as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
 func cmdFlow(args []string, dir string, out io.Writer) error {
+	args, asJSON := cutFlag(args, "--json")
 	if len(args) != 1 || args[0] != "list" {
-		return usagef("flow: want list")
+		return usagef("flow: want list [--json]")
 	}
 	c, cancel := ctx()
 	defer cancel()
 	flows, err := irmclient.New(dir).FlowList(c)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		return writeJSON(out, nonNil(flows))
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tLAYER\tIPCP\tPID\tQOS\tSTATE\tPKTS IN/OUT\tBYTES IN/OUT\tDROPS\tAGE")

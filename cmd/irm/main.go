@@ -33,7 +33,7 @@ const usageText = `usage: irm COMMAND [ARGS]
   irm ipcp enroll    name NAME layer LAYER [dst IPCP] [type TYPE] [autobind]
   irm ipcp connect   name NAME dst IPCP [component dt|mgmt] [layer LOWER] [cost N]
   irm ipcp disconnect name NAME dst IPCP [component dt|mgmt]
-  irm ipcp list
+  irm ipcp list [--json]
   irm ipcp destroy   name NAME
   irm bind   program PATH name NAME [auto] [-- ARGS...]
   irm bind   process PID name NAME
@@ -42,9 +42,9 @@ const usageText = `usage: irm COMMAND [ARGS]
   irm name create NAME [lb round-robin|spillover]
   irm name register   NAME layer LAYER [layer LAYER ...]
   irm name unregister NAME layer LAYER [layer LAYER ...]
-  irm name list
-  irm layer show LAYER
-  irm flow list
+  irm name list [--json]
+  irm layer show LAYER [--json | --dot]
+  irm flow list [--json]
   irm demo
 
 Every command but daemon and demo talks to the IRMd of the run directory

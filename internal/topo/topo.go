@@ -289,15 +289,39 @@ func (t *Topo) Register(host, name string) error {
 	return call(t, h, ctrl.RegisterName, ctrl.NameRegister{Name: name, Layers: []string{t.cfg.Layer}}, "name register %s layer %s", name, t.cfg.Layer)
 }
 
-// Show returns `irm layer show` of the unicast layer at host.
+// Show returns the text `irm layer show` prints for the unicast layer
+// at host (for logs; tests read fields through Status).
 func (t *Topo) Show(host string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
-	defer cancel()
-	info, err := irmclient.New(t.Hosts[host].Dir).LayerShow(ctx, t.cfg.Layer)
+	info, err := t.Info(host)
 	if err != nil {
 		return "", err
 	}
-	return info.Text, nil
+	return info.Render(), nil
+}
+
+// Info returns the layer-show reply of the unicast layer at host.
+func (t *Topo) Info(host string) (ctrl.LayerInfo, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	return irmclient.New(t.Hosts[host].Dir).LayerShow(ctx, t.cfg.Layer)
+}
+
+// Status returns the typed status of the unicast layer at host.
+func (t *Topo) Status(host string) (*ctrl.UnicastStatus, error) {
+	info, err := t.Info(host)
+	if err != nil {
+		return nil, err
+	}
+	return UnicastOf(info)
+}
+
+// UnicastOf returns the unicast part of a layer-show reply, or an
+// error naming what the reply was instead.
+func UnicastOf(info ctrl.LayerInfo) (*ctrl.UnicastStatus, error) {
+	if info.Status == nil || info.Status.Unicast == nil {
+		return nil, fmt.Errorf("layer %s at IPCP %s (type %s) reports no unicast status", info.Layer, info.IPCP, info.Type)
+	}
+	return info.Status.Unicast, nil
 }
 
 // IPCPs lists the IPCPs of host.
@@ -321,46 +345,37 @@ func (t *Topo) LowerPID(host string, l int) (int, error) {
 	return 0, fmt.Errorf("host %s has no IPCP in %s", host, lowerLayer(l))
 }
 
-// WaitRoute polls host's layer view until the forwarding table reaches
-// dst over want lower flows or the timeout passes.
+// WaitRoute polls host's layer status until the forwarding table
+// reaches dst over want lower flows or the timeout passes; it returns
+// the last status as text (for logs).
 func (t *Topo) WaitRoute(host, dst string, want int, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
-	var text string
+	var info ctrl.LayerInfo
 	for time.Now().Before(deadline) {
 		var err error
-		text, err = t.Show(host)
+		info, err = t.Info(host)
 		if err != nil {
-			return text, err
+			return info.Render(), err
 		}
-		if n := RouteNextHops(text, dst); n >= want {
-			return text, nil
+		if st, err := UnicastOf(info); err == nil && RouteNextHops(st, dst) >= want {
+			return info.Render(), nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return text, fmt.Errorf("route %s -> %s did not reach %d next hops in %v", host, dst, want, timeout)
+	return info.Render(), fmt.Errorf("route %s -> %s did not reach %d next hops in %v", host, dst, want, timeout)
 }
 
 // RouteNextHops counts the lower flows the forwarding table uses for
-// IPCP dst (the FLOWS column of a layer show text).
-func RouteNextHops(show, dst string) int {
-	in := false
-	for _, line := range strings.Split(show, "\n") {
-		if strings.HasPrefix(line, "routes:") {
-			in = true
-			continue
-		}
-		if in && strings.HasPrefix(line, "counters:") {
-			break
-		}
-		f := strings.Fields(line)
-		if in && len(f) >= 6 && f[1] == dst {
-			if f[5] == "-" {
-				return 0
-			}
-			return len(strings.Split(f[5], ","))
-		}
+// the member called dst (0 without a route or a status).
+func RouteNextHops(st *ctrl.UnicastStatus, dst string) int {
+	if st == nil {
+		return 0
 	}
-	return 0
+	r, ok := st.Route(dst)
+	if !ok {
+		return 0
+	}
+	return len(r.Flows)
 }
 
 // Close stops every host and removes the run directories.
@@ -403,33 +418,19 @@ func freePorts(n, hosts int) ([]int, error) {
 // adjacency to peer that carried the most packets out since the last
 // call with the same counters map, for cutting the link a flow is on.
 func (t *Topo) ActiveLower(host, peer string, before map[string]uint64) (int, map[string]uint64, error) {
-	show, err := t.Show(host)
+	st, err := t.Status(host)
 	if err != nil {
 		return 0, nil, err
 	}
 	now := map[string]uint64{}
 	best, bestDelta := -1, uint64(0)
-	in := false
-	for _, line := range strings.Split(show, "\n") {
-		if strings.HasPrefix(line, "adjacencies:") {
-			in = true
+	for _, a := range st.AdjacenciesTo(peer) {
+		l, err := strconv.Atoi(strings.TrimPrefix(a.Lower, "udp"))
+		if err != nil || !strings.HasPrefix(a.Lower, "udp") {
 			continue
 		}
-		if strings.HasPrefix(line, "routes:") {
-			break
-		}
-		f := strings.Fields(line)
-		if !in || len(f) < 8 || f[1] != peer || !strings.HasPrefix(f[3], "udp") {
-			continue
-		}
-		io := strings.Split(f[7], "/")
-		if len(io) != 2 {
-			continue
-		}
-		out, _ := strconv.ParseUint(io[1], 10, 64)
-		now[f[3]] = out
-		if d := out - before[f[3]]; best < 0 || d > bestDelta {
-			l, _ := strconv.Atoi(strings.TrimPrefix(f[3], "udp"))
+		now[a.Lower] = a.PacketsOut
+		if d := a.PacketsOut - before[a.Lower]; best < 0 || d > bestDelta {
 			best, bestDelta = l-1, d
 		}
 	}
@@ -507,28 +508,14 @@ func (t *Topo) Restore(host, peer string) error {
 // ActivePeer returns which of peers host's adjacencies sent the most
 // packets to since before (a map from a previous call, or nil).
 func (t *Topo) ActivePeer(host string, peers []string, before map[string]uint64) (string, map[string]uint64, error) {
-	show, err := t.Show(host)
+	st, err := t.Status(host)
 	if err != nil {
 		return "", nil, err
 	}
 	now := map[string]uint64{}
-	in := false
-	for _, line := range strings.Split(show, "\n") {
-		if strings.HasPrefix(line, "adjacencies:") {
-			in = true
-			continue
-		}
-		if strings.HasPrefix(line, "routes:") {
-			break
-		}
-		f := strings.Fields(line)
-		if !in || len(f) < 8 || f[6] != "up" {
-			continue
-		}
-		io := strings.Split(f[7], "/")
-		if len(io) == 2 {
-			out, _ := strconv.ParseUint(io[1], 10, 64)
-			now[f[1]] += out
+	for _, a := range st.Adjacencies {
+		if a.Up {
+			now[a.Peer] += a.PacketsOut
 		}
 	}
 	best, bestDelta := "", uint64(0)

@@ -13,7 +13,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
+	"time"
 
 	"github.com/ouro-net/ouro/ipcpd"
 	"github.com/ouro-net/ouro/lib/ctrl"
@@ -81,3 +83,18 @@ func (l *IPCP) Alloc(context.Context, *ipcpd.Flow) (int, error) {
 // Close releases nothing: the IPCP holds no flow. The IRMd tells the
 // ends of the layer's direct flows when the IPCP is gone.
 func (l *IPCP) Close() error { return nil }
+
+// Status describes the layer as data: the names registered and the
+// flows set up (the Host fills in the process part).
+func (l *IPCP) Status(_ context.Context) (*ctrl.Status, error) {
+	l.mu.Lock()
+	names := make([]string, 0, len(l.names))
+	for n := range l.names {
+		names = append(names, n)
+	}
+	l.mu.Unlock()
+	sort.Strings(names)
+	flows := len(l.h.Flows())
+	return &ctrl.Status{At: time.Now(), Local: &ctrl.LocalStatus{Names: names, Flows: flows},
+		Process: ctrl.ProcessStatus{Flows: flows}}, nil
+}

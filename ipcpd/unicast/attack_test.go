@@ -3,8 +3,6 @@ package unicast_test
 import (
 	"context"
 	"encoding/binary"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -98,27 +96,11 @@ func (in *intruder) send(t *testing.T, kind byte, payload []byte) {
 	}
 }
 
-var (
-	lsusInRE    = regexp.MustCompile(`lsus in (\d+)`)
-	hardeningRE = regexp.MustCompile(`hardening: routing own-newer (\d+), flushes (\d+), restarts (\d+), purged (\d+); directory own-newer (\d+), flushes (\d+); address conflicts (\d+); handshakes refused (\d+); enrollments refused (\d+)`)
-)
-
-// hardening returns the hardening counters of host's show, in order.
-func hardening(t *testing.T, tp *topo.Topo, host string) []int {
+// hardening returns the counters of host's status.
+func hardening(t *testing.T, tp *topo.Topo, host string) ctrl.UnicastCounters {
 	t.Helper()
-	show, err := tp.Show(host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := hardeningRE.FindStringSubmatch(show)
-	if m == nil {
-		t.Fatalf("no hardening counters at %s:\n%s", host, show)
-	}
-	out := make([]int, len(m)-1)
-	for i := range out {
-		out[i], _ = strconv.Atoi(m[i+1])
-	}
-	return out
+	_, u := hostStatus(t, tp, host)
+	return u.Counters
 }
 
 // lsusIn sums the LSUs received by hosts.
@@ -126,11 +108,8 @@ func lsusIn(t *testing.T, tp *topo.Topo, hosts ...string) int {
 	t.Helper()
 	n := 0
 	for _, h := range hosts {
-		show, err := tp.Show(h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n += showInt(t, lsusInRE, show, 1)
+		_, u := hostStatus(t, tp, h)
+		n += int(u.Counters.LSUsIn)
 	}
 	return n
 }
@@ -138,15 +117,12 @@ func lsusIn(t *testing.T, tp *topo.Topo, hosts ...string) int {
 // addrOf returns host's address as host from shows it.
 func addrOf(t *testing.T, tp *topo.Topo, from, host string) uint64 {
 	t.Helper()
-	show, err := tp.Show(from)
-	if err != nil {
-		t.Fatal(err)
+	_, u := hostStatus(t, tp, from)
+	m, ok := u.Member(host)
+	if !ok || m.Addr == 0 {
+		t.Fatalf("no address for %s at %s: %+v", host, from, u.Members)
 	}
-	a, err := strconv.ParseUint(members(t, show)[host], 16, 64)
-	if err != nil || a == 0 {
-		t.Fatalf("no address for %s at %s: %v\n%s", host, from, err, show)
-	}
-	return a
+	return m.Addr
 }
 
 // pingOK pings name from host and fails unless every reply came back.
@@ -206,15 +182,16 @@ func TestForgedSequenceOverUDP(t *testing.T) {
 	// c counts the newer copies of its own LSU and entry and flushes
 	// each once.
 	deadline := time.Now().Add(10 * time.Second)
-	var h []int
+	var h ctrl.UnicastCounters
 	for time.Now().Before(deadline) {
-		if h = hardening(t, tp, "c"); h[2] >= 1 && h[5] >= 1 {
+		if h = hardening(t, tp, "c"); h.RoutingRestarts >= 1 && h.DirFlushes >= 1 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if h[0] < 1 || h[1] != 1 || h[2] != 1 || h[4] < 1 || h[5] != 1 {
-		t.Fatalf("c's counters (routing own-newer, flushes, restarts, purged; directory own-newer, flushes): %v", h)
+	if h.RoutingOwnNewer < 1 || h.RoutingFlushes != 1 || h.RoutingRestarts != 1 || h.DirOwnNewer < 1 || h.DirFlushes != 1 {
+		t.Fatalf("c's counters (routing own-newer, flushes, restarts, purged; directory own-newer, flushes): %d %d %d %d; %d %d",
+			h.RoutingOwnNewer, h.RoutingFlushes, h.RoutingRestarts, h.RoutingPurged, h.DirOwnNewer, h.DirFlushes)
 	}
 	waitRoute(t, tp, "a", "c", 1)
 	waitDirectory(t, tp, "a", "svc")
@@ -238,11 +215,11 @@ func TestAddressConflictRefused(t *testing.T) {
 	if _, refused := intrude(t, tp, "b", "a", b, "intruder"); !strings.Contains(refused, "address conflict") {
 		t.Fatalf("a hello claiming b's address got %q, want an address conflict", refused)
 	}
-	if h := hardening(t, tp, "a"); h[6] != 1 {
-		t.Fatalf("address conflicts at a: %d, want 1", h[6])
+	if h := hardening(t, tp, "a"); h.AddrConflicts != 1 {
+		t.Fatalf("address conflicts at a: %d, want 1", h.AddrConflicts)
 	}
-	show, _ := tp.Show("a")
-	if strings.Contains(show, "intruder") {
+	if _, u := hostStatus(t, tp, "a"); len(u.AdjacenciesTo("intruder")) > 0 {
+		show, _ := tp.Show("a")
 		t.Fatalf("the intruder became an adjacency:\n%s", show)
 	}
 	pingOK(t, tp, "a", "svc", 20)
@@ -275,8 +252,7 @@ func TestNameGoesToNearest(t *testing.T) {
 	// Wait until a knows all three holders.
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		show, _ := tp.Show("a")
-		if strings.Count(show, "srv") >= 3 {
+		if _, u := hostStatus(t, tp, "a"); namesHeld(u, "srv") >= 3 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -323,11 +299,6 @@ func faRequest(t *testing.T, dst, src, eid uint64, name string) []byte {
 	}
 	return append(pkt, body...)
 }
-
-var (
-	incomingRE = regexp.MustCompile(`refused \(cap\) (\d+), dropped \(no route back\) (\d+); incoming flows (\d+) from (\d+) members`)
-	processRE  = regexp.MustCompile(`process: goroutines (\d+), heap (\d+) KiB, flows (\d+)`)
-)
 
 // TestFlowRequestFlood: an intruder adjacent to b floods b with flow
 // requests for a name b serves (1200, over four times the cap; bench
@@ -428,33 +399,24 @@ func TestFlowRequestFlood(t *testing.T) {
 		t.Fatalf("ping a to c lost %d of %d during the flood", lost, r.st.Transmitted)
 	}
 	// b counted what it refused and holds no more than the cap.
-	var show string
-	var m []string
+	var st *ctrl.Status
+	var u *ctrl.UnicastStatus
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		show, _ = tp.Show("b")
-		if m = incomingRE.FindStringSubmatch(show); m != nil {
-			if n, _ := strconv.Atoi(m[1]); n >= requests*3/4 {
-				break
-			}
+		st, u = hostStatus(t, tp, "b")
+		if u.Counters.FARefused >= requests*3/4 {
+			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if m == nil {
-		t.Fatalf("no allocation counters at b:\n%s", show)
-	}
-	refusedN, _ := strconv.Atoi(m[1])
-	incoming, _ := strconv.Atoi(m[3])
+	show, _ := tp.Show("b")
+	refusedN := int(u.Counters.FARefused)
+	incoming := u.Counters.IncomingFlows
 	if refusedN < requests/2 || incoming > perCap+2 {
 		t.Fatalf("b refused %d of %d requests and holds %d incoming flows (cap %d per member):\n%s",
 			refusedN, requests, incoming, perCap, show)
 	}
-	p := processRE.FindStringSubmatch(show)
-	if p == nil {
-		t.Fatalf("no process line:\n%s", show)
-	}
-	gor, _ := strconv.Atoi(p[1])
-	heap, _ := strconv.Atoi(p[2])
+	gor, heap := st.Process.Goroutines, int(st.Process.HeapBytes>>10)
 	t.Logf("b after %d requests: refused %d, incoming flows %d, goroutines %d, heap %d KiB; ping a-c %d/%d",
 		requests, refusedN, incoming, gor, heap, r.st.Received, r.st.Transmitted)
 	if gor > 2000 || heap > 128<<10 {
@@ -499,8 +461,8 @@ func TestEnrollmentFloodBounded(t *testing.T) {
 	if r := enrollAs("y"); r.Err != "" {
 		t.Fatalf("another IPCP refused: %s", r.Err)
 	}
-	if h := hardening(t, tp, "a"); h[8] != 3 {
-		t.Fatalf("enrollments refused at a: %d, want 3", h[8])
+	if h := hardening(t, tp, "a"); h.EnrollRefused != 3 {
+		t.Fatalf("enrollments refused at a: %d, want 3", h.EnrollRefused)
 	}
 
 	serveEcho(t, tp, "b", "svc", "a")

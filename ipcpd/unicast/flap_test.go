@@ -3,9 +3,6 @@ package unicast_test
 import (
 	"context"
 	"os/exec"
-	"regexp"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,29 +14,12 @@ import (
 	"github.com/ouro-net/ouro/lib/qos"
 )
 
-var (
-	procRE  = regexp.MustCompile(`process: goroutines (\d+), heap (\d+) KiB`)
-	spfRE   = regexp.MustCompile(`spf runs (\d+)`)
-	adjUpRE = regexp.MustCompile(`adjacencies up (\d+)`)
-)
-
-func showNet(t *testing.T, dir string) string {
+// flapFigures are the figures the flapping test compares before and
+// after: goroutines, heap (KiB), SPF runs and adjacencies up.
+func flapFigures(t *testing.T, dir string) (g, h, spf, up int) {
 	t.Helper()
-	var info ctrl.LayerInfo
-	if err := topo.Call(dir, ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info); err != nil {
-		t.Fatalf("layer show: %v", err)
-	}
-	return info.Text
-}
-
-func showInt(t *testing.T, re *regexp.Regexp, text string, group int) int {
-	t.Helper()
-	m := re.FindStringSubmatch(text)
-	if m == nil {
-		t.Fatalf("no %v in:\n%s", re, text)
-	}
-	n, _ := strconv.Atoi(m[group])
-	return n
+	st, u := netStatus(t, dir, "net")
+	return st.Process.Goroutines, int(st.Process.HeapBytes >> 10), int(u.Counters.SPFRuns), int(u.Counters.AdjUp)
 }
 
 // TestFlappingLinkNetns flaps one of two parallel veth links between A
@@ -70,16 +50,17 @@ func TestFlappingLinkNetns(t *testing.T) {
 	irm(nsB, dirB, "name", "register", "oping", "layer", "net")
 
 	deadline := time.Now().Add(20 * time.Second)
-	var show string
+	var u *ctrl.UnicastStatus
 	for time.Now().Before(deadline) {
-		show = showNet(t, dirA)
-		if topo.RouteNextHops(show, "b") == 2 && strings.Contains(show, "oping") {
+		_, u = netStatus(t, dirA, "net")
+		if topo.RouteNextHops(u, "b") == 2 && knowsName(u, "oping") {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if topo.RouteNextHops(show, "b") != 2 {
-		t.Fatalf("no two parallel next hops:\n%s", show)
+	if topo.RouteNextHops(u, "b") != 2 {
+		info, _ := layerInfo(dirA, "net")
+		t.Fatalf("no two parallel next hops:\n%s", info.Render())
 	}
 	l, err := flow.Listen("oping", flow.WithRunDir(dirB))
 	if err != nil {
@@ -96,10 +77,7 @@ func TestFlappingLinkNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	before := showNet(t, dirA)
-	g0, h0 := showInt(t, procRE, before, 1), showInt(t, procRE, before, 2)
-	spf0 := showInt(t, spfRE, before, 1)
-	up0 := showInt(t, adjUpRE, before, 1)
+	g0, h0, spf0, up0 := flapFigures(t, dirA)
 
 	type result struct {
 		st  *ping.Stats
@@ -127,10 +105,7 @@ func TestFlappingLinkNetns(t *testing.T) {
 		t.Fatalf("flow failed while a parallel link flapped: %v", r.err)
 	}
 	time.Sleep(2 * time.Second)
-	after := showNet(t, dirA)
-	g1, h1 := showInt(t, procRE, after, 1), showInt(t, procRE, after, 2)
-	spf1 := showInt(t, spfRE, after, 1)
-	up1 := showInt(t, adjUpRE, after, 1)
+	g1, h1, spf1, up1 := flapFigures(t, dirA)
 	lost := r.st.Transmitted - r.st.Received
 	t.Logf("%d flaps in 10 s: ping %d sent, %d lost, longest gap %.1f ms; SPF runs %d; adjacency returns %d; goroutines %d -> %d; heap %d -> %d KiB",
 		flaps, r.st.Transmitted, lost, r.st.LongestGapMS, spf1-spf0, up1-up0, g0, g1, h0, h1)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"regexp"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -14,8 +13,6 @@ import (
 	"github.com/ouro-net/ouro/internal/topo"
 	"github.com/ouro-net/ouro/lib/qos"
 )
-
-var faRepeatRE = regexp.MustCompile(`requests repeated (\d+)`)
 
 // lossyPair builds A and B joined by one udp link whose shims drop pct
 // percent of the packets of each lower flow at random (the loss drill):
@@ -57,28 +54,23 @@ func TestAllocationOverLossyLink(t *testing.T) {
 		}
 		f.Close()
 	}
-	show, _ := tp.Show("a")
-	m := faRepeatRE.FindStringSubmatch(show)
-	if m == nil {
-		t.Fatalf("no allocation counters in:\n%s", show)
-	}
-	t.Logf("%d allocations over a link losing 30%% of packets: %s requests repeated", flows, m[1])
-	if m[1] == "0" {
+	_, u := hostStatus(t, tp, "a")
+	t.Logf("%d allocations over a link losing 30%% of packets: %d requests repeated", flows, u.Counters.FARepeated)
+	if u.Counters.FARepeated == 0 {
+		show, _ := tp.Show("a")
 		t.Errorf("no request was repeated, yet the link lost 30%% of packets:\n%s", show)
 	}
 	// A repeated request never makes a second flow: B accepted exactly
 	// one per allocation (a late duplicate would come within a few
 	// repetition intervals).
 	time.Sleep(time.Second)
-	showB, _ := tp.Show("b")
-	dups := faAnsweredRE.FindStringSubmatch(showB)
-	t.Logf("B accepted %d flows; %s", accepted.Load(), dups)
+	_, ub := hostStatus(t, tp, "b")
+	t.Logf("B accepted %d flows; repeats answered %d", accepted.Load(), ub.Counters.FARepeatsAnswered)
 	if n := accepted.Load(); n != flows {
+		showB, _ := tp.Show("b")
 		t.Errorf("B accepted %d flows for %d allocations: a repeated request made a second flow\n%s", n, flows, showB)
 	}
 }
-
-var faAnsweredRE = regexp.MustCompile(`repeats answered (\d+)`)
 
 // TestReliableOverLossyLink sends 2 MiB on a reliable flow across a link
 // that loses 20% of its packets: the receiver gets every byte in order.

@@ -70,44 +70,47 @@ func (s *nsSquare) register(t *testing.T, host, name string) {
 	s.irm(t, host, args...)
 }
 
-// show returns `irm layer show net` at host, asked from this process
-// through the IRMd's run-directory socket.
+// show returns the text of `irm layer show net` at host (for logs),
+// asked from this process through the IRMd's run-directory socket.
 func (s *nsSquare) show(host string) (string, error) {
-	var info ctrl.LayerInfo
-	if err := topo.Call(s.dir[host], ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info); err != nil {
-		return "", err
-	}
-	return info.Text, nil
+	info, err := layerInfo(s.dir[host], "net")
+	return info.Render(), err
+}
+
+// status returns the status of layer net at host.
+func (s *nsSquare) status(t *testing.T, host string) *ctrl.UnicastStatus {
+	t.Helper()
+	_, u := netStatus(t, s.dir[host], "net")
+	return u
 }
 
 // waitRoute polls host's view until its route to dst runs over want
 // lower flows.
-func (s *nsSquare) waitRoute(t *testing.T, host, dst string, want int, timeout time.Duration) string {
+func (s *nsSquare) waitRoute(t *testing.T, host, dst string, want int, timeout time.Duration) *ctrl.UnicastStatus {
 	t.Helper()
 	start := time.Now()
-	var text string
 	for time.Since(start) < timeout {
-		var err error
-		if text, err = s.show(host); err == nil && topo.RouteNextHops(text, dst) >= want {
+		info, err := layerInfo(s.dir[host], "net")
+		if u, uerr := topo.UnicastOf(info); err == nil && uerr == nil && topo.RouteNextHops(u, dst) >= want {
 			t.Logf("%s's route to %s over %d lower flows after %v", host, dst, want, time.Since(start).Round(time.Millisecond))
-			return text
+			return u
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	text, _ := s.show(host)
 	t.Fatalf("%s's route to %s did not reach %d lower flows in %v:\n%s", host, dst, want, timeout, text)
-	return ""
+	return nil
 }
 
 // waitName polls host's view until the directory lists name.
 func (s *nsSquare) waitName(t *testing.T, host, name string) {
 	t.Helper()
-	var text string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		text, _ = s.show(host)
-		if strings.Contains(text, name) {
+		if knowsName(s.status(t, host), name) {
 			return
 		}
 	}
+	text, _ := s.show(host)
 	t.Fatalf("%s never learnt name %s:\n%s", host, name, text)
 }
 
@@ -137,47 +140,12 @@ func (s *nsSquare) dump(t *testing.T) {
 }
 
 // nsAdjacency is one row of the adjacencies section of a layer show.
-type nsAdjacency struct {
-	peer, lower, state string
-	out                uint64
-}
-
-// nsAdjacencies parses the adjacencies section of a layer show:
-// ID PEER ADDRESS LOWER COMP COST STATE PKTS-IN/OUT DROPS UP-FOR.
-func nsAdjacencies(text string) []nsAdjacency {
-	var out []nsAdjacency
-	in := false
-	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(line, "adjacencies:") {
-			in = true
-			continue
-		}
-		if strings.HasPrefix(line, "routes:") {
-			break
-		}
-		f := strings.Fields(line)
-		if !in || len(f) < 8 || !strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		a := nsAdjacency{peer: f[1], lower: f[3], state: f[6]}
-		if io := strings.Split(f[7], "/"); len(io) == 2 {
-			a.out, _ = strconv.ParseUint(io[1], 10, 64)
-		}
-		out = append(out, a)
-	}
-	return out
-}
-
 // outByPeer sums the packets sent on host's adjacencies per peer.
 func (s *nsSquare) outByPeer(t *testing.T, host string) map[string]uint64 {
 	t.Helper()
-	text, err := s.show(host)
-	if err != nil {
-		t.Fatalf("layer show at %s: %v", host, err)
-	}
 	m := map[string]uint64{}
-	for _, a := range nsAdjacencies(text) {
-		m[a.peer] += a.out
+	for _, a := range s.status(t, host).Adjacencies {
+		m[a.Peer] += a.PacketsOut
 	}
 	return m
 }
@@ -238,15 +206,14 @@ func buildNetnsSquare(t *testing.T) *nsSquare {
 	for _, l := range nsLinks {
 		s.irm(t, l[0], "ipcp", "connect", "name", l[0], "dst", l[1], "layer", nsLinkLayer(l))
 	}
-	show := s.waitRoute(t, "a", "d", 2, 30*time.Second)
+	u := s.waitRoute(t, "a", "d", 2, 30*time.Second)
 	t.Logf("square over eth-dix built in %v", time.Since(start).Round(time.Millisecond))
-	m := members(t, show)
-	if len(m) != 4 {
-		t.Fatalf("want 4 members, got %v\n%s", m, show)
+	if len(u.Members) != 4 {
+		t.Fatalf("want 4 members, got %+v", u.Members)
 	}
-	for _, a := range nsAdjacencies(show) {
-		if want := nsLinkLayer([2]string{"a", a.peer}); a.lower != want {
-			t.Fatalf("A's adjacency to %s runs over %q, want %q\n%s", a.peer, a.lower, want, show)
+	for _, a := range u.Adjacencies {
+		if want := nsLinkLayer([2]string{"a", a.Peer}); a.Lower != want {
+			t.Fatalf("A's adjacency to %s runs over %q, want %q", a.Peer, a.Lower, want)
 		}
 	}
 	return s
@@ -370,23 +337,21 @@ func nsCarrierCut(ctx context.Context, t *testing.T, s *nsSquare, peer string) {
 
 	// The link is still down: A's adjacency over it must say so, and A's
 	// log must say why.
-	text, err := s.show("a")
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := s.status(t, "a")
+	text, _ := s.show("a")
 	found := false
-	for _, a := range nsAdjacencies(text) {
-		if a.peer == peer && a.lower == layer {
+	for _, a := range u.AdjacenciesTo(peer) {
+		if a.Lower == layer {
 			found = true
-			if a.state != "down" {
-				t.Errorf("A's adjacency to %s over %s is %q with its link down:\n%s", peer, layer, a.state, text)
+			if a.Up {
+				t.Errorf("A's adjacency to %s over %s is up with its link down:\n%s", peer, layer, text)
 			}
 		}
 	}
 	if !found {
 		t.Errorf("A has no adjacency to %s over %s:\n%s", peer, layer, text)
 	}
-	if n := topo.RouteNextHops(text, "d"); n != 1 {
+	if n := topo.RouteNextHops(u, "d"); n != 1 {
 		t.Errorf("A's route to D over %d lower flows with a link down, want 1:\n%s", n, text)
 	}
 	logs := s.daemon["a"].Out.String()[logStart:]

@@ -50,18 +50,18 @@ func TestRecursion(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go ping.Serve(ctx, l, nil)
-	var info ctrl.LayerInfo
+	var u *ctrl.UnicastStatus
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		topo.Call(a.Dir, ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net2"}, &info)
-		if strings.Contains(info.Text, "deep") {
+		if _, u = netStatus(t, a.Dir, "net2"); knowsName(u, "deep") {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	f, err := flow.Alloc(ctx, "deep", qos.Raw(), a.Opt())
 	if err != nil {
-		t.Fatalf("allocate through net2: %v\n%s", err, info.Text)
+		info, _ := layerInfo(a.Dir, "net2")
+		t.Fatalf("allocate through net2: %v\n%s", err, info.Render())
 	}
 	defer f.Close()
 	if f.Layer() != "net2" {
@@ -73,8 +73,13 @@ func TestRecursion(t *testing.T) {
 	}
 	t.Logf("through net2 over net over udp: %s", strings.TrimSpace(st.Summary()))
 	// net2's adjacency runs over a flow of net.
-	if !strings.Contains(info.Text, " net ") {
-		t.Fatalf("net2 adjacency not over net:\n%s", info.Text)
+	if len(u.Adjacencies) == 0 {
+		t.Fatal("net2 has no adjacency")
+	}
+	for _, adj := range u.Adjacencies {
+		if adj.Lower != "net" {
+			t.Fatalf("net2 adjacency to %s over %q, not over net", adj.Peer, adj.Lower)
+		}
 	}
 }
 
@@ -136,17 +141,18 @@ func TestBadInput(t *testing.T) {
 	pkt := make([]byte, 1+layout.Len()+4)
 	layout.Encode(pkt[1:], &dt.PCI{Dst: 0x12345678, TTL: 1, EID: 5})
 	f.Write(pkt)
-	var show string
+	var k ctrl.UnicastCounters
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		show, _ = tp.Show("a")
-		if strings.Contains(show, "ttl expired 1") && strings.Contains(show, "malformed 2)") {
+		_, u := hostStatus(t, tp, "a")
+		if k = u.Counters; k.TTLExpired == 1 && k.LSUsMalformed == 2 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !strings.Contains(show, "ttl expired 1") || !strings.Contains(show, "malformed 2)") {
-		t.Fatalf("hostile input not counted:\n%s", show)
+	if k.TTLExpired != 1 || k.LSUsMalformed != 2 {
+		show, _ := tp.Show("a")
+		t.Fatalf("hostile input not counted (ttl expired %d, want 1; malformed lsus %d, want 2):\n%s", k.TTLExpired, k.LSUsMalformed, show)
 	}
 
 	// A flow to a name nobody accepts fails clearly.

@@ -2,30 +2,46 @@ package unicast
 
 import (
 	"context"
-	"fmt"
-	"runtime"
 	"sort"
-	"strings"
-	"text/tabwriter"
 	"time"
+
+	"github.com/ouro-net/ouro/lib/ctrl"
 )
 
-// Show describes the layer as this member sees it: configuration,
-// members, adjacencies and routes with their next-hop sets.
-func (u *IPCP) Show(_ context.Context) (string, error) {
+// Status describes the layer as this member sees it, as data:
+// configuration, members with their announced links, adjacencies with
+// their lower flows' counters, routes with next-hop sets and
+// alternates, the directory and the counters (ctrl.Status.WriteText
+// renders what `irm layer show` prints). The Host fills in the process
+// part except the number of flows, which is the endpoints here.
+func (u *IPCP) Status(_ context.Context) (*ctrl.Status, error) {
+	st := &ctrl.Status{At: time.Now()}
+	st.Process.Flows = u.countEndpoints()
 	if !u.isJoined() {
-		return "not in a layer yet\n", nil
+		return st, nil
 	}
-	var b strings.Builder
 	c := u.cfg
-	fmt.Fprintf(&b, "address %s, routing %s, addr %d B, eid %d B, ttl %d, hello %v x %d, holddown %v, damping %v\n",
-		c.FormatAddr(u.addr), c.Routing, c.AddrSize, c.EIDSize, c.TTL, c.HelloInterval, c.HelloMultiplier, c.HoldDown, c.Damping)
+	us := &ctrl.UnicastStatus{Config: ctrl.UnicastConfig{
+		Address: c.FormatAddr(u.addr), Addr: u.addr, Routing: c.Routing, AddrSize: c.AddrSize, EIDSize: c.EIDSize,
+		TTL: int(c.TTL), HelloInterval: c.HelloInterval, HelloMultiplier: c.HelloMultiplier, HoldDown: c.HoldDown, Damping: c.Damping,
+	}}
+	st.Unicast = us
 
 	members := u.dir.Members()
 	rm := u.router.Members()
+	links := map[uint64][]ctrl.Link{}
 	for _, m := range rm {
 		if _, ok := members[m.Addr]; !ok {
 			members[m.Addr] = "?"
+		}
+	}
+	for _, m := range rm {
+		for _, l := range m.Links {
+			name, ok := members[l.Neighbor]
+			if !ok {
+				name = c.FormatAddr(l.Neighbor)
+			}
+			links[m.Addr] = append(links[m.Addr], ctrl.Link{Neighbor: name, Addr: l.Neighbor, Cost: l.Cost})
 		}
 	}
 	addrs := make([]uint64, 0, len(members))
@@ -33,26 +49,21 @@ func (u *IPCP) Show(_ context.Context) (string, error) {
 		addrs = append(addrs, a)
 	}
 	sort.Slice(addrs, func(i, j int) bool { return addrs[i] < addrs[j] })
-	fmt.Fprintf(&b, "\nmembers (%d):\n", len(addrs))
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  ADDRESS\tIPCP\tNAMES")
-	snap := u.dir.Snapshot()
-	names := map[uint64]string{}
-	for _, e := range snap {
-		names[e.Origin] = strings.Join(e.Names, ",")
-	}
-	for _, a := range addrs {
-		self := ""
-		if a == u.addr {
-			self = " (self)"
+	names := map[uint64][]string{}
+	for _, e := range u.dir.Snapshot() {
+		names[e.Origin] = e.Names
+		name, ok := members[e.Origin]
+		if !ok {
+			name = c.FormatAddr(e.Origin)
 		}
-		fmt.Fprintf(tw, "  %s\t%s%s\t%s\n", c.FormatAddr(a), members[a], self, dash(names[a]))
+		us.Directory = append(us.Directory, ctrl.DirectoryEntry{Origin: name, Names: append([]string(nil), e.Names...)})
 	}
-	tw.Flush()
+	sort.Slice(us.Directory, func(i, j int) bool { return us.Directory[i].Origin < us.Directory[j].Origin })
+	for _, a := range addrs {
+		us.Members = append(us.Members, ctrl.Member{Address: c.FormatAddr(a), Addr: a, IPCP: members[a], Self: a == u.addr,
+			Names: append([]string(nil), names[a]...), Links: links[a]})
+	}
 
-	fmt.Fprintf(&b, "\nadjacencies:\n")
-	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  ID\tPEER\tADDRESS\tLOWER\tCOMP\tCOST\tSTATE\tPKTS IN/OUT\tDROPS\tUP FOR")
 	u.mu.Lock()
 	adjs := make([]*adj, 0, len(u.adjList))
 	for _, a := range u.adjList {
@@ -61,27 +72,24 @@ func (u *IPCP) Show(_ context.Context) (string, error) {
 	u.mu.Unlock()
 	sort.Slice(adjs, func(i, j int) bool { return adjs[i].id < adjs[j].id })
 	peerName := map[uint64]string{}
-	adjName := map[uint64]string{}
+	adjPeer := map[uint64]string{}
 	for _, a := range adjs {
-		st := "up"
-		if !a.up.Load() {
-			st = "down"
-		}
 		comp := a.comp
 		if comp == "" {
 			comp = "dt+mgmt"
 		}
 		s := a.ctr.Snapshot()
-		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\t%d\t%s\t%d/%d\t%d\t%v\n", a.id, a.peerName, c.FormatAddr(a.peer), a.lower,
-			comp, a.cost, st, s.PacketsIn, s.PacketsOut, s.Drops(), time.Since(a.since).Round(time.Millisecond))
+		us.Adjacencies = append(us.Adjacencies, ctrl.Adjacency{
+			ID: a.id, Peer: a.peerName, Address: c.FormatAddr(a.peer), PeerAddr: a.peer, Lower: a.lower, Comp: comp,
+			Cost: a.cost, Up: a.up.Load(), Since: a.since,
+			PacketsIn: s.PacketsIn, PacketsOut: s.PacketsOut, BytesIn: s.BytesIn, BytesOut: s.BytesOut,
+			DropNoRoute: s.DropNoRoute, DropTTL: s.DropTTL, DropMalformed: s.DropMalformed, DropQueueFull: s.DropQueueFull,
+			ECNMarked: s.ECNMarked,
+		})
 		peerName[a.peer] = a.peerName
-		adjName[a.id] = fmt.Sprintf("%s#%d", a.peerName, a.id)
+		adjPeer[a.id] = a.peerName
 	}
-	tw.Flush()
 
-	fmt.Fprintf(&b, "\nroutes:\n")
-	tw = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  DEST\tIPCP\tCOST\tNEXT HOPS\tALTERNATES\tFLOWS (FIB)")
 	table := u.router.Table()
 	dsts := make([]uint64, 0, len(table))
 	for d := range table {
@@ -100,47 +108,44 @@ func (u *IPCP) Show(_ context.Context) (string, error) {
 	}
 	for _, d := range dsts {
 		r := table[d]
-		var nh, alt, fl []string
+		rt := ctrl.Route{Dest: c.FormatAddr(d), Addr: d, IPCP: nameOf(d), Cost: r.Cost}
 		for _, n := range r.NextHops {
-			nh = append(nh, nameOf(n))
+			rt.NextHops = append(rt.NextHops, nameOf(n))
 		}
 		for _, n := range r.Alternates {
-			alt = append(alt, nameOf(n))
+			rt.Alternates = append(rt.Alternates, nameOf(n))
 		}
 		for _, h := range fib[d].Primary {
-			fl = append(fl, adjName[h.ID])
+			rt.Flows = append(rt.Flows, ctrl.RouteFlow{Adj: h.ID, Peer: adjPeer[h.ID]})
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\n", c.FormatAddr(d), nameOf(d), r.Cost,
-			dash(strings.Join(nh, ",")), dash(strings.Join(alt, ",")), dash(strings.Join(fl, ",")))
+		us.Routes = append(us.Routes, rt)
 	}
-	tw.Flush()
 
 	rs := u.router.Stats()
-	fmt.Fprintf(&b, "\ncounters: forwarded %d, delivered %d, no route %d, ttl expired %d, malformed %d, no endpoint %d\n",
-		u.stats.fwd.Load(), u.stats.local.Load(), u.stats.noRoute.Load(), u.stats.ttl.Load(), u.stats.malformed.Load(), u.stats.noEndpoint.Load())
 	msent, mr, ma, mx := u.arq.counters()
-	fmt.Fprintf(&b, "mgmt frames: sent %d, resent %d, acked %d, abandoned %d\n", msent, mr, ma, mx)
 	u.mu.Lock()
 	inTotal, inMembers := u.inTotal, len(u.inFlows)
 	u.mu.Unlock()
-	fmt.Fprintf(&b, "flow allocation: requests repeated %d, repeats answered %d, refused (cap) %d, dropped (no route back) %d; incoming flows %d from %d members (cap %d, %d per member)\n",
-		u.stats.faRetries.Load(), u.stats.faDuplicates.Load(), u.stats.faRefused.Load(), u.stats.faDropped.Load(),
-		inTotal, inMembers, maxAccepting, maxAcceptingPerMember)
-	last := "never"
-	if t := u.stats.lastFailover.Load(); t != 0 {
-		last = time.Unix(0, t).Format("15:04:05.000")
-	}
-	fmt.Fprintf(&b, "failover: adjacencies up %d, down %d, withdrawals %d, last %s; spf runs %d (last %s), lsus in %d (stale %d, malformed %d)\n",
-		u.stats.adjUp.Load(), u.stats.adjDown.Load(), u.stats.withdrawals.Load(), last,
-		rs.SPFRuns, rs.LastSPF.Format("15:04:05.000"), rs.LSUsReceived, rs.LSUsStale, rs.Malformed)
 	dirNewer, dirFlushes, dirRefused := u.dir.Counters()
-	fmt.Fprintf(&b, "hardening: routing own-newer %d, flushes %d, restarts %d, purged %d; directory own-newer %d, flushes %d; address conflicts %d; handshakes refused %d; enrollments refused %d; over bounds: lsus %d, directory entries %d\n",
-		rs.OwnNewer, rs.Flushes, rs.Restarts, rs.Purged, dirNewer, dirFlushes, u.stats.addrConflicts.Load(),
-		u.stats.handshakesRefused.Load(), u.stats.enrollRefused.Load(), rs.LSUsRefused, dirRefused)
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	fmt.Fprintf(&b, "process: goroutines %d, heap %d KiB, flows %d\n", runtime.NumGoroutine(), ms.HeapAlloc>>10, u.countEndpoints())
-	return b.String(), nil
+	k := &us.Counters
+	*k = ctrl.UnicastCounters{
+		Forwarded: u.stats.fwd.Load(), Delivered: u.stats.local.Load(), NoRoute: u.stats.noRoute.Load(),
+		TTLExpired: u.stats.ttl.Load(), Malformed: u.stats.malformed.Load(), NoEndpoint: u.stats.noEndpoint.Load(),
+		MgmtSent: msent, MgmtResent: mr, MgmtAcked: ma, MgmtAbandoned: mx,
+		FARepeated: u.stats.faRetries.Load(), FARepeatsAnswered: u.stats.faDuplicates.Load(),
+		FARefused: u.stats.faRefused.Load(), FADropped: u.stats.faDropped.Load(),
+		IncomingFlows: inTotal, IncomingMembers: inMembers, IncomingCap: maxAccepting, IncomingPerMember: maxAcceptingPerMember,
+		AdjUp: u.stats.adjUp.Load(), AdjDown: u.stats.adjDown.Load(), Withdrawals: u.stats.withdrawals.Load(),
+		SPFRuns: rs.SPFRuns, LastSPF: rs.LastSPF, LSUsIn: rs.LSUsReceived, LSUsStale: rs.LSUsStale, LSUsMalformed: rs.Malformed,
+		RoutingOwnNewer: rs.OwnNewer, RoutingFlushes: rs.Flushes, RoutingRestarts: rs.Restarts, RoutingPurged: rs.Purged,
+		DirOwnNewer: dirNewer, DirFlushes: dirFlushes, AddrConflicts: u.stats.addrConflicts.Load(),
+		HandshakesRefused: u.stats.handshakesRefused.Load(), EnrollRefused: u.stats.enrollRefused.Load(),
+		LSUsRefused: rs.LSUsRefused, DirRefused: dirRefused,
+	}
+	if t := u.stats.lastFailover.Load(); t != 0 {
+		k.LastFailover = time.Unix(0, t)
+	}
+	return st, nil
 }
 
 func (u *IPCP) countEndpoints() int {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/ouro-net/ouro/flow/ping"
 	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/internal/topo"
-	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/qos"
 )
 
@@ -61,13 +59,13 @@ func square(t *testing.T, lowers int) *topo.Topo {
 	return build(t, topo.Config{Hosts: []string{"a", "b", "c", "d"}, Links: squareLinks, Lowers: lowers})
 }
 
-var addrRE = regexp.MustCompile(`(?m)^  ([0-9a-f]{8})  ([a-d])`)
-
-func members(t *testing.T, show string) map[string]string {
+// members maps the IPCP names of host's members to their addresses.
+func members(t *testing.T, tp *topo.Topo, host string) map[string]uint64 {
 	t.Helper()
-	out := map[string]string{}
-	for _, m := range addrRE.FindAllStringSubmatch(show, -1) {
-		out[m[2]] = m[1]
+	_, u := hostStatus(t, tp, host)
+	out := map[string]uint64{}
+	for _, m := range u.Members {
+		out[m.IPCP] = m.Addr
 	}
 	return out
 }
@@ -82,11 +80,11 @@ func TestSquareOverUDP(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, show)
 	}
-	m := members(t, show)
+	m := members(t, tp, "a")
 	if len(m) != 4 {
 		t.Fatalf("want 4 members, got %v\n%s", m, show)
 	}
-	seen := map[string]bool{}
+	seen := map[uint64]bool{}
 	for _, a := range m {
 		if seen[a] {
 			t.Fatalf("duplicate address in %v", m)
@@ -115,9 +113,8 @@ func TestSquareOverUDP(t *testing.T) {
 		for _, h := range []string{"a", "b", "c", "d"} {
 			show, _ := tp.Show(h)
 			t.Logf("layer show at %s:\n%s", h, show)
-			var info ctrl.LayerInfo
-			topo.Call(tp.Hosts[h].Dir, ctrl.OpLayerShow, ctrl.LayerShow{Layer: "udp1"}, &info)
-			t.Logf("udp1 at %s:\n%s", h, info.Text)
+			info, _ := layerInfo(tp.Hosts[h].Dir, "udp1")
+			t.Logf("udp1 at %s:\n%s", h, info.Render())
 		}
 		t.Fatalf("%s", st.Summary())
 	}
@@ -149,10 +146,10 @@ func TestSquareOverUDP(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, show2)
 	}
-	m2 := members(t, show2)
+	m2 := members(t, tp2, "a")
 	for k, v := range m {
 		if m2[k] != v {
-			t.Fatalf("address of %s changed across rebuild: %s -> %s", k, v, m2[k])
+			t.Fatalf("address of %s changed across rebuild: %x -> %x", k, v, m2[k])
 		}
 	}
 }
@@ -177,8 +174,7 @@ func waitDirectory(t *testing.T, tp *topo.Topo, host, name string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		show, _ := tp.Show(host)
-		if strings.Contains(show, name) {
+		if _, u := hostStatus(t, tp, host); knowsName(u, name) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -112,12 +112,12 @@ type IPCPRef struct {
 
 // IPCPInfo describes one IPCP in listings.
 type IPCPInfo struct {
-	PID     int    `msgpack:"pid"`
-	Name    string `msgpack:"name"`
-	Type    string `msgpack:"type"`
-	Layer   string `msgpack:"layer"`
-	State   string `msgpack:"state"`
-	Address string `msgpack:"address"`
+	PID     int    `msgpack:"pid" json:"pid"`
+	Name    string `msgpack:"name" json:"name"`
+	Type    string `msgpack:"type" json:"type"`
+	Layer   string `msgpack:"layer" json:"layer"`
+	State   string `msgpack:"state" json:"state"`
+	Address string `msgpack:"address" json:"address"`
 }
 
 // IPCPList is the reply to ipcp.list.
@@ -149,11 +149,11 @@ type NameRegister struct {
 
 // NameInfo describes one name in listings.
 type NameInfo struct {
-	Name      string   `msgpack:"name"`
-	LB        string   `msgpack:"lb"`
-	Layers    []string `msgpack:"layers"`
-	Programs  []string `msgpack:"programs"`
-	Processes []int    `msgpack:"processes"`
+	Name      string   `msgpack:"name" json:"name"`
+	LB        string   `msgpack:"lb" json:"lb"`
+	Layers    []string `msgpack:"layers" json:"layers"`
+	Programs  []string `msgpack:"programs" json:"programs"`
+	Processes []int    `msgpack:"processes" json:"processes"`
 }
 
 // NameList is the reply to name.list.
@@ -166,12 +166,15 @@ type LayerShow struct {
 	Layer string `msgpack:"layer"`
 }
 
-// LayerInfo is the reply to layer.show: preformatted sections.
+// LayerInfo is the reply to layer.show. Status is the layer as data;
+// Text is text an IPCP kind without a typed status renders itself
+// (Render gives the text users see either way).
 type LayerInfo struct {
-	Layer string `msgpack:"layer"`
-	IPCP  string `msgpack:"ipcp"`
-	Type  string `msgpack:"type"`
-	Text  string `msgpack:"text"`
+	Layer  string  `msgpack:"layer" json:"layer"`
+	IPCP   string  `msgpack:"ipcp" json:"ipcp"`
+	Type   string  `msgpack:"type" json:"type"`
+	Text   string  `msgpack:"text,omitempty" json:"text,omitempty"`
+	Status *Status `msgpack:"status,omitempty" json:"status,omitempty"`
 }
 
 // FlowAlloc asks for a flow to a name. Layer pins the layer; an empty
@@ -205,19 +208,19 @@ type FlowListen struct {
 
 // FlowStat describes a flow in listings, with counters from its IPCP.
 type FlowStat struct {
-	ID       uint64    `msgpack:"id"`
-	Name     string    `msgpack:"name"`
-	IPCP     string    `msgpack:"ipcp"`
-	Layer    string    `msgpack:"layer"`
-	PID      int       `msgpack:"pid"`
-	QoS      string    `msgpack:"qos"`
-	State    string    `msgpack:"state"`
-	Since    time.Time `msgpack:"since"`
-	PktsIn   uint64    `msgpack:"pin"`
-	PktsOut  uint64    `msgpack:"pout"`
-	BytesIn  uint64    `msgpack:"bin"`
-	BytesOut uint64    `msgpack:"bout"`
-	Drops    uint64    `msgpack:"drops"`
+	ID       uint64    `msgpack:"id" json:"id"`
+	Name     string    `msgpack:"name" json:"name"`
+	IPCP     string    `msgpack:"ipcp" json:"ipcp"`
+	Layer    string    `msgpack:"layer" json:"layer"`
+	PID      int       `msgpack:"pid" json:"pid"`
+	QoS      string    `msgpack:"qos" json:"qos"`
+	State    string    `msgpack:"state" json:"state"`
+	Since    time.Time `msgpack:"since" json:"since"`
+	PktsIn   uint64    `msgpack:"pin" json:"packets_in"`
+	PktsOut  uint64    `msgpack:"pout" json:"packets_out"`
+	BytesIn  uint64    `msgpack:"bin" json:"bytes_in"`
+	BytesOut uint64    `msgpack:"bout" json:"bytes_out"`
+	Drops    uint64    `msgpack:"drops" json:"drops"`
 }
 
 // FlowList is the reply to flow.list and ipcpd.flows.

@@ -209,7 +209,7 @@ func (tu *tunnel) tcpPair(t *testing.T, serve func(net.Conn)) net.Conn {
 func (tu *tunnel) waitBothPaths(t *testing.T) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if text, err := tu.show("a"); err == nil && topo.RouteNextHops(text, "b") >= 2 {
+		if u, err := tu.status("a"); err == nil && topo.RouteNextHops(u, "b") >= 2 {
 			return
 		}
 	}

@@ -10,7 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -82,12 +82,36 @@ func (p *pair) register(t *testing.T, host, name string) {
 	p.irm(t, host, "name", "register", name, "layer", "e1", "layer", "e2")
 }
 
+// show returns the text of `irm layer show net` at host (for logs).
 func (p *pair) show(host string) (string, error) {
 	var info ctrl.LayerInfo
 	if err := topo.Call(p.dir[host], ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info); err != nil {
 		return "", err
 	}
-	return info.Text, nil
+	return info.Render(), nil
+}
+
+// status returns the status of layer net at host.
+func (p *pair) status(host string) (*ctrl.UnicastStatus, error) {
+	var info ctrl.LayerInfo
+	if err := topo.Call(p.dir[host], ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info); err != nil {
+		return nil, err
+	}
+	return topo.UnicastOf(info)
+}
+
+// knows says whether host's directory holds name.
+func (p *pair) knows(host, name string) bool {
+	u, err := p.status(host)
+	if err != nil {
+		return false
+	}
+	for _, e := range u.Directory {
+		if slices.Contains(e.Names, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // buildPair builds the two-path pair and waits until A routes to B over
@@ -130,13 +154,12 @@ func buildPair(t *testing.T) *pair {
 	for _, l := range pairLowers {
 		p.irm(t, "b", "ipcp", "connect", "name", "b", "dst", "a", "layer", l)
 	}
-	var text string
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		var err error
-		if text, err = p.show("a"); err == nil && topo.RouteNextHops(text, "b") >= 2 {
+		if u, err := p.status("a"); err == nil && topo.RouteNextHops(u, "b") >= 2 {
 			return p
 		}
 	}
+	text, _ := p.show("a")
 	t.Fatalf("A's route to B never ran over both paths:\n%s", text)
 	return nil
 }
@@ -294,28 +317,13 @@ func inetChecksum(b []byte) uint16 {
 // COST STATE PKTS-IN/OUT ...).
 func (p *pair) dtOutByLower(t *testing.T) map[string]uint64 {
 	t.Helper()
-	text, err := p.show("a")
+	u, err := p.status("a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := map[string]uint64{}
-	in := false
-	for _, line := range strings.Split(text, "\n") {
-		switch {
-		case strings.HasPrefix(line, "adjacencies:"):
-			in = true
-			continue
-		case strings.HasPrefix(line, "routes:"):
-			in = false
-		}
-		f := strings.Fields(line)
-		if !in || len(f) < 8 || !strings.HasPrefix(f[0], "#") {
-			continue
-		}
-		if io := strings.Split(f[7], "/"); len(io) == 2 {
-			n, _ := strconv.ParseUint(io[1], 10, 64)
-			m[f[3]] += n
-		}
+	for _, a := range u.Adjacencies {
+		m[a.Lower] += a.PacketsOut
 	}
 	return m
 }
@@ -371,7 +379,7 @@ func startTunnel(t *testing.T) *tunnel {
 		"--max-clients", "3", "--status", "100ms")
 	// The name must reach A's directory before A can allocate to it.
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if text, _ := p.show("a"); strings.Contains(text, "ovpn") {
+		if p.knows("a", "ovpn") {
 			break
 		}
 		if time.Now().After(deadline) {

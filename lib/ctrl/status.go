@@ -1,0 +1,238 @@
+package ctrl
+
+import "time"
+
+// Status is an IPCP's description of its layer as data: what
+// `irm layer show` renders as text, `--json` prints and the metrics
+// endpoint exports. One kind-specific part is set (Unicast or Local);
+// the generic part (Counters, Text) is what a kind without its own
+// part fills (the shims still render their own text).
+type Status struct {
+	// At is when the IPCP took the snapshot (durations such as an
+	// adjacency's time up are rendered relative to it).
+	At time.Time `msgpack:"at" json:"at"`
+	// Unicast is set by unicast IPCPs.
+	Unicast *UnicastStatus `msgpack:"unicast,omitempty" json:"unicast,omitempty"`
+	// Local is set by local IPCPs.
+	Local *LocalStatus `msgpack:"local,omitempty" json:"local,omitempty"`
+	// Counters are named counters of a kind without its own part.
+	Counters map[string]uint64 `msgpack:"counters,omitempty" json:"counters,omitempty"`
+	// Process describes the IPCP's process.
+	Process ProcessStatus `msgpack:"process" json:"process"`
+}
+
+// ProcessStatus describes an IPCP's process.
+type ProcessStatus struct {
+	PID        int    `msgpack:"pid" json:"pid"`
+	Goroutines int    `msgpack:"goroutines" json:"goroutines"`
+	HeapBytes  uint64 `msgpack:"heap" json:"heap_bytes"`
+	// Flows is the number of flows the IPCP serves to applications.
+	Flows int `msgpack:"flows" json:"flows"`
+}
+
+// LocalStatus describes a local IPCP.
+type LocalStatus struct {
+	// Names are the names bound in the layer.
+	Names []string `msgpack:"names" json:"names"`
+	// Flows is the number of flows set up and not yet ended.
+	Flows int `msgpack:"flows" json:"flows"`
+}
+
+// UnicastStatus describes a unicast layer as one member sees it.
+type UnicastStatus struct {
+	Config      UnicastConfig    `msgpack:"config" json:"config"`
+	Members     []Member         `msgpack:"members" json:"members"`
+	Adjacencies []Adjacency      `msgpack:"adjs" json:"adjacencies"`
+	Routes      []Route          `msgpack:"routes" json:"routes"`
+	Counters    UnicastCounters  `msgpack:"counters" json:"counters"`
+	Directory   []DirectoryEntry `msgpack:"dir" json:"directory"`
+}
+
+// UnicastConfig is the layer configuration and this member's address.
+type UnicastConfig struct {
+	// Address is this member's address as the layer prints it (hex of
+	// AddrSize bytes); Addr is the number.
+	Address         string        `msgpack:"address" json:"address"`
+	Addr            uint64        `msgpack:"addr" json:"addr"`
+	Routing         string        `msgpack:"routing" json:"routing"`
+	AddrSize        int           `msgpack:"addr_size" json:"addr_size"`
+	EIDSize         int           `msgpack:"eid_size" json:"eid_size"`
+	TTL             int           `msgpack:"ttl" json:"ttl"`
+	HelloInterval   time.Duration `msgpack:"hello" json:"hello_interval_ns"`
+	HelloMultiplier int           `msgpack:"hello_mult" json:"hello_multiplier"`
+	HoldDown        time.Duration `msgpack:"holddown" json:"holddown_ns"`
+	Damping         time.Duration `msgpack:"damping" json:"damping_ns"`
+}
+
+// Member is one member of a unicast layer.
+type Member struct {
+	Address string `msgpack:"address" json:"address"`
+	Addr    uint64 `msgpack:"addr" json:"addr"`
+	// IPCP is the member's IPCP name ("?" when only routing knows it).
+	IPCP  string   `msgpack:"ipcp" json:"ipcp"`
+	Self  bool     `msgpack:"self" json:"self"`
+	Names []string `msgpack:"names" json:"names"`
+	// Links are the adjacencies the member announces in routing.
+	Links []Link `msgpack:"links" json:"links"`
+}
+
+// Link is one announced adjacency: its far end and its cost.
+type Link struct {
+	Neighbor string `msgpack:"neighbor" json:"neighbor"`
+	Addr     uint64 `msgpack:"addr" json:"addr"`
+	Cost     uint32 `msgpack:"cost" json:"cost"`
+}
+
+// Adjacency is one adjacency of this member with its lower flow.
+type Adjacency struct {
+	ID       uint64 `msgpack:"id" json:"id"`
+	Peer     string `msgpack:"peer" json:"peer"`
+	Address  string `msgpack:"address" json:"address"`
+	PeerAddr uint64 `msgpack:"peer_addr" json:"peer_addr"`
+	// Lower is the lower layer the flow runs in.
+	Lower string `msgpack:"lower" json:"lower"`
+	// Comp is what the adjacency carries: "dt", "mgmt" or "dt+mgmt".
+	Comp string `msgpack:"comp" json:"comp"`
+	Cost uint32 `msgpack:"cost" json:"cost"`
+	Up   bool   `msgpack:"up" json:"up"`
+	// Since is when the adjacency came up.
+	Since time.Time `msgpack:"since" json:"since"`
+	// Counters of the lower flow.
+	PacketsIn     uint64 `msgpack:"pin" json:"packets_in"`
+	PacketsOut    uint64 `msgpack:"pout" json:"packets_out"`
+	BytesIn       uint64 `msgpack:"bin" json:"bytes_in"`
+	BytesOut      uint64 `msgpack:"bout" json:"bytes_out"`
+	DropNoRoute   uint64 `msgpack:"d_noroute" json:"drop_no_route"`
+	DropTTL       uint64 `msgpack:"d_ttl" json:"drop_ttl"`
+	DropMalformed uint64 `msgpack:"d_malformed" json:"drop_malformed"`
+	DropQueueFull uint64 `msgpack:"d_queue" json:"drop_queue_full"`
+	ECNMarked     uint64 `msgpack:"ecn" json:"ecn_marked"`
+}
+
+// State is "up" or "down".
+func (a Adjacency) State() string {
+	if a.Up {
+		return "up"
+	}
+	return "down"
+}
+
+// Drops is the total of the adjacency's drops.
+func (a Adjacency) Drops() uint64 {
+	return a.DropNoRoute + a.DropTTL + a.DropMalformed + a.DropQueueFull
+}
+
+// Route is one destination of the routing table.
+type Route struct {
+	Dest string `msgpack:"dest" json:"dest"`
+	Addr uint64 `msgpack:"addr" json:"addr"`
+	// IPCP names the destination (its address when unknown).
+	IPCP string `msgpack:"ipcp" json:"ipcp"`
+	Cost uint64 `msgpack:"cost" json:"cost"`
+	// NextHops and Alternates name the neighbours (loop-free
+	// alternates are used when every next hop fails).
+	NextHops   []string `msgpack:"nh" json:"next_hops"`
+	Alternates []string `msgpack:"alt" json:"alternates"`
+	// Flows are the adjacencies the forwarding table uses.
+	Flows []RouteFlow `msgpack:"flows" json:"flows"`
+}
+
+// RouteFlow is an adjacency a route forwards over.
+type RouteFlow struct {
+	Adj  uint64 `msgpack:"adj" json:"adj"`
+	Peer string `msgpack:"peer" json:"peer"`
+}
+
+// DirectoryEntry is the names one member registered.
+type DirectoryEntry struct {
+	Origin string   `msgpack:"origin" json:"origin"`
+	Names  []string `msgpack:"names" json:"names"`
+}
+
+// UnicastCounters are the counters of a unicast IPCP.
+type UnicastCounters struct {
+	Forwarded  uint64 `msgpack:"fwd" json:"forwarded"`
+	Delivered  uint64 `msgpack:"local" json:"delivered"`
+	NoRoute    uint64 `msgpack:"noroute" json:"no_route"`
+	TTLExpired uint64 `msgpack:"ttl" json:"ttl_expired"`
+	Malformed  uint64 `msgpack:"malformed" json:"malformed"`
+	NoEndpoint uint64 `msgpack:"noep" json:"no_endpoint"`
+
+	MgmtSent      uint64 `msgpack:"m_sent" json:"mgmt_sent"`
+	MgmtResent    uint64 `msgpack:"m_resent" json:"mgmt_resent"`
+	MgmtAcked     uint64 `msgpack:"m_acked" json:"mgmt_acked"`
+	MgmtAbandoned uint64 `msgpack:"m_abandoned" json:"mgmt_abandoned"`
+
+	FARepeated        uint64 `msgpack:"fa_rep" json:"fa_repeated"`
+	FARepeatsAnswered uint64 `msgpack:"fa_ans" json:"fa_repeats_answered"`
+	FARefused         uint64 `msgpack:"fa_refused" json:"fa_refused"`
+	FADropped         uint64 `msgpack:"fa_dropped" json:"fa_dropped"`
+	IncomingFlows     int    `msgpack:"in_flows" json:"incoming_flows"`
+	IncomingMembers   int    `msgpack:"in_members" json:"incoming_members"`
+	IncomingCap       int    `msgpack:"in_cap" json:"incoming_cap"`
+	IncomingPerMember int    `msgpack:"in_per" json:"incoming_per_member"`
+
+	AdjUp         uint64    `msgpack:"adj_up" json:"adjacencies_up"`
+	AdjDown       uint64    `msgpack:"adj_down" json:"adjacencies_down"`
+	Withdrawals   uint64    `msgpack:"withdrawals" json:"withdrawals"`
+	LastFailover  time.Time `msgpack:"last_failover" json:"last_failover"`
+	SPFRuns       uint64    `msgpack:"spf" json:"spf_runs"`
+	LastSPF       time.Time `msgpack:"last_spf" json:"last_spf"`
+	LSUsIn        uint64    `msgpack:"lsu_in" json:"lsus_in"`
+	LSUsStale     uint64    `msgpack:"lsu_stale" json:"lsus_stale"`
+	LSUsMalformed uint64    `msgpack:"lsu_malformed" json:"lsus_malformed"`
+
+	RoutingOwnNewer   uint64 `msgpack:"r_own_newer" json:"routing_own_newer"`
+	RoutingFlushes    uint64 `msgpack:"r_flushes" json:"routing_flushes"`
+	RoutingRestarts   uint64 `msgpack:"r_restarts" json:"routing_restarts"`
+	RoutingPurged     uint64 `msgpack:"r_purged" json:"routing_purged"`
+	DirOwnNewer       uint64 `msgpack:"d_own_newer" json:"directory_own_newer"`
+	DirFlushes        uint64 `msgpack:"d_flushes" json:"directory_flushes"`
+	AddrConflicts     uint64 `msgpack:"addr_conflicts" json:"address_conflicts"`
+	HandshakesRefused uint64 `msgpack:"hs_refused" json:"handshakes_refused"`
+	EnrollRefused     uint64 `msgpack:"enroll_refused" json:"enrollments_refused"`
+	LSUsRefused       uint64 `msgpack:"lsu_refused" json:"lsus_refused"`
+	DirRefused        uint64 `msgpack:"dir_refused" json:"directory_refused"`
+}
+
+// AdjacenciesTo returns the adjacencies to the peer called name.
+func (s *UnicastStatus) AdjacenciesTo(name string) []Adjacency {
+	var out []Adjacency
+	for _, a := range s.Adjacencies {
+		if a.Peer == name {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Route returns the route to the member called name (by IPCP name or
+// address) and whether there is one.
+func (s *UnicastStatus) Route(name string) (Route, bool) {
+	for _, r := range s.Routes {
+		if r.IPCP == name || r.Dest == name {
+			return r, true
+		}
+	}
+	return Route{}, false
+}
+
+// Member returns the member called name (by IPCP name or address).
+func (s *UnicastStatus) Member(name string) (Member, bool) {
+	for _, m := range s.Members {
+		if m.IPCP == name || m.Address == name {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// Self returns this member.
+func (s *UnicastStatus) Self() Member {
+	for _, m := range s.Members {
+		if m.Self {
+			return m
+		}
+	}
+	return Member{}
+}
