@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/lib/ctrl"
 )
 
 // hostTOML brings up a local layer and a two-member unicast layer over
@@ -54,9 +56,12 @@ func TestDaemonTOMLConfig(t *testing.T) {
 			t.Fatalf("ipcp list lacks %q:\n%s", want, list)
 		}
 	}
-	show := testenv.MustRun(t, "", dir, "irm", "layer", "show", "net")
-	if !strings.Contains(show, "routing link-state,") || !strings.Contains(show, "ttl 30") {
-		t.Fatalf("bootstrap parameters not applied:\n%s", show)
+	var info ctrl.LayerInfo
+	if err := json.Unmarshal([]byte(testenv.MustRun(t, "", dir, "irm", "layer", "show", "net", "--json")), &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Status == nil || info.Status.Unicast == nil || info.Status.Unicast.Config.Routing != "link-state" || info.Status.Unicast.Config.TTL != 30 {
+		t.Fatalf("bootstrap parameters not applied:\n%s", info.Render())
 	}
 	names := eventuallyOut(t, dir, "spillover", "name", "list")
 	if !strings.Contains(names, "srv") {

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
 	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/lib/ctrl"
 )
 
 // TestCStyleEnrollAndParams runs the command lines of a C Ouroboros
@@ -20,8 +22,12 @@ func TestCStyleEnrollAndParams(t *testing.T) {
 	irm("ipcp", "bootstrap", "type", "unicast", "name", "a", "layer", "net", "routing", "link_state", "autobind")
 	irm("name", "register", "a", "layer", "lo")
 	irm("name", "register", "net", "layer", "lo")
-	if show := irm("layer", "show", "net"); !strings.Contains(show, "routing link-state,") {
-		t.Fatalf("routing link_state not taken for link-state:\n%s", show)
+	var info ctrl.LayerInfo
+	if err := json.Unmarshal([]byte(irm("layer", "show", "net", "--json")), &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Status == nil || info.Status.Unicast == nil || info.Status.Unicast.Config.Routing != "link-state" {
+		t.Fatalf("routing link_state not taken for link-state:\n%s", irm("layer", "show", "net"))
 	}
 
 	// No IPCP b exists: enroll creates a unicast one and enrolls it.
@@ -29,15 +35,19 @@ func TestCStyleEnrollAndParams(t *testing.T) {
 	if !strings.Contains(out, "enrolled IPCP b in layer net") {
 		t.Fatalf("enroll: %s", out)
 	}
-	list := irm("ipcp", "list")
-	var row string
-	for _, l := range strings.Split(list, "\n") {
-		if f := strings.Fields(l); len(f) > 4 && f[1] == "b" {
-			row = l
+	list := irm("ipcp", "list", "--json")
+	var ipcps []ctrl.IPCPInfo
+	if err := json.Unmarshal([]byte(list), &ipcps); err != nil {
+		t.Fatal(err)
+	}
+	var row ctrl.IPCPInfo
+	for _, i := range ipcps {
+		if i.Name == "b" {
+			row = i
 		}
 	}
-	if f := strings.Fields(row); len(f) < 5 || f[2] != "unicast" || f[3] != "net" || f[4] != "enrolled" {
-		t.Fatalf("IPCP b after enroll: %q in\n%s", row, list)
+	if row.Type != "unicast" || row.Layer != "net" || row.State != "enrolled" {
+		t.Fatalf("IPCP b after enroll: %+v in\n%s", row, list)
 	}
 
 	// A type that does not match the existing IPCP is refused.

@@ -153,7 +153,7 @@ func cmdDemo(args []string, out, stderr io.Writer) error {
 func waitName(tp *topo.Topo, host, name string) error {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if show, _ := tp.Show(host); strings.Contains(show, name) {
+		if tp.KnowsName(host, name) {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)

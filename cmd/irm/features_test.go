@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -92,7 +93,8 @@ func TestBindProgramAuto(t *testing.T) {
 		t.Fatalf("ping of an auto-started program:\n%s", out)
 	}
 	// The started program keeps serving: it listens now.
-	names := eventuallyOut(t, dir, "pid:", "name", "list")
+	eventuallyOut(t, dir, "pid:", "name", "list")
+	names := testenv.MustRun(t, "", dir, "irm", "name", "list", "--json")
 	pid := listenerPID(t, names)
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); err != nil || !strings.Contains(string(b), "-l\x00-n\x00auto-echo") {
@@ -113,19 +115,21 @@ func TestBindProgramAuto(t *testing.T) {
 	}
 }
 
-// listenerPID returns the first "pid:N" in irm name list output.
+// listenerPID returns the first process bound to a name in
+// `irm name list --json` output.
 func listenerPID(t *testing.T, out string) int {
 	t.Helper()
-	i := strings.Index(out, "pid:")
-	if i < 0 {
-		t.Fatalf("no pid in:\n%s", out)
+	var names []ctrl.NameInfo
+	if err := json.Unmarshal([]byte(out), &names); err != nil {
+		t.Fatalf("irm name list --json: %v\n%s", err, out)
 	}
-	f := strings.FieldsFunc(out[i+4:], func(r rune) bool { return r < '0' || r > '9' })
-	pid, err := strconv.Atoi(f[0])
-	if err != nil {
-		t.Fatalf("bad pid in:\n%s", out)
+	for _, n := range names {
+		if len(n.Processes) > 0 {
+			return n.Processes[0]
+		}
 	}
-	return pid
+	t.Fatalf("no pid in:\n%s", out)
+	return 0
 }
 
 // servers counts the flows each oping server announced ("new flow").

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/lib/ctrl"
 )
 
 func TestMain(m *testing.M) {
@@ -86,7 +88,7 @@ func TestByHand(t *testing.T) {
 	// the flow down promptly and exit 1; the daemon must stay up.
 	cli := testenv.Start(t, "", dir, "oping", "-n", "oping", "-c", "100000", "-i", "1ms", "-Q")
 	time.Sleep(300 * time.Millisecond)
-	pid := ipcpPID(t, list)
+	pid := ipcpPID(t, testenv.MustRun(t, "", dir, "irm", "ipcp", "list", "--json"))
 	killed := time.Now()
 	syscall.Kill(pid, syscall.SIGKILL)
 	if !cli.Wait(10 * time.Second) {
@@ -112,15 +114,16 @@ func TestByHand(t *testing.T) {
 	}
 }
 
+// ipcpPID returns the pid of IPCP lo in `irm ipcp list --json` output.
 func ipcpPID(t *testing.T, list string) int {
 	t.Helper()
-	for _, line := range strings.Split(list, "\n") {
-		f := strings.Fields(line)
-		if len(f) > 2 && f[1] == "lo" {
-			pid, err := strconv.Atoi(f[0])
-			if err == nil {
-				return pid
-			}
+	var ipcps []ctrl.IPCPInfo
+	if err := json.Unmarshal([]byte(list), &ipcps); err != nil {
+		t.Fatalf("irm ipcp list --json: %v\n%s", err, list)
+	}
+	for _, i := range ipcps {
+		if i.Name == "lo" && i.PID > 0 {
+			return i.PID
 		}
 	}
 	t.Fatalf("no pid in:\n%s", list)

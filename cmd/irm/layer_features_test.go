@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +13,7 @@ import (
 
 	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/internal/topo"
+	"github.com/ouro-net/ouro/lib/ctrl"
 )
 
 // The tests in this file drive a running unicast layer through the irm
@@ -40,49 +44,45 @@ func irmAt(t *testing.T, tp *topo.Topo, host string, args ...string) string {
 	return testenv.MustRun(t, "", tp.Hosts[host].Dir, "irm", args...)
 }
 
-// section returns the lines of an `irm layer show` section ("members",
-// "adjacencies", "routes") after its header line.
-func section(show, name string) []string {
-	var out []string
-	in := false
-	for _, line := range strings.Split(show, "\n") {
-		switch {
-		case strings.HasPrefix(line, name):
-			in = true
-			continue
-		case in && line != "" && line[0] != ' ':
-			return out
-		case in && strings.Contains(line, "ADDRESS") || strings.Contains(line, "DEST "):
-			continue
-		}
-		if in && strings.TrimSpace(line) != "" {
-			out = append(out, strings.TrimSpace(line))
-		}
+// layerStatus runs `irm layer show net --json` at host and returns the
+// unicast status it prints.
+func layerStatus(t *testing.T, tp *topo.Topo, host string) *ctrl.UnicastStatus {
+	t.Helper()
+	var info ctrl.LayerInfo
+	out := irmAt(t, tp, host, "layer", "show", "net", "--json")
+	if err := json.Unmarshal([]byte(out), &info); err != nil {
+		t.Fatalf("irm layer show net --json at %s: %v\n%s", host, err, out)
 	}
-	return out
+	u, err := topo.UnicastOf(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
 
 // route returns host's route to the member called dst: next hops and
-// alternates as listed ("-" for none).
+// alternates joined by commas ("-" for none).
 func route(t *testing.T, tp *topo.Topo, host, dst string) (hops, alts string) {
 	t.Helper()
-	show := irmAt(t, tp, host, "layer", "show", "net")
-	for _, l := range section(show, "routes:") {
-		f := strings.Fields(l)
-		if len(f) >= 5 && f[1] == dst {
-			return f[3], f[4]
-		}
+	r, ok := layerStatus(t, tp, host).Route(dst)
+	if !ok {
+		return "", ""
 	}
-	return "", ""
+	return dashJoin(r.NextHops), dashJoin(r.Alternates)
 }
 
-// routeCost returns the COST column of host's route to dst.
+func dashJoin(s []string) string {
+	if len(s) == 0 {
+		return "-"
+	}
+	return strings.Join(s, ",")
+}
+
+// routeCost returns the cost of host's route to dst ("" without one).
 func routeCost(t *testing.T, tp *topo.Topo, host, dst string) string {
 	t.Helper()
-	for _, l := range section(irmAt(t, tp, host, "layer", "show", "net"), "routes:") {
-		if f := strings.Fields(l); len(f) >= 5 && f[1] == dst {
-			return f[2]
-		}
+	if r, ok := layerStatus(t, tp, host).Route(dst); ok {
+		return strconv.FormatUint(r.Cost, 10)
 	}
 	return ""
 }
@@ -118,22 +118,13 @@ func sameSet(a, b string) bool {
 	return true
 }
 
-// adjOut sums the packets out of host's adjacencies to peer, by
-// component column ("dt+mgmt", "dt" or "mgmt"); comps lists the
-// components seen.
+// adjOut sums the packets out of host's adjacencies to peer;
+// comps lists their components ("dt+mgmt", "dt" or "mgmt").
 func adjOut(t *testing.T, tp *topo.Topo, host, peer string) (out uint64, comps []string) {
 	t.Helper()
-	show := irmAt(t, tp, host, "layer", "show", "net")
-	for _, l := range section(show, "adjacencies:") {
-		f := strings.Fields(l)
-		if len(f) < 8 || f[1] != peer {
-			continue
-		}
-		comps = append(comps, f[4])
-		if io := strings.Split(f[7], "/"); len(io) == 2 {
-			n, _ := strconv.ParseUint(io[1], 10, 64)
-			out += n
-		}
+	for _, a := range layerStatus(t, tp, host).AdjacenciesTo(peer) {
+		comps = append(comps, a.Comp)
+		out += a.PacketsOut
 	}
 	return out, comps
 }
@@ -261,12 +252,12 @@ func TestCostDisconnectComponent(t *testing.T) {
 	}
 	waitRouteIs(t, tp, "a", "d", "b,c", "-") // routing sees the link ...
 	fibTo := func() string {
-		for _, l := range section(irmAt(t, tp, "a", "layer", "show", "net"), "routes:") {
-			if f := strings.Fields(l); len(f) >= 6 && f[1] == "d" {
-				return f[5]
-			}
+		r, _ := layerStatus(t, tp, "a").Route("d")
+		var fl []string
+		for _, f := range r.Flows {
+			fl = append(fl, fmt.Sprintf("%s#%d", f.Peer, f.Adj))
 		}
-		return ""
+		return strings.Join(fl, ",")
 	}
 	if fib := fibTo(); strings.Contains(fib, used+"#") || !strings.Contains(fib, other+"#") {
 		t.Fatalf("FIB to d with a management-only adjacency to %s: %q, want only %s", used, fib, other)
@@ -294,9 +285,9 @@ func TestNearestAndWithdrawal(t *testing.T) {
 	atC := pingServer(t, tp, "c", "svc")
 	names := func() map[string]bool {
 		got := map[string]bool{}
-		for _, l := range section(irmAt(t, tp, "a", "layer", "show", "net"), "members") {
-			if f := strings.Fields(l); len(f) >= 3 && strings.Contains(f[len(f)-1], "svc") {
-				got[f[1]] = true
+		for _, m := range layerStatus(t, tp, "a").Members {
+			if slices.Contains(m.Names, "svc") {
+				got[m.IPCP] = true
 			}
 		}
 		return got

@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -313,6 +314,21 @@ func (t *Topo) Status(host string) (*ctrl.UnicastStatus, error) {
 		return nil, err
 	}
 	return UnicastOf(info)
+}
+
+// KnowsName says whether the directory of host's unicast member holds
+// name.
+func (t *Topo) KnowsName(host, name string) bool {
+	st, err := t.Status(host)
+	if err != nil {
+		return false
+	}
+	for _, e := range st.Directory {
+		if slices.Contains(e.Names, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // UnicastOf returns the unicast part of a layer-show reply, or an
