@@ -112,6 +112,7 @@ type Daemon struct {
 	progs    map[int]*os.Process
 	nextFlow uint64
 	listenCh chan struct{} // closed and replaced whenever a listener appears
+	metrics  *metricsState // the /metrics endpoint, if serving (metrics.go)
 }
 
 // Start takes the run directory and starts serving.
@@ -305,6 +306,7 @@ func (d *Daemon) Clients() int {
 func (d *Daemon) Close() error {
 	d.closed.Do(func() {
 		d.ln.Close()
+		d.stopMetrics()
 		d.mu.Lock()
 		recs := make([]*ipcpRec, 0, len(d.ipcps))
 		for _, r := range d.ipcps {

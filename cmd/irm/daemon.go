@@ -35,13 +35,16 @@ func typeNames() []string {
 // description when the file ends in .toml (config.go), else a file of
 // irm command lines (without the leading "irm"), run in order, where #
 // starts a comment. Either way the first error stops the daemon with
-// the file and line (and for TOML the key) in its message.
+// the file and line (and for TOML the key) in its message. --metrics
+// ADDR serves the counters in the Prometheus text format at
+// http://ADDR/metrics (irmd/metrics.go).
 func cmdDaemon(args []string, dir string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("irm daemon", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fdir := fs.String("rundir", dir, "run directory")
 	config := fs.String("config", "", "file of irm commands to run at start")
 	level := fs.String("log-level", "info", "log level ("+logging.Levels+")")
+	metrics := fs.String("metrics", "", "serve the counters for Prometheus at http://ADDR/metrics (e.g. 127.0.0.1:9477)")
 	group := fs.String("group", "", "group owning the control socket (default: ouro if it exists, else the daemon's own group)")
 	if err := fs.Parse(args); err != nil {
 		return usagef("daemon: %v", err)
@@ -69,6 +72,12 @@ func cmdDaemon(args []string, dir string, stderr io.Writer) error {
 			return fmt.Errorf("another IRMd is running: %v", strings.TrimPrefix(err.Error(), irmd.ErrBusy.Error()+": "))
 		}
 		return err
+	}
+	if *metrics != "" {
+		if _, err := daemon.ServeMetrics(*metrics); err != nil {
+			daemon.Close()
+			return err
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -27,7 +27,7 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 
 const usageText = `usage: irm COMMAND [ARGS]
 
-  irm daemon [--rundir DIR] [--config FILE.toml|FILE] [--log-level LEVEL] [--group NAME]
+  irm daemon [--rundir DIR] [--config FILE.toml|FILE] [--log-level LEVEL] [--group NAME] [--metrics ADDR]
   irm ipcp create    type TYPE name NAME
   irm ipcp bootstrap type TYPE name NAME layer LAYER [PARAM VALUE ...] [autobind]
   irm ipcp enroll    name NAME layer LAYER [dst IPCP] [type TYPE] [autobind]
