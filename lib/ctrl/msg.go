@@ -106,7 +106,14 @@ func Marshal(v any) (msgpack.RawMessage, error) {
 }
 
 // Unmarshal decodes a body into v; an empty body leaves v untouched.
-func Unmarshal(b msgpack.RawMessage, v any) error {
+// A panic of the decoder (msgpack v5.4.1 panics on a nil where a
+// time.Time is due) is returned as ErrMalformed.
+func Unmarshal(b msgpack.RawMessage, v any) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: body: %v", ErrMalformed, r)
+		}
+	}()
 	if len(b) == 0 || v == nil {
 		return nil
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -128,9 +129,16 @@ func (s *UnicastStatus) WriteDot(w io.Writer, layer string) {
 		}
 		fmt.Fprintf(w, "  %s [label=%s%s];\n", dotQuote(m.Address), dotQuote(m.IPCP+"\n"+m.Address), style)
 	}
+	node := make(map[uint64]string, len(s.Members))
+	for _, m := range s.Members {
+		node[m.Addr] = m.Address
+	}
 	for _, m := range s.Members {
 		for _, l := range m.Links {
-			to := fmt.Sprintf("%0*x", 2*s.Config.AddrSize, l.Addr)
+			to, ok := node[l.Addr]
+			if !ok {
+				to = strconv.FormatUint(l.Addr, 16)
+			}
 			fmt.Fprintf(w, "  %s -> %s [label=\"%d\"];\n", dotQuote(m.Address), dotQuote(to), l.Cost)
 		}
 	}
