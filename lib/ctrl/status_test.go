@@ -18,7 +18,7 @@ func sampleInfo() LayerInfo {
 			},
 			Adjacencies: []Adjacency{{ID: 1, Peer: "b", Address: "0000000b", PeerAddr: 11, Lower: "udp", Comp: "dt+mgmt", Cost: 1, Up: true,
 				Since: at.Add(-1500 * time.Millisecond), PacketsIn: 4, PacketsOut: 5, DropTTL: 2}},
-			Routes: []Route{{Dest: "0000000b", Addr: 11, IPCP: "b", Cost: 1, NextHops: []string{"b"}, Flows: []RouteFlow{{Adj: 1, Peer: "b"}}}},
+			Routes:   []Route{{Dest: "0000000b", Addr: 11, IPCP: "b", Cost: 1, NextHops: []string{"b"}, Flows: []RouteFlow{{Adj: 1, Peer: "b"}}}},
 			Counters: UnicastCounters{Forwarded: 12, Delivered: 3, TTLExpired: 1},
 		}}}
 }
