@@ -232,3 +232,34 @@ func TestMetricsScrapeBounded(t *testing.T) {
 		t.Fatalf("irm daemon with a bad metrics address: exit %d\n%s", code, out)
 	}
 }
+
+// TestDaemonMetricsFlag: `irm daemon --metrics 127.0.0.1:0` serves the
+// metrics (the address is in its log); an IPCP bootstrapped through the
+// CLI appears in them.
+func TestDaemonMetricsFlag(t *testing.T) {
+	dir := testenv.ShortTempDir(t)
+	p := testenv.Start(t, "", dir, "irm", "daemon", "--rundir", dir, "--metrics", "127.0.0.1:0")
+	var url string
+	for deadline := time.Now().Add(10 * time.Second); url == ""; time.Sleep(20 * time.Millisecond) {
+		if m := regexp.MustCompile(`metrics: addr=(127\.0\.0\.1:\d+)`).FindStringSubmatch(p.Out.String()); m != nil {
+			url = "http://" + m[1] + "/metrics"
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon did not log its metrics address:\n%s", p.Out.String())
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, code := testenv.Run(t, "", dir, "irm", "ipcp", "list"); code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon does not answer")
+		}
+	}
+	testenv.MustRun(t, "", dir, "irm", "ipcp", "bootstrap", "type", "local", "name", "lo", "layer", "lo")
+	text := scrape(t, url)
+	checkExposition(t, text)
+	if metricValue(t, text, `ouro_ipcp_up{layer="lo",ipcp="lo",type="local"}`) != 1 {
+		t.Fatalf("the local IPCP is not up in the metrics:\n%s", text)
+	}
+}
