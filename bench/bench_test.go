@@ -127,3 +127,24 @@ func TestBenchRawAndLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestParseStatCPU reads utime+stime past a command name with spaces
+// and parentheses, and refuses short or garbled lines.
+func TestParseStatCPU(t *testing.T) {
+	line := "42 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 17 25 0 0 20 0 1 0\n"
+	if n, err := parseStatCPU(line); err != nil || n != 42 {
+		t.Fatalf("got %d, %v; want 42", n, err)
+	}
+	for _, bad := range []string{"", "42 (x) S 1 2", "42 (x) S 1 2 3 4 5 6 7 8 9 10 x 25 0"} {
+		if _, err := parseStatCPU(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// FuzzParseStatCPU: any text gives a count or an error, never a panic.
+func FuzzParseStatCPU(f *testing.F) {
+	f.Add("42 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 17 25 0 0 20 0 1 0\n")
+	f.Add(")")
+	f.Fuzz(func(t *testing.T, s string) { parseStatCPU(s) })
+}

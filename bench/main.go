@@ -29,6 +29,11 @@
 // TCP stream, and a 10 ms low-latency ping idle and under each (JSON:
 // bench/out/congestion.json; see congestion.go).
 //
+// With -idle it instead brings up the udp4 square, lets it settle and
+// reports the CPU every ouro process spends over -d (default 10 s) of
+// idle, from /proc/PID/stat, against the 1% of one core bound
+// (idle.go; JSON: bench/out/idle.json; exit status 1 above it).
+//
 // With -soak it instead floods one path (-path, default unicast2) with
 // -s-byte packets for -d (default 60 s), samples the resident memory
 // (VmRSS) of every IPCP, of this process (which hosts the IRMds) and of
@@ -108,6 +113,7 @@ type config struct {
 	graceful bool
 	interval time.Duration
 	soak     bool
+	idle     bool
 	soakPath string
 	soakSize int
 	soakBase time.Duration
@@ -135,6 +141,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.n, "n", 20, "failover: number of cuts")
 	fs.BoolVar(&c.graceful, "graceful", false, "failover: stop the lower IPCP with SIGTERM instead of killing it")
 	fs.Var(cliflag.Duration{D: &c.interval}, "i", "failover: ping interval")
+	fs.BoolVar(&c.idle, "idle", false, "measure the CPU of the idle udp4 square over -d (default 10s)")
 	fs.BoolVar(&c.soak, "soak", false, "flood one path for -d (default 60s) and check that every process's RSS stays flat")
 	fs.StringVar(&c.soakPath, "path", pathUnicast2, "soak: the path to flood ("+strings.Join(soakPaths(), ", ")+")")
 	fs.IntVar(&c.soakSize, "s", 1000, "soak: packet size in bytes")
@@ -163,6 +170,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.events && !nSet {
 		c.n = 10
+	}
+	if c.idle && !dSet {
+		c.duration = 10 * time.Second
 	}
 	if c.soak {
 		if !dSet {
@@ -217,7 +227,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root, _ := moduleRoot()
 	if c.jsonFile == "" {
 		name := "results.json"
-		if c.soak {
+		if c.idle {
+			name = "idle.json"
+		} else if c.soak {
 			name = "soak.json"
 		} else if c.ovpn {
 			name = "ovpn.json"
@@ -255,7 +267,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	e := &env{irm: c.irm, logLevel: c.logLevel, log: stderr}
 	var result any
 	code := 0
-	if c.irmCalls > 0 {
+	if c.idle {
+		r, err := idleRun(ctx, e, c.duration, stdout)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: idle: %v\n", err)
+			return 1
+		}
+		if !r.Pass {
+			code = 1
+		}
+		result = r
+	} else if c.irmCalls > 0 {
 		r, err := irmCalls(ctx, e, c.irmCalls, stdout)
 		if err != nil {
 			fmt.Fprintf(stderr, "bench: irmcalls: %v\n", err)

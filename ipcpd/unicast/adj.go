@@ -40,6 +40,9 @@ type adj struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	ctr       dt.Counters
+	// live is the keepalive state of this flow, owned by the IPCP's
+	// liveness loop (live.go).
+	live adjLive
 	// helloReply is our answer to the peer's opening hello (accepting
 	// side only), repeated if the peer repeats its hello.
 	helloReply []byte
@@ -262,7 +265,8 @@ func (u *IPCP) addAdj(f *flow.Flow, peer uint64, peerName, lower, comp string, c
 	u.log.Info("adjacency up", "peer", peerName, "address", u.cfg.FormatAddr(peer), "lower", lower, "id", a.id, "cost", cost)
 	u.wg.Add(2)
 	go u.readAdj(a)
-	go u.keepalive(a)
+	go u.watchCarrier(a)
+	u.live.start(u)
 	if a.carriesMgmt() {
 		if first {
 			u.router.NeighborUp(peer, cost)
@@ -620,57 +624,6 @@ func (u *IPCP) rebuildFIB(t routing.Table) {
 	}
 	u.fib.Replace(routes)
 	u.checkEndpoints()
-}
-
-// keepalive sends a one-byte hello every hello interval and takes the
-// lower flow out of service when nothing arrived for interval ×
-// multiplier, or at once on a DOWN event from the lower flow (carrier
-// loss under an Ethernet shim). A suspended flow returns once the peer
-// has been heard again, and the carrier is up, for the damping interval.
-func (u *IPCP) keepalive(a *adj) {
-	defer u.wg.Done()
-	iv := u.cfg.HelloInterval
-	dead := iv * time.Duration(u.cfg.HelloMultiplier)
-	damping := u.cfg.Damping
-	frame := []byte{kindHello}
-	t := u.clk.NewTimer(iv)
-	defer t.Stop()
-	lastTick := u.clk.Now()
-	for {
-		select {
-		case <-u.ctx.Done():
-			return
-		case <-a.done:
-			return
-		case ev := <-a.f.Events():
-			if ev.State == flow.Down {
-				a.carrier.Store(false)
-				u.suspend(a, "lower flow reports carrier loss")
-			} else {
-				a.carrier.Store(true)
-			}
-		case <-t.C():
-			now := u.clk.Now()
-			late := now.Sub(lastTick) > 2*iv
-			lastTick = now
-			silent := now.Sub(time.Unix(0, a.lastRx.Load()))
-			if a.up.Load() {
-				// A tick that came late means this process was not
-				// running: the silence is ours, not the peer's, so
-				// it proves nothing this round.
-				if late {
-					a.lastRx.Store(max(a.lastRx.Load(), now.Add(-dead+iv).UnixNano()))
-				} else if silent > dead && a.f.Pending() == 0 {
-					u.suspendAs(a, fmt.Sprintf("no hello for %v", dead), false)
-				}
-			} else if a.carrier.Load() && silent <= 2*iv &&
-				now.Sub(time.Unix(0, a.downAt.Load())) >= u.holdTime(a, damping) {
-				u.revive(a)
-			}
-			a.f.Write(frame)
-			t.Reset(iv)
-		}
-	}
 }
 
 // flapWindow is how long a suspension counts towards flap damping.

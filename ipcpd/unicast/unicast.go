@@ -70,6 +70,7 @@ type IPCP struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	live   liveLoop // the keepalive of every adjacency (live.go)
 
 	mu        sync.Mutex
 	cfg       layer.Config
