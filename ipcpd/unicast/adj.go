@@ -43,6 +43,8 @@ type adj struct {
 	// live is the keepalive state of this flow, owned by the IPCP's
 	// liveness loop (live.go).
 	live adjLive
+	// hello asks the flow's goroutine (watchCarrier) for a hello.
+	hello chan struct{}
 	// helloReply is our answer to the peer's opening hello (accepting
 	// side only), repeated if the peer repeats its hello.
 	helloReply []byte
@@ -253,7 +255,7 @@ func (u *IPCP) addAdj(f *flow.Flow, peer uint64, peerName, lower, comp string, c
 	u.mu.Lock()
 	u.nextAdj++
 	a := &adj{id: u.nextAdj, f: f, peer: peer, peerName: peerName, lower: lower, comp: comp, cost: cost,
-		since: time.Now(), done: make(chan struct{}), helloReply: helloReply}
+		since: time.Now(), done: make(chan struct{}), hello: make(chan struct{}, 1), helloReply: helloReply}
 	a.up.Store(true)
 	a.carrier.Store(true)
 	a.lastRx.Store(u.clk.Now().UnixNano())

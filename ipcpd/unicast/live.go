@@ -19,9 +19,12 @@ import (
 //     interval × multiplier: see lib/liveness);
 //   - brings back a suspended flow once the peer is heard again (see
 //     holdTime for the damping);
-//   - writes a one-byte hello on every flow that carried nothing out
-//     in the interval: a data or management packet already proves us
-//     alive to the peer.
+//   - has a one-byte hello written on every flow that carried nothing
+//     out in the interval and has nothing queued for its lower IPCP: a
+//     data or management packet already proves us alive to the peer.
+//     The flow's own goroutine (watchCarrier) writes it, since a write
+//     blocks while the lower IPCP does not read and the loop must never
+//     block.
 //
 // A tick that comes more than two intervals late means this process was
 // not running: the silence is ours, not the peers', so each detector is
@@ -29,12 +32,12 @@ import (
 //
 // The loop sleeps (no timer armed) while the IPCP has no adjacency.
 // Carrier events (a lower flow reporting DOWN) need no timer: each flow
-// has a goroutine blocked on its event channel (watchCarrier), which
-// suspends the flow at once.
+// has a goroutine blocked on its event channel and on the loop's hello
+// requests (watchCarrier), which suspends the flow at once.
 //
-// Each adjacency is its own lower flow, so the hellos of one tick are
-// written one flow at a time, back to back in the same wakeup: there is
-// no single socket to batch them on.
+// Each adjacency is its own lower flow, so the hellos of one tick go
+// out one flow at a time in the same tick: there is no single socket to
+// batch them on.
 
 // liveLoop is the keepalive loop of an IPCP.
 type liveLoop struct {
@@ -141,7 +144,14 @@ func (u *IPCP) tickAdj(a *adj, now time.Time, iv, floor time.Duration, late bool
 		l.out = out // the peer heard from us this interval
 		return
 	}
-	a.f.Write(helloFrame)
+	// The flow's own goroutine writes the hello: a write blocks while
+	// the lower IPCP does not read, and must not hold up this loop and
+	// every other flow's keepalive. If it is still stuck on the last
+	// one, this one is not needed.
+	select {
+	case a.hello <- struct{}{}:
+	default:
+	}
 }
 
 // helloFrame is the keepalive: one byte.
@@ -149,7 +159,9 @@ var helloFrame = []byte{kindHello}
 
 // watchCarrier follows the events of a lower flow: DOWN (carrier loss
 // under an Ethernet shim) suspends the flow at once; UP lets the
-// keepalive loop bring it back once the peer is heard.
+// keepalive loop bring it back once the peer is heard. It also writes
+// the hellos the loop asks for, unless packets still wait for the lower
+// IPCP (they will prove us alive).
 func (u *IPCP) watchCarrier(a *adj) {
 	defer u.wg.Done()
 	for {
@@ -158,6 +170,10 @@ func (u *IPCP) watchCarrier(a *adj) {
 			return
 		case <-a.done:
 			return
+		case <-a.hello:
+			if a.f.Queued() == 0 {
+				a.f.Write(helloFrame)
+			}
 		case ev := <-a.f.Events():
 			if ev.State == flow.Down {
 				a.carrier.Store(false)
