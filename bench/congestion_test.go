@@ -53,11 +53,13 @@ func TestShapedPathReliableFlow(t *testing.T) {
 	if r.Mbps < 0.05*shapeRateBps/1e6 {
 		t.Errorf("reliable flow got %.2f Mbit/s of the %s link, want more than 5%%", r.Mbps, shapeRate)
 	}
-	// A flow that overruns the bottleneck fills its 20 ms queue (smoothed
-	// RTT 22.7 ms measured without congestion control); one that backs
-	// off in time keeps it short (0.5 ms, even on a loaded machine).
-	if r.SRTTMS > 10 {
-		t.Errorf("smoothed RTT %.1f ms: the flow keeps the bottleneck's queue full", r.SRTTMS)
+	// The sender can offer far more than the link carries, so a working
+	// controller must have backed off at the bottleneck (without one the
+	// counters stay at zero and the queue stays full: smoothed RTT 22.7
+	// ms against 0.5). The RTT itself is not asserted: on a machine
+	// loaded by other tests it measures the CPU as much as the queue.
+	if r.DelayCuts+r.LossCuts+r.RTOCuts == 0 {
+		t.Errorf("the controller never backed off at the bottleneck (smoothed RTT %.1f ms)", r.SRTTMS)
 	}
 	pr, err := s.pingDuring(ctx, "reliable", 2*time.Second)
 	t.Logf("ping during a reliable flow: %+v", pr)
