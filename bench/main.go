@@ -89,6 +89,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/lib/cliflag"
 	"github.com/ouro-net/ouro/tools/operf/perf"
 )
@@ -224,7 +225,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	root, _ := moduleRoot()
+	root, _ := testenv.ModuleRoot()
 	if c.jsonFile == "" {
 		name := "results.json"
 		if c.idle {
@@ -400,19 +401,6 @@ func bench(ctx context.Context, e *env, c *config, progress io.Writer) *Table {
 	t.ratios()
 	t.ElapsedS = time.Since(start).Seconds()
 	return t
-}
-
-// moduleRoot returns the directory holding this module's go.mod.
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("not inside the ouro module")
-	}
-	return filepath.Dir(mod), nil
 }
 
 // buildIRM builds ./cmd/irm of the module at root into dir.

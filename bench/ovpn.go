@@ -51,6 +51,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/internal/topo"
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/rundir"
@@ -160,7 +161,7 @@ func ovpnBench(ctx context.Context, e *env, rounds int, out, progress io.Writer)
 	if os.Geteuid() != 0 {
 		return nil, errors.New("-ovpn needs root (network namespaces, veth, bridges, TUN)")
 	}
-	root, err := moduleRoot()
+	root, err := testenv.ModuleRoot()
 	if err != nil {
 		return nil, err
 	}
