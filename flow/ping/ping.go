@@ -113,162 +113,26 @@ func RunOn(ctx context.Context, f net.Conn, cfg Config) (*Stats, error) {
 	if wait == 0 {
 		wait = min(max(10*cfg.Interval, 200*time.Millisecond), 2*time.Second)
 	}
-	st := &Stats{Name: cfg.Name}
-	var mu sync.Mutex
-	received := make(map[uint64]bool)
-	replyCh := make(chan struct{}, 1)
-	readErr := make(chan error, 1)
+	r := &run{
+		cfg: cfg, f: f, wait: wait, st: &Stats{Name: cfg.Name},
+		received: make(map[uint64]bool),
+		replyCh:  make(chan struct{}, 1),
+		readErr:  make(chan error, 1),
+	}
 	start := time.Now()
-	var lastReply time.Time
-	var sentAny bool
-
-	go func() {
-		buf := make([]byte, max(cfg.Size, 65536))
-		for {
-			n, err := f.Read(buf)
-			if err != nil {
-				readErr <- err
-				return
-			}
-			now := time.Now()
-			if n < HeaderSize || buf[0] != typeReply {
-				continue
-			}
-			seq := binary.BigEndian.Uint64(buf[1:9])
-			sent := time.Unix(0, int64(binary.BigEndian.Uint64(buf[9:17])))
-			rtt := now.Sub(sent)
-			mu.Lock()
-			if received[seq] {
-				mu.Unlock()
-				continue
-			}
-			received[seq] = true
-			st.Received++
-			st.rtts = append(st.rtts, rtt)
-			if !lastReply.IsZero() {
-				if g := now.Sub(lastReply); float64(g)/1e6 > st.LongestGapMS {
-					st.LongestGapMS = float64(g) / 1e6
-				}
-			}
-			lastReply = now
-			mu.Unlock()
-			if cfg.Out != nil {
-				fmt.Fprintf(cfg.Out, "%d bytes from %s: seq=%d time=%.3f ms\n", n, cfg.Name, seq, float64(rtt)/1e6)
-			}
-			select {
-			case replyCh <- struct{}{}:
-			default:
-			}
-		}
-	}()
-
-	probe := make([]byte, cfg.Size)
-	probe[0] = typeRequest
-	var deadline <-chan time.Time
-	if cfg.Duration > 0 {
-		t := time.NewTimer(cfg.Duration)
-		defer t.Stop()
-		deadline = t.C
-	}
-	var tick *time.Ticker
-	if cfg.Interval > 0 && !cfg.Flood {
-		tick = time.NewTicker(cfg.Interval)
-		defer tick.Stop()
-	}
-	var runErr error
-	seq := uint64(0)
-send:
-	for cfg.Count == 0 || int(seq) < cfg.Count {
-		binary.BigEndian.PutUint64(probe[1:9], seq)
-		binary.BigEndian.PutUint64(probe[9:17], uint64(time.Now().UnixNano()))
-		if _, err := f.Write(probe); err != nil {
-			runErr = err
-			break
-		}
-		mu.Lock()
-		st.Transmitted++
-		if !sentAny {
-			sentAny = true
-			lastReply = time.Now()
-		}
-		mu.Unlock()
-		seq++
-		if cfg.Count != 0 && int(seq) >= cfg.Count {
-			break
-		}
-		switch {
-		case cfg.Flood:
-			select {
-			case <-replyCh:
-			case <-time.After(wait):
-			case <-deadline:
-				break send
-			case <-ctx.Done():
-				break send
-			case runErr = <-readErr:
-				break send
-			}
-		case tick != nil:
-			select {
-			case <-tick.C:
-			case <-deadline:
-				break send
-			case <-ctx.Done():
-				break send
-			case runErr = <-readErr:
-				break send
-			}
-		default:
-			select {
-			case <-deadline:
-				break send
-			case <-ctx.Done():
-				break send
-			case runErr = <-readErr:
-				break send
-			default:
-			}
-		}
-	}
+	go r.readReplies()
+	seq, runErr := r.send(ctx)
 	if runErr == nil {
-		// Wait for outstanding replies for as long as they keep coming:
-		// a back-to-back burst queues for longer than any fixed wait.
-		// The quiet period grows with the round trips measured.
-		quiet := func() time.Duration {
-			mu.Lock()
-			defer mu.Unlock()
-			q := wait
-			for _, r := range st.rtts {
-				q = max(q, 2*r)
-			}
-			return min(q, 5*time.Second)
-		}
-		timer := time.NewTimer(quiet())
-	collect:
-		for {
-			mu.Lock()
-			all := st.Received >= st.Transmitted
-			mu.Unlock()
-			if all {
-				break
-			}
-			select {
-			case <-replyCh:
-				timer.Reset(quiet())
-			case <-timer.C:
-				break collect
-			case runErr = <-readErr:
-				break collect
-			}
-		}
-		timer.Stop()
+		runErr = r.collect()
 	}
+	// Unblock the reader; it ends with a deadline error nobody reads.
 	f.SetReadDeadline(time.Now())
-	mu.Lock()
-	defer mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.st
 	st.Elapsed = time.Since(start)
 	for i := uint64(0); i < seq; i++ {
-		if !received[i] {
+		if !r.received[i] {
 			st.Lost = append(st.Lost, i)
 		}
 	}
@@ -278,6 +142,180 @@ send:
 		return st, runErr
 	}
 	return st, nil
+}
+
+// run is one ping run: the sender (RunOn's goroutine) and the reply
+// reader share the statistics under mu.
+type run struct {
+	cfg  Config
+	f    net.Conn
+	wait time.Duration // how long a flood waits for a reply, and the least quiet period at the end
+
+	mu        sync.Mutex
+	st        *Stats
+	received  map[uint64]bool
+	lastReply time.Time // of the last reply, or of the first probe
+	sentAny   bool
+
+	replyCh chan struct{} // a reply arrived (coalesced)
+	readErr chan error    // the reader's end
+}
+
+// readReplies reads replies until the flow fails or its read deadline
+// passes, recording each new one.
+func (r *run) readReplies() {
+	buf := make([]byte, max(r.cfg.Size, 65536))
+	for {
+		n, err := r.f.Read(buf)
+		if err != nil {
+			r.readErr <- err
+			return
+		}
+		now := time.Now()
+		if n < HeaderSize || buf[0] != typeReply {
+			continue
+		}
+		seq := binary.BigEndian.Uint64(buf[1:9])
+		rtt := now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(buf[9:17]))))
+		if !r.record(seq, rtt, now) {
+			continue
+		}
+		if r.cfg.Out != nil {
+			fmt.Fprintf(r.cfg.Out, "%d bytes from %s: seq=%d time=%.3f ms\n", n, r.cfg.Name, seq, float64(rtt)/1e6)
+		}
+		select {
+		case r.replyCh <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// record counts the reply to seq, unless it is a duplicate, and tracks
+// the longest gap between replies.
+func (r *run) record(seq uint64, rtt time.Duration, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.received[seq] {
+		return false
+	}
+	r.received[seq] = true
+	st := r.st
+	st.Received++
+	st.rtts = append(st.rtts, rtt)
+	if !r.lastReply.IsZero() {
+		if g := now.Sub(r.lastReply); float64(g)/1e6 > st.LongestGapMS {
+			st.LongestGapMS = float64(g) / 1e6
+		}
+	}
+	r.lastReply = now
+	return true
+}
+
+// send sends the probes, paced by the interval, by the replies (flood)
+// or back to back, until the count, the duration or the context ends
+// the run or the flow fails. It returns the number of probes sent and
+// the flow's error, if any.
+func (r *run) send(ctx context.Context) (uint64, error) {
+	cfg := r.cfg
+	probe := make([]byte, cfg.Size)
+	probe[0] = typeRequest
+	var deadline <-chan time.Time
+	if cfg.Duration > 0 {
+		t := time.NewTimer(cfg.Duration)
+		defer t.Stop()
+		deadline = t.C
+	}
+	var tick <-chan time.Time
+	if cfg.Interval > 0 && !cfg.Flood {
+		t := time.NewTicker(cfg.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	seq := uint64(0)
+	for cfg.Count == 0 || int(seq) < cfg.Count {
+		binary.BigEndian.PutUint64(probe[1:9], seq)
+		binary.BigEndian.PutUint64(probe[9:17], uint64(time.Now().UnixNano()))
+		if _, err := r.f.Write(probe); err != nil {
+			return seq, err
+		}
+		r.mu.Lock()
+		r.st.Transmitted++
+		if !r.sentAny {
+			r.sentAny = true
+			r.lastReply = time.Now()
+		}
+		r.mu.Unlock()
+		seq++
+		if cfg.Count != 0 && int(seq) >= cfg.Count {
+			break
+		}
+		// What lets the next probe go: a reply or the wait (flood), the
+		// ticker (interval), or nothing (back to back).
+		var next <-chan time.Time
+		var reply <-chan struct{}
+		switch {
+		case cfg.Flood:
+			next, reply = time.After(r.wait), r.replyCh
+		case tick != nil:
+			next = tick
+		}
+		if next == nil {
+			select {
+			case <-deadline:
+				return seq, nil
+			case <-ctx.Done():
+				return seq, nil
+			case err := <-r.readErr:
+				return seq, err
+			default:
+			}
+			continue
+		}
+		select {
+		case <-reply:
+		case <-next:
+		case <-deadline:
+			return seq, nil
+		case <-ctx.Done():
+			return seq, nil
+		case err := <-r.readErr:
+			return seq, err
+		}
+	}
+	return seq, nil
+}
+
+// collect waits for outstanding replies for as long as they keep
+// coming: a back-to-back burst queues for longer than any fixed wait.
+// The quiet period grows with the round trips measured.
+func (r *run) collect() error {
+	quiet := func() time.Duration {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		q := r.wait
+		for _, rtt := range r.st.rtts {
+			q = max(q, 2*rtt)
+		}
+		return min(q, 5*time.Second)
+	}
+	timer := time.NewTimer(quiet())
+	defer timer.Stop()
+	for {
+		r.mu.Lock()
+		all := r.st.Received >= r.st.Transmitted
+		r.mu.Unlock()
+		if all {
+			return nil
+		}
+		select {
+		case <-r.replyCh:
+			timer.Reset(quiet())
+		case <-timer.C:
+			return nil
+		case err := <-r.readErr:
+			return err
+		}
+	}
 }
 
 func (s *Stats) compute() {
