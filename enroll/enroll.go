@@ -54,7 +54,8 @@ type Response struct {
 	Addr uint64 `msgpack:"addr"`
 }
 
-// Hello opens (and, periodically, keeps alive) an adjacency.
+// Hello opens an adjacency on one lower flow. The keepalives that
+// follow are not Hellos: the unicast layer sends one-byte frames.
 type Hello struct {
 	V         uint8  `msgpack:"v"`
 	Component string `msgpack:"comp"`
