@@ -7,18 +7,21 @@
 //
 // Every data packet starts with a fixed header in network byte order.
 // There is no source address. With a [Layout] of A address bytes and E
-// endpoint-id bytes the header is A+3+E bytes long:
+// endpoint-id bytes the header is A+4+E bytes long:
 //
 //	offset   size  field
 //	0        A     destination address (1..8 bytes, default 4)
 //	A        1     QoS cube
 //	A+1      1     TTL
 //	A+2      1     ECN (congestion level; 0 means none)
-//	A+3      E     endpoint id (1..8 bytes, default 8)
+//	A+3      1     path label (0..MaxLabel)
+//	A+4      E     endpoint id (1..8 bytes, default 8)
 //
 // The payload follows directly. Both sizes are fixed per layer (set at
 // bootstrap, learnt at enrollment), so the header carries no version or
-// length fields.
+// length fields: the layer's protocol version (enroll.Version, checked
+// at enrollment and on every adjacency hello) covers it. Version 2
+// added the path label; a version-1 member is refused at enrollment.
 //
 // Decoding never panics. On the data path (Decode and the in-place
 // helpers) a short packet yields the sentinel [ErrShortPacket] and an
@@ -36,7 +39,7 @@
 // next hops.
 //
 // A flow is pinned to one next hop, never spread per packet: the key
-// (destination, endpoint id, QoS) is hashed with a per-IPCP seed and
+// (destination, endpoint id, QoS, path label) is hashed with a per-IPCP seed and
 // mapped onto the set with weighted rendezvous (highest random weight)
 // hashing. Every next hop gets a score from the flow hash and its own
 // salted id, score = weight / -ln(u) with u the score hash mapped into
@@ -48,6 +51,18 @@
 // neighbour still spread over all of that neighbour's next hops (no
 // polarization). When all weights in a set are equal the logarithm is
 // skipped: the raw score hash orders the same way.
+//
+// # Path bending
+//
+// The path label is the sender's handle on that choice (FlowBender,
+// CoNEXT 2014): a flow that changes its label is rehashed at every hop
+// that has more than one next hop for it, landing on another one with
+// probability 1-1/n, while a flow that keeps its label keeps its path.
+// The sending application's FRCT picks the label when it sees
+// sustained congestion and hands it to its IPCP, which stamps it in
+// the header of every packet of the flow; forwarding members only
+// read it. A label above MaxLabel is malformed: [Layout.Label] reports
+// [ErrLabel] and the packet is dropped and counted.
 //
 // A lookup costs O(n) in the size of the chosen set, which is intended
 // for n up to about 16; nothing is cached. Lookup is lock-free and

@@ -54,12 +54,19 @@ func NewFIB(seed uint64) *FIB {
 	return f
 }
 
-// Lookup returns the next hop for the flow (dst, eid, qos): a primary
-// if any is left, else an alternate. The same flow gets the same next
-// hop for as long as that next hop stays in the set. ok is false when
-// there is no route or the route has no next hop left. Lookup is
-// lock-free, does not allocate, and costs O(n) in the set size.
+// Lookup is LookupLabel with path label 0.
 func (f *FIB) Lookup(dst, eid uint64, qos uint8) (id uint64, ok bool) {
+	return f.LookupLabel(dst, eid, qos, 0)
+}
+
+// LookupLabel returns the next hop for the flow (dst, eid, qos) on path
+// label: a primary if any is left, else an alternate. The same flow and
+// label get the same next hop for as long as that next hop stays in the
+// set; another label is another draw among the n next hops, so it moves
+// the flow with probability 1-1/n (path bending). ok is false when
+// there is no route or the route has no next hop left. LookupLabel is
+// lock-free, does not allocate, and costs O(n) in the set size.
+func (f *FIB) LookupLabel(dst, eid uint64, qos, label uint8) (id uint64, ok bool) {
 	t := f.tab.Load()
 	if t == nil {
 		return 0, false
@@ -71,7 +78,7 @@ func (f *FIB) Lookup(dst, eid uint64, qos uint8) (id uint64, ok bool) {
 	if len(r.active.hops) == 1 {
 		return r.active.hops[0].id, true
 	}
-	return r.active.pick(flowHash(f.seed, dst, eid, qos)), true
+	return r.active.pick(flowHash(f.seed, dst, eid, qos, label)), true
 }
 
 // Replace installs routes as the whole new table, atomically. The map

@@ -43,6 +43,18 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("payload %x, want %x", rest, data[l.Len():])
 		}
 		buf := make([]byte, l.Len())
+		if p.Label > MaxLabel {
+			// Decode returns the label as it is; Label and Encode refuse it.
+			if _, err := l.Label(data); !errors.Is(err, ErrLabel) {
+				t.Fatalf("label %d: Label err = %v, want ErrLabel", p.Label, err)
+			}
+			if _, err := l.Encode(buf, &p); !errors.Is(err, ErrRange) {
+				t.Fatalf("label %d: Encode err = %v, want ErrRange", p.Label, err)
+			}
+			p.Label = 0
+			data = append([]byte(nil), data...)
+			data[l.AddrSize+3] = 0
+		}
 		n, err := l.Encode(buf, &p)
 		if err != nil || n != l.Len() {
 			t.Fatalf("re-encode %+v: %d, %v", p, n, err)
@@ -67,6 +79,7 @@ func FuzzInPlace(f *testing.F) {
 		if got, err := l.ECN(pkt); (err == nil) != (rerr == nil) || (err == nil && got != ecn) {
 			t.Fatalf("ECN = %d, %v after RaiseECN = %d, %v", got, err, ecn, rerr)
 		}
+		label, lerr := l.Label(pkt)
 		_, _ = l.Dst(pkt)
 		_, _ = l.EID(pkt)
 		if derr != nil {
@@ -80,6 +93,9 @@ func FuzzInPlace(f *testing.F) {
 		}
 		if kerr != nil || rerr != nil || (terr != nil && !errors.Is(terr, ErrTTLExpired)) {
 			t.Fatalf("helpers failed on a valid header: %v %v %v", kerr, terr, rerr)
+		}
+		if label != before.Label || (lerr != nil) != (before.Label > MaxLabel) {
+			t.Fatalf("Label = %d, %v; Decode = %+v", label, lerr, before)
 		}
 		if dst != before.Dst || e != before.EID || qos != before.QoS {
 			t.Fatalf("FlowKey = %d %d %d, Decode = %+v", dst, e, qos, before)

@@ -13,12 +13,12 @@ func mix64(z uint64) uint64 {
 	return z ^ z>>31
 }
 
-// flowHash hashes a flow key (destination, endpoint id, QoS) salted
-// with a per-IPCP seed.
-func flowHash(seed, dst, eid uint64, qos uint8) uint64 {
+// flowHash hashes a flow key (destination, endpoint id, QoS, path
+// label) salted with a per-IPCP seed.
+func flowHash(seed, dst, eid uint64, qos, label uint8) uint64 {
 	h := mix64(seed ^ dst)
 	h = mix64(h ^ eid)
-	return mix64(h + golden + uint64(qos))
+	return mix64(h + golden + uint64(qos) + uint64(label)<<8)
 }
 
 // hopSalt derives the per-next-hop salt from its id and the seed, once

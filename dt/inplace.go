@@ -92,3 +92,29 @@ func (l Layout) RaiseECN(b []byte, ecn uint8) (uint8, error) {
 	}
 	return b[i], nil
 }
+
+// Label returns the path label of the raw packet b. A label above
+// MaxLabel yields ErrLabel (the packet must be dropped).
+func (l Layout) Label(b []byte) (uint8, error) {
+	if err := l.check(b, "read path label"); err != nil {
+		return 0, err
+	}
+	v := b[l.AddrSize+3]
+	if v > MaxLabel {
+		return v, ErrLabel
+	}
+	return v, nil
+}
+
+// SetLabel overwrites the path label of the raw packet b. A label above
+// MaxLabel is refused with ErrRange.
+func (l Layout) SetLabel(b []byte, label uint8) error {
+	if err := l.check(b, "set path label"); err != nil {
+		return err
+	}
+	if label > MaxLabel {
+		return fmt.Errorf("dt: set path label: %w: %d (max %d)", ErrRange, label, MaxLabel)
+	}
+	b[l.AddrSize+3] = label
+	return nil
+}

@@ -14,8 +14,13 @@ const (
 	MaxFieldSize = 8
 )
 
-// pciFixed is the number of one-byte fields (QoS, TTL, ECN).
-const pciFixed = 3
+// pciFixed is the number of one-byte fields (QoS, TTL, ECN, path label).
+const pciFixed = 4
+
+// MaxLabel is the largest path label. A label is the sender's choice
+// among the equal-cost paths of its flow (see FIB.LookupLabel); a
+// packet carrying a larger value is malformed ([ErrLabel]).
+const MaxLabel = 15
 
 // Errors reported by the codec. Match them with errors.Is.
 var (
@@ -29,6 +34,9 @@ var (
 	ErrLayout = errors.New("dt: invalid PCI layout")
 	// ErrTTLExpired: the TTL reached zero; the packet must be dropped.
 	ErrTTLExpired = errors.New("dt: TTL expired")
+	// ErrLabel: the packet's path label is above MaxLabel; the packet
+	// must be dropped.
+	ErrLabel = errors.New("dt: path label out of range")
 )
 
 // Layout gives the sizes, in bytes, of the variable-width PCI fields of
@@ -49,7 +57,10 @@ type PCI struct {
 	QoS uint8  // QoS cube
 	TTL uint8  // remaining hops
 	ECN uint8  // congestion level
-	EID uint64 // endpoint id at the destination
+	// Label is the path label (0..MaxLabel): hashed with the flow key
+	// so that a sender can move its flow to another equal-cost path.
+	Label uint8
+	EID   uint64 // endpoint id at the destination
 }
 
 // Validate reports whether both field sizes are in 1..MaxFieldSize.
@@ -92,18 +103,23 @@ func (l Layout) Encode(b []byte, p *PCI) (int, error) {
 	if !fits(p.EID, l.EIDSize) {
 		return 0, fmt.Errorf("dt: encode PCI: %w: endpoint id %#x in %d bytes", ErrRange, p.EID, l.EIDSize)
 	}
+	if p.Label > MaxLabel {
+		return 0, fmt.Errorf("dt: encode PCI: %w: path label %d (max %d)", ErrRange, p.Label, MaxLabel)
+	}
 	a := l.AddrSize
 	putUint(b[:a], p.Dst)
 	b[a] = p.QoS
 	b[a+1] = p.TTL
 	b[a+2] = p.ECN
+	b[a+3] = p.Label
 	putUint(b[a+pciFixed:n], p.EID)
 	return n, nil
 }
 
 // Decode parses the header at the start of b and returns it with the
 // payload that follows (a subslice of b). A packet shorter than the
-// header yields ErrShortPacket. It never allocates.
+// header yields ErrShortPacket. The path label is returned as it is on
+// the wire: [Layout.Label] checks its range. It never allocates.
 func (l Layout) Decode(b []byte) (PCI, []byte, error) {
 	if !l.valid() {
 		return PCI{}, nil, fmt.Errorf("dt: decode PCI: %w", l.Validate())
@@ -118,7 +134,7 @@ func (l Layout) Decode(b []byte) (PCI, []byte, error) {
 	// Return a composite literal of plain scalars so that the result
 	// travels in registers rather than through a partially written
 	// stack temporary (a store-forwarding stall that tripled the cost).
-	return PCI{Dst: dst, QoS: f[0], TTL: f[1], ECN: f[2], EID: eid}, b[n:], nil
+	return PCI{Dst: dst, QoS: f[0], TTL: f[1], ECN: f[2], Label: f[3], EID: eid}, b[n:], nil
 }
 
 // fits reports whether v can be written in size bytes.

@@ -21,8 +21,8 @@ func TestLayoutValidate(t *testing.T) {
 	if err := DefaultLayout().Validate(); err != nil {
 		t.Fatalf("default layout: %v", err)
 	}
-	if got := DefaultLayout().Len(); got != 15 {
-		t.Fatalf("default Len = %d, want 15", got)
+	if got := DefaultLayout().Len(); got != 16 {
+		t.Fatalf("default Len = %d, want 16", got)
 	}
 	for _, l := range []Layout{{0, 8}, {4, 0}, {9, 8}, {4, 9}, {-1, 4}} {
 		if err := l.Validate(); !errors.Is(err, ErrLayout) {
@@ -80,11 +80,11 @@ func TestRoundTripAllLayouts(t *testing.T) {
 func TestEncodeNetworkByteOrder(t *testing.T) {
 	l := DefaultLayout()
 	b := make([]byte, l.Len())
-	p := PCI{Dst: 0x01020304, QoS: 5, TTL: 6, ECN: 7, EID: 0x08090a0b0c0d0e0f}
+	p := PCI{Dst: 0x01020304, QoS: 5, TTL: 6, ECN: 7, Label: 9, EID: 0x08090a0b0c0d0e0f}
 	if _, err := l.Encode(b, &p); err != nil {
 		t.Fatal(err)
 	}
-	want := []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+	want := []byte{1, 2, 3, 4, 5, 6, 7, 9, 8, 9, 10, 11, 12, 13, 14, 15}
 	if !bytes.Equal(b, want) {
 		t.Fatalf("encoded % x, want % x", b, want)
 	}
@@ -94,7 +94,7 @@ func TestEncodeNetworkByteOrder(t *testing.T) {
 	if _, err := l.Encode(b, &p); err != nil {
 		t.Fatal(err)
 	}
-	if want := []byte{1, 2, 3, 4, 5, 6, 7, 8}; !bytes.Equal(b, want) {
+	if want := []byte{1, 2, 3, 4, 5, 6, 0, 7, 8}; !bytes.Equal(b, want) {
 		t.Fatalf("encoded % x, want % x", b, want)
 	}
 }

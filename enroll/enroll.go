@@ -26,8 +26,12 @@ import (
 	"github.com/ouro-net/ouro/layer"
 )
 
-// Version is the enrollment and hello protocol version.
-const Version = 1
+// Version is the enrollment and hello protocol version, and with it the
+// version of the layer's data header (package dt): members of one
+// layer must agree on both. Version 2 added the path label to the data
+// header (path bending); a version-1 member is refused at enrollment
+// and at the adjacency hello.
+const Version = 2
 
 // MaxMessage bounds a decoded message.
 const MaxMessage = 1 << 20
@@ -91,9 +95,20 @@ func Decode(b []byte, v any) error {
 		return fmt.Errorf("enroll: cannot decode %T", v)
 	}
 	if ver != Version {
-		return fmt.Errorf("%w: got %d, want %d", ErrVersion, ver, Version)
+		return fmt.Errorf("%w: got %d, want %d (%s)", ErrVersion, ver, Version, versionNote(ver))
 	}
 	return nil
+}
+
+// versionNote says what separates version v from this one.
+func versionNote(v uint8) string {
+	switch {
+	case v == 1:
+		return "version 1 has no path label in the data header; upgrade that member"
+	case v > Version:
+		return "the peer runs a newer ouro; upgrade this member"
+	}
+	return "unknown version"
 }
 
 // PacketConn is the lower flow enrollment runs over.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,5 +105,29 @@ func TestExchangeRepeats(t *testing.T) {
 	}
 	if c.writes < 2 {
 		t.Fatalf("only %d copies sent in 700 ms", c.writes)
+	}
+}
+
+// TestOldVersionRefused: a member of the layer protocol before the path
+// label (version 1) is refused, at enrollment and at the hello, with an
+// error that says why.
+func TestOldVersionRefused(t *testing.T) {
+	for _, m := range []any{Request{V: 1, IPCP: "old", Layer: "net"}, Hello{V: 1, Addr: 9}, Response{V: 1}} {
+		b, _ := Encode(m)
+		var err error
+		switch m.(type) {
+		case Request:
+			err = Decode(b, &Request{})
+		case Hello:
+			err = Decode(b, &Hello{})
+		case Response:
+			err = Decode(b, &Response{})
+		}
+		if !errors.Is(err, ErrVersion) {
+			t.Fatalf("%T version 1: %v, want ErrVersion", m, err)
+		}
+		if !strings.Contains(err.Error(), "got 1, want 2") || !strings.Contains(err.Error(), "path label") {
+			t.Fatalf("%T version 1: error %q does not say why", m, err)
+		}
 	}
 }

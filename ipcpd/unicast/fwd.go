@@ -243,6 +243,7 @@ func (u *IPCP) readApp(ep *endpoint) {
 	pci := dt.PCI{Dst: ep.remoteAddr, QoS: ep.cube, TTL: u.cfg.TTL, EID: ep.remoteEID}
 	u.layout.Encode(hdr[1:], &pci)
 	rb := newRecvBufs(hdr, ep.mtu)
+	var label uint8 // the flow's path label, set by pipe.Bend records
 	var sizes [fwdBatch]int
 	var kinds [fwdBatch]pipe.Kind
 	var out outBatch
@@ -265,9 +266,28 @@ func (u *IPCP) readApp(ep *endpoint) {
 				}
 				ep.f.PktsIn.Add(1)
 				ep.f.BytesIn.Add(uint64(sizes[i]))
-				if !u.forwardTo(&out, rb.bufs[i][:len(hdr)+sizes[i]], ep.remoteAddr, ep.remoteEID, ep.cube) {
+				if !u.forwardTo(&out, rb.bufs[i][:len(hdr)+sizes[i]], ep.remoteAddr, ep.remoteEID, ep.cube, label) {
 					ep.f.Drops.Add(1)
 				}
+			case pipe.Bend:
+				// The application moves its flow to another path
+				// label: what it wrote before the record leaves with
+				// the old one, everything after with the new one.
+				l, ok := bendLabel(rb.payloads[i], sizes[i])
+				if !ok {
+					u.stats.badLabel.Add(1)
+					continue
+				}
+				if l == label {
+					continue
+				}
+				u.flush(&out)
+				label = l
+				u.layout.SetLabel(hdr[1:], label)
+				for _, b := range rb.bufs {
+					u.layout.SetLabel(b[1:], label)
+				}
+				u.stats.bends.Add(1)
 			case pipe.Dealloc:
 				u.flush(&out)
 				u.endEndpoint(ep, true)
@@ -277,6 +297,15 @@ func (u *IPCP) readApp(ep *endpoint) {
 		u.flush(&out)
 		rb.adapt(n, truncated)
 	}
+}
+
+// bendLabel parses a pipe.Bend record of size bytes: one byte, a path
+// label in 0..dt.MaxLabel.
+func bendLabel(b []byte, size int) (uint8, bool) {
+	if size != 1 || len(b) < 1 || b[0] > dt.MaxLabel {
+		return 0, false
+	}
+	return b[0], true
 }
 
 // recvBufs are a reader's receive buffers, grown on demand: one buffer
@@ -450,18 +479,20 @@ func (u *IPCP) endEndpoint(ep *endpoint, tellPeer bool) {
 
 // forward sends a framed packet (kind byte + header + payload) towards
 // dst. It reports whether the packet left (or was delivered locally).
+// Management and flow-allocation packets travel on path label 0.
 func (u *IPCP) forward(pkt []byte, dst, eid uint64, cube uint8) bool {
-	return u.forwardTo(nil, pkt, dst, eid, cube)
+	return u.forwardTo(nil, pkt, dst, eid, cube, 0)
 }
 
 // forwardTo is forward that, given a batch, gathers pkt into it instead
-// of sending it at once (the caller flushes).
-func (u *IPCP) forwardTo(ob *outBatch, pkt []byte, dst, eid uint64, cube uint8) bool {
+// of sending it at once (the caller flushes); label is the packet's
+// path label, hashed with the flow key to pick among equal next hops.
+func (u *IPCP) forwardTo(ob *outBatch, pkt []byte, dst, eid uint64, cube, label uint8) bool {
 	if dst == u.addr {
 		u.deliverTo(ob, pkt)
 		return true
 	}
-	id, ok := u.fib.Lookup(dst, eid, cube)
+	id, ok := u.fib.LookupLabel(dst, eid, cube, label)
 	if !ok {
 		u.stats.noRoute.Add(1)
 		return false
@@ -496,6 +527,12 @@ func (u *IPCP) receiveDT(ob *outBatch, pkt []byte) {
 		u.stats.malformed.Add(1)
 		return
 	}
+	label, err := u.layout.Label(pkt[1:])
+	if err != nil {
+		// Out of range (the only error left once Dst succeeded).
+		u.stats.badLabel.Add(1)
+		return
+	}
 	if dst == u.addr {
 		u.deliverTo(ob, pkt)
 		return
@@ -509,7 +546,7 @@ func (u *IPCP) receiveDT(ob *outBatch, pkt []byte) {
 		u.stats.malformed.Add(1)
 		return
 	}
-	u.forwardTo(ob, pkt, dst, eid, cube)
+	u.forwardTo(ob, pkt, dst, eid, cube, label)
 }
 
 // deliverTo hands a packet addressed to us to its endpoint, or, given a

@@ -141,6 +141,7 @@ func (u *IPCP) Status(_ context.Context) (*ctrl.Status, error) {
 		DirOwnNewer: dirNewer, DirFlushes: dirFlushes, AddrConflicts: u.stats.addrConflicts.Load(),
 		HandshakesRefused: u.stats.handshakesRefused.Load(), EnrollRefused: u.stats.enrollRefused.Load(),
 		LSUsRefused: rs.LSUsRefused, DirRefused: dirRefused,
+		Bends: u.stats.bends.Load(), BadLabels: u.stats.badLabel.Load(),
 	}
 	if t := u.stats.lastFailover.Load(); t != 0 {
 		k.LastFailover = time.Unix(0, t)

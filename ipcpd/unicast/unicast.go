@@ -109,6 +109,7 @@ type stats struct {
 	faRetries, faDuplicates, faDropped              atomic.Uint64
 	addrConflicts, faRefused                        atomic.Uint64
 	handshakesRefused, enrollRefused                atomic.Uint64
+	bends, badLabel                                 atomic.Uint64 // path bending: label changes stamped, packets and records with a label out of range
 	lastFailover                                    atomic.Int64
 }
 

@@ -193,6 +193,11 @@ type UnicastCounters struct {
 	EnrollRefused     uint64 `msgpack:"enroll_refused" json:"enrollments_refused"`
 	LSUsRefused       uint64 `msgpack:"lsu_refused" json:"lsus_refused"`
 	DirRefused        uint64 `msgpack:"dir_refused" json:"directory_refused"`
+
+	// Path bending: label changes the IPCP stamped for its applications'
+	// flows, and packets or bend records with a label out of range.
+	Bends     uint64 `msgpack:"bends" json:"path_bends"`
+	BadLabels uint64 `msgpack:"bad_labels" json:"bad_labels_dropped"`
 }
 
 // AdjacenciesTo returns the adjacencies to the peer called name.

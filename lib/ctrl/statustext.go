@@ -95,6 +95,7 @@ func (s *UnicastStatus) writeText(w io.Writer, at time.Time) {
 	k := s.Counters
 	fmt.Fprintf(w, "\ncounters: forwarded %d, delivered %d, no route %d, ttl expired %d, malformed %d, no endpoint %d\n",
 		k.Forwarded, k.Delivered, k.NoRoute, k.TTLExpired, k.Malformed, k.NoEndpoint)
+	fmt.Fprintf(w, "path bending: bends %d, bad labels dropped %d\n", k.Bends, k.BadLabels)
 	fmt.Fprintf(w, "mgmt frames: sent %d, resent %d, acked %d, abandoned %d\n", k.MgmtSent, k.MgmtResent, k.MgmtAcked, k.MgmtAbandoned)
 	fmt.Fprintf(w, "flow allocation: requests repeated %d, repeats answered %d, refused (cap) %d, dropped (no route back) %d; incoming flows %d from %d members (cap %d, %d per member)\n",
 		k.FARepeated, k.FARepeatsAnswered, k.FARefused, k.FADropped, k.IncomingFlows, k.IncomingMembers, k.IncomingCap, k.IncomingPerMember)

@@ -53,6 +53,13 @@ const (
 	// way). Only an IPCP writes it, towards an application; a reader
 	// that does not care about marks treats it as Data (IsData).
 	DataCE Kind = 5
+	// Bend carries one byte, the flow's new path label: only an
+	// application writes it, towards its IPCP, which stamps that label
+	// on the flow's packets from then on (path bending; see package dt).
+	// Records after it in the channel leave with the new label. An IPCP
+	// whose layer has no path label ignores it, like any kind it does
+	// not know.
+	Bend Kind = 6
 )
 
 // IsData reports whether k is a record that carries a packet (Data or
@@ -73,6 +80,8 @@ func (k Kind) String() string {
 		return "direct"
 	case DataCE:
 		return "data-ce"
+	case Bend:
+		return "bend"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
