@@ -278,6 +278,16 @@ func (l lowerOf) WritePacket(b []byte) error {
 	return nil
 }
 
+// Bend makes the flow's channel an frct.Bender: a pipe.Bend record
+// tells the IPCP to carry the packets written after it on path label
+// (a unicast layer hashes it at every hop; other IPCPs ignore it).
+func (l lowerOf) Bend(label uint8) error {
+	if err := l.f.p.WriteKind(pipe.Bend, []byte{label}); err != nil {
+		return l.f.mapErr(err)
+	}
+	return nil
+}
+
 func (l lowerOf) MTU() int {
 	if l.f.info.MTU > 0 {
 		return l.f.info.MTU

@@ -104,6 +104,7 @@ func (c *Conn) ackNewLocked(now time.Time, a uint32, ece bool) {
 			c.rtoRecovering = false
 		}
 		c.cc.onAck(now, acked, ece, c.sndUna, c.sndNxt, c.srtt)
+		c.bendLocked()
 		c.afterTimeoutLocked()
 	}
 	if fresh && c.backoff > 0 {

@@ -73,6 +73,8 @@ type controller struct {
 	tokAt  time.Time
 
 	stats ccStats
+
+	bend *bender // path bending; nil when the lower cannot bend
 }
 
 // ccStats are the controller's counters.
@@ -190,6 +192,9 @@ func (cc *controller) onAck(now time.Time, acked int, ece bool, una, nxt uint32,
 		return
 	}
 	// A round ended: one decision for it.
+	if cc.bend != nil {
+		cc.bend.round(now, cc.roundMarked, cc.roundAcked, srtt)
+	}
 	cc.probe(now, srtt)
 	if !cc.probing {
 		cc.decide(now, nxt)

@@ -77,6 +77,11 @@ type Config struct {
 	// a flow keep queued at the bottleneck (default DefaultCCQueue): at
 	// 100 Mbit/s, 8 packets of 1400 bytes are 0.9 ms of queue.
 	CCQueue int
+	// NoBend keeps the connection on its path: without it a connection
+	// with congestion control over a Bender lower changes its path
+	// label on sustained congestion (see Path bending in the package
+	// documentation).
+	NoBend bool
 }
 
 // Congestion selects whether a Conn runs congestion control.

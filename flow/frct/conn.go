@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -214,6 +215,9 @@ func newConn(lower Lower, cfg Config) (*Conn, error) {
 	}
 	if cfg.congestionOn() {
 		c.cc = newController(cfg.Window, cfg.CCQueue)
+		if _, ok := lower.(Bender); ok && !cfg.NoBend {
+			c.cc.bend = newBender(rand.Uint64())
+		}
 	}
 	c.setISN(0)
 	c.tRTO = ltimer{c: c, fire: c.onRTO}

@@ -125,6 +125,27 @@
 // marked packets and, as DCTCP's receiver does, sends a pending ACK at
 // once when the mark changes so the echo stays exact.
 //
+// Path bending (FlowBender, CoNEXT 2014): a connection with congestion
+// control over a lower that implements Bender (the flow library's
+// channel does: a pipe.Bend record to its IPCP, which stamps the label
+// in the unicast layer's data header, where every hop hashes it with
+// the flow key) moves to another equal-cost path when its own one stays
+// congested: bendRounds (3) round trips in a row with at least
+// bendShare (25%) of the acknowledged packets echoed marked, or a
+// retransmission timeout, pick a new label (never the current one; a
+// hop with n equal next hops moves the flow with probability 1-1/n).
+// Bends are rate-limited: the next waits at least bendHold (8) round
+// trips, a bend within four holds of the last doubles the hold (to 256
+// round trips), and a quiet spell resets it, so a flow between two
+// congested paths bends ever more rarely instead of flapping. A bend
+// changes nothing else: no window cut, no state change (a flow never
+// reports DOWN for it). The trigger is marks or timeouts, not delay: two
+// flows of this controller on one path keep its queue short by design,
+// so delay alone does not tell a shared path from a busy one; a path
+// that queues without marking (a tbf in a lower layer) only bends its
+// flows on timeouts. Counted in Stats (Bends, BendsHeld, BendErrors,
+// Label); Config.NoBend turns it off.
+//
 // Hostile peers. Growth counts packets newly acknowledged, never ACKs,
 // so ACK division and duplicate ACKs buy nothing; ACKs for data never
 // sent are dropped (ForgedAcksDropped); ECE can only slow the sender

@@ -27,6 +27,10 @@ type Stats struct {
 	RTOCuts    uint64 // congestion window decreases on timeout
 	Probes     uint64 // drains to remeasure the base RTT
 	RTOUndone  uint64 // timeouts found spurious, their decrease undone
+	Bends      uint64 // path label changes (path bending)
+	BendsHeld  uint64 // bends asked for but held back by the rate limit
+	BendErrors uint64 // bends the lower flow refused
+	Label      uint8  // current path label
 
 	Cwnd       int           // congestion window in packets (0: no congestion control)
 	PacingRate float64       // packets per second the pacer allows (0: not paced)
@@ -54,6 +58,9 @@ func (c *Conn) Stats() Stats {
 		s.LossCuts, s.ECNCuts, s.DelayCuts, s.RTOCuts = cc.stats.lossCuts, cc.stats.ecnCuts, cc.stats.delayCuts, cc.stats.rtoCuts
 		s.Probes, s.RTOUndone = cc.stats.probes, cc.stats.rtoUndone
 		s.Cwnd, s.PacingRate, s.BaseRTT, s.SlowStart = cc.window(), cc.rate, cc.base(), cc.slowStart
+		if b := cc.bend; b != nil {
+			s.Bends, s.BendsHeld, s.BendErrors, s.Label = b.bends, b.held, b.failed, b.label
+		}
 	}
 	s.Buffered = c.oooCount + c.unread
 	if c.asm != nil {

@@ -28,6 +28,7 @@ func (c *Conn) onRTO(now time.Time, out *outbox) {
 	}
 	if c.cc != nil {
 		c.cc.onRTO(now, c.sndNxt)
+		c.bendOnTimeoutLocked(now)
 		c.rtoAt, c.rtoRecover, c.rtoRecovering = now, c.sndNxt, true
 		c.rtoCheck, c.rtoSeq = true, first
 	}
@@ -57,6 +58,7 @@ func (c *Conn) forgetFlightLocked(now time.Time) bool {
 	}
 	c.stats.Timeouts++
 	c.cc.onRTO(now, c.sndNxt)
+	c.bendOnTimeoutLocked(now)
 	w := uint32(len(c.ring))
 	for s := c.sndUna; s != end; s++ {
 		c.ring[s%w] = spkt{}

@@ -2,10 +2,13 @@ package unicast_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ouro-net/ouro/dt"
+	"github.com/ouro-net/ouro/enroll"
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/ipcpd/unicast"
@@ -138,4 +141,31 @@ func TestBadLabelFromWireDropped(t *testing.T) {
 	if n := loop.BadLabels(); n != 3 {
 		t.Fatalf("bad labels counted %d, want 3", n)
 	}
+}
+
+// TestEnrollRefusesOldVersion: a joiner speaking the layer protocol
+// before the path label (version 1) is refused by a running member with
+// an error that says why, and the member stays usable.
+func TestEnrollRefusesOldVersion(t *testing.T) {
+	tp := pair(t)
+	b := tp.Hosts["b"]
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f, err := flow.Alloc(ctx, "net", qos.Raw(), b.Opt(), flow.WithLayer("udp1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var resp enroll.Response
+	err = enroll.Exchange(ctx, f, 4, enroll.Request{V: 1, IPCP: "old", Layer: "net"}, &resp)
+	// The member answers in its own version; a version-1 joiner fails
+	// to decode that, and the answer's error says why as well.
+	if !errors.Is(err, enroll.ErrVersion) && !strings.Contains(resp.Err, "path label") {
+		t.Fatalf("old joiner: err %v, answer %+v; want a version refusal", err, resp)
+	}
+	if !strings.Contains(resp.Err, "got 1, want 2") || !strings.Contains(resp.Err, "path label") {
+		t.Fatalf("refusal %q does not say why", resp.Err)
+	}
+	serveEcho(t, tp, "b", "svc", "a")
+	pingOK(t, tp, "a", "svc", 5)
 }
