@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 var nsSeq atomic.Uint64
@@ -86,3 +89,42 @@ func LinkSet(t testing.TB, ns, dev, state string) {
 
 // UniqueName returns a short unique name with prefix, for devices.
 func UniqueName(prefix string) string { return uniq(prefix) }
+
+// InNetNS runs fn on an OS thread switched into namespace ns and waits
+// for it: sockets and devices fn creates live in ns. Errors are
+// reported on t; a thread that cannot switch back stays locked and
+// dies with its goroutine.
+func InNetNS(t testing.TB, ns string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			t.Error(err)
+			runtime.UnlockOSThread()
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open("/run/netns/" + ns)
+		if err != nil {
+			t.Error(err)
+			runtime.UnlockOSThread()
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			t.Error(err)
+			runtime.UnlockOSThread()
+			return
+		}
+		fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			t.Error(err)
+			return
+		}
+		runtime.UnlockOSThread()
+	}()
+	<-done
+}

@@ -6,14 +6,12 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"golang.org/x/sys/unix"
 
 	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
@@ -112,43 +110,6 @@ func TestTapOping(t *testing.T) {
 	}
 }
 
-// inNetNS runs fn on a thread switched into namespace ns: devices and
-// sockets fn creates live in ns.
-func inNetNS(t *testing.T, ns string, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			t.Error(err)
-			runtime.UnlockOSThread()
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			t.Error(err)
-			runtime.UnlockOSThread()
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			t.Error(err)
-			runtime.UnlockOSThread()
-			return
-		}
-		fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			t.Error(err) // the thread stays locked and dies with the goroutine
-			return
-		}
-		runtime.UnlockOSThread()
-	}()
-	<-done
-}
-
 // TestTapDevice opens a TAP device directly: it is created and up, the
 // station MAC differs from the kernel side's, frames the kernel sends
 // (ARP here, IPv6 neighbour discovery unasked) arrive, and Close unblocks a reader
@@ -158,7 +119,7 @@ func TestTapDevice(t *testing.T) {
 	name := testenv.UniqueName("otd")
 	var dev *shim.Device
 	var err error
-	inNetNS(t, ns, func() { dev, err = tap.OpenTAP(hclog.NewNullLogger(), name, frame.DefaultEtherType) })
+	testenv.InNetNS(t, ns, func() { dev, err = tap.OpenTAP(hclog.NewNullLogger(), name, frame.DefaultEtherType) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +133,7 @@ func TestTapDevice(t *testing.T) {
 	}
 	// Give the kernel something to send: an address on the device.
 	testenv.IP(t, "-n", ns, "addr", "add", "198.51.100.1/24", "dev", name)
-	inNetNS(t, ns, func() {
+	testenv.InNetNS(t, ns, func() {
 		// A datagram to a neighbour makes the kernel send ARP out of
 		// the device.
 		c, err := net.Dial("udp4", "198.51.100.2:9")
@@ -219,7 +180,7 @@ func TestTapDevice(t *testing.T) {
 		t.Fatal("Close did not unblock the reader")
 	}
 	// The device was created by the opener, so it is gone.
-	inNetNS(t, ns, func() {
+	testenv.InNetNS(t, ns, func() {
 		if _, err := net.InterfaceByName(name); err == nil {
 			t.Errorf("%s still exists after close", name)
 		}

@@ -19,7 +19,7 @@ func TestConfigureLink(t *testing.T) {
 	testenv.RequireRoot(t)
 	ns := testenv.NetNS(t)
 	testenv.IP(t, "-n", ns, "link", "add", "ovd0", "type", "veth", "peer", "name", "ovd1")
-	inNetNS(t, ns, func() {
+	testenv.InNetNS(t, ns, func() {
 		ifi, err := net.InterfaceByName("ovd0")
 		if err != nil {
 			t.Error(err)

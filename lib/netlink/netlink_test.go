@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 
@@ -133,44 +132,6 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// inNetNS runs fn on a thread switched into namespace ns; sockets fn
-// creates stay in ns.
-func inNetNS(t *testing.T, ns string, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			t.Error(err)
-			runtime.UnlockOSThread()
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			t.Error(err)
-			runtime.UnlockOSThread()
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			t.Error(err)
-			runtime.UnlockOSThread()
-			return
-		}
-		fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Leave the thread locked: it dies with this goroutine.
-			t.Error(err)
-			return
-		}
-		runtime.UnlockOSThread()
-	}()
-	<-done
-}
-
 // TestWatchVeth watches one end of a veth pair while the other end and
 // then the end itself go down and up.
 func TestWatchVeth(t *testing.T) {
@@ -179,7 +140,7 @@ func TestWatchVeth(t *testing.T) {
 	a, b := testenv.Veth(t, nsA, nsB)
 	events := make(chan netlink.Link, 16)
 	var w *netlink.Watcher
-	inNetNS(t, nsA, func() {
+	testenv.InNetNS(t, nsA, func() {
 		ifi, err := net.InterfaceByName(a)
 		if err != nil {
 			t.Error(err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/internal/topo"
 	"github.com/ouro-net/ouro/lib/qos"
 )
@@ -165,7 +166,7 @@ func (tu *tunnel) tcpPair(t *testing.T, serve func(net.Conn)) net.Conn {
 	t.Helper()
 	var ln net.Listener
 	var err error
-	inNS(t, tu.ns["b"], func() { ln, err = net.Listen("tcp4", serverIP.String()+":0") })
+	testenv.InNetNS(t, tu.ns["b"], func() { ln, err = net.Listen("tcp4", serverIP.String()+":0") })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +198,7 @@ func (tu *tunnel) tcpPair(t *testing.T, serve func(net.Conn)) net.Conn {
 		serve(c)
 	}()
 	var c net.Conn
-	inNS(t, tu.ns["a"], func() { c, err = net.DialTimeout("tcp4", ln.Addr().String(), 10*time.Second) })
+	testenv.InNetNS(t, tu.ns["a"], func() { c, err = net.DialTimeout("tcp4", ln.Addr().String(), 10*time.Second) })
 	if err != nil {
 		t.Fatalf("TCP connect through the tunnel: %v", err)
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -215,48 +214,12 @@ func waitEvent(t *testing.T, proc *testenv.Proc, want string, skip int, timeout 
 	}
 }
 
-// inNS runs fn on a thread switched into namespace ns; sockets fn
-// creates stay in ns.
-func inNS(t *testing.T, ns string, fn func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			t.Error(err)
-			runtime.UnlockOSThread()
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open("/run/netns/" + ns)
-		if err != nil {
-			t.Error(err)
-			runtime.UnlockOSThread()
-			return
-		}
-		defer target.Close()
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			t.Error(err)
-			runtime.UnlockOSThread()
-			return
-		}
-		fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			return // the thread stays locked and dies with this goroutine
-		}
-		runtime.UnlockOSThread()
-	}()
-	<-done
-}
-
 // icmpEcho sends ICMP echo requests from namespace ns to dst until one
 // is answered or the attempts run out (the ping tool may be missing).
 func icmpEcho(t *testing.T, ns string, dst netip.Addr, attempts int) error {
 	t.Helper()
 	var result error
-	inNS(t, ns, func() {
+	testenv.InNetNS(t, ns, func() {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
 		if err != nil {
 			result = err
