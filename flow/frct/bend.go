@@ -40,6 +40,7 @@ const (
 type bender struct {
 	label  uint8
 	run    int // congested round trips in a row
+	rtos   int // timeouts in a row (no ACK advanced since the first)
 	hold   int // current hold after a bend, in round trips
 	next   time.Time
 	last   time.Time
@@ -93,11 +94,19 @@ func (b *bender) try(now time.Time, srtt time.Duration) bool {
 	return true
 }
 
-// bendOnTimeoutLocked bends after a retransmission timeout (rate
-// limited like any bend): the path may be broken or badly congested.
+// bendOnTimeoutLocked bends on the second retransmission timeout in a
+// row (rate limited like any bend): the path may be broken or badly
+// congested. Not on the first: on a loaded host most single timeouts
+// are a late ACK (see the spurious-timeout undo), and bending on each
+// moved healthy flows around for nothing.
 func (c *Conn) bendOnTimeoutLocked(now time.Time) {
-	if c.cc.bend != nil {
-		c.cc.bend.try(now, c.srtt)
+	b := c.cc.bend
+	if b == nil {
+		return
+	}
+	b.rtos++
+	if b.rtos >= 2 {
+		b.try(now, c.srtt)
 		c.bendLocked()
 	}
 }

@@ -274,3 +274,30 @@ func TestBenderHoldBacksOff(t *testing.T) {
 		t.Fatalf("hold with no RTT: %v", got)
 	}
 }
+
+type countBender struct {
+	simLower
+	labels []uint8
+}
+
+func (l *countBender) Bend(label uint8) error { l.labels = append(l.labels, label); return nil }
+
+// TestBendOnSecondTimeout: one timeout followed by an ACK (a late ACK,
+// the common case on a loaded host) does not bend; a second timeout in
+// a row does.
+func TestBendOnSecondTimeout(t *testing.T) {
+	lower := &countBender{}
+	c := &Conn{lower: lower, cc: newController(64, 8), srtt: time.Millisecond}
+	c.cc.bend = newBender(1)
+	now := time.Unix(100, 0)
+	c.bendOnTimeoutLocked(now)
+	c.cc.onAck(now, 1, false, 1, 2, c.srtt) // the path answered
+	c.bendOnTimeoutLocked(now.Add(time.Second))
+	if len(lower.labels) != 0 {
+		t.Fatalf("bent on single timeouts: %v", lower.labels)
+	}
+	c.bendOnTimeoutLocked(now.Add(2 * time.Second))
+	if len(lower.labels) != 1 || c.cc.bend.bends != 1 {
+		t.Fatalf("second timeout in a row: bends %v", lower.labels)
+	}
+}

@@ -177,6 +177,9 @@ func (cc *controller) queued() (q float64, ok bool) {
 // congestion experienced, una and nxt are the sender's edges after it.
 func (cc *controller) onAck(now time.Time, acked int, ece bool, una, nxt uint32, srtt time.Duration) {
 	cc.roundAcked += acked
+	if cc.bend != nil {
+		cc.bend.rtos = 0 // the path answers
+	}
 	if ece {
 		cc.roundMarked += acked
 		cc.stats.marked += uint64(acked)

@@ -132,7 +132,8 @@
 // the flow key) moves to another equal-cost path when its own one stays
 // congested: bendRounds (3) round trips in a row with at least
 // bendShare (25%) of the acknowledged packets echoed marked, or a
-// retransmission timeout, pick a new label (never the current one; a
+// second retransmission timeout in a row (a single one is most often a
+// late ACK on a loaded host), pick a new label (never the current one; a
 // hop with n equal next hops moves the flow with probability 1-1/n).
 // Bends are rate-limited: the next waits at least bendHold (8) round
 // trips, a bend within four holds of the last doubles the hold (to 256
