@@ -86,7 +86,10 @@ func runCmd(name string, args ...string) error {
 
 // buildShapedPath builds the path; Close undoes everything, also after
 // an error part way (buildShapedPath calls it itself then).
-func buildShapedPath(ctx context.Context, irm, logLevel string, log io.Writer) (p *shapedPath, err error) {
+// With paths 2 a second, identical path joins A and B (its own veths,
+// bridge and tbf, an eth-dix layer "eth2" and a second adjacency of the
+// unicast layer over it), so the layer has two equal-cost next hops.
+func buildShapedPath(ctx context.Context, irm, logLevel string, log io.Writer, paths int) (p *shapedPath, err error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("needs root (network namespaces, bridge, tbf, AF_PACKET)")
 	}
@@ -135,6 +138,33 @@ func buildShapedPath(ctx context.Context, irm, logLevel string, log io.Writer) (
 		exec.Command("ip", "link", "del", devA).Run()
 		exec.Command("ip", "link", "del", devB).Run()
 	})
+	devA2, devB2 := shapeName("a"), shapeName("b")
+	if paths == 2 {
+		br2 := shapeName("br")
+		portA2, portB2 := shapeName("pa"), shapeName("pb")
+		steps = append(steps, [][]string{
+			{"ip", "link", "add", devA2, "type", "veth", "peer", "name", portA2},
+			{"ip", "link", "set", devA2, "netns", p.nsA},
+			{"ip", "link", "set", portA2, "netns", p.nsM},
+			{"ip", "link", "add", devB2, "type", "veth", "peer", "name", portB2},
+			{"ip", "link", "set", devB2, "netns", p.nsB},
+			{"ip", "link", "set", portB2, "netns", p.nsM},
+			{"ip", "-n", p.nsM, "link", "add", br2, "type", "bridge"},
+			{"ip", "-n", p.nsM, "link", "set", portA2, "master", br2},
+			{"ip", "-n", p.nsM, "link", "set", portB2, "master", br2},
+			{"ip", "-n", p.nsM, "link", "set", br2, "up"},
+			{"ip", "-n", p.nsM, "link", "set", portA2, "up"},
+			{"ip", "-n", p.nsM, "link", "set", portB2, "up"},
+			{"ip", "-n", p.nsA, "link", "set", devA2, "up"},
+			{"ip", "-n", p.nsB, "link", "set", devB2, "up"},
+			{"ip", "netns", "exec", p.nsM, "tc", "qdisc", "add", "dev", portA2, "root", "tbf", "rate", shapeRate, "burst", shapeBurst, "latency", shapeLatency},
+			{"ip", "netns", "exec", p.nsM, "tc", "qdisc", "add", "dev", portB2, "root", "tbf", "rate", shapeRate, "burst", shapeBurst, "latency", shapeLatency},
+		}...)
+		p.undo = append(p.undo, func() {
+			exec.Command("ip", "link", "del", devA2).Run()
+			exec.Command("ip", "link", "del", devB2).Run()
+		})
+	}
 	for _, s := range steps {
 		if err := runCmd(s[0], s[1:]...); err != nil {
 			return nil, err
@@ -148,7 +178,7 @@ func buildShapedPath(ctx context.Context, irm, logLevel string, log io.Writer) (
 	}
 	irmA := func(args ...string) error { return p.irmAt(p.nsA, p.dirA, args...) }
 	irmB := func(args ...string) error { return p.irmAt(p.nsB, p.dirB, args...) }
-	for _, s := range []func() error{
+	setup := []func() error{
 		func() error {
 			return irmA("ipcp", "bootstrap", "type", "eth-dix", "name", "a.eth", "layer", "eth", "dev", devA)
 		},
@@ -163,11 +193,25 @@ func buildShapedPath(ctx context.Context, irm, logLevel string, log io.Writer) (
 		func() error { return irmB("ipcp", "create", "type", "unicast", "name", "b") },
 		func() error { return irmB("ipcp", "enroll", "name", "b", "layer", "net", "autobind") },
 		func() error { return irmB("name", "register", "b", "layer", "eth") },
-		func() error { return irmB("ipcp", "connect", "name", "b", "dst", "a") },
+		func() error { return irmB("ipcp", "connect", "name", "b", "dst", "a", "layer", "eth") },
 		func() error { return irmB("name", "register", bulkName, "layer", "net") },
 		func() error { return irmB("name", "register", echoName, "layer", "net") },
 		func() error { return irmB("name", "register", perfName2, "layer", "net") },
-	} {
+	}
+	if paths == 2 {
+		setup = append(setup,
+			func() error {
+				return irmA("ipcp", "bootstrap", "type", "eth-dix", "name", "a.eth2", "layer", "eth2", "dev", devA2)
+			},
+			func() error {
+				return irmB("ipcp", "bootstrap", "type", "eth-dix", "name", "b.eth2", "layer", "eth2", "dev", devB2)
+			},
+			func() error { return irmA("name", "register", "a", "layer", "eth2") },
+			func() error { return irmB("name", "register", "b", "layer", "eth2") },
+			func() error { return irmB("ipcp", "connect", "name", "b", "dst", "a", "layer", "eth2") },
+		)
+	}
+	for _, s := range setup {
 		if err := s(); err != nil {
 			return nil, err
 		}
@@ -176,7 +220,7 @@ func buildShapedPath(ctx context.Context, irm, logLevel string, log io.Writer) (
 	for {
 		var info ctrl.LayerInfo
 		err := topo.Call(p.dirA, ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info)
-		if u, uerr := topo.UnicastOf(info); err == nil && uerr == nil && topo.RouteNextHops(u, "b") >= 1 {
+		if u, uerr := topo.UnicastOf(info); err == nil && uerr == nil && topo.RouteNextHops(u, "b") >= 1 && fibFlows(u, "b") >= paths {
 			return p, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -184,6 +228,17 @@ func buildShapedPath(ctx context.Context, irm, logLevel string, log io.Writer) (
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// fibFlows returns how many lower flows (adjacencies) the FIB holds
+// towards the member called name.
+func fibFlows(u *ctrl.UnicastStatus, name string) int {
+	for _, r := range u.Routes {
+		if r.IPCP == name {
+			return len(r.Flows)
+		}
+	}
+	return 0
 }
 
 // daemon starts an IRMd inside ns and waits for it to answer.
@@ -331,6 +386,9 @@ type BulkResult struct {
 	DelayCuts     uint64  `json:"delay_cuts,omitempty"`
 	LossCuts      uint64  `json:"loss_cuts,omitempty"`
 	RTOCuts       uint64  `json:"rto_cuts,omitempty"`
+	ECNCuts       uint64  `json:"ecn_cuts,omitempty"`
+	Bends         uint64  `json:"bends,omitempty"`
+	Timeouts      uint64  `json:"timeouts,omitempty"`
 }
 
 // PingResult is a low-latency ping run.
@@ -359,6 +417,37 @@ type CongestionResult struct {
 	// Shared is two reliable flows started together on the path.
 	Shared []BulkResult `json:"two_reliable_flows"`
 	Jain   float64      `json:"two_flows_jain"`
+	// TwoPaths (with -congestion-paths 2, instead of everything above):
+	// trials of two reliable flows at once, fresh flows each time, over
+	// two parallel paths (per-flow ECMP hashing and path bending decide
+	// which path each takes).
+	TwoPaths []TwoPathTrial `json:"two_paths,omitempty"`
+}
+
+// TwoPathTrial is one trial of two reliable flows over two paths.
+type TwoPathTrial struct {
+	Flows     []BulkResult `json:"flows"`
+	TotalMbps float64      `json:"total_mbps"`
+	// Packets A's unicast IPCP sent over each path during the trial.
+	PacketsEth  uint64 `json:"packets_path1"`
+	PacketsEth2 uint64 `json:"packets_path2"`
+}
+
+// sentByLower returns the packets A's unicast IPCP sent per lower layer.
+func (p *shapedPath) sentByLower() map[string]uint64 {
+	out := map[string]uint64{}
+	var info ctrl.LayerInfo
+	if err := topo.Call(p.dirA, ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info); err != nil {
+		return out
+	}
+	u, err := topo.UnicastOf(info)
+	if err != nil {
+		return out
+	}
+	for _, a := range u.Adjacencies {
+		out[a.Lower] += a.PacketsOut
+	}
+	return out
 }
 
 // servers runs the sink and echo on B: ouro names through B's IRMd,
@@ -506,6 +595,7 @@ func (s *servers) runBulk(conn net.Conn, sinks chan *sink, d time.Duration) (Bul
 			r.Cwnd, r.Retransmitted = st.Cwnd, st.Retransmitted
 			r.SRTTMS, r.BaseRTTMS = float64(st.SRTT)/1e6, float64(st.BaseRTT)/1e6
 			r.DelayCuts, r.LossCuts, r.RTOCuts = st.DelayCuts, st.LossCuts, st.RTOCuts
+			r.ECNCuts, r.Bends, r.Timeouts = st.ECNCuts, st.Bends, st.Timeouts
 		}
 	}
 	if cerr := conn.Close(); cerr != nil {
@@ -565,12 +655,15 @@ func (s *servers) pingDuring(ctx context.Context, load string, d time.Duration) 
 }
 
 // congestion runs the -congestion measurements.
-func congestion(ctx context.Context, e *env, d time.Duration, out io.Writer) (*CongestionResult, error) {
+func congestion(ctx context.Context, e *env, d time.Duration, paths int, out io.Writer) (*CongestionResult, error) {
 	r := &CongestionResult{Started: time.Now(), DurationS: d.Seconds(),
 		Path: fmt.Sprintf("A - bridge - B, tbf rate %s burst %s latency %s on both bridge ports; eth-dix under a unicast layer; %d-byte messages",
 			shapeRate, shapeBurst, shapeLatency, bulkMsg)}
+	if paths == 2 {
+		r.Path = "two parallel paths, each " + r.Path
+	}
 	fmt.Fprintf(out, "congestion: building %s\n", r.Path)
-	p, err := buildShapedPath(ctx, e.irm, e.logLevel, e.log)
+	p, err := buildShapedPath(ctx, e.irm, e.logLevel, e.log, paths)
 	if err != nil {
 		return nil, err
 	}
@@ -580,6 +673,22 @@ func congestion(ctx context.Context, e *env, d time.Duration, out io.Writer) (*C
 		return nil, err
 	}
 	defer s.Close()
+	if paths == 2 {
+		for trial := 1; trial <= 6; trial++ {
+			before := p.sentByLower()
+			fl, err := s.twoFlows(ctx, d)
+			if err != nil {
+				return nil, fmt.Errorf("two paths, trial %d: %w", trial, err)
+			}
+			after := p.sentByLower()
+			tr := TwoPathTrial{Flows: fl, TotalMbps: fl[0].Mbps + fl[1].Mbps,
+				PacketsEth: after["eth"] - before["eth"], PacketsEth2: after["eth2"] - before["eth2"]}
+			r.TwoPaths = append(r.TwoPaths, tr)
+			fmt.Fprintf(out, "congestion: two paths, trial %d: %.2f + %.2f = %.2f Mbit/s; packets out of A by path 1/2: %d/%d; bends %d/%d, ECN cuts %d/%d, timeouts %d/%d\n",
+				trial, fl[0].Mbps, fl[1].Mbps, tr.TotalMbps, tr.PacketsEth, tr.PacketsEth2, fl[0].Bends, fl[1].Bends, fl[0].ECNCuts, fl[1].ECNCuts, fl[0].Timeouts, fl[1].Timeouts)
+		}
+		return r, nil
+	}
 
 	conn, err := s.dialTCP()
 	if err != nil {

@@ -21,7 +21,7 @@ func TestShapedPathReliableFlow(t *testing.T) {
 	irm := filepath.Join(testenv.Binaries(t), "irm")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p, err := buildShapedPath(ctx, irm, "warn", testWriter{t})
+	p, err := buildShapedPath(ctx, irm, "warn", testWriter{t}, 1)
 	if err != nil {
 		t.Fatalf("build the shaped path: %v", err)
 	}

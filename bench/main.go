@@ -103,29 +103,30 @@ func main() {
 
 // config is the parsed command line.
 type config struct {
-	paths    []string
-	sizes    []int
-	duration time.Duration
-	jsonFile string
-	irm      string
-	logLevel string
-	failover bool
-	n        int
-	graceful bool
-	interval time.Duration
-	soak     bool
-	idle     bool
-	soakPath string
-	soakSize int
-	soakBase time.Duration
-	ovpn     bool
-	flood    bool
-	irmCalls int
-	sources  int
-	medium   string
-	cong     bool
-	events   bool
-	uflood   bool
+	paths     []string
+	sizes     []int
+	duration  time.Duration
+	jsonFile  string
+	irm       string
+	logLevel  string
+	failover  bool
+	n         int
+	graceful  bool
+	interval  time.Duration
+	soak      bool
+	idle      bool
+	soakPath  string
+	soakSize  int
+	soakBase  time.Duration
+	ovpn      bool
+	flood     bool
+	irmCalls  int
+	sources   int
+	medium    string
+	cong      bool
+	congPaths int
+	events    bool
+	uflood    bool
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -153,6 +154,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.sources, "sources", 1, "flood: source ports the stranger floods from")
 	fs.StringVar(&c.medium, "medium", "udp", "flood: udp (a udp4 layer on loopback) or eth (root: eth-dix over a veth pair)")
 	fs.BoolVar(&c.uflood, "unicastflood", false, "a member floods a unicast member with flow requests for -d (default 30s) (see unicastflood.go)")
+	fs.IntVar(&c.congPaths, "congestion-paths", 1, "with -congestion: 2 builds two parallel shaped paths and runs six trials of two reliable flows at once (path bending)")
 	fs.BoolVar(&c.cong, "congestion", false, "root: measure a 100 Mbit/s tbf bottleneck between namespaces (reliable flow vs TCP, ping under load; see congestion.go)")
 	fs.BoolVar(&c.events, "events", false, "time the promised events (DOWN on IPCP death, EOF on close, carrier DOWN as root) -n times each (default 10; see events.go)")
 	if err := fs.Parse(args); err != nil {
@@ -330,7 +332,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		result = r
 	} else if c.cong {
-		r, err := congestion(ctx, e, c.duration, stdout)
+		r, err := congestion(ctx, e, c.duration, c.congPaths, stdout)
 		if err != nil {
 			fmt.Fprintf(stderr, "bench: congestion: %v\n", err)
 			return 1
