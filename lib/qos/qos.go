@@ -51,6 +51,10 @@ type Spec struct {
 	// PeerTimeout fails a flow whose peer stays silent this long
 	// (0: the library default; only flows with FRCT keep alive).
 	PeerTimeout time.Duration `msgpack:"timeout"`
+	// Encrypt asks the two ends' flow libraries to agree on keys when
+	// the flow is allocated and to seal every packet (package seal):
+	// the layers below carry ciphertext only.
+	Encrypt bool `msgpack:"enc,omitempty"`
 }
 
 // Raw is no end-to-end machinery at all: the bytes on the wire are the

@@ -11,7 +11,8 @@ import (
 // (ipcpd/udp, ipcpd/eth/frame):
 //
 //	0   cube (1)
-//	1   flags (1): bit 0 reliable, bit 1 in order; other bits rejected
+//	1   flags (1): bit 0 reliable, bit 1 in order, bit 2 encrypt;
+//	    other bits rejected
 //	2   reserved (4): sent as zero, ignored (they carried a delay bound
 //	    no layer acted on)
 //	6   peer timeout in milliseconds (4, big endian, saturating)
@@ -31,7 +32,8 @@ const (
 
 	flagReliable = 1 << 0
 	flagInOrder  = 1 << 1
-	flagsKnown   = flagReliable | flagInOrder
+	flagEncrypt  = 1 << 2
+	flagsKnown   = flagReliable | flagInOrder | flagEncrypt
 )
 
 // ErrWire means bytes are not the wire form of a Spec: too short, a
@@ -50,6 +52,9 @@ func AppendWire(b []byte, s Spec) []byte {
 	}
 	if s.InOrder {
 		flags |= flagInOrder
+	}
+	if s.Encrypt {
+		flags |= flagEncrypt
 	}
 	b = append(b, byte(s.Cube), flags, 0, 0, 0, 0)
 	b = binary.BigEndian.AppendUint32(b, saturateMs(s.PeerTimeout))
@@ -90,6 +95,7 @@ func DecodeWire(b []byte) (Spec, int, error) {
 	s.Cube = Cube(b[0])
 	s.Reliable = flags&flagReliable != 0
 	s.InOrder = flags&flagInOrder != 0
+	s.Encrypt = flags&flagEncrypt != 0
 	s.PeerTimeout = time.Duration(binary.BigEndian.Uint32(b[6:])) * time.Millisecond
 	s.Name = internName(b[WireFixedLen : WireFixedLen+n])
 	return s, WireFixedLen + n, nil

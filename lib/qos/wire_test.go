@@ -42,7 +42,7 @@ func TestWireRejects(t *testing.T) {
 		"empty":    nil,
 		"short":    good[:WireFixedLen-1],
 		"name cut": good[:len(good)-1],
-		"flags":    append([]byte{0, 4}, good[2:]...),
+		"flags":    append([]byte{0, 8}, good[2:]...),
 		"name too long": func() []byte {
 			b := bytes.Clone(good[:WireFixedLen])
 			b[10] = MaxWireName + 1
