@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -28,6 +29,18 @@ func (f *Flow) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 			return 0, err
 		}
 		sizes[0] = n
+		return 1, nil
+	}
+	if f.sess != nil {
+		// Encrypted: packets are opened one by one.
+		n, err := f.readRaw(bufs[0])
+		if err != nil && !errors.Is(err, io.ErrShortBuffer) {
+			return 0, err
+		}
+		sizes[0] = n
+		if err != nil {
+			sizes[0] = -1
+		}
 		return 1, nil
 	}
 	if f.closed.Load() {
@@ -84,9 +97,10 @@ func (f *Flow) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 // with ErrTooBig before anything of it is sent. On a reliable flow it
 // writes the packets one by one.
 func (f *Flow) WriteBatch(bufs [][]byte) (int, error) {
-	if f.rel != nil {
+	if f.rel != nil || f.sess != nil {
+		// Reliable or encrypted: packet by packet.
 		for i, b := range bufs {
-			if _, err := f.rel.Write(b); err != nil {
+			if _, err := f.Write(b); err != nil {
 				return i, err
 			}
 		}

@@ -17,6 +17,7 @@ package flow
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,7 @@ import (
 	"github.com/ouro-net/ouro/lib/pipe"
 	"github.com/ouro-net/ouro/lib/qos"
 	"github.com/ouro-net/ouro/lib/rundir"
+	"github.com/ouro-net/ouro/lib/seal"
 )
 
 // QoS is the quality of service a flow is allocated with.
@@ -53,6 +55,9 @@ type Option func(*options)
 type options struct {
 	rundir string
 	layer  string
+	pin    ed25519.PublicKey  // encrypted flows: the server key Alloc insists on
+	id     ed25519.PrivateKey // encrypted flows: the key a Listener signs with
+	rekey  uint64             // encrypted flows: packets per key (0: default)
 }
 
 // WithRunDir picks the IRMd by run directory (default: $OURO_RUNDIR or
@@ -121,6 +126,11 @@ func Alloc(ctx context.Context, name string, q QoS, opts ...Option) (*Flow, erro
 		return nil, fmt.Errorf("allocate flow to %q: %w", name, err)
 	}
 	f, err := fromFiles(fi, files)
+	if err == nil && fi.QoS.Encrypt {
+		if err = f.start(func() error { return f.clientHandshake(ctx, o) }); err != nil {
+			f = nil
+		}
+	}
 	if err != nil || !fi.Direct {
 		closePeer()
 		return f, err
@@ -207,6 +217,18 @@ type Flow struct {
 	dmu  sync.Mutex // orders deadline changes with the hand-over
 	rdl  time.Time
 	wdl  time.Time
+
+	// Encryption (crypt.go): sess is set once by the key exchange,
+	// before the flow is handed to the caller or FRCT.
+	sess      *seal.Session
+	lowMTU    int        // the path MTU before sealing's overhead
+	rmu, wmu  sync.Mutex // guard rbuf and wbuf
+	rbuf      []byte     // sealed packet being read
+	wbuf      []byte     // sealed packet being written
+	hsHello   []byte     // server: the hello answered, for repeats
+	hsReply   []byte     // server: the reply sent
+	hsRepeats atomic.Int32
+	hsDrops   atomic.Uint64 // handshake messages dropped during the exchange
 }
 
 // forceDown ends a direct flow whose layer is gone: Read and Write
@@ -228,6 +250,26 @@ func (f *Flow) forceDown() {
 
 func newFlow(fi ctrl.FlowInfo, p *pipe.Pipe) (*Flow, error) {
 	f := &Flow{info: fi, p: p, events: make(chan Event, 16)}
+	if fi.QoS.Encrypt {
+		return f, nil // the caller runs the key exchange and start
+	}
+	if err := f.start(nil); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// start finishes setting up a new flow: the key exchange (hs) if the
+// flow is encrypted, then FRCT if its QoS asks for it. On failure the
+// flow is closed.
+func (f *Flow) start(hs func() error) error {
+	fi := f.info
+	if fi.QoS.Encrypt {
+		if err := hs(); err != nil {
+			f.closeRaw()
+			return err
+		}
+	}
 	if fi.QoS.UsesFRCT() {
 		timeout := fi.QoS.PeerTimeout
 		if timeout == 0 {
@@ -241,12 +283,12 @@ func newFlow(fi ctrl.FlowInfo, p *pipe.Pipe) (*Flow, error) {
 			Reliable: fi.QoS.Reliable, InOrder: fi.QoS.InOrder, PeerTimeout: timeout, Congestion: cc,
 		})
 		if err != nil {
-			p.Close()
-			return nil, fmt.Errorf("flow %d: FRCT: %w", fi.ID, err)
+			f.closeRaw()
+			return fmt.Errorf("flow %d: FRCT: %w", fi.ID, err)
 		}
 		f.rel = c
 	}
-	return f, nil
+	return nil
 }
 
 // lowerOf is the raw packet service FRCT runs over: the flow's channel.
@@ -261,7 +303,7 @@ func (l lowerOf) ReadPacket(b []byte) (int, error) {
 // the layer marked (a DataCE record) is reported, and FRCT echoes the
 // mark to the sender.
 func (l lowerOf) ReadPacketECN(b []byte) (int, bool, error) {
-	n, ce, err := l.f.readRawCE(b)
+	n, ce, err := l.f.readPacket(b)
 	if errors.Is(err, ErrDown) {
 		return n, ce, io.EOF
 	}
@@ -272,7 +314,7 @@ func (l lowerOf) WritePacket(b []byte) error {
 	if l.f.info.MTU > 0 && len(b) > l.f.info.MTU {
 		return fmt.Errorf("%w: %d bytes, MTU %d", ErrTooBig, len(b), l.f.info.MTU)
 	}
-	if err := l.f.data().Write(b); err != nil {
+	if err := l.f.writePacket(b); err != nil {
 		return l.f.mapErr(err)
 	}
 	return nil
@@ -291,6 +333,9 @@ func (l lowerOf) Bend(label uint8) error {
 func (l lowerOf) MTU() int {
 	if l.f.info.MTU > 0 {
 		return l.f.info.MTU
+	}
+	if l.f.sess != nil {
+		return 1400 - seal.Overhead
 	}
 	return 1400
 }
@@ -355,7 +400,7 @@ func (f *Flow) Read(b []byte) (int, error) {
 }
 
 func (f *Flow) readRaw(b []byte) (int, error) {
-	n, _, err := f.readRawCE(b)
+	n, _, err := f.readPacket(b)
 	return n, err
 }
 
@@ -422,7 +467,7 @@ func (f *Flow) Write(b []byte) (int, error) {
 	if f.info.MTU > 0 && len(b) > f.info.MTU {
 		return 0, fmt.Errorf("%w: %d bytes, MTU %d", ErrTooBig, len(b), f.info.MTU)
 	}
-	if err := f.data().Write(b); err != nil {
+	if err := f.writePacket(b); err != nil {
 		return 0, f.mapErr(err)
 	}
 	return len(b), nil

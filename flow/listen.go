@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ouro-net/ouro/lib/ctrl"
@@ -26,7 +27,20 @@ type Listener struct {
 	done   bool
 	direct map[uint64]*Flow // direct flows, for the IRMd's flow.down
 	ends   sync.WaitGroup   // flow.end notices in flight
+
+	// Encrypted flows' key exchanges (crypt.go): opts holds the
+	// identity, shaking the flows whose exchange runs (closed by Close),
+	// hs waits for their goroutines, hsFail counts failed or refused ones.
+	opts    options
+	shaking map[*Flow]bool
+	hs      sync.WaitGroup
+	hsFail  atomic.Uint64
 }
+
+// HandshakeFailures counts encrypted flows that arrived and were
+// dropped before Accept: their key exchange failed or timed out, or
+// MaxHandshakes were already running.
+func (l *Listener) HandshakeFailures() uint64 { return l.hsFail.Load() }
 
 // ErrListenerClosed is returned by Accept after Close.
 var ErrListenerClosed = errors.New("listener closed")
@@ -38,7 +52,8 @@ func Listen(name string, opts ...Option) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Listener{name: name, queue: make(chan *Flow, AcceptQueue), direct: map[uint64]*Flow{}}
+	l := &Listener{name: name, queue: make(chan *Flow, AcceptQueue), direct: map[uint64]*Flow{},
+		opts: o, shaking: map[*Flow]bool{}}
 	l.peer = ctrl.NewPeer(conn, l.handle, nil)
 	if _, err := l.peer.Call(context.Background(), ctrl.OpFlowListen, ctrl.FlowListen{Name: name}, nil); err != nil {
 		l.peer.Close()
@@ -99,11 +114,45 @@ func (l *Listener) handle(_ context.Context, req *ctrl.Request) (any, []*os.File
 			}()
 		}
 	}
+	if fi.QoS.Encrypt {
+		l.mu.Lock()
+		if l.done || len(l.shaking) >= MaxHandshakes {
+			done := l.done
+			l.mu.Unlock()
+			f.closeRaw()
+			if done {
+				return nil, nil, ErrListenerClosed
+			}
+			l.hsFail.Add(1)
+			return nil, nil, fmt.Errorf("%q: too many key exchanges running", l.name)
+		}
+		l.shaking[f] = true
+		l.hs.Add(1)
+		l.mu.Unlock()
+		go func() {
+			defer l.hs.Done()
+			err := f.start(func() error { return f.serverHandshake(l.opts) })
+			l.mu.Lock()
+			delete(l.shaking, f)
+			l.mu.Unlock()
+			if err != nil {
+				l.hsFail.Add(1)
+				return
+			}
+			l.enqueue(f, fi)
+		}()
+		return nil, nil, nil
+	}
+	return nil, nil, l.enqueue(f, fi)
+}
+
+// enqueue offers a ready flow to Accept.
+func (l *Listener) enqueue(f *Flow, fi ctrl.FlowInfo) error {
 	l.mu.Lock()
 	if l.done {
 		l.mu.Unlock()
 		f.Close()
-		return nil, nil, ErrListenerClosed
+		return ErrListenerClosed
 	}
 	select {
 	case l.queue <- f:
@@ -111,11 +160,11 @@ func (l *Listener) handle(_ context.Context, req *ctrl.Request) (any, []*os.File
 			l.direct[fi.ID] = f
 		}
 		l.mu.Unlock()
-		return nil, nil, nil
+		return nil
 	default:
 		l.mu.Unlock()
 		f.Close()
-		return nil, nil, fmt.Errorf("accept queue of %q is full", l.name)
+		return fmt.Errorf("accept queue of %q is full", l.name)
 	}
 }
 
@@ -164,7 +213,15 @@ func (l *Listener) Close() error {
 		return nil
 	}
 	l.done = true
+	var shaking []*Flow
+	for f := range l.shaking {
+		shaking = append(shaking, f)
+	}
 	l.mu.Unlock()
+	for _, f := range shaking {
+		f.closeRaw() // ends its key exchange
+	}
+	l.hs.Wait()
 	l.ends.Wait()
 	l.peer.Close()
 	l.peer.Wait()
