@@ -246,3 +246,43 @@ func (f *Flow) writePacket(b []byte) error {
 	}
 	return f.data().Write(p)
 }
+
+// PinFile is WithPin with the public key read from a key file (see
+// seal.LoadPublic: 32 raw bytes).
+func PinFile(path string) (Option, error) {
+	k, err := seal.LoadPublic(path)
+	if err != nil {
+		return nil, err
+	}
+	return WithPin(k), nil
+}
+
+// IdentityFile is WithIdentity with the private key read from a key
+// file (see seal.LoadIdentity: a 32-byte seed, mode 0600 or stricter).
+func IdentityFile(path string) (Option, error) {
+	k, err := seal.LoadIdentity(path)
+	if err != nil {
+		return nil, err
+	}
+	return WithIdentity(k), nil
+}
+
+// KeyFileOption is what the tools' -k FILE means: for a server
+// (listen) its identity key, for a client the server key it pins. An
+// empty path gives no option.
+func KeyFileOption(path string, listen bool) ([]Option, error) {
+	if path == "" {
+		return nil, nil
+	}
+	var o Option
+	var err error
+	if listen {
+		o, err = IdentityFile(path)
+	} else {
+		o, err = PinFile(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []Option{o}, nil
+}

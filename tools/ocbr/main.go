@@ -91,7 +91,12 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 
 // serve counts what clients send until interrupted.
 func serve(ctx context.Context, o *options, stdout, stderr io.Writer) int {
-	l, err := flow.Listen(o.Name, flow.WithRunDir(o.Dir))
+	opts, err := o.FlowOpts()
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", o.Name, err)
+		return 1
+	}
+	l, err := flow.Listen(o.Name, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "ocbr: %v\n", err)
 		return 1
@@ -138,8 +143,12 @@ func client(ctx context.Context, o *options, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
+	opts, err := o.FlowOpts()
+	if err != nil {
+		return fail(err)
+	}
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	f, err := flow.Alloc(actx, o.Name, o.QoS, flow.WithRunDir(o.Dir))
+	f, err := flow.Alloc(actx, o.Name, o.QoS, opts...)
 	cancel()
 	if err != nil {
 		return fail(err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/lib/seal"
 	"github.com/ouro-net/ouro/tools/operf/perf"
 )
 
@@ -97,5 +98,32 @@ func TestUsage(t *testing.T) {
 		if stderr.Len() == 0 {
 			t.Errorf("operf %v: no explanation on stderr", args)
 		}
+	}
+}
+
+// TestEncryptedFlag: -x runs over an encrypted flow; -k pinning a key
+// the server does not hold fails with the identity error; a server
+// identity key readable by others is refused.
+func TestEncryptedFlag(t *testing.T) {
+	dir, _ := server(t)
+	res := runJSON(t, "-n", "operf", "-x", "-d", "500", "-r", "100", "-s", "100", "--rundir", dir)
+	if f := res.Forward; f.Sent == 0 || f.Received != f.Sent {
+		t.Fatalf("encrypted forward %+v", f)
+	}
+	keys := t.TempDir()
+	priv := keys + "/id"
+	if err := seal.GenerateIdentity(priv, priv+".pub"); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"-n", "operf", "-x", "-k", priv + ".pub", "-d", "300", "--rundir", dir}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "server identity check failed") {
+		t.Fatalf("pin against a server without identity: exit %d: %s", code, stderr.String())
+	}
+	os.Chmod(priv, 0o644)
+	stderr.Reset()
+	code = run([]string{"-l", "-n", "operf", "-k", priv, "--rundir", dir}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "chmod 600") {
+		t.Fatalf("world-readable identity: exit %d: %s", code, stderr.String())
 	}
 }

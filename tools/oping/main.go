@@ -18,6 +18,7 @@ import (
 	"github.com/ouro-net/ouro/flow/ping"
 	"github.com/ouro-net/ouro/lib/cliflag"
 	"github.com/ouro-net/ouro/lib/qos"
+	"github.com/ouro-net/ouro/lib/seal"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -39,6 +40,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	quiet := fs.Bool("Q", false, "quiet: print only the summary")
 	asJSON := fs.Bool("json", false, "print one JSON summary instead of text")
 	dir := fs.String("rundir", "", "IRMd run directory (default $OURO_RUNDIR)")
+	encrypt := fs.Bool("x", false, "encrypt the flow end to end")
+	keyFile := fs.String("k", "", "key file: the server's identity key (-l), or the server public key a client pins (with -x)")
+	genKey := fs.String("genkey", "", "write a new identity key to FILE (mode 0600) and its public key to FILE.pub, then exit")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -46,9 +50,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "oping: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	if *genKey != "" {
+		if err := seal.GenerateIdentity(*genKey, *genKey+".pub"); err != nil {
+			fmt.Fprintf(stderr, "oping: %v\n", err)
+			return 1
+		}
+		return 0
+	}
 	q, err := qos.Parse(*qosName)
 	if err != nil {
 		fmt.Fprintf(stderr, "oping: %v\n", err)
+		return 2
+	}
+	q.Encrypt = *encrypt
+	if *keyFile != "" && !*encrypt && !*listen {
+		fmt.Fprintln(stderr, "oping: -k pins a key of an encrypted flow: add -x")
 		return 2
 	}
 	if *size < ping.HeaderSize || *size > 65000 {
@@ -61,7 +77,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	opts := []flow.Option{flow.WithRunDir(*dir)}
+	keys, err := flow.KeyFileOption(*keyFile, *listen)
+	if err != nil {
+		fmt.Fprintf(stderr, "oping: %v\n", err)
+		return 1
+	}
+	opts := append([]flow.Option{flow.WithRunDir(*dir)}, keys...)
 
 	if *listen {
 		l, err := flow.Listen(*name, opts...)

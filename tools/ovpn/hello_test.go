@@ -102,7 +102,6 @@ func TestParseArgs(t *testing.T) {
 	}{
 		{[]string{"-n", "x"}, "--ip ADDR/PREFIX is required"},
 		{[]string{"--ip", "10.9.0.1"}, "want ADDR/PREFIX"},
-		{[]string{"--ip", "10.9.0.1/24", "-x"}, "not yet supported"},
 		{[]string{"--ip", "10.9.0.1/24", "-q", "nonsense"}, "nonsense"},
 		{[]string{"--ip", "10.9.0.1/24", "--dev", "averyveryverylongname"}, "15 bytes"},
 		{[]string{"--ip", "10.9.0.1/24", "--max-clients", "0"}, "max-clients"},
@@ -117,6 +116,9 @@ func TestParseArgs(t *testing.T) {
 	c, err := parse([]string{"-l", "-n", "vpn", "--ip", "10.9.0.1/24"}, &errs)
 	if err != nil || !c.listen || c.name != "vpn" || c.prefix.String() != "10.9.0.1/24" || c.qos.String() != "raw" {
 		t.Errorf("good args: %+v %v", c, err)
+	}
+	if c, err := parse([]string{"--ip", "10.9.0.1/24", "-x"}, &errs); err != nil || !c.qos.Encrypt {
+		t.Errorf("-x: %+v %v", c, err)
 	}
 }
 

@@ -125,7 +125,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.StringVar(&c.dev, "dev", "ovpn%d", "TUN device name (%d: the kernel picks a number)")
 	qosName := fs.String("q", "raw", "QoS of the tunnel flow ("+qos.Names()+")")
 	fs.StringVar(qosName, "qos", "raw", "QoS (same as -q)")
-	encrypt := fs.Bool("x", false, "encrypt the tunnel flow (not yet supported)")
+	encrypt := fs.Bool("x", false, "encrypt the tunnel flow end to end (a client's choice; a server accepts both)")
 	fs.BoolVar(&c.json, "json", false, "status lines as JSON, one object per line")
 	fs.StringVar(&c.dir, "rundir", "", "IRMd run directory (default $OURO_RUNDIR)")
 	fs.Var(cliflag.Duration{D: &c.status}, "status", "print the counters this often (0: only on events and at exit)")
@@ -136,9 +136,6 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if *encrypt {
-		return nil, errors.New("-x (an encrypted tunnel flow) is not yet supported: ouro has no flow encryption yet")
 	}
 	if *ip == "" {
 		return nil, errors.New("--ip ADDR/PREFIX is required (for example --ip 10.9.0.1/24)")
@@ -154,6 +151,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if c.qos, err = qos.Parse(*qosName); err != nil {
 		return nil, err
 	}
+	c.qos.Encrypt = *encrypt
 	if c.maxClients < 1 {
 		return nil, errors.New("--max-clients must be at least 1")
 	}

@@ -414,11 +414,6 @@ func (tu *tunnel) errors(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "server refused: address 10.9.0.2 is in use by another client") {
 		t.Errorf("client claiming an address in use: exit %d:\n%s", code, out)
 	}
-	// -x is refused until flows can be encrypted.
-	out, code = testenv.Run(t, tu.ns["a"], tu.dir["a"], "ovpn", "-n", "ovpn", "--ip", "10.9.0.5/24", "-x")
-	if code != 2 || !strings.Contains(out, "not yet supported") {
-		t.Errorf("-x: exit %d:\n%s", code, out)
-	}
 	// Without privilege: the binary run as nobody from a world-readable copy.
 	dir, err := os.MkdirTemp("", "ovpn-nobody")
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/lib/cliflag"
 	"github.com/ouro-net/ouro/lib/qos"
 )
@@ -45,7 +46,21 @@ type Common struct {
 	QoS      qos.Spec
 	JSON     bool
 	Dir      string
-	qosName  *string
+	// Encrypt (-x) seals the flow end to end; KeyFile (-k) is the
+	// server's identity key, or the server key a client pins.
+	Encrypt bool
+	KeyFile string
+	qosName *string
+}
+
+// FlowOpts are the flow options the flags ask for: the run directory
+// and, with -k, the identity (server) or pin (client).
+func (c *Common) FlowOpts() ([]flow.Option, error) {
+	keys, err := flow.KeyFileOption(c.KeyFile, c.Listen)
+	if err != nil {
+		return nil, err
+	}
+	return append([]flow.Option{flow.WithRunDir(c.Dir)}, keys...), nil
 }
 
 // Register defines the shared flags on fs with c's current values as
@@ -61,6 +76,8 @@ func (c *Common) Register(fs *flag.FlagSet, rateHelp string) {
 	fs.StringVar(c.qosName, "qos", "raw", "QoS (same as -q)")
 	fs.BoolVar(&c.JSON, "json", false, "print one JSON summary instead of text")
 	fs.StringVar(&c.Dir, "rundir", "", "IRMd run directory (default $OURO_RUNDIR)")
+	fs.BoolVar(&c.Encrypt, "x", false, "encrypt the flow end to end")
+	fs.StringVar(&c.KeyFile, "k", "", "key file: a server's identity key (-l), or the server public key a client pins (with -x)")
 }
 
 // Check validates the shared flags after fs.Parse and sets QoS.
@@ -73,7 +90,10 @@ func (c *Common) Check(fs *flag.FlagSet) error {
 		return err
 	}
 	c.QoS = q
+	c.QoS.Encrypt = c.Encrypt
 	switch {
+	case c.KeyFile != "" && !c.Encrypt && !c.Listen:
+		return errors.New("-k pins a key of an encrypted flow: add -x")
 	case c.Size < HeaderSize || c.Size > 65000:
 		return fmt.Errorf("size must be between %d and 65000 bytes", HeaderSize)
 	case c.Duration <= 0:
