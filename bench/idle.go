@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ouro-net/ouro/internal/topo"
 )
 
 // IdleProc is one process's CPU over the idle window.
@@ -54,6 +56,33 @@ func idleRun(ctx context.Context, e *env, d time.Duration, out io.Writer) (*Idle
 		return nil, ctx.Err()
 	case <-time.After(settle):
 	}
+	procs, err := ouroProcs(tp)
+	if err != nil {
+		return nil, err
+	}
+	wall, err := sampleCPU(ctx, procs, d)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "idle: udp4 square A-B-D-C-A, %d processes, CPU over %.1f s after %v to settle\n\n", len(procs), wall.Seconds(), settle)
+	fmt.Fprintf(out, "%-14s %-8s %7s %9s %8s\n", "process", "type", "pid", "cpu ms", "% core")
+	for _, p := range procs {
+		res.TotalPct += p.PctOfACore
+		fmt.Fprintf(out, "%-14s %-8s %7d %9.0f %8.2f\n", p.Label, p.Type, p.PID, p.CPUms, p.PctOfACore)
+	}
+	res.Procs = procs
+	res.Pass = res.TotalPct < idleTarget
+	verdict := "PASS"
+	if !res.Pass {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(out, "\nidle CPU: %.2f%% of one core in total (target under %.0f%%): %s\n", res.TotalPct, idleTarget, verdict)
+	return res, nil
+}
+
+// ouroProcs lists every ouro process of tp: this process (which hosts
+// the IRMds, type "irmd") and every IPCP of every host.
+func ouroProcs(tp *topo.Topo) ([]IdleProc, error) {
 	procs := []IdleProc{{Label: "bench (IRMds)", Type: "irmd", PID: os.Getpid()}}
 	hosts := make([]string, 0, len(tp.Hosts))
 	for h := range tp.Hosts {
@@ -71,40 +100,37 @@ func idleRun(ctx context.Context, e *env, d time.Duration, out io.Writer) (*Idle
 			}
 		}
 	}
+	return procs, nil
+}
+
+// sampleCPU reads utime+stime of every process in procs before and
+// after a window of d, fills in their CPUms and PctOfACore, and returns
+// the window's wall time.
+func sampleCPU(ctx context.Context, procs []IdleProc, d time.Duration) (time.Duration, error) {
 	before := make([]int64, len(procs))
+	var err error
 	for i, p := range procs {
 		if before[i], err = cpuTicks(p.PID); err != nil {
-			return nil, err
+			return 0, err
 		}
 	}
 	t0 := time.Now()
 	select {
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return 0, ctx.Err()
 	case <-time.After(d):
 	}
 	wall := time.Since(t0)
-	fmt.Fprintf(out, "idle: udp4 square A-B-D-C-A, %d processes, CPU over %.1f s after %v to settle\n\n", len(procs), wall.Seconds(), settle)
-	fmt.Fprintf(out, "%-14s %-8s %7s %9s %8s\n", "process", "type", "pid", "cpu ms", "% core")
 	for i := range procs {
 		after, err := cpuTicks(procs[i].PID)
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		p := &procs[i]
 		p.CPUms = float64(after-before[i]) * 1000 / float64(clockTicks)
 		p.PctOfACore = p.CPUms / float64(wall.Milliseconds()) * 100
-		res.TotalPct += p.PctOfACore
-		fmt.Fprintf(out, "%-14s %-8s %7d %9.0f %8.2f\n", p.Label, p.Type, p.PID, p.CPUms, p.PctOfACore)
 	}
-	res.Procs = procs
-	res.Pass = res.TotalPct < idleTarget
-	verdict := "PASS"
-	if !res.Pass {
-		verdict = "FAIL"
-	}
-	fmt.Fprintf(out, "\nidle CPU: %.2f%% of one core in total (target under %.0f%%): %s\n", res.TotalPct, idleTarget, verdict)
-	return res, nil
+	return wall, nil
 }
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/PID/stat

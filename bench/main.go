@@ -34,6 +34,15 @@
 // idle, from /proc/PID/stat, against the 1% of one core bound
 // (idle.go; JSON: bench/out/idle.json; exit status 1 above it).
 //
+// With -grid N it instead brings up a grid of N hosts (a square
+// number: R x R, each linked to its right and lower neighbours, one udp4
+// layer per link, a unicast layer over all) and reports the bring-up
+// time, the idle CPU of every ouro process over the first 10 s of -d
+// (default 60 s) of idle, the RSS per process kind, the adjacency downs
+// while idle and under a 1 ms (-i) ping stream of 10 s (or -d if
+// shorter) corner to corner, and the ping's loss and RTT (grid.go;
+// JSON: bench/out/grid.json).
+//
 // With -soak it instead floods one path (-path, default unicast2) with
 // -s-byte packets for -d (default 60 s), samples the resident memory
 // (VmRSS) of every IPCP, of this process (which hosts the IRMds) and of
@@ -127,6 +136,7 @@ type config struct {
 	congPaths int
 	events    bool
 	uflood    bool
+	grid      int
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -157,6 +167,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.congPaths, "congestion-paths", 1, "with -congestion: 2 builds two parallel shaped paths and runs six trials of two reliable flows at once (path bending)")
 	fs.BoolVar(&c.cong, "congestion", false, "root: measure a 100 Mbit/s tbf bottleneck between namespaces (reliable flow vs TCP, ping under load; see congestion.go)")
 	fs.BoolVar(&c.events, "events", false, "time the promised events (DOWN on IPCP death, EOF on close, carrier DOWN as root) -n times each (default 10; see events.go)")
+	fs.IntVar(&c.grid, "grid", 0, "bring up a grid of N = R*R hosts and measure bring-up, idle CPU and RSS, false adjacency downs over -d (default 60s) idle and under a ping stream corner to corner (see grid.go)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -173,6 +184,14 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.events && !nSet {
 		c.n = 10
+	}
+	if c.grid != 0 {
+		if r := isqrt(c.grid); c.grid < 4 || r*r != c.grid || c.grid > 225 {
+			return nil, fmt.Errorf("bad -grid %d (want a square number of hosts, 4 to 225)", c.grid)
+		}
+		if !dSet {
+			c.duration = time.Minute
+		}
 	}
 	if c.idle && !dSet {
 		c.duration = 10 * time.Second
@@ -232,6 +251,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		name := "results.json"
 		if c.idle {
 			name = "idle.json"
+		} else if c.grid > 0 {
+			name = "grid.json"
 		} else if c.soak {
 			name = "soak.json"
 		} else if c.ovpn {
@@ -270,7 +291,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	e := &env{irm: c.irm, logLevel: c.logLevel, log: stderr}
 	var result any
 	code := 0
-	if c.idle {
+	if c.grid > 0 {
+		r, err := gridRun(ctx, e, gridConfig{r: isqrt(c.grid), idle: c.duration, cpuWindow: gridCPUWindow,
+			interval: c.interval, pingFor: min(gridPingFor, c.duration)}, stdout, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: grid: %v\n", err)
+			code = 1
+		}
+		result = r
+	} else if c.idle {
 		r, err := idleRun(ctx, e, c.duration, stdout)
 		if err != nil {
 			fmt.Fprintf(stderr, "bench: idle: %v\n", err)
