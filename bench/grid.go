@@ -254,6 +254,9 @@ func (g *GridResult) print(w io.Writer) {
 		fmt.Fprintf(w, ", %d under the ping stream\n", p.FalseDowns)
 		fmt.Fprintf(w, "ping %s -> %s every %.0f ms for %.0f s: %d/%d received, loss %.2f%%, RTT median %.2f ms, max %.2f ms, longest gap %.1f ms\n",
 			p.From, p.To, p.IntervalMS, p.DurationS, p.Received, p.Sent, p.LossPct, p.MedianMS, p.MaxMS, p.LongestGap)
+		if p.Received == 0 {
+			fmt.Fprintln(w, "ping: FAIL, no reply came back")
+		}
 	} else {
 		fmt.Fprintln(w)
 	}

@@ -41,7 +41,8 @@
 // (default 60 s) of idle, the RSS per process kind, the adjacency downs
 // while idle and under a 1 ms (-i) ping stream of 10 s (or -d if
 // shorter) corner to corner, and the ping's loss and RTT (grid.go;
-// JSON: bench/out/grid.json).
+// JSON: bench/out/grid.json; exit status 1 if it fails or no ping
+// reply comes back).
 //
 // With -soak it instead floods one path (-path, default unicast2) with
 // -s-byte packets for -d (default 60 s), samples the resident memory
@@ -296,6 +297,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			interval: c.interval, pingFor: min(gridPingFor, c.duration)}, stdout, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "bench: grid: %v\n", err)
+			code = 1
+		} else if r.Ping.Received == 0 {
 			code = 1
 		}
 		result = r
