@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ouro-net/ouro/flow"
@@ -24,11 +25,17 @@ const (
 	pathUDP      = "udp"
 	pathUnicast1 = "unicast1"
 	pathUnicast2 = "unicast2"
+	// The -x paths are udp and unicast2 with encrypted flows (-x).
+	pathUDPx      = "udp-x"
+	pathUnicast2x = "unicast2-x"
 )
+
+// encrypted reports whether path runs its flows encrypted.
+func encrypted(path string) bool { return strings.HasSuffix(path, "-x") }
 
 // allPaths lists the paths in measuring order.
 func allPaths() []string {
-	return []string{pathRaw, pathLocal, pathUDP, pathUnicast1, pathUnicast2}
+	return []string{pathRaw, pathLocal, pathUDP, pathUDPx, pathUnicast1, pathUnicast2, pathUnicast2x}
 }
 
 // describe says what a path is, for the table ("" for no path).
@@ -44,6 +51,10 @@ func describe(path string) string {
 		return "unicast layer over udp4, one hop"
 	case pathUnicast2:
 		return "unicast layer over udp4, two hops (square A to D)"
+	case pathUDPx:
+		return "udp with encrypted flows (-x)"
+	case pathUnicast2x:
+		return "unicast2 with encrypted flows (-x)"
 	}
 	return ""
 }
@@ -107,10 +118,10 @@ func (e *env) build(ctx context.Context, path string) (*target, error) {
 		return e.raw()
 	case pathLocal:
 		return e.local()
-	case pathUDP, pathUnicast1:
+	case pathUDP, pathUDPx, pathUnicast1:
 		return e.pair(ctx, path)
-	case pathUnicast2:
-		return e.square(ctx)
+	case pathUnicast2, pathUnicast2x:
+		return e.square(ctx, path)
 	}
 	return nil, fmt.Errorf("unknown path %q", path)
 }
@@ -143,22 +154,29 @@ func (e *env) flowTarget(path, srvDir, cliDir, layer string, closeAll func()) (*
 		return nil, err
 	}
 	opts := []flow.Option{flow.WithRunDir(cliDir), flow.WithLayer(layer)}
+	q := qos.Raw()
+	q.Encrypt = encrypted(path)
 	return &target{Path: path, ServerPID: c.cmd.Process.Pid,
 		Close: func() {
 			c.Stop()
 			closeAll()
 		},
-		Dial: func(ctx context.Context, name string) (net.Conn, error) { return allocRetry(ctx, name, opts) },
+		Dial: func(ctx context.Context, name string) (net.Conn, error) { return allocRetryQ(ctx, name, q, opts) },
 	}, nil
 }
 
 // allocRetry allocates a raw flow, retrying for a while: a name takes
 // some time to spread through a layer's directory.
 func allocRetry(ctx context.Context, name string, opts []flow.Option) (net.Conn, error) {
+	return allocRetryQ(ctx, name, qos.Raw(), opts)
+}
+
+// allocRetryQ is allocRetry with QoS q.
+func allocRetryQ(ctx context.Context, name string, q qos.Spec, opts []flow.Option) (net.Conn, error) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		f, err := flow.Alloc(actx, name, qos.Raw(), opts...)
+		f, err := flow.Alloc(actx, name, q, opts...)
 		cancel()
 		if err == nil {
 			return f, nil
@@ -250,7 +268,7 @@ func (e *env) pair(ctx context.Context, path string) (*target, error) {
 
 // square is the dual-homed square A-B-D-C-A, one udp4 layer per link
 // as in the irm demo, measured from A to D: two hops.
-func (e *env) square(ctx context.Context) (*target, error) {
+func (e *env) square(ctx context.Context, path string) (*target, error) {
 	tp, err := e.buildSquare(ctx)
 	if err != nil {
 		return nil, err
@@ -259,7 +277,7 @@ func (e *env) square(ctx context.Context) (*target, error) {
 		tp.Close()
 		return nil, err
 	}
-	t, err := e.flowTarget(pathUnicast2, tp.Hosts["d"].Dir, tp.Hosts["a"].Dir, "net", tp.Close)
+	t, err := e.flowTarget(path, tp.Hosts["d"].Dir, tp.Hosts["a"].Dir, "net", tp.Close)
 	if err != nil {
 		return nil, err
 	}
