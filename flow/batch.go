@@ -1,7 +1,6 @@
 package flow
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -32,17 +31,13 @@ func (f *Flow) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 		return 1, nil
 	}
 	if f.sess != nil {
-		// Encrypted: packets are opened one by one.
-		n, err := f.readRaw(bufs[0])
-		if err != nil && !errors.Is(err, io.ErrShortBuffer) {
-			return 0, err
-		}
-		sizes[0] = n
-		if err != nil {
-			sizes[0] = -1
-		}
-		return 1, nil
+		return f.readBatchSealed(bufs, sizes)
 	}
+	return f.readBatchRaw(bufs, sizes)
+}
+
+// readBatchRaw is ReadBatch of the packets as the channel carries them.
+func (f *Flow) readBatchRaw(bufs [][]byte, sizes []int) (int, error) {
 	if f.closed.Load() {
 		return 0, net.ErrClosed
 	}

@@ -151,3 +151,48 @@ func TestPinnedServer(t *testing.T) {
 		t.Fatalf("pin against a server without identity: %v", err)
 	}
 }
+
+// TestEncryptedBatch: WriteBatch and ReadBatch on an encrypted raw flow
+// move every packet whole and in order; a packet longer than its
+// buffer comes back truncated with size -1.
+func TestEncryptedBatch(t *testing.T) {
+	h := localHost(t, "sbat")
+	a, b, err := pairOpts(t, h, h, "sbat", encrypted(qos.Raw()), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for i := range 200 {
+		out = append(out, []byte(fmt.Sprintf("packet %d", i)))
+	}
+	out = append(out, bytes.Repeat([]byte{'L'}, 100))
+	if n, err := a.WriteBatch(out); err != nil || n != len(out) {
+		t.Fatalf("WriteBatch = %d, %v", n, err)
+	}
+	bufs := make([][]byte, 16)
+	for i := range bufs {
+		bufs[i] = make([]byte, 64)
+	}
+	sizes := make([]int, 16)
+	got := 0
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for got < len(out) {
+		n, err := b.ReadBatch(bufs, sizes)
+		if err != nil {
+			t.Fatalf("after %d packets: %v", got, err)
+		}
+		for i := 0; i < n; i++ {
+			if got == len(out)-1 {
+				if sizes[i] != -1 || !bytes.Equal(bufs[i], out[got][:64]) {
+					t.Fatalf("long packet: size %d", sizes[i])
+				}
+			} else if sizes[i] < 0 || !bytes.Equal(bufs[i][:sizes[i]], out[got]) {
+				t.Fatalf("packet %d: %q", got, bufs[i][:max(sizes[i], 0)])
+			}
+			got++
+		}
+	}
+	if st := b.Crypto(); st.Opened != uint64(len(out)) || st.Dropped() != 0 {
+		t.Fatalf("stats %v", st)
+	}
+}

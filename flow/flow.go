@@ -224,9 +224,11 @@ type Flow struct {
 	lowMTU    int        // the path MTU before sealing's overhead
 	rmu, wmu  sync.Mutex // guard rbuf and wbuf
 	rbuf      []byte     // sealed packet being read
-	wbuf      []byte     // sealed packet being written
-	hsHello   []byte     // server: the hello answered, for repeats
-	hsReply   []byte     // server: the reply sent
+	rbat      [][]byte   // sealed packets being read by ReadBatch
+	rsiz      []int
+	wbuf      []byte // sealed packet being written
+	hsHello   []byte // server: the hello answered, for repeats
+	hsReply   []byte // server: the reply sent
 	hsRepeats atomic.Int32
 	hsDrops   atomic.Uint64 // handshake messages dropped during the exchange
 }
