@@ -69,6 +69,8 @@ func TestEncryptedRawFlow(t *testing.T) {
 		t.Fatalf("MTU %d, plain %d", a.MTU(), plain.MTU())
 	}
 	buf := make([]byte, 65536)
+	a.SetDeadline(time.Now().Add(10 * time.Second))
+	b.SetDeadline(time.Now().Add(10 * time.Second))
 	for i := 0; i < 100; i++ {
 		m := []byte(fmt.Sprintf("message %d", i))
 		if i == 50 {
