@@ -315,10 +315,10 @@ func FuzzHandshake(f *testing.F) {
 	f.Add(replyID)
 	f.Add([]byte{KindReply})
 	pin, _, _ := ed25519.GenerateKey(rand.Reader)
+	pc, _ := NewClient(pin, 0)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		Respond(b, nil, 0)
 		c.Finish(b)
-		pc, _ := NewClient(pin, 0)
 		if _, err := pc.Finish(b); err == nil {
 			t.Fatal("a fuzzed reply passed a pin nobody holds")
 		}
