@@ -174,27 +174,14 @@ func readPrefix(b []byte) (netip.Prefix, []byte, error) {
 }
 
 // ipDst returns the destination address of an IP packet, if it is one.
-func ipDst(b []byte) (netip.Addr, bool) {
-	if len(b) < 1 {
-		return netip.Addr{}, false
-	}
-	switch b[0] >> 4 {
-	case 4:
-		if len(b) < 20 {
-			return netip.Addr{}, false
-		}
-		return netip.AddrFrom4([4]byte(b[16:20])), true
-	case 6:
-		if len(b) < 40 {
-			return netip.Addr{}, false
-		}
-		return netip.AddrFrom16([16]byte(b[24:40])), true
-	}
-	return netip.Addr{}, false
-}
+func ipDst(b []byte) (netip.Addr, bool) { return ipAddr(b, 16, 24) }
 
 // ipSrc returns the source address of an IP packet, if it is one.
-func ipSrc(b []byte) (netip.Addr, bool) {
+func ipSrc(b []byte) (netip.Addr, bool) { return ipAddr(b, 12, 8) }
+
+// ipAddr returns the address at offset off4 of an IPv4 header or off6
+// of an IPv6 header, if b is an IP packet long enough to hold one.
+func ipAddr(b []byte, off4, off6 int) (netip.Addr, bool) {
 	if len(b) < 1 {
 		return netip.Addr{}, false
 	}
@@ -203,12 +190,12 @@ func ipSrc(b []byte) (netip.Addr, bool) {
 		if len(b) < 20 {
 			return netip.Addr{}, false
 		}
-		return netip.AddrFrom4([4]byte(b[12:16])), true
+		return netip.AddrFrom4([4]byte(b[off4 : off4+4])), true
 	case 6:
 		if len(b) < 40 {
 			return netip.Addr{}, false
 		}
-		return netip.AddrFrom16([16]byte(b[8:24])), true
+		return netip.AddrFrom16([16]byte(b[off6 : off6+16])), true
 	}
 	return netip.Addr{}, false
 }
