@@ -83,20 +83,7 @@ func TestReliableFlowBendsUnderMarks(t *testing.T) {
 	})
 	msg := bytes.Repeat([]byte{7}, 1000)
 	const count = 2000
-	done := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 2000)
-		total := 0
-		for total < count*len(msg) {
-			n, err := b.Read(buf)
-			if err != nil {
-				done <- err
-				return
-			}
-			total += n
-		}
-		done <- nil
-	}()
+	done := readN(b, count*len(msg))
 	for range count {
 		if _, err := a.Write(msg); err != nil {
 			t.Fatal(err)

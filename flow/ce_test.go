@@ -118,20 +118,7 @@ func TestFRCTEchoesMarks(t *testing.T) {
 		a, b := markingPair(t, qos.Reliable(), mark)
 		msg := bytes.Repeat([]byte{7}, 1000)
 		const count = 300
-		done := make(chan error, 1)
-		go func() {
-			buf := make([]byte, 2000)
-			total := 0
-			for total < count*len(msg) {
-				n, err := b.Read(buf)
-				if err != nil {
-					done <- err
-					return
-				}
-				total += n
-			}
-			done <- nil
-		}()
+		done := readN(b, count*len(msg))
 		for range count {
 			if _, err := a.Write(msg); err != nil {
 				t.Fatal(err)
@@ -162,4 +149,23 @@ func TestFRCTEchoesMarks(t *testing.T) {
 			t.Errorf("no marks sent, yet CE %d, echoed %d, cuts %d", sb.CEReceived, sa.ECNEchoed, sa.ECNCuts)
 		}
 	}
+}
+
+// readN reads from r in the background until n bytes have arrived and
+// sends nil, or the read error, on the returned channel.
+func readN(r io.Reader, n int) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 2000)
+		for total := 0; total < n; {
+			k, err := r.Read(buf)
+			if err != nil {
+				done <- err
+				return
+			}
+			total += k
+		}
+		done <- nil
+	}()
+	return done
 }
