@@ -51,6 +51,7 @@ type Client struct {
 	hello []byte
 	pin   ed25519.PublicKey
 	limit uint64
+	psk   *PSK // PSK handshake (psk.go), nil for the plain one
 }
 
 // NewClient starts a handshake with fresh ephemeral keys. pin, if not
@@ -81,7 +82,18 @@ func (c *Client) Hello() []byte { return c.hello }
 // Finish checks the server's reply and returns the client's session.
 // A malformed reply gives ErrMalformed (the caller may wait for
 // another); a wrong or missing identity under a pin gives ErrIdentity.
+//
+// With a PSK (NewClientPSK) the reply must carry a valid MAC first: a
+// reply without it gives ErrHandshakeAuth (the caller may wait for
+// another, a stranger's forgery must not end the handshake).
 func (c *Client) Finish(reply []byte) (*Session, error) {
+	if c.psk != nil {
+		plain, err := c.finishPSK(reply)
+		if err != nil {
+			return nil, err
+		}
+		reply = plain
+	}
 	if (len(reply) != ReplyLen && len(reply) != ReplyIDLen) || reply[0] != KindReply {
 		return nil, ErrMalformed
 	}
@@ -118,7 +130,12 @@ func (c *Client) Finish(reply []byte) (*Session, error) {
 			return nil, fmt.Errorf("%w: bad signature from the pinned key", ErrIdentity)
 		}
 	}
-	c2s, s2c := keys(ssX, ssK, tr)
+	var c2s, s2c []byte
+	if c.psk != nil {
+		c2s, s2c = keysPSK(ssX, ssK, c.psk, tr)
+	} else {
+		c2s, s2c = keys(ssX, ssK, tr)
+	}
 	return NewSession(c2s, s2c, c.limit), nil
 }
 
@@ -129,39 +146,51 @@ func Respond(hello []byte, id ed25519.PrivateKey, limit uint64) ([]byte, *Sessio
 	if len(hello) != HelloLen || hello[0] != KindHello {
 		return nil, nil, ErrMalformed
 	}
-	cx, err := ecdh.X25519().NewPublicKey(hello[1:33])
+	r, ssX, ssK, tr, err := respond(hello, hello, id)
 	if err != nil {
-		return nil, nil, ErrMalformed
-	}
-	ek, err := mlkem.NewEncapsulationKey768(hello[33:])
-	if err != nil {
-		return nil, nil, ErrMalformed
-	}
-	x, err := ecdh.X25519().GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, nil, fmt.Errorf("handshake: %w", err)
-	}
-	ssX, err := x.ECDH(cx)
-	if err != nil {
-		return nil, nil, ErrMalformed
-	}
-	ssK, ct := ek.Encapsulate()
-	r := make([]byte, 0, ReplyIDLen)
-	r = append(r, KindReply)
-	r = append(r, x.PublicKey().Bytes()...)
-	r = append(r, ct...)
-	if id != nil {
-		r = append(r, 1)
-		r = append(r, id.Public().(ed25519.PublicKey)...)
-	} else {
-		r = append(r, 0)
-	}
-	tr := transcript(hello, r)
-	if id != nil {
-		r = append(r, ed25519.Sign(id, tr[:])...)
+		return nil, nil, err
 	}
 	c2s, s2c := keys(ssX, ssK, tr)
 	return r, NewSession(s2c, c2s, limit), nil
+}
+
+// respond does the server's public-key work on a hello in its plain
+// form (kind KindHello, HelloLen bytes); the transcript covers trHello,
+// the hello as received. id, if not nil, is an Ed25519 private key.
+func respond(hello, trHello []byte, id []byte) (r, ssX, ssK []byte, tr [32]byte, err error) {
+	cx, err := ecdh.X25519().NewPublicKey(hello[1:33])
+	if err != nil {
+		return nil, nil, nil, tr, ErrMalformed
+	}
+	ek, err := mlkem.NewEncapsulationKey768(hello[33:HelloLen])
+	if err != nil {
+		return nil, nil, nil, tr, ErrMalformed
+	}
+	x, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, nil, tr, fmt.Errorf("handshake: %w", err)
+	}
+	ssX, err = x.ECDH(cx)
+	if err != nil {
+		return nil, nil, nil, tr, ErrMalformed
+	}
+	ssK, ct := ek.Encapsulate()
+	r = make([]byte, 0, ReplyPSKIDLen)
+	r = append(r, KindReply)
+	r = append(r, x.PublicKey().Bytes()...)
+	r = append(r, ct...)
+	priv := ed25519.PrivateKey(id)
+	if id != nil {
+		r = append(r, 1)
+		r = append(r, priv.Public().(ed25519.PublicKey)...)
+	} else {
+		r = append(r, 0)
+	}
+	tr = transcript(trHello, r)
+	if id != nil {
+		r = append(r, ed25519.Sign(priv, tr[:])...)
+	}
+	return r, ssX, ssK, tr, nil
 }
 
 func transcript(hello, reply []byte) [32]byte {
