@@ -41,6 +41,25 @@ import (
 // (HandshakeFailures); the accept queue only ever holds flows whose
 // handshake succeeded.
 
+// Authenticated layers (WithPSK): the handshake can also prove that
+// both ends hold a layer secret (seal's PSK handshake). A client with
+// a secret sends a MAC'd hello and accepts only a MAC'd reply; a
+// Listener with a secret answers an encrypted flow's first message
+// only if it is an authentic, fresh, new hello, and otherwise closes
+// the flow at once, without an answer, and counts why (Handshakes):
+// a stranger costs one HMAC and no slot beyond its own message. Such a
+// Listener also evicts its oldest exchange in progress instead of
+// refusing a new flow when MaxHandshakes are running, so strangers
+// that open flows and stay silent cannot keep a member out: a member's
+// exchange takes one round trip, a stranger would have to open
+// MaxHandshakes flows within it. Plain (not encrypted) flows still
+// reach Accept: the application decides (Flow.Authenticated is false
+// for them; a unicast IPCP in a secret layer refuses them).
+
+// ErrAuth means a handshake under a layer secret got no authentic
+// answer: the peer holds another secret, or none.
+var ErrAuth = errors.New("authentication failed")
+
 // HandshakeTimeout bounds a flow's key exchange, on both sides.
 const HandshakeTimeout = 5 * time.Second
 
@@ -63,6 +82,28 @@ func WithIdentity(key ed25519.PrivateKey) Option { return func(o *options) { o.i
 // WithRekeyAfter sets how many packets each key seals before it rolls
 // over (default seal.RekeyAfter). Tests use small values.
 func WithRekeyAfter(n uint64) Option { return func(o *options) { o.rekey = n } }
+
+// WithPSK makes Alloc run the handshake under the layer secret p (the
+// flow is then encrypted whatever the QoS says), and a Listener require
+// it of every encrypted flow (see "Authenticated layers" above).
+func WithPSK(p *seal.PSK) Option {
+	return func(o *options) { o.psk = func() *seal.PSK { return p } }
+}
+
+// WithPSKFrom is WithPSK with the secret looked up when needed (a
+// Listener bound before its layer's secret is known); nil means none.
+func WithPSKFrom(get func() *seal.PSK) Option { return func(o *options) { o.psk = get } }
+
+func (o options) pskNow() *seal.PSK {
+	if o.psk == nil {
+		return nil
+	}
+	return o.psk()
+}
+
+// Authenticated reports whether the flow's key exchange proved that
+// both ends hold the layer secret (WithPSK).
+func (f *Flow) Authenticated() bool { return f.authed }
 
 // Crypto returns the flow's sealing counters, or nil on a flow that is
 // not encrypted.
@@ -90,19 +131,32 @@ func (f *Flow) setSession(s *seal.Session) {
 
 // checkHandshakeMTU refuses a path whose packets cannot carry the
 // handshake messages.
-func (f *Flow) checkHandshakeMTU() error {
-	if f.info.MTU > 0 && f.info.MTU < seal.ReplyIDLen {
-		return fmt.Errorf("flow %d: MTU %d is too small for the key exchange (%d bytes)", f.info.ID, f.info.MTU, seal.ReplyIDLen)
+func (f *Flow) checkHandshakeMTU(psk bool) error {
+	need := seal.ReplyIDLen
+	if psk {
+		need = seal.MaxHandshakeLen
+	}
+	if f.info.MTU > 0 && f.info.MTU < need {
+		return fmt.Errorf("flow %d: MTU %d is too small for the key exchange (%d bytes)", f.info.ID, f.info.MTU, need)
 	}
 	return nil
 }
 
 // clientHandshake runs the allocating side's key exchange.
 func (f *Flow) clientHandshake(ctx context.Context, o options) error {
-	if err := f.checkHandshakeMTU(); err != nil {
+	psk := o.pskNow()
+	if err := f.checkHandshakeMTU(psk != nil); err != nil {
 		return err
 	}
-	c, err := seal.NewClient(o.pin, o.rekey)
+	var c *seal.Client
+	var err error
+	resendEvery := time.Second
+	if psk != nil {
+		c, err = seal.NewClientPSK(psk, o.pin, o.rekey)
+		resendEvery = 500 * time.Millisecond
+	} else {
+		c, err = seal.NewClient(o.pin, o.rekey)
+	}
 	if err != nil {
 		return err
 	}
@@ -115,13 +169,17 @@ func (f *Flow) clientHandshake(ctx context.Context, o options) error {
 	for resend := time.Now(); ; {
 		now := time.Now()
 		if !now.Before(end) {
+			if psk != nil {
+				return fmt.Errorf("flow to %q: %w: no authenticated answer within %v (the peer holds another secret, or none)",
+					f.info.Name, ErrAuth, HandshakeTimeout)
+			}
 			return fmt.Errorf("flow %d: key exchange: no answer within %v", f.info.ID, HandshakeTimeout)
 		}
 		if !now.Before(resend) {
 			if err := f.data().Write(c.Hello()); err != nil {
 				return fmt.Errorf("flow %d: key exchange: %w", f.info.ID, f.mapErr(err))
 			}
-			resend = now.Add(time.Second)
+			resend = now.Add(resendEvery)
 		}
 		f.SetReadDeadline(minTime(resend, end))
 		n, _, err := f.readRawCE(buf)
@@ -133,24 +191,33 @@ func (f *Flow) clientHandshake(ctx context.Context, o options) error {
 			if isTimeout(err) {
 				continue
 			}
+			if psk != nil && errors.Is(err, io.EOF) {
+				// A server with a secret closes the flow of a hello it
+				// cannot authenticate.
+				return fmt.Errorf("flow to %q: %w: the peer closed the flow (it holds another secret, or none)", f.info.Name, ErrAuth)
+			}
 			return fmt.Errorf("flow %d: key exchange: %w", f.info.ID, err)
 		}
 		s, err := c.Finish(buf[:n])
 		switch {
-		case errors.Is(err, seal.ErrMalformed):
+		case errors.Is(err, seal.ErrMalformed), errors.Is(err, seal.ErrHandshakeAuth):
 			f.hsDrops.Add(1)
 			continue
 		case err != nil:
 			return fmt.Errorf("flow to %q: %w", f.info.Name, err)
 		}
 		f.setSession(s)
+		f.authed = psk != nil
 		return nil
 	}
 }
 
 // serverHandshake runs the accepting side's key exchange.
-func (f *Flow) serverHandshake(o options) error {
-	if err := f.checkHandshakeMTU(); err != nil {
+func (f *Flow) serverHandshake(o options, hc *hsCounters) error {
+	if psk := o.pskNow(); psk != nil {
+		return f.serverHandshakePSK(psk, o, hc)
+	}
+	if err := f.checkHandshakeMTU(false); err != nil {
 		return err
 	}
 	f.SetReadDeadline(time.Now().Add(HandshakeTimeout))
@@ -181,6 +248,45 @@ func (f *Flow) serverHandshake(o options) error {
 		}
 		return nil
 	}
+}
+
+// serverHandshakePSK is serverHandshake under a layer secret: the
+// first message must be an authentic, fresh, new hello, or the
+// exchange ends at once without an answer.
+func (f *Flow) serverHandshakePSK(psk *seal.PSK, o options, hc *hsCounters) error {
+	if err := f.checkHandshakeMTU(true); err != nil {
+		return err
+	}
+	f.SetReadDeadline(time.Now().Add(HandshakeTimeout))
+	defer f.SetReadDeadline(time.Time{})
+	buf := make([]byte, seal.HelloPSKLen+1)
+	n, _, err := f.readRawCE(buf)
+	if err != nil {
+		if errors.Is(err, io.ErrShortBuffer) {
+			hc.malformed.Add(1)
+		}
+		return fmt.Errorf("flow %d: key exchange: %w", f.info.ID, err)
+	}
+	reply, s, err := seal.RespondPSK(buf[:n], psk, o.id, o.rekey)
+	if err != nil {
+		switch {
+		case errors.Is(err, seal.ErrHandshakeAuth):
+			hc.auth.Add(1)
+		case errors.Is(err, seal.ErrHelloReplay):
+			hc.replayed.Add(1)
+		case errors.Is(err, seal.ErrMalformed):
+			hc.malformed.Add(1)
+		}
+		return fmt.Errorf("flow %d: key exchange: %w", f.info.ID, err)
+	}
+	f.hsHello = bytes.Clone(buf[:n])
+	f.hsReply = reply
+	f.setSession(s)
+	f.authed = true
+	if err := f.data().Write(reply); err != nil {
+		return fmt.Errorf("flow %d: key exchange: %w", f.info.ID, f.mapErr(err))
+	}
+	return nil
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -228,7 +334,7 @@ func (f *Flow) readPacket(b []byte) (int, bool, error) {
 // repeated hello is answered again) or a packet that fails to open is
 // counted and gives false.
 func (f *Flow) open(p []byte) ([]byte, bool) {
-	if len(p) > 0 && (p[0] == seal.KindHello || p[0] == seal.KindReply) {
+	if len(p) > 0 && (p[0] == seal.KindHello || p[0] == seal.KindReply || p[0] == seal.KindHelloPSK || p[0] == seal.KindReplyPSK) {
 		f.sess.CountHandshake()
 		if f.hsHello != nil && bytes.Equal(p, f.hsHello) && f.hsRepeats.Add(1) <= helloRepeats {
 			f.data().Write(f.hsReply) // our reply was lost; best effort

@@ -32,7 +32,7 @@ func TestServerHandshakeDropsGarbage(t *testing.T) {
 	}
 	defer f.closeRaw()
 	done := make(chan error, 1)
-	go func() { done <- f.start(func() error { return f.serverHandshake(options{}) }) }()
+	go func() { done <- f.start(func() error { return f.serverHandshake(options{}, &hsCounters{}) }) }()
 	c, _ := seal.NewClient(nil, 0)
 	hello := c.Hello()
 	for _, junk := range [][]byte{[]byte("GET / HTTP/1.0"), hello[:100], append(bytes.Clone(hello), 1, 2)} {
@@ -97,7 +97,7 @@ func TestServerHandshakeDeadline(t *testing.T) {
 	q.Encrypt = true
 	f, _ := newFlow(ctrl.FlowInfo{ID: 1, Name: "x", QoS: q, MTU: 1400}, p)
 	start := time.Now()
-	err = f.start(func() error { return f.serverHandshake(options{}) })
+	err = f.start(func() error { return f.serverHandshake(options{}, &hsCounters{}) })
 	if err == nil || !isTimeout(errors.Unwrap(err)) && time.Since(start) < HandshakeTimeout {
 		t.Fatalf("silent client: %v after %v", err, time.Since(start))
 	}

@@ -58,6 +58,7 @@ type options struct {
 	pin    ed25519.PublicKey  // encrypted flows: the server key Alloc insists on
 	id     ed25519.PrivateKey // encrypted flows: the key a Listener signs with
 	rekey  uint64             // encrypted flows: packets per key (0: default)
+	psk    func() *seal.PSK   // encrypted flows: the layer secret (crypt.go), nil or giving nil: none
 }
 
 // WithRunDir picks the IRMd by run directory (default: $OURO_RUNDIR or
@@ -89,6 +90,9 @@ func Dial(dir string) (*ctrl.Conn, error) {
 // Alloc allocates a flow to name with QoS q.
 func Alloc(ctx context.Context, name string, q QoS, opts ...Option) (*Flow, error) {
 	o := collect(opts)
+	if o.pskNow() != nil {
+		q.Encrypt = true // a secret is only ever proved on a sealed flow
+	}
 	conn, err := Dial(o.rundir)
 	if err != nil {
 		return nil, err
@@ -231,6 +235,7 @@ type Flow struct {
 	hsReply   []byte // server: the reply sent
 	hsRepeats atomic.Int32
 	hsDrops   atomic.Uint64 // handshake messages dropped during the exchange
+	authed    bool          // the exchange proved the layer secret (WithPSK)
 }
 
 // forceDown ends a direct flow whose layer is gone: Read and Write

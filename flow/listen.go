@@ -32,15 +32,43 @@ type Listener struct {
 	// identity, shaking the flows whose exchange runs (closed by Close),
 	// hs waits for their goroutines, hsFail counts failed or refused ones.
 	opts    options
-	shaking map[*Flow]bool
+	shaking map[*Flow]time.Time // when each exchange began
 	hs      sync.WaitGroup
 	hsFail  atomic.Uint64
+	hsc     hsCounters
+}
+
+// hsCounters count why server exchanges under a layer secret failed.
+type hsCounters struct {
+	auth, replayed, malformed, evicted atomic.Uint64
+}
+
+// HandshakeStats counts the key exchanges a Listener refused.
+type HandshakeStats struct {
+	// Failed counts encrypted flows dropped before Accept for any
+	// reason (all below included).
+	Failed uint64 `json:"failed"`
+	// Auth counts hellos whose MAC was wrong (WithPSK): strangers.
+	Auth uint64 `json:"auth"`
+	// Replayed counts authentic hellos seen before or out of time.
+	Replayed uint64 `json:"replayed"`
+	// Malformed counts first messages that were no hello of the kind
+	// expected (garbage, truncated, or a hello without the secret).
+	Malformed uint64 `json:"malformed"`
+	// Evicted counts exchanges ended to make room (WithPSK).
+	Evicted uint64 `json:"evicted"`
 }
 
 // HandshakeFailures counts encrypted flows that arrived and were
 // dropped before Accept: their key exchange failed or timed out, or
 // MaxHandshakes were already running.
 func (l *Listener) HandshakeFailures() uint64 { return l.hsFail.Load() }
+
+// Handshakes returns the counts of refused key exchanges.
+func (l *Listener) Handshakes() HandshakeStats {
+	return HandshakeStats{Failed: l.hsFail.Load(), Auth: l.hsc.auth.Load(), Replayed: l.hsc.replayed.Load(),
+		Malformed: l.hsc.malformed.Load(), Evicted: l.hsc.evicted.Load()}
+}
 
 // ErrListenerClosed is returned by Accept after Close.
 var ErrListenerClosed = errors.New("listener closed")
@@ -53,7 +81,7 @@ func Listen(name string, opts ...Option) (*Listener, error) {
 		return nil, err
 	}
 	l := &Listener{name: name, queue: make(chan *Flow, AcceptQueue), direct: map[uint64]*Flow{},
-		opts: o, shaking: map[*Flow]bool{}}
+		opts: o, shaking: map[*Flow]time.Time{}}
 	l.peer = ctrl.NewPeer(conn, l.handle, nil)
 	if _, err := l.peer.Call(context.Background(), ctrl.OpFlowListen, ctrl.FlowListen{Name: name}, nil); err != nil {
 		l.peer.Close()
@@ -116,6 +144,13 @@ func (l *Listener) handle(_ context.Context, req *ctrl.Request) (any, []*os.File
 	}
 	if fi.QoS.Encrypt {
 		l.mu.Lock()
+		var victim *Flow
+		if !l.done && len(l.shaking) >= MaxHandshakes && l.opts.pskNow() != nil {
+			victim = l.evictOldestLocked()
+		}
+		if victim != nil {
+			defer victim.closeRaw() // not under l.mu: a direct flow's onClose takes it
+		}
 		if l.done || len(l.shaking) >= MaxHandshakes {
 			done := l.done
 			l.mu.Unlock()
@@ -126,12 +161,12 @@ func (l *Listener) handle(_ context.Context, req *ctrl.Request) (any, []*os.File
 			l.hsFail.Add(1)
 			return nil, nil, fmt.Errorf("%q: too many key exchanges running", l.name)
 		}
-		l.shaking[f] = true
+		l.shaking[f] = time.Now()
 		l.hs.Add(1)
 		l.mu.Unlock()
 		go func() {
 			defer l.hs.Done()
-			err := f.start(func() error { return f.serverHandshake(l.opts) })
+			err := f.start(func() error { return f.serverHandshake(l.opts, &l.hsc) })
 			l.mu.Lock()
 			delete(l.shaking, f)
 			l.mu.Unlock()
@@ -144,6 +179,25 @@ func (l *Listener) handle(_ context.Context, req *ctrl.Request) (any, []*os.File
 		return nil, nil, nil
 	}
 	return nil, nil, l.enqueue(f, fi)
+}
+
+// evictOldestLocked takes the oldest key exchange in progress out of
+// the table and returns its flow, for the caller to close once it has
+// let go of l.mu (the exchange's goroutine then sees the flow closed
+// and counts the failure).
+func (l *Listener) evictOldestLocked() *Flow {
+	var old *Flow
+	var at time.Time
+	for f, t := range l.shaking {
+		if old == nil || t.Before(at) {
+			old, at = f, t
+		}
+	}
+	if old != nil {
+		delete(l.shaking, old)
+		l.hsc.evicted.Add(1)
+	}
+	return old
 }
 
 // enqueue offers a ready flow to Accept.
