@@ -56,7 +56,17 @@ func (h *Host) routes() map[string]route {
 		if !ok {
 			return ctrl.IPCPEnrollReply{}, fmt.Errorf("IPCP %s (type %s) cannot enroll: bootstrap it instead", h.Name, h.Type)
 		}
-		rep, err := en.Enroll(ctx, e.Layer, e.Dst)
+		var rep ctrl.IPCPBootstrapReply
+		var err error
+		if e.Secret != "" {
+			se, ok := h.ipcp.(SecretEnroller)
+			if !ok {
+				return ctrl.IPCPEnrollReply{}, fmt.Errorf("IPCP %s (type %s) has no layer secrets", h.Name, h.Type)
+			}
+			rep, err = se.EnrollSecret(ctx, e.Layer, e.Dst, e.Secret)
+		} else {
+			rep, err = en.Enroll(ctx, e.Layer, e.Dst)
+		}
 		if err != nil {
 			return ctrl.IPCPEnrollReply{}, err
 		}

@@ -52,6 +52,14 @@ type Enroller interface {
 	Enroll(ctx context.Context, layer, dst string) (ctrl.IPCPBootstrapReply, error)
 }
 
+// SecretEnroller is implemented by kinds that join layers which admit
+// only holders of a secret; secret is the path of the secret's file,
+// read by the IPCP itself (the secret never travels in control
+// messages).
+type SecretEnroller interface {
+	EnrollSecret(ctx context.Context, layer, dst, secret string) (ctrl.IPCPBootstrapReply, error)
+}
+
 // Connector is implemented by kinds that build adjacencies.
 type Connector interface {
 	Connect(ctx context.Context, req ctrl.IPCPConnect) error

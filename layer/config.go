@@ -37,6 +37,10 @@ type Config struct {
 	// refresh and ageing.
 	RefreshInterval time.Duration `msgpack:"refresh"`
 	MaxAge          time.Duration `msgpack:"maxage"`
+	// Secret says the layer admits only members that prove they hold
+	// its secret (the bootstrap parameter secret FILE). The secret
+	// itself is never part of the configuration.
+	Secret bool `msgpack:"secret,omitempty"`
 }
 
 // Defaults returns the configuration of a layer called name.
@@ -50,7 +54,7 @@ func Defaults(name string) Config {
 }
 
 // ParamNames lists the bootstrap parameters a unicast layer takes.
-const ParamNames = "addr, eid, ttl, routing, address, hello, multiplier, holddown, damping, refresh, maxage"
+const ParamNames = "addr, eid, ttl, routing, address, hello, multiplier, holddown, damping, refresh, maxage, secret"
 
 // FromParams applies bootstrap parameters to the defaults. It returns
 // the configuration and an explicit address if one was given (0 if not).
@@ -84,6 +88,10 @@ func FromParams(name string, params map[string]string) (Config, uint64, error) {
 			c.RefreshInterval, err = parseDuration(v)
 		case "maxage":
 			c.MaxAge, err = parseDuration(v)
+		case "secret":
+			// The file is read by the unicast IPCP (SecretParam);
+			// here it only marks the layer.
+			c.Secret = v != ""
 		default:
 			return c, 0, fmt.Errorf("unknown unicast parameter %q (want %s)", k, ParamNames)
 		}

@@ -58,6 +58,11 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if f, ok := params["secret"]; ok {
+			if params["secret"], err = secretPath(f); err != nil {
+				return err
+			}
+		}
 		req := ctrl.IPCPBootstrap{Type: k.get("type"), Name: name, Layer: layer, Params: params, Autobind: k.flags["autobind"]}
 		c, cancel := ctx()
 		defer cancel()
@@ -68,7 +73,7 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 		fmt.Fprintf(out, "bootstrapped IPCP %s in layer %s%s\n", name, layer, addrSuffix(rep.Address))
 		return nil
 	case "enroll":
-		k, err := parseKV(rest, []string{"name", "layer", "dst", "type"}, []string{"autobind"}, false)
+		k, err := parseKV(rest, []string{"name", "layer", "dst", "type", "secret"}, []string{"autobind"}, false)
 		if err != nil {
 			return err
 		}
@@ -77,6 +82,11 @@ func cmdIPCP(args []string, dir string, out io.Writer) error {
 			return err
 		}
 		req := ctrl.IPCPEnroll{Name: name, Layer: layer, Dst: k.get("dst"), Autobind: k.flags["autobind"], Type: k.get("type")}
+		if f := k.get("secret"); f != "" {
+			if req.Secret, err = secretPath(f); err != nil {
+				return err
+			}
+		}
 		c, cancel := ctx()
 		defer cancel()
 		rep, err := irmclient.New(dir).Enroll(c, req)

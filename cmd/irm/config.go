@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/irmclient"
+	"github.com/ouro-net/ouro/lib/seal"
 )
 
 // Declarative bring-up: `irm daemon --config FILE.toml` describes a
@@ -29,6 +31,8 @@ import (
 //	# enroll = "net"               # the layer it joins (created if missing)
 //	# dst = "a"                    # the member to enroll through
 //	autobind = true
+//	# secret = "net.key"           # the layer secret's file (irm key generate), at bootstrap or enroll;
+//	#                              # relative to this file's directory
 //	params = { ip = "127.0.0.1", port = 3435, peer = ["127.0.0.2:3435"] }
 //	register = ["lo"]              # register its names (own, and layer's with autobind) there
 //	connect = [{ dst = "a", layer = "udp", cost = 1, component = "dt" }]
@@ -55,6 +59,7 @@ type ipcpConfig struct {
 	Dst       string          `toml:"dst"`
 	Autobind  bool            `toml:"autobind"`
 	Params    map[string]any  `toml:"params"`
+	Secret    string          `toml:"secret"`
 	Register  []string        `toml:"register"`
 	Connect   []connectConfig `toml:"connect"`
 }
@@ -149,8 +154,25 @@ func parseConfig(path, text string) (*hostConfig, *locator, error) {
 			return nil, nil, bad("ipcp", i, "params", "parameters are given at bootstrap only")
 		}
 		seen[p.Name] = true
-		if _, err := paramStrings(p.Params); err != nil {
+		ps, err := paramStrings(p.Params)
+		if err != nil {
 			return nil, nil, bad("ipcp", i, "params", "%v", err)
+		}
+		if _, ok := ps["secret"]; ok {
+			return nil, nil, bad("ipcp", i, "params", "give the layer secret as secret = \"FILE\", not in params")
+		}
+		if p.Secret != "" {
+			if p.Bootstrap == "" && p.Enroll == "" {
+				return nil, nil, bad("ipcp", i, "secret", "a layer secret is given at bootstrap or enroll only")
+			}
+			if !filepath.IsAbs(p.Secret) {
+				cfg.IPCP[i].Secret = filepath.Join(filepath.Dir(path), p.Secret)
+			}
+			b, err := seal.LoadSecret(cfg.IPCP[i].Secret)
+			if err != nil {
+				return nil, nil, bad("ipcp", i, "secret", "%v", err)
+			}
+			clear(b)
 		}
 		for j, c := range p.Connect {
 			if c.Dst == "" {
@@ -246,6 +268,12 @@ func (b bringup) fail(kind string, i int, key string, err error) error {
 // ipcp brings up the i-th [[ipcp]] entry.
 func (b bringup) ipcp(ctx context.Context, i int, p ipcpConfig) error {
 	params, _ := paramStrings(p.Params)
+	if p.Secret != "" && p.Bootstrap != "" {
+		if params == nil {
+			params = map[string]string{}
+		}
+		params["secret"] = p.Secret
+	}
 	layer := p.Bootstrap
 	switch {
 	case p.Bootstrap != "":
@@ -256,7 +284,7 @@ func (b bringup) ipcp(ctx context.Context, i int, p ipcpConfig) error {
 	case p.Enroll != "":
 		layer = p.Enroll
 		if _, err := b.c.Enroll(ctx, ctrl.IPCPEnroll{Name: p.Name, Layer: p.Enroll, Dst: p.Dst,
-			Autobind: p.Autobind, Type: p.Type}); err != nil {
+			Autobind: p.Autobind, Type: p.Type, Secret: p.Secret}); err != nil {
 			return b.fail("ipcp", i, "enroll", err)
 		}
 	default:

@@ -29,8 +29,9 @@ const usageText = `usage: irm COMMAND [ARGS]
 
   irm daemon [--rundir DIR] [--config FILE.toml|FILE] [--log-level LEVEL] [--group NAME] [--metrics ADDR]
   irm ipcp create    type TYPE name NAME
-  irm ipcp bootstrap type TYPE name NAME layer LAYER [PARAM VALUE ...] [autobind]
-  irm ipcp enroll    name NAME layer LAYER [dst IPCP] [type TYPE] [autobind]
+  irm key generate FILE          a fresh layer secret (32 random bytes, mode 0600)
+  irm ipcp bootstrap type TYPE name NAME layer LAYER [PARAM VALUE ...] [secret FILE] [autobind]
+  irm ipcp enroll    name NAME layer LAYER [dst IPCP] [type TYPE] [secret FILE] [autobind]
   irm ipcp connect   name NAME dst IPCP [component dt|mgmt] [layer LOWER] [cost N]
   irm ipcp disconnect name NAME dst IPCP [component dt|mgmt]
   irm ipcp list [--json]
@@ -104,6 +105,8 @@ func dispatch(args []string, stdout, stderr io.Writer) error {
 		return cmdName(args[1:], dir, stdout)
 	case "layer":
 		return cmdLayer(args[1:], dir, stdout)
+	case "key":
+		return cmdKey(args[1:], stdout)
 	case "flow":
 		return cmdFlow(args[1:], dir, stdout)
 	}

@@ -183,7 +183,8 @@ func Build(ctx context.Context, cfg Config) (_ *Topo, err error) {
 			if err := call(t, h, ctrl.CreateIPCP, ctrl.IPCPCreate{Type: "unicast", Name: h.Name}, "ipcp create type unicast name %s", h.Name); err != nil {
 				return nil, err
 			}
-			if err := call(t, h, ctrl.EnrollIPCP, ctrl.IPCPEnroll{Name: h.Name, Layer: cfg.Layer, Dst: via, Autobind: true},
+			// A layer bootstrapped with a secret file: every member holds it.
+			if err := call(t, h, ctrl.EnrollIPCP, ctrl.IPCPEnroll{Name: h.Name, Layer: cfg.Layer, Dst: via, Autobind: true, Secret: cfg.Params["secret"]},
 				"ipcp enroll name %s layer %s dst %s autobind", h.Name, cfg.Layer, via); err != nil {
 				return nil, err
 			}

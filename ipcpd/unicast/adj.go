@@ -92,7 +92,7 @@ func (u *IPCP) Connect(ctx context.Context, req ctrl.IPCPConnect) error {
 func (u *IPCP) connectVia(ctx context.Context, dst, lower, comp string, cost uint32) error {
 	actx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	f, err := flow.Alloc(actx, dst, flow.QoS{Name: "raw"}, flow.WithRunDir(u.h.RunDir), flow.WithLayer(lower))
+	f, err := flow.Alloc(actx, dst, flow.QoS{Name: "raw"}, u.lowerOpts(flow.WithLayer(lower))...)
 	if err != nil {
 		return err
 	}
@@ -169,6 +169,9 @@ func (u *IPCP) serveIncoming(f *flow.Flow, release func()) {
 			reply.Err = err.Error()
 		case !u.isJoined():
 			reply.Err = "not in a layer yet"
+		case u.unauthenticated(f):
+			u.stats.authRefused.Add(1)
+			reply.Err = authRefusal
 		case h.Layer != u.cfg.Name:
 			reply.Err = fmt.Sprintf("this is layer %s, not %s", u.cfg.Name, h.Layer)
 		case h.Addr == 0 || h.Addr == u.addr:
@@ -206,6 +209,10 @@ func (u *IPCP) serveEnroll(f *flow.Flow, msg []byte) {
 		resp.Err = err.Error()
 	} else if !u.isJoined() {
 		resp.Err = "this IPCP is not in a layer"
+	} else if u.unauthenticated(f) {
+		u.stats.authRefused.Add(1)
+		resp.Err = authRefusal
+		u.log.Warn("refused enrollment", "ipcp", req.IPCP, "reason", authRefusal)
 	} else if req.Layer != u.cfg.Name {
 		resp.Err = fmt.Sprintf("this IPCP is in layer %s, not %s", u.cfg.Name, req.Layer)
 	} else if !u.enrollGate.allow(req.IPCP, time.Now()) {

@@ -24,7 +24,11 @@ func (u *IPCP) Status(_ context.Context) (*ctrl.Status, error) {
 	us := &ctrl.UnicastStatus{Config: ctrl.UnicastConfig{
 		Address: c.FormatAddr(u.addr), Addr: u.addr, Routing: c.Routing, AddrSize: c.AddrSize, EIDSize: c.EIDSize,
 		TTL: int(c.TTL), HelloInterval: c.HelloInterval, HelloMultiplier: c.HelloMultiplier, HoldDown: c.HoldDown, Damping: c.Damping,
+		Security: "open",
 	}}
+	if c.Secret {
+		us.Config.Security = "secret"
+	}
 	st.Unicast = us
 
 	members := u.dir.Members()
@@ -86,6 +90,10 @@ func (u *IPCP) Status(_ context.Context) (*ctrl.Status, error) {
 			DropNoRoute: s.DropNoRoute, DropTTL: s.DropTTL, DropMalformed: s.DropMalformed, DropQueueFull: s.DropQueueFull,
 			ECNMarked: s.ECNMarked,
 		})
+		if cs := a.f.Crypto(); cs != nil {
+			ad := &us.Adjacencies[len(us.Adjacencies)-1]
+			ad.Sealed, ad.AuthFailures, ad.Replayed = true, cs.Auth+cs.Short, cs.Replayed
+		}
 		peerName[a.peer] = a.peerName
 		adjPeer[a.id] = a.peerName
 	}
@@ -143,6 +151,9 @@ func (u *IPCP) Status(_ context.Context) (*ctrl.Status, error) {
 		LSUsRefused: rs.LSUsRefused, DirRefused: dirRefused,
 		Bends: u.stats.bends.Load(), BadLabels: u.stats.badLabel.Load(),
 	}
+	hs := u.handshakeStats()
+	k.AuthRefused, k.HandshakesAuth, k.HandshakesReplayed = u.stats.authRefused.Load(), hs.Auth, hs.Replayed
+	k.HandshakesMalformed, k.HandshakesEvicted, k.HandshakesFailed = hs.Malformed, hs.Evicted, hs.Failed
 	if t := u.stats.lastFailover.Load(); t != 0 {
 		k.LastFailover = time.Unix(0, t)
 	}

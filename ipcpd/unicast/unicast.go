@@ -45,6 +45,7 @@ import (
 	"github.com/ouro-net/ouro/layer"
 	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/seal"
 	"github.com/ouro-net/ouro/routing"
 )
 
@@ -96,6 +97,7 @@ type IPCP struct {
 	arq        *mgmtARQ
 	handshakes atomic.Int64 // incoming lower flows in their opening handshake
 	enrollGate enrollGate
+	psk        atomic.Pointer[seal.PSK] // the layer secret, nil in an open layer (auth.go)
 	refusals   answerLimit // answers to refused allocation requests
 	fib        *dt.FIB
 	router     *routing.Router
@@ -109,6 +111,7 @@ type stats struct {
 	faRetries, faDuplicates, faDropped              atomic.Uint64
 	addrConflicts, faRefused                        atomic.Uint64
 	handshakesRefused, enrollRefused                atomic.Uint64
+	authRefused                                     atomic.Uint64 // unauthenticated joiners refused in a secret layer (auth.go)
 	bends, badLabel                                 atomic.Uint64 // path bending: label changes stamped, packets and records with a label out of range
 	lastFailover                                    atomic.Int64
 }
@@ -132,11 +135,17 @@ func (u *IPCP) Bootstrap(_ context.Context, name string, params map[string]strin
 	if err != nil {
 		return ctrl.IPCPBootstrapReply{}, err
 	}
+	var psk *seal.PSK
+	if cfg.Secret {
+		if psk, err = seal.LoadPSK(params[SecretParam], nil); err != nil {
+			return ctrl.IPCPBootstrapReply{}, err
+		}
+	}
 	addr := explicit
 	if addr == 0 {
 		addr = cfg.DeriveAddress(u.h.Name, 0)
 	}
-	if err := u.start(cfg, addr, nil); err != nil {
+	if err := u.start(cfg, addr, nil, psk); err != nil {
 		return ctrl.IPCPBootstrapReply{}, err
 	}
 	return ctrl.IPCPBootstrapReply{Address: cfg.FormatAddr(addr), MTU: u.mtu()}, nil
@@ -145,19 +154,34 @@ func (u *IPCP) Bootstrap(_ context.Context, name string, params map[string]strin
 // Enroll joins an existing layer through a member reached by dst (the
 // layer's name when dst is empty).
 func (u *IPCP) Enroll(ctx context.Context, name, dst string) (ctrl.IPCPBootstrapReply, error) {
+	return u.enroll(ctx, name, dst, nil)
+}
+
+// enroll is Enroll, proving the layer secret psk when not nil.
+func (u *IPCP) enroll(ctx context.Context, name, dst string, psk *seal.PSK) (ctrl.IPCPBootstrapReply, error) {
 	if dst == "" {
 		dst = name
 	}
 	actx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	f, err := flow.Alloc(actx, dst, flow.QoS{Name: "raw"}, flow.WithRunDir(u.h.RunDir))
+	opts := []flow.Option{flow.WithRunDir(u.h.RunDir)}
+	if psk != nil {
+		opts = append(opts, flow.WithPSK(psk))
+	}
+	f, err := flow.Alloc(actx, dst, flow.QoS{Name: "raw"}, opts...)
 	if err != nil {
+		if e := authErr(name, dst, err); e != nil {
+			return ctrl.IPCPBootstrapReply{}, e
+		}
 		return ctrl.IPCPBootstrapReply{}, fmt.Errorf("enroll in %s: reach %s: %w", name, dst, err)
 	}
 	defer f.Close()
 	var resp enroll.Response
 	if err := enroll.Exchange(actx, f, kindEnroll, enroll.Request{V: enroll.Version, IPCP: u.h.Name, Layer: name}, &resp); err != nil {
 		return ctrl.IPCPBootstrapReply{}, fmt.Errorf("enroll in %s via %s: %w", name, dst, err)
+	}
+	if resp.Err == authRefusal {
+		return ctrl.IPCPBootstrapReply{}, fmt.Errorf("enroll in %s via %s: enrollment refused: %s (the layer admits only holders of its secret: enroll with secret FILE)", name, dst, resp.Err)
 	}
 	if resp.Err != "" {
 		return ctrl.IPCPBootstrapReply{}, fmt.Errorf("enroll in %s via %s: refused: %s", name, dst, resp.Err)
@@ -180,7 +204,10 @@ func (u *IPCP) Enroll(ctx context.Context, name, dst string) (ctrl.IPCPBootstrap
 			return ctrl.IPCPBootstrapReply{}, err
 		}
 	}
-	if err := u.start(cfg, addr, resp.Dir); err != nil {
+	if cfg.Secret != (psk != nil) {
+		return ctrl.IPCPBootstrapReply{}, fmt.Errorf("enroll in %s: the member's layer secret flag (%v) does not match ours", name, cfg.Secret)
+	}
+	if err := u.start(cfg, addr, resp.Dir, psk); err != nil {
 		return ctrl.IPCPBootstrapReply{}, err
 	}
 	u.log.Info("enrolled", "layer", name, "via", dst, "address", cfg.FormatAddr(addr), "members", len(resp.Dir))
@@ -189,7 +216,7 @@ func (u *IPCP) Enroll(ctx context.Context, name, dst string) (ctrl.IPCPBootstrap
 
 // start brings up the components once the configuration and address
 // are known.
-func (u *IPCP) start(cfg layer.Config, addr uint64, dir []layer.DirEntry) error {
+func (u *IPCP) start(cfg layer.Config, addr uint64, dir []layer.DirEntry, psk *seal.PSK) error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.joined {
@@ -219,6 +246,7 @@ func (u *IPCP) start(cfg layer.Config, addr uint64, dir []layer.DirEntry) error 
 		return fmt.Errorf("routing: %w", err)
 	}
 	u.router = r
+	u.psk.Store(psk)
 	u.joined = true
 	u.refresh = u.clk.AfterFunc(cfg.RefreshInterval, u.onRefresh)
 	return nil
@@ -297,7 +325,7 @@ func (u *IPCP) Bind(_ context.Context, name string) error {
 		return nil
 	}
 	u.mu.Unlock()
-	l, err := flow.Listen(name, flow.WithRunDir(u.h.RunDir))
+	l, err := flow.Listen(name, flow.WithRunDir(u.h.RunDir), flow.WithPSKFrom(u.layerPSK))
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", name, err)
 	}

@@ -94,6 +94,9 @@ type IPCPEnroll struct {
 	Dst      string `msgpack:"dst"`
 	Autobind bool   `msgpack:"autobind"`
 	Type     string `msgpack:"type,omitempty"`
+	// Secret is the path of the layer secret's file (irm key
+	// generate), read by the IPCP; never the secret itself.
+	Secret string `msgpack:"secret,omitempty"`
 }
 
 // IPCPConnect builds (or, from disconnect, tears down) an adjacency.

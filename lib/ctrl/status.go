@@ -62,6 +62,9 @@ type UnicastConfig struct {
 	HelloMultiplier int           `msgpack:"hello_mult" json:"hello_multiplier"`
 	HoldDown        time.Duration `msgpack:"holddown" json:"holddown_ns"`
 	Damping         time.Duration `msgpack:"damping" json:"damping_ns"`
+	// Security is "secret" for a layer that admits only holders of its
+	// secret (bootstrap ... secret FILE), else "open".
+	Security string `msgpack:"security" json:"security"`
 }
 
 // Member is one member of a unicast layer.
@@ -107,6 +110,13 @@ type Adjacency struct {
 	DropMalformed uint64 `msgpack:"d_malformed" json:"drop_malformed"`
 	DropQueueFull uint64 `msgpack:"d_queue" json:"drop_queue_full"`
 	ECNMarked     uint64 `msgpack:"ecn" json:"ecn_marked"`
+	// Sealed says the lower flow is sealed under the layer secret;
+	// AuthFailures counts its frames dropped because they failed to
+	// open (forged, corrupted, truncated, stray handshake messages) and
+	// Replayed those seen before or older than the replay window.
+	Sealed       bool   `msgpack:"sealed,omitempty" json:"sealed"`
+	AuthFailures uint64 `msgpack:"auth_fail,omitempty" json:"auth_failures"`
+	Replayed     uint64 `msgpack:"replayed,omitempty" json:"replayed"`
 }
 
 // State is "up" or "down".
@@ -198,6 +208,17 @@ type UnicastCounters struct {
 	// flows, and packets or bend records with a label out of range.
 	Bends     uint64 `msgpack:"bends" json:"path_bends"`
 	BadLabels uint64 `msgpack:"bad_labels" json:"bad_labels_dropped"`
+
+	// Authenticated layers: joiners that came without the secret (a
+	// plain flow) and were refused; key exchanges of strangers refused
+	// by the IPCP's listeners, by reason (wrong MAC, replayed or stale
+	// hello, malformed first message, evicted to make room) and in all.
+	AuthRefused         uint64 `msgpack:"auth_refused,omitempty" json:"joiners_refused_no_secret"`
+	HandshakesAuth      uint64 `msgpack:"hs_auth,omitempty" json:"handshakes_auth_failed"`
+	HandshakesReplayed  uint64 `msgpack:"hs_replayed,omitempty" json:"handshakes_replayed"`
+	HandshakesMalformed uint64 `msgpack:"hs_malformed,omitempty" json:"handshakes_malformed"`
+	HandshakesEvicted   uint64 `msgpack:"hs_evicted,omitempty" json:"handshakes_evicted"`
+	HandshakesFailed    uint64 `msgpack:"hs_failed,omitempty" json:"handshakes_failed"`
 }
 
 // AdjacenciesTo returns the adjacencies to the peer called name.

@@ -108,6 +108,15 @@ func (s *UnicastStatus) writeText(w io.Writer, at time.Time) {
 	fmt.Fprintf(w, "hardening: routing own-newer %d, flushes %d, restarts %d, purged %d; directory own-newer %d, flushes %d; address conflicts %d; handshakes refused %d; enrollments refused %d; over bounds: lsus %d, directory entries %d\n",
 		k.RoutingOwnNewer, k.RoutingFlushes, k.RoutingRestarts, k.RoutingPurged, k.DirOwnNewer, k.DirFlushes, k.AddrConflicts,
 		k.HandshakesRefused, k.EnrollRefused, k.LSUsRefused, k.DirRefused)
+	if c.Security != "" {
+		fmt.Fprintf(w, "security: layer %s; joiners without the secret refused %d; key exchanges refused %d (auth failed %d, replayed %d, malformed %d, evicted %d)\n",
+			c.Security, k.AuthRefused, k.HandshakesFailed, k.HandshakesAuth, k.HandshakesReplayed, k.HandshakesMalformed, k.HandshakesEvicted)
+		for _, a := range s.Adjacencies {
+			if a.Sealed {
+				fmt.Fprintf(w, "  sealed #%d to %s: auth failures %d, replayed %d\n", a.ID, a.Peer, a.AuthFailures, a.Replayed)
+			}
+		}
+	}
 }
 
 func dash(s string) string {

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ouro-net/ouro/internal/testenv"
+)
+
+// TestSecretLayer: `irm key generate` writes a 0600 secret and refuses
+// to overwrite it; a layer bootstrapped with it admits a member holding
+// it (500 pings, 0% loss, sealed adjacency) and refuses an enroller
+// with no secret and one with the wrong secret -- exit 1, "enrollment
+// refused: authentication failed", within a few seconds -- leaving no
+// trace at the bootstrapper (no member, directory entry or route), but
+// counting both; a key file group-readable or of the wrong length is
+// refused with a clear error.
+func TestSecretLayer(t *testing.T) {
+	dir := t.TempDir()
+	key, wrong := filepath.Join(dir, "net.key"), filepath.Join(dir, "wrong.key")
+	for _, k := range []string{key, wrong} {
+		if out := testenv.MustRun(t, "", dir, "irm", "key", "generate", k); !strings.Contains(out, "mode 0600") {
+			t.Fatalf("key generate: %s", out)
+		}
+	}
+	if st, err := os.Stat(key); err != nil || st.Mode().Perm() != 0o600 || st.Size() != 32 {
+		t.Fatalf("key file: %v %v", st, err)
+	}
+	before, _ := os.ReadFile(key)
+	if out, code := testenv.Run(t, "", dir, "irm", "key", "generate", key); code != 1 || !strings.Contains(out, "exists") {
+		t.Fatalf("key generate over a key: exit %d\n%s", code, out)
+	}
+	if after, _ := os.ReadFile(key); string(after) != string(before) {
+		t.Fatal("key generate overwrote the key")
+	}
+
+	tp := layerTopo(t, []string{"a", "b"}, [][2]string{{"b", "a"}}, map[string]string{"secret": key})
+	st := layerStatus(t, tp, "a")
+	if st.Config.Security != "secret" {
+		t.Fatalf("layer shows as %q", st.Config.Security)
+	}
+	if adj := st.AdjacenciesTo("b"); len(adj) != 1 || !adj[0].Sealed {
+		t.Fatalf("adjacency to b: %+v", adj)
+	}
+	if out := irmAt(t, tp, "a", "layer", "show", "net"); !strings.Contains(out, "security: layer secret") {
+		t.Fatalf("layer show does not say the layer is secret:\n%s", out)
+	}
+
+	// Strangers enroll from b's host, through the same lower layer.
+	bdir := tp.Hosts["b"].Dir
+	for _, c := range []struct{ what, secret string }{{"no secret", ""}, {"wrong secret", wrong}} {
+		args := []string{"ipcp", "enroll", "name", "x", "layer", "net", "dst", "a"}
+		if c.secret != "" {
+			args = append(args, "secret", c.secret)
+		}
+		start := time.Now()
+		out, code := testenv.Run(t, "", bdir, "irm", args...)
+		took := time.Since(start)
+		t.Logf("%s: exit %d after %v: %s", c.what, code, took.Round(time.Millisecond), strings.TrimSpace(out))
+		if code != 1 || !strings.Contains(out, "enrollment refused: authentication failed") {
+			t.Fatalf("%s: exit %d\n%s", c.what, code, out)
+		}
+		if took > 15*time.Second {
+			t.Fatalf("%s: refused only after %v", c.what, took)
+		}
+	}
+	for _, c := range []struct {
+		mode os.FileMode
+		size int
+		want string
+	}{{0o644, 32, "chmod 600"}, {0o600, 31, "31 bytes, want 32"}} {
+		bad := filepath.Join(dir, "bad.key")
+		os.Remove(bad)
+		os.WriteFile(bad, make([]byte, c.size), c.mode)
+		os.Chmod(bad, c.mode)
+		out, code := testenv.Run(t, "", bdir, "irm", "ipcp", "enroll", "name", "x", "layer", "net", "dst", "a", "secret", bad)
+		if code != 1 || !strings.Contains(out, c.want) {
+			t.Fatalf("key file mode %v size %d: exit %d\n%s", c.mode, c.size, code, out)
+		}
+	}
+
+	st = layerStatus(t, tp, "a")
+	for _, m := range st.Members {
+		if m.IPCP != "a" && m.IPCP != "b" {
+			t.Fatalf("a stranger is a member: %+v", m)
+		}
+	}
+	for _, d := range st.Directory {
+		if d.Origin != "a" && d.Origin != "b" {
+			t.Fatalf("a stranger has a directory entry: %+v", d)
+		}
+	}
+	if len(st.Routes) != 1 || st.Routes[0].IPCP != "b" || len(st.Adjacencies) != 1 {
+		t.Fatalf("routes %+v, adjacencies %d", st.Routes, len(st.Adjacencies))
+	}
+	k := st.Counters
+	if k.AuthRefused != 1 || k.HandshakesAuth != 1 {
+		t.Fatalf("counted: joiners without a secret %d, wrong-secret handshakes %d; want 1 and 1", k.AuthRefused, k.HandshakesAuth)
+	}
+
+	pingServer(t, tp, "a", "sping")
+	pingFrom(t, tp, "b", "sping", 500)
+	if out := testenv.MustRun(t, "", bdir, "oping", "-n", "sping", "-c", "500", "-i", "0", "-Q"); !strings.Contains(out, " 0% packet loss") {
+		t.Fatalf("500 pings in the secret layer:\n%s", out)
+	}
+}
