@@ -98,7 +98,7 @@ type IPCP struct {
 	handshakes atomic.Int64 // incoming lower flows in their opening handshake
 	enrollGate enrollGate
 	psk        atomic.Pointer[seal.PSK] // the layer secret, nil in an open layer (auth.go)
-	refusals   answerLimit // answers to refused allocation requests
+	refusals   answerLimit              // answers to refused allocation requests
 	fib        *dt.FIB
 	router     *routing.Router
 	dir        *layer.Directory
