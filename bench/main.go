@@ -11,6 +11,7 @@
 //	unicast1  a unicast layer over that udp4 layer: one hop
 //	unicast2  the dual-homed square A-B-D-C-A, A to D: two hops
 //	udp-x, unicast2-x  udp and unicast2 with encrypted flows (-x)
+//	unicast2-s  unicast2 in a layer with a secret (sealed adjacencies)
 //
 // The far end of every measurement is this program re-executed with a
 // hidden argument (see serveArg), so client and server are two

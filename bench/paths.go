@@ -35,7 +35,7 @@ func encrypted(path string) bool { return strings.HasSuffix(path, "-x") }
 
 // allPaths lists the paths in measuring order.
 func allPaths() []string {
-	return []string{pathRaw, pathLocal, pathUDP, pathUDPx, pathUnicast1, pathUnicast2, pathUnicast2x}
+	return []string{pathRaw, pathLocal, pathUDP, pathUDPx, pathUnicast1, pathUnicast2, pathUnicast2x, pathUnicast2s}
 }
 
 // describe says what a path is, for the table ("" for no path).
@@ -55,6 +55,8 @@ func describe(path string) string {
 		return "udp with encrypted flows (-x)"
 	case pathUnicast2x:
 		return "unicast2 with encrypted flows (-x)"
+	case pathUnicast2s:
+		return "unicast2 in a layer with a secret (sealed adjacencies, secret.go)"
 	}
 	return ""
 }
@@ -122,6 +124,8 @@ func (e *env) build(ctx context.Context, path string) (*target, error) {
 		return e.pair(ctx, path)
 	case pathUnicast2, pathUnicast2x:
 		return e.square(ctx, path)
+	case pathUnicast2s:
+		return e.secretSquare(ctx, path)
 	}
 	return nil, fmt.Errorf("unknown path %q", path)
 }
