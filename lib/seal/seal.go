@@ -1,7 +1,9 @@
 // Package seal is the cryptography of end-to-end flow encryption: the
 // in-band key agreement two flow libraries run on a new flow
-// (handshake.go) and the per-packet AEAD with counter nonces, a replay
-// window and key rollover (this file).
+// (handshake.go), its variant that proves a layer secret for
+// authenticated layers (psk.go, with the layer secret files), and the
+// per-packet AEAD with counter nonces, a replay window and key rollover
+// (this file).
 //
 // A sealed packet is
 //
@@ -23,7 +25,12 @@
 // bound (2^28 packets of up to 1400 bytes stay well under the 2^34.5
 // blocks per key of RFC 8446 section 5.5) instead of WireGuard's 2^60.
 // There is no time-based rekey: a flow's keys are its own and die with
-// it.
+// it. (A time-based step, WireGuard's 2 minutes, would be cheap to add
+// by jumping the counter to the next epoch, but a sender that keeps
+// stepping while its packets are lost -- an adjacency keeps sending
+// keepalives through a long outage -- would leave the receiver more
+// than one epoch behind for good; that needs a receiver that derives
+// several epochs ahead at a bounded cost, not done yet.)
 //
 // The receiver keeps a WireGuard-style sliding window (RFC 6479) of
 // WindowSize packets: a packet older than the window, or seen before,
