@@ -102,7 +102,7 @@ func (t *Table) Print(w io.Writer) {
 	}
 	for _, r := range t.Rows {
 		downs := "-"
-		if r.Path == pathUnicast1 || r.Path == pathUnicast2 {
+		if r.Path == pathUnicast1 || r.Path == pathUnicast2 || r.Path == pathUnicast2s {
 			downs = fmt.Sprint(r.AdjDowns)
 		}
 		fmt.Fprintf(tw, "%-9s\t%d\t%.3f\t%s\t%.3f\t%s\t%.0f\t%s\t%.1f\t%.2f\t%s\t\n", r.Path, r.Size, r.RTTMedianMS, x(r.RTTMedianX),
