@@ -62,6 +62,7 @@ const (
 type shapedPath struct {
 	nsA, nsM, nsB string
 	dirA, dirB    string
+	devA2         string // A's end of the second path (paths 2)
 	ipB           string
 	irm           string
 	logLevel      string
@@ -140,6 +141,7 @@ func buildShapedPath(ctx context.Context, irm, logLevel string, log io.Writer, p
 	})
 	devA2, devB2 := shapeName("a"), shapeName("b")
 	if paths == 2 {
+		p.devA2 = devA2
 		br2 := shapeName("br")
 		portA2, portB2 := shapeName("pa"), shapeName("pb")
 		steps = append(steps, [][]string{
@@ -422,6 +424,39 @@ type CongestionResult struct {
 	// two parallel paths (per-flow ECMP hashing and path bending decide
 	// which path each takes).
 	TwoPaths []TwoPathTrial `json:"two_paths,omitempty"`
+	// Cut is two reliable flows at once after the second path was cut
+	// (A's end of it set down), sharing the one left; CutJain is their
+	// Jain index.
+	Cut     *TwoPathTrial `json:"one_path_cut,omitempty"`
+	CutJain float64       `json:"one_path_cut_jain,omitempty"`
+}
+
+// jain is Jain's fairness index of two rates.
+func jain(x, y float64) float64 {
+	if x+y <= 0 {
+		return 0
+	}
+	return (x + y) * (x + y) / (2 * (x*x + y*y))
+}
+
+// cutPath2 sets A's end of the second path down and waits until A's
+// forwarding table holds one lower flow towards b.
+func (p *shapedPath) cutPath2(ctx context.Context) error {
+	if err := runCmd("ip", "-n", p.nsA, "link", "set", p.devA2, "down"); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var info ctrl.LayerInfo
+		err := topo.Call(p.dirA, ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info)
+		if u, uerr := topo.UnicastOf(info); err == nil && uerr == nil && fibFlows(u, "b") == 1 {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the cut path is still in a's table after 30 s (%v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TwoPathTrial is one trial of two reliable flows over two paths.
@@ -687,6 +722,20 @@ func congestion(ctx context.Context, e *env, d time.Duration, paths int, out io.
 			fmt.Fprintf(out, "congestion: two paths, trial %d: %.2f + %.2f = %.2f Mbit/s; packets out of A by path 1/2: %d/%d; bends %d/%d, ECN cuts %d/%d, timeouts %d/%d\n",
 				trial, fl[0].Mbps, fl[1].Mbps, tr.TotalMbps, tr.PacketsEth, tr.PacketsEth2, fl[0].Bends, fl[1].Bends, fl[0].ECNCuts, fl[1].ECNCuts, fl[0].Timeouts, fl[1].Timeouts)
 		}
+		if err := p.cutPath2(ctx); err != nil {
+			return nil, err
+		}
+		before := p.sentByLower()
+		fl, err := s.twoFlows(ctx, d)
+		if err != nil {
+			return nil, fmt.Errorf("two flows with one path cut: %w", err)
+		}
+		after := p.sentByLower()
+		r.Cut = &TwoPathTrial{Flows: fl, TotalMbps: fl[0].Mbps + fl[1].Mbps,
+			PacketsEth: after["eth"] - before["eth"], PacketsEth2: after["eth2"] - before["eth2"]}
+		r.CutJain = jain(fl[0].Mbps, fl[1].Mbps)
+		fmt.Fprintf(out, "congestion: path 2 cut: %.2f + %.2f = %.2f Mbit/s, Jain %.3f; packets out of A by path 1/2: %d/%d; timeouts %d/%d\n",
+			fl[0].Mbps, fl[1].Mbps, r.Cut.TotalMbps, r.CutJain, r.Cut.PacketsEth, r.Cut.PacketsEth2, fl[0].Timeouts, fl[1].Timeouts)
 		return r, nil
 	}
 
@@ -727,9 +776,7 @@ func congestion(ctx context.Context, e *env, d time.Duration, paths int, out io.
 		return nil, fmt.Errorf("two reliable flows: %w", err)
 	}
 	x, y := r.Shared[0].Mbps, r.Shared[1].Mbps
-	if x+y > 0 {
-		r.Jain = (x + y) * (x + y) / (2 * (x*x + y*y))
-	}
+	r.Jain = jain(x, y)
 	fmt.Fprintf(out, "congestion: two reliable flows %.2f + %.2f = %.2f Mbit/s, Jain %.3f\n", x, y, x+y, r.Jain)
 	return r, nil
 }

@@ -71,6 +71,13 @@ type endpoint struct {
 	unreachable atomic.Bool
 	tellMu      sync.Mutex
 	told        bool
+
+	// label is the path label the flow's packets are to carry: set by
+	// the application's pipe.Bend records and by the balancer
+	// (balance.go), applied by readApp at its next batch. bends counts
+	// the label changes readApp stamped.
+	label atomic.Uint32
+	bends atomic.Uint64
 }
 
 // checkEndpoints tells applications whose far end became unreachable
@@ -238,15 +245,29 @@ func (u *IPCP) sendFA(dst, eid uint64, m *layer.FAMsg) error {
 // consecutive packets for the same lower flow leave with one more.
 func (u *IPCP) readApp(ep *endpoint) {
 	defer u.wg.Done()
+	// The flow's path label: first chosen to avoid a loaded next hop,
+	// then changed by pipe.Bend records and by the balancer.
+	var out outBatch
+	label := u.placeEndpoint(ep)
+	ep.label.Store(uint32(label))
+	u.startBalancer()
 	hdr := make([]byte, 1+u.layout.Len())
 	hdr[0] = kindDT
-	pci := dt.PCI{Dst: ep.remoteAddr, QoS: ep.cube, TTL: u.cfg.TTL, EID: ep.remoteEID}
+	pci := dt.PCI{Dst: ep.remoteAddr, QoS: ep.cube, TTL: u.cfg.TTL, EID: ep.remoteEID, Label: label}
 	u.layout.Encode(hdr[1:], &pci)
 	rb := newRecvBufs(hdr, ep.mtu)
-	var label uint8 // the flow's path label, set by pipe.Bend records
+	setLabel := func(l uint8) {
+		u.flush(&out)
+		label = l
+		u.layout.SetLabel(hdr[1:], label)
+		for _, b := range rb.bufs {
+			u.layout.SetLabel(b[1:], label)
+		}
+		u.stats.bends.Add(1)
+		ep.bends.Add(1)
+	}
 	var sizes [fwdBatch]int
 	var kinds [fwdBatch]pipe.Kind
-	var out outBatch
 	for {
 		k := len(rb.bufs)
 		n, err := ep.f.Pipe.ReadBatch(rb.payloads, sizes[:k], kinds[:k])
@@ -254,6 +275,10 @@ func (u *IPCP) readApp(ep *endpoint) {
 			// The application died: tell the far end.
 			u.endEndpoint(ep, true)
 			return
+		}
+		if l := uint8(ep.label.Load()); l != label {
+			// The balancer moved the flow.
+			setLabel(l)
 		}
 		truncated := false
 		for i := 0; i < n; i++ {
@@ -278,16 +303,11 @@ func (u *IPCP) readApp(ep *endpoint) {
 					u.stats.badLabel.Add(1)
 					continue
 				}
+				ep.label.Store(uint32(l))
 				if l == label {
 					continue
 				}
-				u.flush(&out)
-				label = l
-				u.layout.SetLabel(hdr[1:], label)
-				for _, b := range rb.bufs {
-					u.layout.SetLabel(b[1:], label)
-				}
-				u.stats.bends.Add(1)
+				setLabel(l)
 			case pipe.Dealloc:
 				u.flush(&out)
 				u.endEndpoint(ep, true)

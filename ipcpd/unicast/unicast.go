@@ -72,6 +72,7 @@ type IPCP struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	live   liveLoop // the keepalive of every adjacency (live.go)
+	bal    balancer // load-aware labels of our own flows (balance.go)
 
 	mu        sync.Mutex
 	cfg       layer.Config
