@@ -71,6 +71,61 @@ func TestShapedPathReliableFlow(t *testing.T) {
 	}
 }
 
+// TestShapedTwoPathsSplit runs two reliable flows at once over the two
+// parallel tbf paths of -congestion -congestion-paths 2, three times
+// with fresh flows, and asserts that each time both paths carried a
+// real part of the packets (the sending member places its flows by
+// load; hashing alone puts both on one path half the time), then cuts
+// one path and checks that two flows still get through on the other.
+// Rates are the bench's: only shares of packets and whole messages here.
+func TestShapedTwoPathsSplit(t *testing.T) {
+	testenv.RequireRoot(t)
+	irm := filepath.Join(testenv.Binaries(t), "irm")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := buildShapedPath(ctx, irm, "warn", testWriter{t}, 2)
+	if err != nil {
+		t.Fatalf("build the shaped paths: %v", err)
+	}
+	t.Cleanup(p.Close)
+	s, err := startServers(p)
+	if err != nil {
+		t.Fatalf("servers: %v", err)
+	}
+	t.Cleanup(s.Close)
+	check := func(what string, fl []BulkResult) {
+		t.Helper()
+		for i, r := range fl {
+			if r.Bad != 0 || r.Bytes == 0 || r.CloseErr != "" {
+				t.Errorf("%s: flow %d: %d bytes, %d bad messages, close error %q", what, i, r.Bytes, r.Bad, r.CloseErr)
+			}
+		}
+	}
+	for trial := 1; trial <= 3; trial++ {
+		before := p.sentByLower()
+		fl, err := s.twoFlows(ctx, 2*time.Second)
+		if err != nil {
+			t.Fatalf("trial %d: %v", trial, err)
+		}
+		after := p.sentByLower()
+		p1, p2 := after["eth"]-before["eth"], after["eth2"]-before["eth2"]
+		t.Logf("trial %d: %.1f + %.1f Mbit/s, packets by path %d/%d", trial, fl[0].Mbps, fl[1].Mbps, p1, p2)
+		check("trial", fl)
+		if min(p1, p2)*5 < p1+p2 {
+			t.Errorf("trial %d: packets out of a by path %d/%d: both flows stayed on one path", trial, p1, p2)
+		}
+	}
+	if err := p.cutPath2(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fl, err := s.twoFlows(ctx, 2*time.Second)
+	if err != nil {
+		t.Fatalf("path 2 cut: %v", err)
+	}
+	t.Logf("path 2 cut: %.1f + %.1f Mbit/s", fl[0].Mbps, fl[1].Mbps)
+	check("path 2 cut", fl)
+}
+
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(b []byte) (int, error) {
