@@ -107,3 +107,56 @@ func TestSecretLayer(t *testing.T) {
 		t.Fatalf("500 pings in the secret layer:\n%s", out)
 	}
 }
+
+// TestConfigSecret: a TOML host file gives the layer secret as secret =
+// "FILE" (relative to the file's directory) at bootstrap and enroll; the
+// layer comes up secret with a sealed adjacency. A group-readable or
+// short key file, a secret in params and a secret on an IPCP that
+// neither bootstraps nor enrolls are refused with the line and key.
+func TestConfigSecret(t *testing.T) {
+	cdir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cdir, "host.toml"), []byte(`[[ipcp]]
+name = "lo"
+type = "local"
+bootstrap = "lo"
+
+[[ipcp]]
+name = "a"
+type = "unicast"
+bootstrap = "net"
+secret = "net.key"
+autobind = true
+register = ["lo"]
+
+[[ipcp]]
+name = "b"
+enroll = "net"
+secret = "net.key"
+autobind = true
+register = ["lo"]
+connect = [{ dst = "a" }]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.MustRun(t, "", cdir, "irm", "key", "generate", filepath.Join(cdir, "net.key"))
+	dir := testenv.ShortTempDir(t)
+	testenv.Start(t, "", dir, "irm", "daemon", "--rundir", dir, "--config", filepath.Join(cdir, "host.toml"))
+	eventuallyOut(t, dir, "enrolled", "ipcp", "list")
+	eventuallyOut(t, dir, "sealed #", "layer", "show", "net")
+
+	os.WriteFile(filepath.Join(cdir, "open.key"), make([]byte, 32), 0o644)
+	os.Chmod(filepath.Join(cdir, "open.key"), 0o644)
+	os.WriteFile(filepath.Join(cdir, "short.key"), make([]byte, 5), 0o600)
+	for _, c := range []struct{ text, want string }{
+		{"[[ipcp]]\nname = \"a\"\nbootstrap = \"net\"\nsecret = \"open.key\"\n", ":4: ipcp[0].secret: layer secret " + filepath.Join(cdir, "open.key") + ": mode 0644"},
+		{"[[ipcp]]\nname = \"a\"\nenroll = \"net\"\nsecret = \"short.key\"\n", ":4: ipcp[0].secret: layer secret " + filepath.Join(cdir, "short.key") + ": 5 bytes, want 32"},
+		{"[[ipcp]]\nname = \"a\"\nbootstrap = \"net\"\nparams = { secret = \"net.key\" }\n", ":4: ipcp[0].params: give the layer secret as secret"},
+		{"[[ipcp]]\nname = \"a\"\ntype = \"unicast\"\nsecret = \"net.key\"\n", ":4: ipcp[0].secret: a layer secret is given at bootstrap or enroll only"},
+	} {
+		path := filepath.Join(cdir, "bad.toml")
+		_, _, err := parseConfig(path, c.text)
+		if err == nil || !strings.Contains(err.Error(), path+c.want) {
+			t.Errorf("config %q: %v; want %q", c.text, err, path+c.want)
+		}
+	}
+}
