@@ -59,6 +59,7 @@ type options struct {
 	id     ed25519.PrivateKey // encrypted flows: the key a Listener signs with
 	rekey  uint64             // encrypted flows: packets per key (0: default)
 	psk    func() *seal.PSK   // encrypted flows: the layer secret (crypt.go), nil or giving nil: none
+	dial   func(context.Context) (*ctrl.Conn, error)
 }
 
 // WithRunDir picks the IRMd by run directory (default: $OURO_RUNDIR or
@@ -67,6 +68,26 @@ func WithRunDir(dir string) Option { return func(o *options) { o.rundir = dir } 
 
 // WithLayer pins the allocation to one layer.
 func WithLayer(layer string) Option { return func(o *options) { o.layer = layer } }
+
+// WithDialer makes the control connection with dial instead of dialing
+// the IRMd's public socket. An IPCP passes its Host's Dial: the IRMd
+// then knows the connection as the IPCP's own (it leaves the IPCP's
+// layer out of its allocations) by the channel it was made over.
+func WithDialer(dial func(context.Context) (*ctrl.Conn, error)) Option {
+	return func(o *options) { o.dial = dial }
+}
+
+// connect makes the control connection for one Alloc or Listen.
+func (o options) connect(ctx context.Context) (*ctrl.Conn, error) {
+	if o.dial == nil {
+		return Dial(o.rundir)
+	}
+	c, err := o.dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("control connection: %w", err)
+	}
+	return c, nil
+}
 
 func collect(opts []Option) options {
 	var o options
@@ -93,7 +114,7 @@ func Alloc(ctx context.Context, name string, q QoS, opts ...Option) (*Flow, erro
 	if o.pskNow() != nil {
 		q.Encrypt = true // a secret is only ever proved on a sealed flow
 	}
-	conn, err := Dial(o.rundir)
+	conn, err := o.connect(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -73,10 +73,16 @@ func (l *Listener) Handshakes() HandshakeStats {
 // ErrListenerClosed is returned by Accept after Close.
 var ErrListenerClosed = errors.New("listener closed")
 
+// listenDialWait bounds how long Listen waits for a control connection
+// made by a WithDialer function.
+const listenDialWait = 10 * time.Second
+
 // Listen binds this process to name and starts taking its flows.
 func Listen(name string, opts ...Option) (*Listener, error) {
 	o := collect(opts)
-	conn, err := Dial(o.rundir)
+	ctx, cancel := context.WithTimeout(context.Background(), listenDialWait)
+	conn, err := o.connect(ctx)
+	cancel()
 	if err != nil {
 		return nil, err
 	}

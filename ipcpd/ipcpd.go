@@ -306,6 +306,25 @@ func (h *Host) autobind(ctx context.Context, layer string) error {
 // Peer returns the control connection to the IRMd.
 func (h *Host) Peer() *ctrl.Peer { return h.peer }
 
+// Dial returns a new control connection to the IRMd that the IRMd
+// knows as this IPCP's own: it is made over the IPCP's channel
+// (ipcpd.dial), not by connecting to the public socket, so no other
+// process can pass for the IPCP. The IPCP allocates its lower flows and
+// listens over such connections (flow.WithDialer(h.Dial)); the IRMd
+// leaves the IPCP's own layer out of those allocations.
+func (h *Host) Dial(ctx context.Context) (*ctrl.Conn, error) {
+	_, files, err := ctrl.Invoke(ctx, h.peer, ctrl.IPCPDialOp, ctrl.None{})
+	if err != nil {
+		ctrl.CloseFiles(files)
+		return nil, fmt.Errorf("IPCP connection to the IRMd: %w", err)
+	}
+	if len(files) != 1 {
+		ctrl.CloseFiles(files)
+		return nil, fmt.Errorf("IPCP connection to the IRMd: %d descriptors in the reply, want 1", len(files))
+	}
+	return ctrl.FileConn(files[0])
+}
+
 // Resolve asks the IRMd which layers reach name, nearest first; the
 // IPCP's own layer is never among them. The question goes over the
 // IPCP's own channel, by which the IRMd knows which layer to leave out.

@@ -20,6 +20,10 @@ type client struct {
 	// cred is who connected (SO_PEERCRED); every request is checked
 	// against it.
 	cred ctrl.Cred
+	// ipcp is the IPCP whose own connection this is (made over its
+	// channel with ipcpd.dial), nil for a connection to the public
+	// socket: an IPCP is known by its channel, never by its pid.
+	ipcp *ipcpRec
 	peer *ctrl.Peer
 	// listens is guarded by d.mu.
 	listens map[string]bool

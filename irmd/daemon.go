@@ -239,35 +239,45 @@ func (d *Daemon) acceptLoop() {
 			conn.Close()
 			continue
 		}
-		c := &client{d: d, cred: cred, listens: make(map[string]bool)}
-		// The peer must be set before the client is visible to other
-		// goroutines (arrive reads c.peer under d.mu); requests cannot
-		// arrive before the client is registered because handle only
-		// touches the registry under d.mu.
-		d.mu.Lock()
-		if why := d.overCapLocked(cred); why != "" {
-			d.mu.Unlock()
+		if _, why := d.addClient(conn, cred, nil); why != "" {
 			n := d.refusedConns.Add(1)
-			conn.Close()
 			if n&(n-1) == 0 { // 1, 2, 4...: a flood does not flood the log
 				d.log.Warn("connection refused", "uid", cred.UID, "pid", cred.PID, "reason", why, "refused", n)
 			}
-			continue
 		}
-		c.peer = ctrl.NewPeerLimited(conn, c.handle, d.log.Named("client"), ctrl.Limits{
-			MaxInFlight: clientInFlight, Wait: clientWait, SendTimeout: clientSendTimeout,
-			// Clients answer only flow.arrive and flow.down: no
-			// reply of theirs needs more than one record.
-			MaxReply: ctrl.MaxMsgSize})
-		d.clients[c] = true
-		d.mu.Unlock()
-		d.wg.Add(1)
-		go func() {
-			defer d.wg.Done()
-			<-c.peer.Done()
-			d.dropClient(c)
-		}()
 	}
+}
+
+// addClient serves conn as a client of credentials cred; ipcp is the
+// IPCP whose own connection it is (ipcpd.dial), or nil for a process on
+// the public socket. It returns why the caps refused the connection
+// (conn is then closed), or "".
+func (d *Daemon) addClient(conn *ctrl.Conn, cred ctrl.Cred, ipcp *ipcpRec) (*client, string) {
+	c := &client{d: d, cred: cred, ipcp: ipcp, listens: make(map[string]bool)}
+	// The peer must be set before the client is visible to other
+	// goroutines (arrive reads c.peer under d.mu); requests cannot
+	// arrive before the client is registered because handle only
+	// touches the registry under d.mu.
+	d.mu.Lock()
+	if why := d.overCapLocked(cred); why != "" {
+		d.mu.Unlock()
+		conn.Close()
+		return nil, why
+	}
+	c.peer = ctrl.NewPeerLimited(conn, c.handle, d.log.Named("client"), ctrl.Limits{
+		MaxInFlight: clientInFlight, Wait: clientWait, SendTimeout: clientSendTimeout,
+		// Clients answer only flow.arrive and flow.down: no
+		// reply of theirs needs more than one record.
+		MaxReply: ctrl.MaxMsgSize})
+	d.clients[c] = true
+	d.mu.Unlock()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		<-c.peer.Done()
+		d.dropClient(c)
+	}()
+	return c, ""
 }
 
 // overCapLocked returns why a new connection of cred is one too many,
@@ -316,10 +326,6 @@ func (d *Daemon) Close() error {
 		for _, p := range d.progs {
 			progs = append(progs, p)
 		}
-		clients := make([]*client, 0, len(d.clients))
-		for c := range d.clients {
-			clients = append(clients, c)
-		}
 		d.mu.Unlock()
 		for _, p := range progs {
 			p.Signal(unix.SIGTERM)
@@ -333,6 +339,14 @@ func (d *Daemon) Close() error {
 			}()
 		}
 		wg.Wait()
+		// Listed after the IPCPs are gone: none can add a connection
+		// of its own (ipcpd.dial) any more.
+		d.mu.Lock()
+		clients := make([]*client, 0, len(d.clients))
+		for c := range d.clients {
+			clients = append(clients, c)
+		}
+		d.mu.Unlock()
 		for _, c := range clients {
 			c.peer.Close()
 		}

@@ -175,6 +175,13 @@ func (d *Daemon) ipcpRoutes() map[string]route[*ipcpRec] {
 		d.mu.Unlock()
 		return d.resolveLayers(ctx, own, m.Name)
 	})))
+	add(entry(ctrl.IPCPDialOp, chk, func(_ context.Context, r *ipcpRec, _ ctrl.None) (ctrl.None, []*os.File, error) {
+		f, err := d.dial(r)
+		if err != nil {
+			return ctrl.None{}, nil, err
+		}
+		return ctrl.None{}, []*os.File{f}, nil
+	}))
 	return t
 }
 
@@ -268,18 +275,34 @@ func (d *Daemon) opListen(_ context.Context, c *client, m ctrl.FlowListen) error
 	return nil
 }
 
-// ownLayer returns the layer of the IPCP whose process made the
-// connection c, if any. Only flow allocation on the public socket still
-// needs it: an IPCP allocates its lower flows as an application does.
+// ownLayer returns the layer of the IPCP whose own connection c is
+// (ipcpd.dial), or "" for a connection to the public socket, whatever
+// process made it.
 func (d *Daemon) ownLayer(c *client) string {
+	if c.ipcp == nil {
+		return ""
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, r := range d.ipcps {
-		if r.pid() == c.cred.PID && c.cred.PID != 0 {
-			return r.layer
-		}
+	return c.ipcp.layer
+}
+
+// dial makes a control connection of IPCP r's own (ipcpd.dial): the
+// IRMd serves one end as a client known to be r, with r's process as
+// its credentials (r runs as the daemon's user), and returns the other
+// end for r.
+func (d *Daemon) dial(r *ipcpRec) (*os.File, error) {
+	conn, end, err := ctrl.Pair()
+	if err != nil {
+		return nil, err
 	}
-	return ""
+	cred := ctrl.Cred{PID: r.pid(), UID: d.uid, GID: os.Getegid()}
+	if _, why := d.addClient(conn, cred, r); why != "" {
+		end.Close()
+		d.refusedConns.Add(1)
+		return nil, fmt.Errorf("connection for IPCP %s refused: %s", r.name, why)
+	}
+	return end, nil
 }
 
 // resolveLayers lists the layers other than own that reach name.

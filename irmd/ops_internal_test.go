@@ -63,6 +63,7 @@ func TestIPCPOpsNotOnPublicSocket(t *testing.T) {
 		ctrl.OpIPCPFlowEnd: ctrl.IPCPFlowEnd{ID: 1},
 		ctrl.OpIPCPResolve: ctrl.NameResolve{Name: "x"},
 		ctrl.OpIPCPUp:      ctrl.IPCPUp{Name: "fake"},
+		ctrl.OpIPCPDial:    ctrl.None{},
 	} {
 		err := flow.Call(ctx, run, op, body, nil)
 		if err == nil || !strings.Contains(err.Error(), "unknown operation") {

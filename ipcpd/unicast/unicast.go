@@ -165,7 +165,7 @@ func (u *IPCP) enroll(ctx context.Context, name, dst string, psk *seal.PSK) (ctr
 	}
 	actx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	opts := []flow.Option{flow.WithRunDir(u.h.RunDir)}
+	opts := []flow.Option{flow.WithDialer(u.h.Dial)}
 	if psk != nil {
 		opts = append(opts, flow.WithPSK(psk))
 	}
@@ -326,7 +326,7 @@ func (u *IPCP) Bind(_ context.Context, name string) error {
 		return nil
 	}
 	u.mu.Unlock()
-	l, err := flow.Listen(name, flow.WithRunDir(u.h.RunDir), flow.WithPSKFrom(u.layerPSK))
+	l, err := flow.Listen(name, flow.WithDialer(u.h.Dial), flow.WithPSKFrom(u.layerPSK))
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", name, err)
 	}

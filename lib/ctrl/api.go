@@ -162,11 +162,14 @@ var (
 	// IPCPResolveOp asks which layers other than the IPCP's own reach
 	// a name (the IRMd knows the caller by its channel).
 	IPCPResolveOp = Op[NameResolve, NameResolveReply]{OpIPCPResolve, AccessIPCP}
+	// IPCPDialOp asks for a control connection of the IPCP's own (the
+	// reply carries its descriptor), for flow.Alloc and flow.Listen.
+	IPCPDialOp = Op[None, None]{OpIPCPDial, AccessIPCP}
 )
 
 // IPCPOps is the table of operations the IRMd serves on an IPCP's own
 // channel.
-var IPCPOps = []Operation{IPCPUpOp, IPCPArriveOp, IPCPFlowEndOp, IPCPResolveOp}
+var IPCPOps = []Operation{IPCPUpOp, IPCPArriveOp, IPCPFlowEndOp, IPCPResolveOp, IPCPDialOp}
 
 // IPCPDisconnect tears down an adjacency (the fields of IPCPConnect that
 // matter: Name, Dst, Component).

@@ -68,6 +68,11 @@ const (
 	// OpIPCPResolve is OpNameResolve on the IPCP's own channel: the
 	// IRMd leaves out the caller's layer.
 	OpIPCPResolve = "ipcpd.resolve"
+	// OpIPCPDial asks for a new control connection that the IRMd knows
+	// to be this IPCP's: the IPCP allocates its lower flows and listens
+	// over it as an application would, and the IRMd leaves out the
+	// IPCP's own layer there. The reply carries the connection's end.
+	OpIPCPDial = "ipcpd.dial"
 )
 
 // IPCPCreate asks for a new IPCP process.
