@@ -257,6 +257,11 @@ func addStatus(e *exposition, s *ctrl.Status, lbl []string) {
 	if !k.LastSPF.IsZero() {
 		e.add("ouro_spf_last_run_timestamp_seconds", "gauge", "When the last shortest-path computation ran.", unixSeconds(k.LastSPF), lbl...)
 	}
+	// A summary without quantiles: the sum and count of the run times.
+	const spfTime = "Time the shortest-path computations took."
+	e.addSample("ouro_spf_duration_seconds", "ouro_spf_duration_seconds_sum", "summary", spfTime, durSeconds(k.SPFTime), lbl...)
+	e.addSample("ouro_spf_duration_seconds", "ouro_spf_duration_seconds_count", "summary", spfTime, u64(k.SPFRuns), lbl...)
+	e.add("ouro_spf_last_duration_seconds", "gauge", "Time the last shortest-path computation took.", durSeconds(k.LastSPFTime), lbl...)
 	const lsus = "Link-state updates received, by outcome."
 	e.add("ouro_lsus_total", "counter", lsus, u64(k.LSUsIn), with("result", "received")...)
 	e.add("ouro_lsus_total", "counter", lsus, u64(k.LSUsStale), with("result", "stale")...)
@@ -309,6 +314,11 @@ func addStatus(e *exposition, s *ctrl.Status, lbl []string) {
 	}
 }
 
+// durSeconds formats a duration in seconds (to the microsecond).
+func durSeconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', 6, 64)
+}
+
 func unixSeconds(t time.Time) string {
 	return strconv.FormatFloat(float64(t.UnixNano())/1e9, 'f', 3, 64)
 }
@@ -330,6 +340,12 @@ func newExposition() *exposition { return &exposition{index: map[string]*family{
 // add records one sample of metric name (its type and help are set by
 // the first sample); labels are name, value pairs.
 func (e *exposition) add(name, typ, help, value string, labels ...string) {
+	e.addSample(name, name, typ, help, value, labels...)
+}
+
+// addSample records one sample named sample of the family name: a
+// summary's family ouro_x has the samples ouro_x_sum and ouro_x_count.
+func (e *exposition) addSample(name, sample, typ, help, value string, labels ...string) {
 	f := e.index[name]
 	if f == nil {
 		f = &family{name: name, typ: typ, help: help}
@@ -337,7 +353,7 @@ func (e *exposition) add(name, typ, help, value string, labels ...string) {
 		e.fams = append(e.fams, f)
 	}
 	var b strings.Builder
-	b.WriteString(name)
+	b.WriteString(sample)
 	if len(labels) > 0 {
 		b.WriteByte('{')
 		for i := 0; i+1 < len(labels); i += 2 {

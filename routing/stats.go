@@ -46,6 +46,21 @@ type Stats struct {
 	// SPFRuns counts SPF runs; LastSPF is the clock time of the last.
 	SPFRuns uint64
 	LastSPF time.Time
+	// SPFTime is how long the SPF runs took together (building the
+	// graph and solving it), LastSPFTime how long the last one took.
+	// They are measured on the real monotonic clock, not Config.Clock:
+	// they are CPU work, which virtual time does not see.
+	SPFTime, LastSPFTime time.Duration
+}
+
+// noteSPF counts one SPF run at clock time now that began at the real
+// time start; r.mu held.
+func (s *Stats) noteSPF(now, start time.Time) {
+	took := time.Since(start)
+	s.SPFRuns++
+	s.LastSPF = now
+	s.SPFTime += took
+	s.LastSPFTime = took
 }
 
 // Stats returns a snapshot of the counters.

@@ -27,13 +27,12 @@ func (r *Router) runSPF() {
 		return
 	}
 	r.spfDirty = false
-	now := r.cfg.Clock.Now()
+	now, start := r.cfg.Clock.Now(), time.Now()
 	g := NewGraph(r.db.all(now))
 	r.table = r.solver.table(g, r.cfg.Self, r.cfg.Policy)
 	r.tableGen++
 	r.tableOut = true
-	r.stats.SPFRuns++
-	r.stats.LastSPF = now
+	r.stats.noteSPF(now, start)
 	r.unlockApply()
 
 	r.mu.Lock()

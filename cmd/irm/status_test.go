@@ -79,6 +79,16 @@ func TestLayerStatusJSONAndDot(t *testing.T) {
 			t.Fatalf("metrics lack %q:\n%s", want, text)
 		}
 	}
+	// SPF runs and the time they took: a summary whose count is the
+	// runs and whose sum is above zero once one ran.
+	runs := metricValue(t, text, `ouro_spf_runs_total{layer="net",ipcp="b"}`)
+	if n := metricValue(t, text, `ouro_spf_duration_seconds_count{layer="net",ipcp="b"}`); runs == 0 || n != runs {
+		t.Fatalf("metrics: %d SPF runs, duration count %d:\n%s", runs, n, text)
+	}
+	if sum := metricFloat(t, text, `ouro_spf_duration_seconds_sum{layer="net",ipcp="b"}`); sum <= 0 {
+		t.Fatalf("metrics: SPF runs took %g s together, want more than 0:\n%s", sum, text)
+	}
+	metricFloat(t, text, `ouro_spf_last_duration_seconds{layer="net",ipcp="b"}`)
 	if text := irmAt(t, tp, "b", "layer", "show", "net"); !strings.Contains(text, "members (3):") || !strings.Contains(text, "counters: forwarded ") {
 		t.Fatalf("text view at b:\n%s", text)
 	}
@@ -149,9 +159,25 @@ func metricValue(t *testing.T, text, series string) uint64 {
 	return 0
 }
 
+// metricFloat returns the value of one sample that need not be whole.
+func metricFloat(t *testing.T, text, series string) float64 {
+	t.Helper()
+	for _, l := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("sample %q: %v", l, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no sample %s in:\n%s", series, text)
+	return 0
+}
+
 // expoLine is one line of the text exposition format: a comment
 // (HELP or TYPE) or a sample with optional labels.
-var expoLine = regexp.MustCompile(`^(# HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|# TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|untyped)|` +
+var expoLine = regexp.MustCompile(`^(# HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|# TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|summary|untyped)|` +
 	`[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*"(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\\n]|\\.)*")*\})? [-+0-9.eE]+)$`)
 
 // checkExposition checks every line against the format and that each
@@ -175,6 +201,11 @@ func checkExposition(t *testing.T, text string) {
 			continue
 		}
 		name := l[:strings.IndexAny(l, "{ ")]
+		if base, ok := strings.CutSuffix(name, "_sum"); ok && typed[base] {
+			name = base
+		} else if base, ok := strings.CutSuffix(name, "_count"); ok && typed[base] {
+			name = base
+		}
 		if !typed[name] {
 			t.Fatalf("sample before its TYPE line: %q", l)
 		}

@@ -144,7 +144,7 @@ func (u *IPCP) Status(_ context.Context) (*ctrl.Status, error) {
 		FARefused: u.stats.faRefused.Load(), FADropped: u.stats.faDropped.Load(),
 		IncomingFlows: inTotal, IncomingMembers: inMembers, IncomingCap: maxAccepting, IncomingPerMember: maxAcceptingPerMember,
 		AdjUp: u.stats.adjUp.Load(), AdjDown: u.stats.adjDown.Load(), Withdrawals: u.stats.withdrawals.Load(),
-		SPFRuns: rs.SPFRuns, LastSPF: rs.LastSPF, LSUsIn: rs.LSUsReceived, LSUsStale: rs.LSUsStale, LSUsMalformed: rs.Malformed,
+		SPFRuns: rs.SPFRuns, LastSPF: rs.LastSPF, SPFTime: rs.SPFTime, LastSPFTime: rs.LastSPFTime, LSUsIn: rs.LSUsReceived, LSUsStale: rs.LSUsStale, LSUsMalformed: rs.Malformed,
 		RoutingOwnNewer: rs.OwnNewer, RoutingFlushes: rs.Flushes, RoutingRestarts: rs.Restarts, RoutingPurged: rs.Purged,
 		DirOwnNewer: dirNewer, DirFlushes: dirFlushes, AddrConflicts: u.stats.addrConflicts.Load(),
 		HandshakesRefused: u.stats.handshakesRefused.Load(), EnrollRefused: u.stats.enrollRefused.Load(),

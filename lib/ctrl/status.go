@@ -192,6 +192,11 @@ type UnicastCounters struct {
 	LSUsStale     uint64    `msgpack:"lsu_stale" json:"lsus_stale"`
 	LSUsMalformed uint64    `msgpack:"lsu_malformed" json:"lsus_malformed"`
 
+	// SPFTime is how long the SPF runs took together, LastSPFTime the
+	// last one (real time of the computation).
+	SPFTime     time.Duration `msgpack:"spf_time" json:"spf_time_ns"`
+	LastSPFTime time.Duration `msgpack:"last_spf_time" json:"last_spf_time_ns"`
+
 	RoutingOwnNewer   uint64 `msgpack:"r_own_newer" json:"routing_own_newer"`
 	RoutingFlushes    uint64 `msgpack:"r_flushes" json:"routing_flushes"`
 	RoutingRestarts   uint64 `msgpack:"r_restarts" json:"routing_restarts"`

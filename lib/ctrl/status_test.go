@@ -19,7 +19,7 @@ func sampleInfo() LayerInfo {
 			Adjacencies: []Adjacency{{ID: 1, Peer: "b", Address: "0000000b", PeerAddr: 11, Lower: "udp", Comp: "dt+mgmt", Cost: 1, Up: true,
 				Since: at.Add(-1500 * time.Millisecond), PacketsIn: 4, PacketsOut: 5, DropTTL: 2}},
 			Routes:   []Route{{Dest: "0000000b", Addr: 11, IPCP: "b", Cost: 1, NextHops: []string{"b"}, Flows: []RouteFlow{{Adj: 1, Peer: "b"}}}},
-			Counters: UnicastCounters{Forwarded: 12, Delivered: 3, TTLExpired: 1},
+			Counters: UnicastCounters{Forwarded: 12, Delivered: 3, TTLExpired: 1, SPFRuns: 4, SPFTime: 2 * time.Millisecond, LastSPFTime: 300 * time.Microsecond},
 		}}}
 }
 
@@ -34,6 +34,7 @@ func TestRenderText(t *testing.T) {
 		"  0000000b  b     1     b          -           b#1\n",
 		"counters: forwarded 12, delivered 3, no route 0, ttl expired 1,",
 		"failover: adjacencies up 0, down 0, withdrawals 0, last never;",
+		"spf runs 4 (last 00:00:00.000, took 300µs, all 2ms)",
 		"process: goroutines 7, heap 3 KiB, flows 1\n",
 	} {
 		if !strings.Contains(got, want) {

@@ -103,8 +103,8 @@ func (s *UnicastStatus) writeText(w io.Writer, at time.Time) {
 	if !k.LastFailover.IsZero() {
 		last = k.LastFailover.Format("15:04:05.000")
 	}
-	fmt.Fprintf(w, "failover: adjacencies up %d, down %d, withdrawals %d, last %s; spf runs %d (last %s), lsus in %d (stale %d, malformed %d)\n",
-		k.AdjUp, k.AdjDown, k.Withdrawals, last, k.SPFRuns, k.LastSPF.Format("15:04:05.000"), k.LSUsIn, k.LSUsStale, k.LSUsMalformed)
+	fmt.Fprintf(w, "failover: adjacencies up %d, down %d, withdrawals %d, last %s; spf runs %d (last %s, took %s, all %s), lsus in %d (stale %d, malformed %d)\n",
+		k.AdjUp, k.AdjDown, k.Withdrawals, last, k.SPFRuns, k.LastSPF.Format("15:04:05.000"), k.LastSPFTime, k.SPFTime, k.LSUsIn, k.LSUsStale, k.LSUsMalformed)
 	fmt.Fprintf(w, "hardening: routing own-newer %d, flushes %d, restarts %d, purged %d; directory own-newer %d, flushes %d; address conflicts %d; handshakes refused %d; enrollments refused %d; over bounds: lsus %d, directory entries %d\n",
 		k.RoutingOwnNewer, k.RoutingFlushes, k.RoutingRestarts, k.RoutingPurged, k.DirOwnNewer, k.DirFlushes, k.AddrConflicts,
 		k.HandshakesRefused, k.EnrollRefused, k.LSUsRefused, k.DirRefused)
