@@ -239,8 +239,7 @@ func (d *Daemon) acceptLoop() {
 			conn.Close()
 			continue
 		}
-		if _, why := d.addClient(conn, cred, nil); why != "" {
-			n := d.refusedConns.Add(1)
+		if _, why, n := d.addClient(conn, cred, nil); why != "" {
 			if n&(n-1) == 0 { // 1, 2, 4...: a flood does not flood the log
 				d.log.Warn("connection refused", "uid", cred.UID, "pid", cred.PID, "reason", why, "refused", n)
 			}
@@ -251,9 +250,9 @@ func (d *Daemon) acceptLoop() {
 // addClient serves conn as a client of credentials cred; ipcp is the
 // IPCP whose own connection it is (ipcpd.dial), or nil for a process on
 // the public socket. It returns why the caps refused the connection
-// (conn is then closed), or "".
-func (d *Daemon) addClient(conn *ctrl.Conn, cred ctrl.Cred, ipcp *ipcpRec) (*client, string) {
-	c := &client{d: d, cred: cred, ipcp: ipcp, listens: make(map[string]bool)}
+// (conn is then closed, and counted: refused is the count), or "".
+func (d *Daemon) addClient(conn *ctrl.Conn, cred ctrl.Cred, ipcp *ipcpRec) (c *client, why string, refused uint64) {
+	c = &client{d: d, cred: cred, ipcp: ipcp, listens: make(map[string]bool)}
 	// The peer must be set before the client is visible to other
 	// goroutines (arrive reads c.peer under d.mu); requests cannot
 	// arrive before the client is registered because handle only
@@ -261,8 +260,9 @@ func (d *Daemon) addClient(conn *ctrl.Conn, cred ctrl.Cred, ipcp *ipcpRec) (*cli
 	d.mu.Lock()
 	if why := d.overCapLocked(cred); why != "" {
 		d.mu.Unlock()
+		n := d.refusedConns.Add(1)
 		conn.Close()
-		return nil, why
+		return nil, why, n
 	}
 	c.peer = ctrl.NewPeerLimited(conn, c.handle, d.log.Named("client"), ctrl.Limits{
 		MaxInFlight: clientInFlight, Wait: clientWait, SendTimeout: clientSendTimeout,
@@ -277,7 +277,7 @@ func (d *Daemon) addClient(conn *ctrl.Conn, cred ctrl.Cred, ipcp *ipcpRec) (*cli
 		<-c.peer.Done()
 		d.dropClient(c)
 	}()
-	return c, ""
+	return c, "", 0
 }
 
 // overCapLocked returns why a new connection of cred is one too many,

@@ -297,9 +297,8 @@ func (d *Daemon) dial(r *ipcpRec) (*os.File, error) {
 		return nil, err
 	}
 	cred := ctrl.Cred{PID: r.pid(), UID: d.uid, GID: os.Getegid()}
-	if _, why := d.addClient(conn, cred, r); why != "" {
+	if _, why, _ := d.addClient(conn, cred, r); why != "" {
 		end.Close()
-		d.refusedConns.Add(1)
 		return nil, fmt.Errorf("connection for IPCP %s refused: %s", r.name, why)
 	}
 	return end, nil
