@@ -2,10 +2,12 @@ package irmd_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -172,7 +174,9 @@ func TestNobodyAgainstRootIRMd(t *testing.T) {
 	}
 
 	// The legitimate uses still work: nobody lists and pings root's name.
-	if out, code := asNobody(t, bins, dir, "irm", "ipcp", "list"); code != 0 || !strings.Contains(out, "lo") {
+	var ipcps []ctrl.IPCPInfo
+	if out, code := asNobody(t, bins, dir, "irm", "ipcp", "list", "--json"); code != 0 || json.Unmarshal([]byte(out), &ipcps) != nil ||
+		!slices.ContainsFunc(ipcps, func(i ctrl.IPCPInfo) bool { return i.Name == "lo" }) {
 		t.Fatalf("nobody's ipcp list: exit %d: %s", code, out)
 	}
 	out, code := asNobody(t, bins, dir, "oping", "-n", "srv", "-c", "3", "-i", "10ms")

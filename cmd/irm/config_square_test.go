@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/lib/ctrl"
 )
 
 // TestSquareFromTOML brings up four hosts (a-b, a-c, b-d, c-d on
@@ -57,11 +58,11 @@ func TestSquareFromTOML(t *testing.T) {
 		if h == "a" {
 			state = "bootstrapped"
 		}
-		waitOut(t, dirs[h], 60*time.Second, state, "ipcp", "list")
+		waitIPCP(t, dirs[h], h, state, 60*time.Second)
 	}
-	waitOut(t, dirs["d"], 30*time.Second, "srv", "name", "list")
+	waitNameListed(t, dirs["d"], "srv", "", 30*time.Second, func(ctrl.NameInfo) bool { return true })
 	testenv.Start(t, "", dirs["d"], "oping", "-l", "-n", "srv")
-	waitOut(t, dirs["d"], 10*time.Second, "pid:", "name", "list")
+	waitListener(t, dirs["d"], "srv", 10*time.Second)
 	var out string
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		out, _ = testenv.Run(t, "", dirs["a"], "oping", "-n", "srv", "-c", "3", "-f", "-Q")
@@ -72,22 +73,6 @@ func TestSquareFromTOML(t *testing.T) {
 			show, _ := testenv.Run(t, "", dirs["a"], "irm", "layer", "show", "net")
 			t.Fatalf("ping a -> d over the square from TOML:\n%s\nlayer net at a:\n%s", out, show)
 		}
-	}
-}
-
-// waitOut runs irm args at dir until the output contains want.
-func waitOut(t *testing.T, dir string, within time.Duration, want string, args ...string) string {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		out, _ := testenv.Run(t, "", dir, "irm", args...)
-		if strings.Contains(out, want) {
-			return out
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("irm %s at %s never showed %q:\n%s", strings.Join(args, " "), dir, want, out)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -50,12 +50,8 @@ func TestDaemonTOMLConfig(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "host.toml")
 	os.WriteFile(cfg, []byte(hostTOML), 0o644)
 	testenv.Start(t, "", dir, "irm", "daemon", "--rundir", dir, "--config", cfg)
-	list := eventuallyOut(t, dir, "enrolled", "ipcp", "list")
-	for _, want := range []string{"a  ", "bootstrapped", "b  "} {
-		if !strings.Contains(list, want) {
-			t.Fatalf("ipcp list lacks %q:\n%s", want, list)
-		}
-	}
+	waitIPCP(t, dir, "b", "enrolled", 10*time.Second)
+	waitIPCP(t, dir, "a", "bootstrapped", time.Second)
 	var info ctrl.LayerInfo
 	if err := json.Unmarshal([]byte(testenv.MustRun(t, "", dir, "irm", "layer", "show", "net", "--json")), &info); err != nil {
 		t.Fatal(err)
@@ -63,12 +59,9 @@ func TestDaemonTOMLConfig(t *testing.T) {
 	if info.Status == nil || info.Status.Unicast == nil || info.Status.Unicast.Config.Routing != "link-state" || info.Status.Unicast.Config.TTL != 30 {
 		t.Fatalf("bootstrap parameters not applied:\n%s", info.Render())
 	}
-	names := eventuallyOut(t, dir, "spillover", "name", "list")
-	if !strings.Contains(names, "srv") {
-		t.Fatalf("name srv not created:\n%s", names)
-	}
+	waitNameListed(t, dir, "srv", "with spillover", 10*time.Second, func(n ctrl.NameInfo) bool { return n.LB == "spillover" })
 	testenv.Start(t, "", dir, "oping", "-l", "-n", "srv")
-	eventuallyOut(t, dir, "pid:", "name", "list")
+	waitListener(t, dir, "srv", 10*time.Second)
 	if out := testenv.MustRun(t, "", dir, "oping", "-n", "srv", "-c", "3", "-f", "-Q"); !strings.Contains(out, "3 received") {
 		t.Fatalf("ping over the configured layer:\n%s", out)
 	}

@@ -1,10 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,22 +19,6 @@ import (
 // The tests in this file drive features end to end through the irm
 // CLI, as a user would, on one host with a local layer.
 
-// eventuallyOut runs irm args until its output contains want.
-func eventuallyOut(t *testing.T, dir, want string, args ...string) string {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, _ := testenv.Run(t, "", dir, "irm", args...)
-		if strings.Contains(out, want) {
-			return out
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("irm %s never showed %q:\n%s", strings.Join(args, " "), want, out)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestDaemonConfig: `irm daemon --config FILE` runs the file's irm
 // command lines (comments and a leading "irm" allowed) once it is up, so
 // the layer and the name are there and serve; a bad line stops the
@@ -44,13 +28,10 @@ func TestDaemonConfig(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "ouro.conf")
 	os.WriteFile(cfg, []byte("# a local layer and a name in it\n\nipcp bootstrap type local name lo layer lo\nirm name register srv layer lo  # served below\n"), 0o644)
 	testenv.Start(t, "", dir, "irm", "daemon", "--rundir", dir, "--config", cfg)
-	eventuallyOut(t, dir, "lo", "ipcp", "list")
-	names := eventuallyOut(t, dir, "srv", "name", "list")
-	if !strings.Contains(names, "lo") {
-		t.Fatalf("srv not registered in lo:\n%s", names)
-	}
+	waitIPCP(t, dir, "lo", "", 10*time.Second)
+	waitNameListed(t, dir, "srv", "in layer lo", 10*time.Second, inLayer("lo"))
 	testenv.Start(t, "", dir, "oping", "-l", "-n", "srv")
-	eventuallyOut(t, dir, "pid:", "name", "list")
+	waitListener(t, dir, "srv", 10*time.Second)
 	if out := testenv.MustRun(t, "", dir, "oping", "-n", "srv", "-c", "3", "-f", "-Q"); !strings.Contains(out, "3 received") {
 		t.Fatalf("ping over the configured layer:\n%s", out)
 	}
@@ -85,7 +66,9 @@ func TestBindProgramAuto(t *testing.T) {
 		t.Fatalf("ping with nobody listening and nothing bound succeeded:\n%s", out)
 	}
 	testenv.MustRun(t, "", dir, "irm", "bind", "program", oping, "name", "auto-echo", "auto", "--", "-l", "-n", "auto-echo")
-	if out := testenv.MustRun(t, "", dir, "irm", "name", "list"); !strings.Contains(out, oping) {
+	if ns, out := listed[ctrl.NameInfo](t, dir, "name"); !slices.ContainsFunc(ns, func(n ctrl.NameInfo) bool {
+		return n.Name == "auto-echo" && slices.ContainsFunc(n.Programs, func(p string) bool { return strings.HasPrefix(p, oping) })
+	}) {
 		t.Fatalf("bound program not listed:\n%s", out)
 	}
 	out := testenv.MustRun(t, "", dir, "oping", "-n", "auto-echo", "-c", "3", "-f", "-Q")
@@ -93,9 +76,7 @@ func TestBindProgramAuto(t *testing.T) {
 		t.Fatalf("ping of an auto-started program:\n%s", out)
 	}
 	// The started program keeps serving: it listens now.
-	eventuallyOut(t, dir, "pid:", "name", "list")
-	names := testenv.MustRun(t, "", dir, "irm", "name", "list", "--json")
-	pid := listenerPID(t, names)
+	pid := waitListener(t, dir, "auto-echo", 10*time.Second).Processes[0]
 	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
 	if b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline"); err != nil || !strings.Contains(string(b), "-l\x00-n\x00auto-echo") {
 		t.Fatalf("auto-started process %d runs %q (%v), want the bound arguments", pid, b, err)
@@ -113,23 +94,6 @@ func TestBindProgramAuto(t *testing.T) {
 	if out, code := testenv.Run(t, "", dir, "oping", "-n", "auto-echo", "-c", "1"); code == 0 {
 		t.Fatalf("ping after unbind started the program again:\n%s", out)
 	}
-}
-
-// listenerPID returns the first process bound to a name in
-// `irm name list --json` output.
-func listenerPID(t *testing.T, out string) int {
-	t.Helper()
-	var names []ctrl.NameInfo
-	if err := json.Unmarshal([]byte(out), &names); err != nil {
-		t.Fatalf("irm name list --json: %v\n%s", err, out)
-	}
-	for _, n := range names {
-		if len(n.Processes) > 0 {
-			return n.Processes[0]
-		}
-	}
-	t.Fatalf("no pid in:\n%s", out)
-	return 0
 }
 
 // servers counts the flows each oping server announced ("new flow").
@@ -163,8 +127,8 @@ func TestNameSpillover(t *testing.T) {
 			}
 			time.Sleep(10 * time.Millisecond) // listeners are ordered by when they listened
 		}
-		if out := testenv.MustRun(t, "", dir, "irm", "name", "list"); !strings.Contains(out, c.lb) {
-			t.Fatalf("name list does not show %s:\n%s", c.lb, out)
+		if ns, out := listed[ctrl.NameInfo](t, dir, "name"); !slices.ContainsFunc(ns, func(n ctrl.NameInfo) bool { return n.Name == c.name && n.LB == c.lb }) {
+			t.Fatalf("name list does not show %s for %s:\n%s", c.lb, c.name, out)
 		}
 		for range 4 {
 			testenv.MustRun(t, "", dir, "oping", "-n", c.name, "-c", "1", "-Q")
@@ -240,7 +204,9 @@ func TestBindProcessAndUnregister(t *testing.T) {
 	srv, out := asNobody("0.5")
 	pid := strconv.Itoa(srv.Process.Pid)
 	testenv.MustRun(t, "", dir, "irm", "bind", "process", pid, "name", "srv")
-	eventuallyOut(t, dir, "pid:"+pid, "name", "list")
+	waitNameListed(t, dir, "srv", "bound to process "+pid, 10*time.Second, func(n ctrl.NameInfo) bool {
+		return slices.Contains(n.Processes, srv.Process.Pid)
+	})
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "serving"); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the bound nobody server did not serve:\n%s", out)
@@ -264,7 +230,7 @@ func TestBindProcessAndUnregister(t *testing.T) {
 
 	// name unregister withdraws the name; register brings it back.
 	testenv.Start(t, "", dir, "oping", "-l", "-n", "srv")
-	eventuallyOut(t, dir, "pid:", "name", "list")
+	waitListener(t, dir, "srv", 10*time.Second)
 	testenv.MustRun(t, "", dir, "irm", "name", "unregister", "srv", "layer", "lo")
 	var nl ctrl.NameList
 	if err := testenv.CallDir(dir, ctrl.OpNameList, nil, &nl); err != nil {

@@ -71,7 +71,7 @@ func TestByHand(t *testing.T) {
 	testenv.MustRun(t, "", dir, "irm", "ipcp", "bootstrap", "type", "local", "name", "lo", "layer", "lo")
 	testenv.MustRun(t, "", dir, "irm", "name", "register", "oping", "layer", "lo")
 	srv := testenv.Start(t, "", dir, "oping", "-l", "-n", "oping")
-	waitListening(t, dir, "oping")
+	waitListener(t, dir, "oping", 10*time.Second)
 	out = testenv.MustRun(t, "", dir, "oping", "-n", "oping", "-c", "100", "-i", "1ms")
 	if !strings.Contains(out, "100 packets transmitted, 100 received, 0% packet loss") {
 		t.Fatalf("oping output:\n%s", out)
@@ -128,19 +128,6 @@ func ipcpPID(t *testing.T, list string) int {
 	}
 	t.Fatalf("no pid in:\n%s", list)
 	return 0
-}
-
-func waitListening(t *testing.T, dir, name string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		out, _ := testenv.Run(t, "", dir, "irm", "name", "list")
-		if strings.Contains(out, name) && strings.Contains(out, "pid:") {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("nobody listens on %s", name)
 }
 
 // TestDemo runs `irm demo` and checks its verdict and the numbers it

@@ -153,6 +153,29 @@ func (h *Host) IPCPs(t testing.TB) []ctrl.IPCPInfo {
 	return l
 }
 
+// WaitListener waits up to 10 s until a process listens on name at the
+// IRMd of dir (the name's entry lists a process) and returns the entry.
+func WaitListener(t testing.TB, dir, name string) ctrl.NameInfo {
+	t.Helper()
+	var last []ctrl.NameInfo
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, cancel := ctx()
+		names, err := irmclient.New(dir).Names(c)
+		cancel()
+		if err == nil {
+			last = names
+			for _, n := range names {
+				if n.Name == name && len(n.Processes) > 0 {
+					return n
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nobody listens on %s at %s (names %+v, last error %v)", name, dir, last, err)
+		}
+	}
+}
+
 // Opt returns the flow option that selects this host.
 func (h *Host) Opt() flow.Option { return flow.WithRunDir(h.Dir) }
 

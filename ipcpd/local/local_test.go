@@ -11,6 +11,7 @@ import (
 	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/ipcpd"
 	"github.com/ouro-net/ouro/ipcpd/local"
+	"github.com/ouro-net/ouro/lib/irmclient"
 )
 
 func TestMain(m *testing.M) {
@@ -79,12 +80,10 @@ func TestLocalLayerCLI(t *testing.T) {
 
 	// A long pinger holds a flow: it is direct, and ends with the layer.
 	pinger := testenv.Start(t, "", dir, "oping", "-n", "srv", "-i", "10ms", "-d", "60s")
-	deadline := time.Now().Add(10 * time.Second)
-	for out := ""; !strings.Contains(out, "direct"); out = testenv.MustRun(t, "", dir, "irm", "flow", "list") {
+	for deadline := time.Now().Add(10 * time.Second); !directFlow(t, dir, "srv"); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("no direct flow listed:\n%s", out)
+			t.Fatalf("no direct flow listed:\n%s", testenv.MustRun(t, "", dir, "irm", "flow", "list"))
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 
 	testenv.MustRun(t, "", dir, "irm", "name", "unregister", "srv", "layer", "lo")
@@ -107,17 +106,20 @@ func TestLocalLayerCLI(t *testing.T) {
 }
 
 // waitListening waits until a process listens on name at the IRMd of dir.
-func waitListening(t *testing.T, dir, name string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, _ := testenv.Run(t, "", dir, "irm", "name", "list")
-		if strings.Contains(out, name) && strings.Contains(out, "pid:") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nobody listens on %s:\n%s", name, out)
-		}
-		time.Sleep(20 * time.Millisecond)
+func waitListening(t *testing.T, dir, name string) { testenv.WaitListener(t, dir, name) }
+
+// directFlow reports whether the IRMd of dir lists a direct flow to name.
+func directFlow(t *testing.T, dir, name string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	flows, err := irmclient.New(dir).FlowList(ctx)
+	if err != nil {
+		t.Fatalf("flow list: %v", err)
 	}
+	for _, f := range flows {
+		if f.Name == name && f.State == "direct" {
+			return true
+		}
+	}
+	return false
 }
