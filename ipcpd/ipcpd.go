@@ -1,12 +1,20 @@
 // Package ipcpd is the runtime every IPC process shares, whatever its
 // kind: the control channel to its IRMd (inherited as descriptor 3),
-// dispatch of the IRMd's requests to the kind's implementation, and the
-// plumbing of N+1 flows (the data channels handed over by the IRMd).
+// dispatch of the IRMd's requests to the kind's implementation
+// (control.go, from the table ctrl.IRMdToIPCPOps), and the plumbing of
+// N+1 flows (the data channels handed over by the IRMd).
+//
+// The channel is the IPCP's identity: the IRMd knows an IPCP by it,
+// never by its pid. Everything the IPCP asks of its IRMd goes over it:
+// flows arriving for its names (Host.Arrive), flows ending, name
+// resolution (Host.Resolve), and the control connections over which it
+// allocates its lower flows and listens as an application would
+// (Host.Dial, used with flow.WithDialer).
 //
 // A kind implements IPCP (and, where it makes sense, the optional
-// Enroller, Connector and Shower interfaces) and is registered with a
-// Constructor in the Kinds map that cmd/irm builds; there is no global
-// registry.
+// Enroller, Connector, Binder, StatusReporter and Shower interfaces)
+// and is registered with a Constructor in the Kinds map that cmd/irm
+// builds (ipcpd/all); there is no global registry.
 package ipcpd
 
 import (
