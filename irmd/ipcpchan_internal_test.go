@@ -118,10 +118,6 @@ func TestIPCPKnownByChannelNotPID(t *testing.T) {
 	}
 	// Its connection is a client with the IPCP's credentials, gone
 	// when the IPCP closes it.
-	conn, err := dial(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ipcpConns := func() (n int) {
 		d.mu.Lock()
 		defer d.mu.Unlock()
@@ -135,14 +131,22 @@ func TestIPCPKnownByChannelNotPID(t *testing.T) {
 		}
 		return n
 	}
+	gone := func() {
+		for ipcpConns() != 0 {
+			if ctx.Err() != nil {
+				t.Fatal("the IPCP's connection stayed registered after it was closed")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	gone() // the failed allocation's
+	conn, err := dial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if n := ipcpConns(); n != 1 {
 		t.Errorf("%d IPCP connections open, want 1", n)
 	}
 	conn.Close()
-	for ipcpConns() != 0 {
-		if ctx.Err() != nil {
-			t.Fatal("the IPCP's connection stayed registered after it was closed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	gone()
 }
