@@ -68,3 +68,22 @@ func waitListener(t *testing.T, dir, name string, within time.Duration) ctrl.Nam
 func inLayer(layer string) func(ctrl.NameInfo) bool {
 	return func(n ctrl.NameInfo) bool { return slices.Contains(n.Layers, layer) }
 }
+
+// eventuallyLayer polls `irm layer show LAYER --json` at dir for up to
+// within until the unicast status satisfies ok (what says how, for the
+// failure).
+func eventuallyLayer(t *testing.T, dir, layer string, within time.Duration, what string, ok func(*ctrl.UnicastStatus) bool) *ctrl.UnicastStatus {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		out, code := testenv.Run(t, "", dir, "irm", "layer", "show", layer, "--json")
+		var info ctrl.LayerInfo
+		if code == 0 && json.Unmarshal([]byte(out), &info) == nil && info.Status != nil && info.Status.Unicast != nil && ok(info.Status.Unicast) {
+			return info.Status.Unicast
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("layer %s at %s never showed %s:\n%s", layer, dir, what, out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -3,11 +3,13 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/lib/ctrl"
 )
 
 // TestSecretLayer: `irm key generate` writes a 0600 secret and refuses
@@ -141,8 +143,10 @@ connect = [{ dst = "a" }]
 	testenv.MustRun(t, "", cdir, "irm", "key", "generate", filepath.Join(cdir, "net.key"))
 	dir := testenv.ShortTempDir(t)
 	testenv.Start(t, "", dir, "irm", "daemon", "--rundir", dir, "--config", filepath.Join(cdir, "host.toml"))
-	eventuallyOut(t, dir, "enrolled", "ipcp", "list")
-	eventuallyOut(t, dir, "sealed #", "layer", "show", "net")
+	waitIPCP(t, dir, "b", "enrolled", 10*time.Second)
+	eventuallyLayer(t, dir, "net", 10*time.Second, "a sealed adjacency", func(u *ctrl.UnicastStatus) bool {
+		return slices.ContainsFunc(u.Adjacencies, func(a ctrl.Adjacency) bool { return a.Sealed })
+	})
 
 	os.WriteFile(filepath.Join(cdir, "open.key"), make([]byte, 32), 0o644)
 	os.Chmod(filepath.Join(cdir, "open.key"), 0o644)
