@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"io"
 	"net"
 	"net/netip"
@@ -141,7 +142,7 @@ func (f *udpFlooder) stop() {
 }
 
 const (
-	udpVersion   = 3
+	udpVersion   = wire.Version
 	udpAllocReq  = 3
 	udpAllocResp = 4
 	udpConfirm   = 7
@@ -744,9 +745,8 @@ func (f *ethFlooder) start(ctx context.Context) {
 			if eid == 0 {
 				eid = 1
 			}
-			m := frame.Mgmt{Code: frame.AllocReq, SEID: eid, Hash: namehash.Of(f.name), QoS: qos.Raw()}
-			p, _ := m.Append(nil)
-			b := frame.Append(nil, h, p)
+			m := wire.Msg{Type: wire.AllocReq, Src: uint32(eid), Hash: namehash.Of(f.name), MTU: 1400, QoS: qos.Raw()}
+			b := frame.Append(nil, h, m.Append(nil))
 			if _, err := unix.Write(f.fd, b); err == nil {
 				f.st.sent.Add(1)
 				f.st.bytes.Add(uint64(len(b)))
@@ -767,14 +767,13 @@ func (f *ethFlooder) start(ctx context.Context) {
 				continue
 			}
 			f.st.back.Add(uint64(n))
-			m, err := frame.DecodeMgmt(p)
-			if err != nil || m.Code != frame.AllocReply || m.Result != frame.OK {
+			var m wire.Msg
+			if err := m.Decode(p); err != nil || m.Type != wire.AllocResp || m.Status != wire.OK {
 				continue
 			}
 			f.st.oks.Add(1)
-			c := frame.Mgmt{Code: frame.Confirm, SEID: m.DEID, DEID: m.SEID}
-			cp, _ := c.Append(nil)
-			unix.Write(f.fd, frame.Append(nil, h, cp))
+			c := wire.Msg{Type: wire.Confirm, Src: m.Dst, Dst: m.Src}
+			unix.Write(f.fd, frame.Append(nil, h, c.Append(nil)))
 		}
 	}()
 }

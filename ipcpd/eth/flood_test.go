@@ -2,6 +2,7 @@ package eth_test
 
 import (
 	"fmt"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"net"
 	"os"
 	"regexp"
@@ -87,8 +88,8 @@ func TestEthAllocFlood(t *testing.T) {
 			if eid == 0 {
 				eid = 1
 			}
-			m := frame.Mgmt{Code: frame.AllocReq, SEID: eid, Hash: namehash.Of("oping"), QoS: qos.Raw()}
-			p, _ := m.Append(nil)
+			m := wire.Msg{Type: wire.AllocReq, Src: uint32(eid), Hash: namehash.Of("oping"), MTU: 1496, QoS: qos.Raw()}
+			p := m.Append(nil)
 			if _, err := unix.Write(fd, frame.Append(nil, frame.Header{Dst: dst, Src: src, EtherType: frame.DefaultEtherType}, p)); err == nil {
 				sent++
 			}

@@ -7,6 +7,7 @@ import (
 	"github.com/ouro-net/ouro/ipcpd"
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 	"github.com/ouro-net/ouro/ipcpd/shim/admit"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/qos"
 )
@@ -55,11 +56,11 @@ func (e *Engine) Alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
 		return 0, fmt.Errorf("allocate flow to %q: no free endpoint id on %s", f.Name, e.cfg.Dev.Name)
 	}
 	fr := &flowRec{local: eid, peer: mac, hash: hash, name: f.Name, f: f, state: stateAllocating,
-		reply: make(chan frame.Mgmt, 1), confirmed: true}
+		reply: make(chan wire.Msg, 1), confirmed: true, mtu: e.mtu}
 	e.flows[eid] = fr
 	e.mu.Unlock()
 
-	req := frame.Mgmt{Code: frame.AllocReq, SEID: eid, Hash: hash, QoS: f.QoS}
+	req := wire.Msg{Type: wire.AllocReq, Src: uint32(eid), Hash: hash, QoS: f.QoS, MTU: uint16(e.mtu)}
 	ask := func() {
 		if err := e.sendMgmt(mac, req); err != nil {
 			e.log.Debug("allocation request not sent", "name", f.Name, "error", err)
@@ -76,10 +77,11 @@ wait:
 	for {
 		select {
 		case m := <-fr.reply:
-			if m.Result == frame.Busy {
-				// Its caps are full for now: the request is
-				// repeated until the allocation times out.
-				busy = true
+			if notFinal(m.Status) {
+				// Its caps are full for now (or it is still
+				// asking its IRMd): the request is repeated
+				// until the allocation times out.
+				busy = busy || m.Status == wire.Busy
 				continue
 			}
 			return e.allocAnswered(fr, m)
@@ -88,7 +90,7 @@ wait:
 			retry.Reset(e.t.AllocRetry)
 		case <-deadline.C():
 			if busy {
-				failure = fmt.Errorf("allocate flow to %q: %s refused: %s", f.Name, mac, frame.Busy)
+				failure = fmt.Errorf("allocate flow to %q: %s refused: %s", f.Name, mac, wire.Busy)
 				break wait
 			}
 			e.Counters.AllocsTimedOut.Add(1)
@@ -114,7 +116,7 @@ wait:
 	}
 	e.mu.Unlock()
 	for {
-		if m := <-fr.reply; m.Result != frame.Busy {
+		if m := <-fr.reply; !notFinal(m.Status) {
 			return e.allocAnswered(fr, m)
 		}
 	}
@@ -122,12 +124,12 @@ wait:
 
 // allocAnswered finishes an outgoing allocation once onAllocReply has
 // recorded the answer m (and, if positive, made the flow live).
-func (e *Engine) allocAnswered(fr *flowRec, m frame.Mgmt) (int, error) {
-	if m.Result != frame.OK {
-		if m.Result == frame.NoName {
+func (e *Engine) allocAnswered(fr *flowRec, m wire.Msg) (int, error) {
+	if m.Status != wire.OK {
+		if m.Status == wire.NoName {
 			e.forget(fr.hash, fr.peer)
 		}
-		return 0, fmt.Errorf("allocate flow to %q: %s refused: %s", fr.name, fr.peer, m.Result)
+		return 0, fmt.Errorf("allocate flow to %q: %s refused: %s", fr.name, fr.peer, m.Status)
 	}
 	// The peer keeps the flow only once confirmed: one Confirm now,
 	// the sweeper sends the rest.
@@ -138,24 +140,24 @@ func (e *Engine) allocAnswered(fr *flowRec, m frame.Mgmt) (int, error) {
 	if !e.startFlow(fr) {
 		return 0, ErrClosed
 	}
-	return e.mtu, nil
+	return fr.mtu, nil
 }
 
 // sendConfirm tells the replier that we got its OK.
 func (e *Engine) sendConfirm(peer frame.MAC, local, remote uint16) {
-	if err := e.sendMgmt(peer, frame.Mgmt{Code: frame.Confirm, SEID: local, DEID: remote}); err == nil {
+	if err := e.sendMgmt(peer, wire.Msg{Type: wire.Confirm, Src: uint32(local), Dst: uint32(remote)}); err == nil {
 		e.Counters.ConfirmsOut.Add(1)
 	}
 }
 
 // onAllocReply records the answer to one of our requests and wakes the
 // allocation.
-func (e *Engine) onAllocReply(src frame.MAC, m frame.Mgmt) {
+func (e *Engine) onAllocReply(src frame.MAC, m wire.Msg) {
 	e.mu.Lock()
-	fr := e.flows[m.DEID]
-	if fr != nil && fr.peer == src && fr.state == stateUp && fr.remote == m.SEID {
+	fr := e.flows[uint16(m.Dst)]
+	if fr != nil && fr.peer == src && fr.state == stateUp && uint32(fr.remote) == m.Src {
 		e.mu.Unlock()
-		if m.Result == frame.OK && !fr.incoming {
+		if m.Status == wire.OK && !fr.incoming {
 			// The answer to a repeated request: our Confirms may
 			// have been lost, one more.
 			e.sendConfirm(src, fr.local, fr.remote)
@@ -165,22 +167,23 @@ func (e *Engine) onAllocReply(src frame.MAC, m frame.Mgmt) {
 	if fr == nil || fr.peer != src || fr.state != stateAllocating {
 		// We gave up on it: free the peer's end, within the answer
 		// budget (a forged OK must not make this station a reflector).
-		answer := m.Result == frame.OK && e.allowAnswerLocked(src)
+		answer := m.Status == wire.OK && e.allowAnswerLocked(src)
 		e.mu.Unlock()
 		e.Counters.LateReplies.Add(1)
 		switch {
 		case answer:
-			_ = e.sendMgmt(src, frame.Mgmt{Code: frame.Dealloc, SEID: m.DEID, DEID: m.SEID})
-		case m.Result == frame.OK:
+			_ = e.sendMgmt(src, wire.Msg{Type: wire.Dealloc, Src: m.Dst, Dst: m.Src})
+		case m.Status == wire.OK:
 			e.Counters.AllocsLimited.Add(1)
 		}
 		return
 	}
-	switch m.Result {
-	case frame.OK:
-		fr.remote = m.SEID
+	switch m.Status {
+	case wire.OK:
+		fr.remote = uint16(m.Src)
+		fr.mtu = min(fr.mtu, int(m.MTU))
 		fr.state = stateUp
-	case frame.Busy:
+	case wire.Busy, wire.Pending:
 		// Not final: the allocation goes on asking.
 		e.mu.Unlock()
 		select {
@@ -207,8 +210,8 @@ func (e *Engine) onAllocReply(src frame.MAC, m frame.Mgmt) {
 // admit the request, and answers when it knows. Refusals, which leave no
 // state, are answered within the source's answer budget; beyond it
 // they are dropped and counted.
-func (e *Engine) onAllocReq(src frame.MAC, m frame.Mgmt) {
-	key := peerKey{src, m.SEID}
+func (e *Engine) onAllocReq(src frame.MAC, m wire.Msg) {
+	key := peerKey{src, uint16(m.Src)}
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -219,27 +222,27 @@ func (e *Engine) onAllocReq(src frame.MAC, m frame.Mgmt) {
 		e.mu.Unlock()
 		if fr != nil && fr.state == stateUp {
 			// Our answer was lost: repeat it.
-			_ = e.sendMgmt(src, frame.Mgmt{Code: frame.AllocReply, SEID: fr.local, DEID: fr.remote, Result: frame.OK})
+			_ = e.sendMgmt(src, okMsg(fr))
 		}
 		return
 	}
-	result, why := frame.OK, admit.Admitted
+	result, why := wire.OK, admit.Admitted
 	name, ok := e.names.Lookup(m.Hash)
 	var eid uint16
 	switch {
 	case !ok:
-		result = frame.NoName
+		result = wire.NoName
 	default:
 		if why = e.adm.Admit(src); why != admit.Admitted {
-			result = frame.Busy
+			result = wire.Busy
 			break
 		}
 		if eid, ok = e.allocEIDLocked(); !ok {
 			e.adm.Release(src, true)
-			result = frame.Busy
+			result = wire.Busy
 		}
 	}
-	if result != frame.OK {
+	if result != wire.OK {
 		answer := e.allowAnswerLocked(src)
 		e.mu.Unlock()
 		e.Counters.AllocsRefused.Add(1)
@@ -248,10 +251,10 @@ func (e *Engine) onAllocReq(src frame.MAC, m frame.Mgmt) {
 			e.Counters.AllocsLimited.Add(1)
 			return
 		}
-		_ = e.sendMgmt(src, frame.Mgmt{Code: frame.AllocReply, DEID: m.SEID, Result: result})
+		_ = e.sendMgmt(src, wire.Msg{Type: wire.AllocResp, Dst: m.Src, Status: result})
 		return
 	}
-	fr := &flowRec{local: eid, remote: m.SEID, peer: src, hash: m.Hash, name: name, state: stateArriving,
+	fr := &flowRec{local: eid, remote: uint16(m.Src), mtu: min(e.mtu, int(m.MTU)), peer: src, hash: m.Hash, name: name, state: stateArriving,
 		incoming: true, counted: true}
 	e.flows[eid] = fr
 	e.incoming[key] = eid
@@ -265,7 +268,7 @@ func (e *Engine) onAllocReq(src frame.MAC, m frame.Mgmt) {
 func (e *Engine) arrive(fr *flowRec, q qos.Spec) {
 	defer e.wg.Done()
 	ctx, cancel := context.WithTimeout(e.ctx, e.t.ArriveTimeout)
-	f, err := e.cfg.Arrive(ctx, fr.name, q, e.mtu)
+	f, err := e.cfg.Arrive(ctx, fr.name, q, fr.mtu)
 	timedOut := ctx.Err() == context.DeadlineExceeded
 	cancel()
 	e.mu.Lock()
@@ -280,7 +283,7 @@ func (e *Engine) arrive(fr *flowRec, q qos.Spec) {
 		case err != nil:
 			e.log.Info("incoming flow refused", "name", fr.name, "peer", fr.peer, "error", err)
 			e.Counters.AllocsRefused.Add(1)
-			_ = e.sendMgmt(fr.peer, frame.Mgmt{Code: frame.AllocReply, DEID: fr.remote, Result: frame.Refused})
+			_ = e.sendMgmt(fr.peer, wire.Msg{Type: wire.AllocResp, Dst: uint32(fr.remote), Status: wire.NoAcceptor})
 		case peerGone:
 			f.End(true) // the requester deallocated meanwhile
 		default:
@@ -292,7 +295,7 @@ func (e *Engine) arrive(fr *flowRec, q qos.Spec) {
 	fr.state = stateUp
 	fr.born = e.clk.Now()
 	e.mu.Unlock()
-	if err := e.sendMgmt(fr.peer, frame.Mgmt{Code: frame.AllocReply, SEID: fr.local, DEID: fr.remote, Result: frame.OK}); err != nil {
+	if err := e.sendMgmt(fr.peer, okMsg(fr)); err != nil {
 		e.log.Debug("allocation reply not sent (the requester repeats)", "error", err)
 	}
 	e.log.Debug("flow arrived", "name", fr.name, "peer", fr.peer, "eid", fr.local, "peer_eid", fr.remote)
@@ -301,10 +304,10 @@ func (e *Engine) arrive(fr *flowRec, q qos.Spec) {
 }
 
 // onDealloc ends the flow the peer deallocated.
-func (e *Engine) onDealloc(src frame.MAC, m frame.Mgmt) {
+func (e *Engine) onDealloc(src frame.MAC, m wire.Msg) {
 	e.mu.Lock()
-	fr := e.flows[m.DEID]
-	if fr == nil || fr.peer != src || fr.remote != m.SEID || (fr.state != stateUp && fr.state != stateArriving) {
+	fr := e.flows[uint16(m.Dst)]
+	if fr == nil || fr.peer != src || uint32(fr.remote) != m.Src || (fr.state != stateUp && fr.state != stateArriving) {
 		e.mu.Unlock()
 		e.Counters.StaleDeallocs.Add(1)
 		return
@@ -332,13 +335,23 @@ func (e *Engine) onDealloc(src frame.MAC, m frame.Mgmt) {
 
 // onConfirm records that the requester of an incoming flow got our OK;
 // repeated Confirms change nothing.
-func (e *Engine) onConfirm(src frame.MAC, m frame.Mgmt) {
+func (e *Engine) onConfirm(src frame.MAC, m wire.Msg) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	fr := e.flows[m.DEID]
-	if fr == nil || fr.peer != src || fr.remote != m.SEID || !fr.incoming || fr.state != stateUp {
+	fr := e.flows[uint16(m.Dst)]
+	if fr == nil || fr.peer != src || uint32(fr.remote) != m.Src || !fr.incoming || fr.state != stateUp {
 		e.Counters.StaleConfirms.Add(1)
 		return
 	}
 	e.confirmLocked(fr)
+}
+
+// notFinal reports whether an alloc response leaves the requester
+// asking: "busy" (the responder's caps are full for now) and "pending"
+// (it is still asking its IRMd).
+func notFinal(s wire.Status) bool { return s == wire.Busy || s == wire.Pending }
+
+// okMsg is the "ok" for flow fr, with the agreed MTU.
+func okMsg(fr *flowRec) wire.Msg {
+	return wire.Msg{Type: wire.AllocResp, Src: uint32(fr.local), Dst: uint32(fr.remote), Status: wire.OK, MTU: uint16(fr.mtu)}
 }

@@ -3,6 +3,7 @@ package shim_test
 import (
 	"context"
 	"encoding/binary"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -34,9 +35,9 @@ func TestBadFramesCounted(t *testing.T) {
 	good := data(a.mac, b.mac, etype, 1, "x") // eid 1: A's first flow
 	truncated := append([]byte{}, good...)
 	binary.BigEndian.PutUint16(truncated[16:], 200)
-	badVersion := mgmtFrame(a.mac, b.mac, frame.Mgmt{Code: frame.QueryReq})
-	badVersion[frame.HeaderLen] = 9
-	unknownCode := mgmtFrame(a.mac, b.mac, frame.Mgmt{Code: frame.Dealloc})
+	badVersion := mgmtFrame(a.mac, b.mac, wire.Msg{Type: wire.Query})
+	badVersion[frame.HeaderLen] = 2 // eth-dix and tap before the shared codec
+	unknownCode := mgmtFrame(a.mac, b.mac, wire.Msg{Type: wire.Dealloc})
 	unknownCode[frame.HeaderLen+1] = 42
 	c := &a.eng.Counters
 	cases := []struct {
@@ -57,12 +58,13 @@ func TestBadFramesCounted(t *testing.T) {
 		{"wrong peer", data(a.mac, stranger, etype, 1, "x"), &c.WrongPeer},
 		{"bad version", badVersion, &c.BadVersion},
 		{"unknown code", unknownCode, &c.BadMgmt},
-		{"malformed mgmt", data(a.mac, b.mac, etype, frame.MgmtEID, string([]byte{frame.Version, 5, 0})), &c.BadMgmt},
-		{"mgmt for another station", mgmtFrame(stranger, b.mac, frame.Mgmt{Code: frame.QueryReq}), &c.NotForUs},
-		{"unsolicited reply", mgmtFrame(a.mac, stranger, frame.Mgmt{Code: frame.QueryReply, Hash: namehash.Of("x")}), &c.Unsolicited},
-		{"stale dealloc", mgmtFrame(a.mac, stranger, frame.Mgmt{Code: frame.Dealloc, SEID: 5, DEID: 1}), &c.StaleDeallocs},
-		{"late reply", mgmtFrame(a.mac, stranger, frame.Mgmt{Code: frame.AllocReply, SEID: 5, DEID: 77}), &c.LateReplies},
-		{"stale confirm", mgmtFrame(a.mac, stranger, frame.Mgmt{Code: frame.Confirm, SEID: 5, DEID: 1}), &c.StaleConfirms},
+		{"malformed mgmt", data(a.mac, b.mac, etype, frame.MgmtEID, string([]byte{wire.Version, 5, 0})), &c.BadMgmt},
+		{"eid beyond 16 bits", mgmtFrame(a.mac, b.mac, wire.Msg{Type: wire.Dealloc, Src: 5, Dst: 1 << 16}), &c.BadMgmt},
+		{"mgmt for another station", mgmtFrame(stranger, b.mac, wire.Msg{Type: wire.Query}), &c.NotForUs},
+		{"unsolicited reply", mgmtFrame(a.mac, stranger, wire.Msg{Type: wire.QueryReply, Hash: namehash.Of("x")}), &c.Unsolicited},
+		{"stale dealloc", mgmtFrame(a.mac, stranger, wire.Msg{Type: wire.Dealloc, Src: 5, Dst: 1}), &c.StaleDeallocs},
+		{"late reply", mgmtFrame(a.mac, stranger, wire.Msg{Type: wire.AllocResp, Src: 5, Dst: 77}), &c.LateReplies},
+		{"stale confirm", mgmtFrame(a.mac, stranger, wire.Msg{Type: wire.Confirm, Src: 5, Dst: 1}), &c.StaleConfirms},
 	}
 	for _, tc := range cases {
 		before := tc.counter.Load()
@@ -85,8 +87,8 @@ func TestQueryFlood(t *testing.T) {
 	h := &hub{}
 	b := newStation(t, h, 0xb, clk, shim.Timers{})
 	b.eng.Register("srv")
-	q := mgmtFrame(frame.Broadcast(), mac(0xee), frame.Mgmt{Code: frame.QueryReq, Hash: namehash.Of("srv")})
-	other := mgmtFrame(frame.Broadcast(), mac(0xee), frame.Mgmt{Code: frame.QueryReq, Hash: namehash.Of("other")})
+	q := mgmtFrame(frame.Broadcast(), mac(0xee), wire.Msg{Type: wire.Query, Hash: namehash.Of("srv")})
+	other := mgmtFrame(frame.Broadcast(), mac(0xee), wire.Msg{Type: wire.Query, Hash: namehash.Of("other")})
 	for range 10000 {
 		b.eng.Input(q)
 		b.eng.Input(other)
@@ -99,7 +101,7 @@ func TestQueryFlood(t *testing.T) {
 		t.Fatalf("after flood: %s", c.String())
 	}
 	// Another station is still answered.
-	b.eng.Input(mgmtFrame(frame.Broadcast(), mac(0xef), frame.Mgmt{Code: frame.QueryReq, Hash: namehash.Of("srv")}))
+	b.eng.Input(mgmtFrame(frame.Broadcast(), mac(0xef), wire.Msg{Type: wire.Query, Hash: namehash.Of("srv")}))
 	if c.QueryReplies.Load() != uint64(burst)+1 {
 		t.Fatalf("a second station is not answered: %s", c.String())
 	}
@@ -121,15 +123,15 @@ func TestRepeatedAllocRequest(t *testing.T) {
 	b := newStation(t, h, 0xb, clock.Real(), quick())
 	sniffer := h.port()
 	b.eng.Register("srv")
-	req := mgmtFrame(b.mac, mac(0xee), frame.Mgmt{Code: frame.AllocReq, SEID: 33, Hash: namehash.Of("srv"), QoS: qos.Raw()})
-	var replies []frame.Mgmt
+	req := mgmtFrame(b.mac, mac(0xee), wire.Msg{Type: wire.AllocReq, Src: 33, Hash: namehash.Of("srv"), QoS: qos.Raw()})
+	var replies []wire.Msg
 	for range 3 {
 		b.eng.Input(req)
 		_, p, err := frame.Decode(sniffer.next(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := frame.DecodeMgmt(p)
+		m, err := decodeMgmt(p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +140,7 @@ func TestRepeatedAllocRequest(t *testing.T) {
 	}
 	b.acceptOne(t)
 	for _, m := range replies {
-		if m.Code != frame.AllocReply || m.Result != frame.OK || m.DEID != 33 || m.SEID != replies[0].SEID {
+		if m.Type != wire.AllocResp || m.Status != wire.OK || m.Dst != 33 || m.Src != replies[0].Src {
 			t.Fatalf("replies %+v", replies)
 		}
 	}
@@ -146,7 +148,7 @@ func TestRepeatedAllocRequest(t *testing.T) {
 		t.Fatal("a repeated request made a second flow")
 	}
 	// The requester deallocates.
-	b.eng.Input(mgmtFrame(b.mac, mac(0xee), frame.Mgmt{Code: frame.Dealloc, SEID: 33, DEID: replies[0].SEID}))
+	b.eng.Input(mgmtFrame(b.mac, mac(0xee), wire.Msg{Type: wire.Dealloc, Src: 33, Dst: replies[0].Src}))
 	eventually(t, "flow gone", func() bool { return flowCount(b) == 0 })
 }
 
@@ -156,10 +158,10 @@ func TestLateReplyDeallocates(t *testing.T) {
 	h := &hub{}
 	a := newStation(t, h, 0xa, clock.Real(), quick())
 	sniffer := h.port()
-	a.eng.Input(mgmtFrame(a.mac, mac(0xee), frame.Mgmt{Code: frame.AllocReply, SEID: 5, DEID: 77, Result: frame.OK}))
+	a.eng.Input(mgmtFrame(a.mac, mac(0xee), wire.Msg{Type: wire.AllocResp, Src: 5, Dst: 77, Status: wire.OK}))
 	hd, p, _ := frame.Decode(sniffer.next(t))
-	m, err := frame.DecodeMgmt(p)
-	if err != nil || hd.Dst != mac(0xee) || m.Code != frame.Dealloc || m.SEID != 77 || m.DEID != 5 {
+	m, err := decodeMgmt(p)
+	if err != nil || hd.Dst != mac(0xee) || m.Type != wire.Dealloc || m.Src != 77 || m.Dst != 5 {
 		t.Fatalf("answer %+v %+v %v", hd, m, err)
 	}
 }
@@ -172,25 +174,25 @@ func TestArrivalsBounded(t *testing.T) {
 	b.hold = make(chan struct{})
 	b.eng.Register("srv")
 	sniffer := h.port()
-	result := func() frame.Mgmt {
+	result := func() wire.Msg {
 		_, p, _ := frame.Decode(sniffer.next(t))
-		m, err := frame.DecodeMgmt(p)
-		if err != nil || m.Code != frame.AllocReply {
+		m, err := decodeMgmt(p)
+		if err != nil || m.Type != wire.AllocResp {
 			t.Fatalf("answer %+v %v", m, err)
 		}
 		return m
 	}
 	for i := range 10 {
-		b.eng.Input(mgmtFrame(b.mac, mac(0xee), frame.Mgmt{Code: frame.AllocReq, SEID: uint16(i + 1), Hash: namehash.Of("srv")}))
+		b.eng.Input(mgmtFrame(b.mac, mac(0xee), wire.Msg{Type: wire.AllocReq, Src: uint32(i + 1), Hash: namehash.Of("srv")}))
 	}
 	for range 8 {
-		if m := result(); m.Result != frame.Busy {
+		if m := result(); m.Status != wire.Busy {
 			t.Fatalf("answer %+v, want busy", m)
 		}
 	}
 	close(b.hold)
 	for range 2 {
-		if m := result(); m.Result != frame.OK {
+		if m := result(); m.Status != wire.OK {
 			t.Fatalf("answer %+v, want ok", m)
 		}
 	}

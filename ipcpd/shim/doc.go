@@ -4,9 +4,9 @@
 // kind supplies an Opener that returns a Device (its Medium plus the
 // interface's index, MAC and MTU); the engine does the rest. The udp4
 // and udp6 kinds (ipcpd/udp) do not run on it yet: they share its caps,
-// answer budget (package admit) and QoS codec (lib/qos), and keep their
-// own handshake and wire format until they become a medium of this
-// engine.
+// answer budget (package admit), directory (package dir) and
+// management codec (package wire, with lib/qos), and keep their own
+// handshake until they become a medium of this engine.
 //
 // # Names
 //
@@ -38,6 +38,10 @@
 // vanishes mid-allocation fails it with an error naming the peer and the
 // timeout, and drops it from the cache. A reply that arrives after the
 // requester gave up is answered with Dealloc, so no half-flow lingers.
+// The request carries the requester's flow MTU and the answer the
+// agreed one, the smaller of both ends'. "pending" and "busy" answers
+// are not final. The messages are those of package wire (with eids of
+// at most 16 bits here, as the frame header has no room for more).
 // Endpoint ids are 1..65535, handed out round robin so that a freed eid
 // is not reused soon. The requester confirms an OK with Confirm
 // (ConfirmRepeats times, 100 ms apart, and again for every repeated
@@ -59,7 +63,7 @@
 // be told from a dead peer; the per-source cap bounds them, and
 // deallocation ends them. Outgoing flows are not capped here (local
 // users allocate them through the IRMd). No answer is larger than the
-// message that caused it (see package frame).
+// message that caused it (see package wire).
 //
 // Deallocation is one Dealloc message to the peer (best effort: raw
 // flows have no keepalive, FRCT flows time out on their own), sent when
@@ -90,7 +94,8 @@
 //
 // Short, truncated or garbled frames, other EtherTypes, frames for other
 // stations, frames for unknown endpoint ids or from the wrong peer,
-// management messages of other versions or with unknown codes: each is
+// management messages of other versions (logged, with both versions)
+// or with unknown types or eids beyond 16 bits: each is
 // counted (see Counters, printed by `irm layer show`) and dropped.
 // Nothing on the receive path panics or blocks on a peer.
 package shim

@@ -17,6 +17,7 @@ import (
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"github.com/ouro-net/ouro/ipcpd/shim/dir"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/qos"
@@ -43,6 +44,10 @@ type Config struct {
 	// Timers override the defaults.
 	Timers Timers
 }
+
+// maxEID is the largest endpoint id on this medium: the frame header
+// has 16 bits for it.
+const maxEID = 0xFFFF
 
 // Engine runs the shim protocol on one device.
 type Engine struct {
@@ -93,6 +98,10 @@ func New(cfg Config) (*Engine, error) {
 			cfg.Kind, cfg.Dev.Name, cfg.Dev.MTU, frame.Overhead)
 	}
 	mtu = min(mtu, frame.MaxPayload)
+	if mtu < wire.MinMTU {
+		return nil, fmt.Errorf("%s: device %s has MTU %d, too small for a flow MTU of %d bytes",
+			cfg.Kind, cfg.Dev.Name, cfg.Dev.MTU, wire.MinMTU)
+	}
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
 	}
@@ -226,42 +235,50 @@ func (e *Engine) Input(b []byte) {
 }
 
 func (e *Engine) handleMgmt(src frame.MAC, b []byte) {
-	m, err := frame.DecodeMgmt(b)
-	switch err {
+	var m wire.Msg
+	switch err := m.Decode(b); err {
 	case nil:
-	case frame.ErrVersion:
-		e.Counters.BadVersion.Add(1)
+	case wire.ErrVersion:
+		if n := e.Counters.BadVersion.Add(1); n == 1 || n%1000 == 0 {
+			e.log.Warn("management message of another protocol version refused (the station runs another build)",
+				"from", src.String(), "version", wire.VersionOf(b), "want", wire.Version, "refused", n)
+		}
 		return
 	default:
 		e.Counters.BadMgmt.Add(1)
 		return
 	}
-	switch m.Code {
-	case frame.QueryReq:
+	if m.Src > maxEID || m.Dst > maxEID {
+		// The frame header carries 16-bit endpoint ids: no flow end
+		// of a station on this medium has a larger one.
+		e.Counters.BadMgmt.Add(1)
+		return
+	}
+	switch m.Type {
+	case wire.Query:
 		e.onQuery(src, m)
-	case frame.QueryReply:
+	case wire.QueryReply:
 		e.onQueryReply(src, m)
-	case frame.AllocReq:
+	case wire.AllocReq:
 		e.onAllocReq(src, m)
-	case frame.AllocReply:
+	case wire.AllocResp:
 		e.onAllocReply(src, m)
-	case frame.Dealloc:
+	case wire.Dealloc:
 		e.onDealloc(src, m)
-	case frame.Confirm:
+	case wire.Confirm:
 		e.onConfirm(src, m)
+	case wire.DeallocAck:
+		// Deallocation is one message here, never acknowledged.
 	}
 }
 
 // sendMgmt sends one management message to dst.
-func (e *Engine) sendMgmt(dst frame.MAC, m frame.Mgmt) error {
+func (e *Engine) sendMgmt(dst frame.MAC, m wire.Msg) error {
 	b := make([]byte, frame.HeaderLen, frame.HeaderLen+m.Len())
-	b, err := m.Append(b)
-	if err != nil {
-		return err
-	}
+	b = m.Append(b)
 	frame.PutHeader(b, frame.Header{Dst: dst, Src: e.mac, EtherType: e.etype, EID: frame.MgmtEID}, len(b)-frame.HeaderLen)
 	if err := e.send(b); err != nil {
-		return fmt.Errorf("%s: send %s to %s on %s: %w", e.cfg.Kind, m.Code, dst, e.cfg.Dev.Name, err)
+		return fmt.Errorf("%s: send %s to %s on %s: %w", e.cfg.Kind, m.Type, dst, e.cfg.Dev.Name, err)
 	}
 	return nil
 }

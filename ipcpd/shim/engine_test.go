@@ -110,7 +110,7 @@ func TestAllocRefused(t *testing.T) {
 	}
 	// The acceptor is gone: the peer refuses.
 	b.refuse.Store(true)
-	if _, _, err := a.alloc(ctx, "srv"); err == nil || !strings.Contains(err.Error(), "no process accepted") {
+	if _, _, err := a.alloc(ctx, "srv"); err == nil || !strings.Contains(err.Error(), "no process accepts") {
 		t.Fatalf("alloc with no acceptor: %v", err)
 	}
 	// The name left after A cached it: the peer says so and A forgets it.

@@ -2,6 +2,7 @@ package shim_test
 
 import (
 	"context"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,7 +43,7 @@ func startEthFlooder(t *testing.T, h *hub, victim, src frame.MAC, name string, c
 			if eid == 0 {
 				eid = 1
 			}
-			b := mgmtFrame(victim, src, frame.Mgmt{Code: frame.AllocReq, SEID: eid, Hash: namehash.Of(name)})
+			b := mgmtFrame(victim, src, wire.Msg{Type: wire.AllocReq, Src: uint32(eid), Hash: namehash.Of(name)})
 			fl.port.WriteFrame(b)
 			fl.sent.Add(uint64(len(b)))
 			if eid%32 == 0 {
@@ -64,18 +65,18 @@ func startEthFlooder(t *testing.T, h *hub, victim, src frame.MAC, name string, c
 				continue
 			}
 			fl.recvd.Add(uint64(len(b)))
-			m, err := frame.DecodeMgmt(p)
-			if err != nil || m.Code != frame.AllocReply {
+			m, err := decodeMgmt(p)
+			if err != nil || m.Type != wire.AllocResp {
 				fl.others.Add(1)
 				continue
 			}
-			switch m.Result {
-			case frame.OK:
+			switch m.Status {
+			case wire.OK:
 				fl.oks.Add(1)
 				if fl.confirm {
-					fl.port.WriteFrame(mgmtFrame(victim, src, frame.Mgmt{Code: frame.Confirm, SEID: m.DEID, DEID: m.SEID}))
+					fl.port.WriteFrame(mgmtFrame(victim, src, wire.Msg{Type: wire.Confirm, Src: m.Dst, Dst: m.Src}))
 				}
-			case frame.Busy:
+			case wire.Busy:
 				fl.busy.Add(1)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ouro-net/ouro/ipcpd"
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/pipe"
 )
@@ -46,7 +47,8 @@ type flowRec struct {
 	name   string
 	f      *ipcpd.Flow
 	state  flowState
-	reply  chan frame.Mgmt // outgoing allocations: the answer
+	mtu    int           // agreed: the smaller of both ends'
+	reply  chan wire.Msg // outgoing allocations: the answer
 
 	// Incoming flows are counted by the admission (counted, until
 	// removed) and must be confirmed by the requester within
@@ -122,7 +124,7 @@ func (e *Engine) writeLoop(fr *flowRec) {
 		}
 		switch k {
 		case pipe.Data:
-			if n > e.mtu {
+			if n > fr.mtu {
 				e.tooBig(f)
 				continue
 			}
@@ -169,7 +171,7 @@ func (e *Engine) endFlow(fr *flowRec, why endReason) {
 		e.removeLocked(fr)
 		e.mu.Unlock()
 		if why != endPeer {
-			if err := e.sendMgmt(fr.peer, frame.Mgmt{Code: frame.Dealloc, SEID: fr.local, DEID: fr.remote}); err != nil {
+			if err := e.sendMgmt(fr.peer, wire.Msg{Type: wire.Dealloc, Src: uint32(fr.local), Dst: uint32(fr.remote)}); err != nil {
 				e.log.Debug("deallocation not sent", "name", fr.name, "error", err)
 			}
 		}

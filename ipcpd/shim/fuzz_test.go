@@ -1,6 +1,7 @@
 package shim_test
 
 import (
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"testing"
 	"time"
 
@@ -19,13 +20,13 @@ func FuzzInput(f *testing.F) {
 	s.refuse.Store(true)
 	s.eng.Register("srv")
 	peer := mac(0xb)
-	for _, m := range []frame.Mgmt{
-		{Code: frame.QueryReq, Hash: namehash.Of("srv")},
-		{Code: frame.QueryReply, Hash: namehash.Of("srv")},
-		{Code: frame.AllocReq, SEID: 3, Hash: namehash.Of("srv"), QoS: qos.Reliable()},
-		{Code: frame.AllocReply, SEID: 3, DEID: 1},
-		{Code: frame.Dealloc, SEID: 3, DEID: 1},
-		{Code: frame.Confirm, SEID: 3, DEID: 1},
+	for _, m := range []wire.Msg{
+		{Type: wire.Query, Hash: namehash.Of("srv")},
+		{Type: wire.QueryReply, Hash: namehash.Of("srv")},
+		{Type: wire.AllocReq, Src: 3, Hash: namehash.Of("srv"), QoS: qos.Reliable()},
+		{Type: wire.AllocResp, Src: 3, Dst: 1},
+		{Type: wire.Dealloc, Src: 3, Dst: 1},
+		{Type: wire.Confirm, Src: 3, Dst: 1},
 	} {
 		f.Add(mgmtFrame(s.mac, peer, m))
 	}
@@ -59,11 +60,11 @@ func FuzzInputAccepting(f *testing.F) {
 		}
 	}()
 	peer := mac(0xb)
-	for _, m := range []frame.Mgmt{
-		{Code: frame.AllocReq, SEID: 3, Hash: namehash.Of("srv"), QoS: qos.Raw()},
-		{Code: frame.Confirm, SEID: 3, DEID: 1},
-		{Code: frame.Confirm, SEID: 3, DEID: 2},
-		{Code: frame.Dealloc, SEID: 3, DEID: 1},
+	for _, m := range []wire.Msg{
+		{Type: wire.AllocReq, Src: 3, Hash: namehash.Of("srv"), QoS: qos.Raw()},
+		{Type: wire.Confirm, Src: 3, Dst: 1},
+		{Type: wire.Confirm, Src: 3, Dst: 2},
+		{Type: wire.Dealloc, Src: 3, Dst: 1},
 	} {
 		f.Add(mgmtFrame(s.mac, peer, m))
 	}

@@ -3,6 +3,7 @@ package shim_test
 import (
 	"context"
 	"errors"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"net"
 	"os"
 	"runtime"
@@ -254,11 +255,18 @@ func quick() shim.Timers {
 	return shim.Timers{QueryTimeout: 100 * time.Millisecond, QueryRetry: 30 * time.Millisecond}
 }
 
-// mgmtFrame builds a management frame.
-func mgmtFrame(dst, src frame.MAC, m frame.Mgmt) []byte {
-	b, err := m.Append(nil)
-	if err != nil {
-		panic(err)
+// mgmtFrame builds a management frame; an alloc request or an "ok"
+// without an MTU gets 1400.
+func mgmtFrame(dst, src frame.MAC, m wire.Msg) []byte {
+	if m.MTU == 0 && (m.Type == wire.AllocReq || m.Type == wire.AllocResp && m.Status == wire.OK) {
+		m.MTU = 1400
 	}
-	return frame.Append(nil, frame.Header{Dst: dst, Src: src, EtherType: etype}, b)
+	return frame.Append(nil, frame.Header{Dst: dst, Src: src, EtherType: etype}, m.Append(nil))
+}
+
+// decodeMgmt parses the management message of a frame's payload.
+func decodeMgmt(p []byte) (wire.Msg, error) {
+	var m wire.Msg
+	err := m.Decode(p)
+	return m, err
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"github.com/ouro-net/ouro/lib/namehash"
 )
 
@@ -73,7 +74,7 @@ func (e *Engine) resolve(ctx context.Context, hash namehash.Hash) (frame.MAC, bo
 	}()
 
 	ask := func() {
-		if err := e.sendMgmt(frame.Broadcast(), frame.Mgmt{Code: frame.QueryReq, Hash: hash}); err != nil {
+		if err := e.sendMgmt(frame.Broadcast(), wire.Msg{Type: wire.Query, Hash: hash}); err != nil {
 			e.log.Debug("query not sent", "hash", hash, "error", err)
 		}
 	}
@@ -108,7 +109,7 @@ func (e *Engine) forget(hash namehash.Hash, mac frame.MAC) {
 
 // onQuery answers a query for a name registered here, within the rate
 // limit.
-func (e *Engine) onQuery(src frame.MAC, m frame.Mgmt) {
+func (e *Engine) onQuery(src frame.MAC, m wire.Msg) {
 	e.Counters.QueriesIn.Add(1)
 	e.mu.Lock()
 	_, ok := e.names.Lookup(m.Hash)
@@ -121,7 +122,7 @@ func (e *Engine) onQuery(src frame.MAC, m frame.Mgmt) {
 		e.Counters.QueriesLimited.Add(1)
 		return
 	}
-	if err := e.sendMgmt(src, frame.Mgmt{Code: frame.QueryReply, Hash: m.Hash}); err == nil {
+	if err := e.sendMgmt(src, wire.Msg{Type: wire.QueryReply, Hash: m.Hash, Found: true}); err == nil {
 		e.Counters.QueryReplies.Add(1)
 	}
 }
@@ -135,12 +136,17 @@ func (e *Engine) allowAnswerLocked(src frame.MAC) bool {
 
 // onQueryReply completes a pending query; unsolicited answers are
 // dropped so they cannot fill the cache.
-func (e *Engine) onQueryReply(src frame.MAC, m frame.Mgmt) {
+func (e *Engine) onQueryReply(src frame.MAC, m wire.Msg) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	q := e.queries[m.Hash]
 	if q == nil {
 		e.Counters.Unsolicited.Add(1)
+		return
+	}
+	if !m.Found {
+		// Stations on a segment answer only for names they have;
+		// a "no" settles nothing.
 		return
 	}
 	select {

@@ -2,6 +2,7 @@ package udp
 
 import (
 	"context"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"net"
 	"testing"
 	"time"
@@ -54,11 +55,11 @@ func TestConfirmTimeoutInVirtualTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	req := msg{typ: tAllocReq, src: 1, hash: namehash.Of("echo"), mtu: 1400, qos: qos.Raw()}
-	if _, err := c.Write(req.encode(nil)); err != nil {
+	req := wire.Msg{Type: wire.AllocReq, Src: 1, Hash: namehash.Of("echo"), MTU: 1400, QoS: qos.Raw()}
+	if _, err := c.Write(enc(req)); err != nil {
 		t.Fatal(err)
 	}
-	answer := func(want status) msg {
+	answer := func(want wire.Status) wire.Msg {
 		t.Helper()
 		buf := make([]byte, 256)
 		for {
@@ -67,16 +68,16 @@ func TestConfirmTimeoutInVirtualTime(t *testing.T) {
 			if err != nil {
 				t.Fatalf("waiting for %v: %v", want, err)
 			}
-			var m msg
-			if err := m.decode(buf[:n]); err != nil {
+			var m wire.Msg
+			if err := dec(buf[:n], &m); err != nil {
 				t.Fatalf("bad answer: %v", err)
 			}
-			if m.typ == tDealloc || m.typ == tAllocResp && m.status == want {
+			if m.Type == wire.Dealloc || m.Type == wire.AllocResp && m.Status == want {
 				return m
 			}
 		}
 	}
-	ok := answer(stOK)
+	ok := answer(wire.OK)
 	app := acc.next(t).app
 	// The sweeper is armed; wait until it is (it re-arms after each sweep).
 	swept := func() {
@@ -91,8 +92,8 @@ func TestConfirmTimeoutInVirtualTime(t *testing.T) {
 	}
 	fake.Advance(2 * sweepEvery)
 	waitFor(t, "the expiry", func() bool { return b.ctr.expiredUnconfirmed.Load() == 1 })
-	if m := answer(stOK); m.typ != tDealloc || m.dst != 1 || m.src != ok.src {
-		t.Fatalf("got %+v, want a dealloc of eid %d", m, ok.src)
+	if m := answer(wire.OK); m.Type != wire.Dealloc || m.Dst != 1 || m.Src != ok.Src {
+		t.Fatalf("got %+v, want a dealloc of eid %d", m, ok.Src)
 	}
 	if _, k := read(t, app, make([]byte, 64)); k != pipe.Dealloc {
 		t.Fatalf("the application read %v, want dealloc (EOF)", k)

@@ -1,6 +1,7 @@
 package udp
 
 import (
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"time"
 )
 
@@ -40,7 +41,7 @@ func (u *IPCP) sweep() {
 		}
 		u.mu.RUnlock()
 		for _, fl := range confirm {
-			u.sendMsg(&msg{typ: tConfirm, dst: fl.remote, src: fl.local}, fl.to)
+			u.sendMsg(&wire.Msg{Type: wire.Confirm, Dst: fl.remote, Src: fl.local}, fl.to)
 			u.ctr.confirmsOut.Add(1)
 		}
 		for _, fl := range expired {

@@ -2,6 +2,7 @@ package udp
 
 import (
 	"github.com/ouro-net/ouro/ipcpd/shim/admit"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/qos"
 )
@@ -9,16 +10,16 @@ import (
 // AllocReqFrame is an alloc request for name from endpoint eid offering
 // data port dport, for the tests of package udp_test.
 func AllocReqFrame(eid uint32, name string, dport uint16) []byte {
-	return (&msg{typ: tAllocReq, src: eid, hash: namehash.Of(name), mtu: 1400, dport: dport, qos: qos.Raw()}).encode(nil)
+	return enc(wire.Msg{Type: wire.AllocReq, Src: eid, Hash: namehash.Of(name), MTU: 1400, Port: dport, QoS: qos.Raw()})
 }
 
 // ConfirmFor returns the confirmation of an "ok" answer b, if it is one.
 func ConfirmFor(b []byte) ([]byte, bool) {
-	var m msg
-	if m.decode(b) != nil || m.typ != tAllocResp || m.status != stOK {
+	var m wire.Msg
+	if dec(b, &m) != nil || m.Type != wire.AllocResp || m.Status != wire.OK {
 		return nil, false
 	}
-	return (&msg{typ: tConfirm, dst: m.src, src: m.dst}).encode(nil), true
+	return enc(wire.Msg{Type: wire.Confirm, Dst: m.Src, Src: m.Dst}), true
 }
 
 // Per-source caps, for the tests of package udp_test.
@@ -26,3 +27,18 @@ const (
 	TestMaxFlowsPerPeer   = admit.MaxFlowsPerPeer
 	TestMaxPendingPerPeer = admit.MaxPendingPerPeer
 )
+
+// enc is m as a management frame.
+func enc(m wire.Msg) []byte { return mgmtFrame(nil, &m) }
+
+// dec parses management frame b into m.
+func dec(b []byte, m *wire.Msg) error {
+	eid, p, err := splitFrame(b)
+	if err != nil {
+		return err
+	}
+	if eid != 0 {
+		return wire.ErrMalformed
+	}
+	return m.Decode(p)
+}

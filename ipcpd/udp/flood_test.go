@@ -2,6 +2,7 @@ package udp
 
 import (
 	"context"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"net"
 	"net/netip"
 	"os"
@@ -44,7 +45,7 @@ func startFlooder(t *testing.T, from string, to netip.AddrPort, name string, con
 	fl.wg.Add(2)
 	go func() { // send
 		defer fl.wg.Done()
-		req := msg{typ: tAllocReq, hash: namehash.Of(name), mtu: 1400, dport: 9, qos: qos.Raw()}
+		req := wire.Msg{Type: wire.AllocReq, Hash: namehash.Of(name), MTU: 1400, Port: 9, QoS: qos.Raw()}
 		buf := make([]byte, 0, maxMgmtLen)
 		for eid := uint32(1); ; eid++ {
 			select {
@@ -52,8 +53,8 @@ func startFlooder(t *testing.T, from string, to netip.AddrPort, name string, con
 				return
 			default:
 			}
-			req.src = eid
-			buf = req.encode(buf)
+			req.Src = eid
+			buf = mgmtFrame(buf, &req)
 			if _, err := c.Write(buf); err == nil {
 				fl.sent.Add(uint64(len(buf)))
 			}
@@ -72,19 +73,19 @@ func startFlooder(t *testing.T, from string, to netip.AddrPort, name string, con
 				return
 			}
 			fl.recvd.Add(uint64(n))
-			var m msg
-			if m.decode(buf[:n]) != nil || m.typ != tAllocResp {
+			var m wire.Msg
+			if dec(buf[:n], &m) != nil || m.Type != wire.AllocResp {
 				fl.others.Add(1)
 				continue
 			}
-			switch m.status {
-			case stOK:
+			switch m.Status {
+			case wire.OK:
 				fl.oks.Add(1)
 				if fl.confirm {
-					out = (&msg{typ: tConfirm, dst: m.src, src: m.dst}).encode(out)
+					out = mgmtFrame(out, &wire.Msg{Type: wire.Confirm, Dst: m.Src, Src: m.Dst})
 					c.Write(out)
 				}
-			case stBusy:
+			case wire.Busy:
 				fl.busy.Add(1)
 			}
 		}
@@ -344,8 +345,8 @@ func TestStaleFloodIsBudgeted(t *testing.T) {
 	}()
 	const n = 2000
 	for i := range uint32(n) {
-		c.Write((&msg{typ: tDealloc, dst: i + 1, src: 7}).encode(nil))
-		c.Write((&msg{typ: tAllocResp, dst: i + 1, src: 7, status: stOK, mtu: 1400}).encode(nil))
+		c.Write(enc(wire.Msg{Type: wire.Dealloc, Dst: i + 1, Src: 7}))
+		c.Write(enc(wire.Msg{Type: wire.AllocResp, Dst: i + 1, Src: 7, Status: wire.OK, MTU: 1400}))
 	}
 	waitFor(t, "the forged frames", func() bool { return b.ctr.rxDatagrams.Load() >= 2*n })
 	if b.ctr.answersLimited.Load() == 0 {

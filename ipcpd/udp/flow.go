@@ -2,6 +2,7 @@ package udp
 
 import (
 	"errors"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"io"
 	"math/rand/v2"
 	"net/netip"
@@ -67,13 +68,13 @@ type uflow struct {
 
 	state  atomic.Int32
 	reason atomic.Int32
-	resp   chan status   // alloc responses, to the waiting Alloc
-	ack    chan struct{} // dealloc acknowledged
+	resp   chan wire.Status // alloc responses, to the waiting Alloc
+	ack    chan struct{}    // dealloc acknowledged
 }
 
 // newUflow returns a flow record; incoming flows clear confirmed.
 func newUflow(f *ipcpd.Flow, peer, to netip.AddrPort, mtu int) *uflow {
-	fl := &uflow{f: f, peer: peer, to: to, mtu: mtu, resp: make(chan status, 1), ack: make(chan struct{}, 1)}
+	fl := &uflow{f: f, peer: peer, to: to, mtu: mtu, resp: make(chan wire.Status, 1), ack: make(chan struct{}, 1)}
 	fl.confirmed.Store(true)
 	return fl
 }
@@ -153,7 +154,7 @@ func (u *IPCP) txLoop(fl *uflow) {
 		// Already forgotten by the receive goroutine.
 		f.End(true)
 	case endShutdown:
-		u.sendMsg(&msg{typ: tDealloc, dst: fl.remote, src: fl.local}, fl.to)
+		u.sendMsg(&wire.Msg{Type: wire.Dealloc, Dst: fl.remote, Src: fl.local}, fl.to)
 		u.ctr.deallocsOut.Add(1)
 		u.forget(fl)
 		f.End(false)
@@ -161,7 +162,7 @@ func (u *IPCP) txLoop(fl *uflow) {
 		// One dealloc, unacknowledged: the requester may be a forged
 		// source, which must not get more than its request cost.
 		u.forget(fl)
-		u.sendMsg(&msg{typ: tDealloc, dst: fl.remote, src: fl.local}, fl.to)
+		u.sendMsg(&wire.Msg{Type: wire.Dealloc, Dst: fl.remote, Src: fl.local}, fl.to)
 		u.ctr.deallocsOut.Add(1)
 		f.End(true)
 	default:
@@ -282,7 +283,7 @@ func (u *IPCP) txOneByOne(fl *uflow) {
 // deallocRemote tells the peer the flow is gone, retransmitting until it
 // acknowledges, a few tries pass, or the IPCP closes.
 func (u *IPCP) deallocRemote(fl *uflow) {
-	m := msg{typ: tDealloc, dst: fl.remote, src: fl.local}
+	m := wire.Msg{Type: wire.Dealloc, Dst: fl.remote, Src: fl.local}
 	t := u.clk.NewTimer(u.tm.retry)
 	defer t.Stop()
 	for range u.tm.deallocTries {

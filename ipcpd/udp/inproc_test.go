@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"io"
 	"net"
 	"net/netip"
@@ -359,16 +360,16 @@ func fakePeer(t *testing.T, pendingOnce bool) (*net.UDPConn, *atomic.Int32) {
 			if err != nil {
 				return
 			}
-			var m msg
-			if m.decode(buf[:n]) != nil {
+			var m wire.Msg
+			if dec(buf[:n], &m) != nil {
 				continue
 			}
-			switch m.typ {
-			case tQuery:
-				c.WriteToUDPAddrPort((&msg{typ: tQueryReply, hash: m.hash, found: true}).encode(nil), from)
-			case tAllocReq:
+			switch m.Type {
+			case wire.Query:
+				c.WriteToUDPAddrPort(enc(wire.Msg{Type: wire.QueryReply, Hash: m.Hash, Found: true}), from)
+			case wire.AllocReq:
 				if reqs.Add(1) == 1 && pendingOnce {
-					c.WriteToUDPAddrPort((&msg{typ: tAllocResp, dst: m.src, status: stPending}).encode(nil), from)
+					c.WriteToUDPAddrPort(enc(wire.Msg{Type: wire.AllocResp, Dst: m.Src, Status: wire.Pending}), from)
 				}
 			}
 		}
@@ -436,9 +437,9 @@ func TestBadInputIsCountedAndDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	good := (&msg{typ: tQuery, hash: namehash.Of("echo")}).encode(nil)
+	good := enc(wire.Msg{Type: wire.Query, Hash: namehash.Of("echo")})
 	badVersion := bytes.Clone(good)
-	badVersion[4] = 9
+	badVersion[4] = 3 // the udp version before the shared codec
 	badType := bytes.Clone(good)
 	badType[5] = 77
 	data := func(eid uint32) []byte {
@@ -457,12 +458,12 @@ func TestBadInputIsCountedAndDropped(t *testing.T) {
 		{badVersion, "drop-bad-version"},
 		{badType, "drop-bad-type"},
 		{append(bytes.Clone(good), 0), "drop-malformed"},
-		{(&msg{typ: tQueryReply, hash: namehash.Of("x"), found: true}).encode(nil), "drop-unsolicited"},
-		{(&msg{typ: tAllocResp, dst: 5, status: stNoName}).encode(nil), "drop-stale"},
-		{(&msg{typ: tDeallocAck, dst: live, src: 1}).encode(nil), "drop-stale"},
+		{enc(wire.Msg{Type: wire.QueryReply, Hash: namehash.Of("x"), Found: true}), "drop-unsolicited"},
+		{enc(wire.Msg{Type: wire.AllocResp, Dst: 5, Status: wire.NoName}), "drop-stale"},
+		{enc(wire.Msg{Type: wire.DeallocAck, Dst: live, Src: 1}), "drop-stale"},
 		{data(live ^ 1), "drop-unknown-eid"},
 		{data(live), "drop-wrong-source"},
-		{(&msg{typ: tDealloc, dst: live, src: 1}).encode(nil), "drop-stale"},
+		{enc(wire.Msg{Type: wire.Dealloc, Dst: live, Src: 1}), "drop-stale"},
 		{make([]byte, 65500), "drop-oversize"},
 	}
 	want := make(map[string]uint64)
@@ -501,7 +502,7 @@ func TestQueryFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	q := (&msg{typ: tQuery, hash: namehash.Of("echo")}).encode(nil)
+	q := enc(wire.Msg{Type: wire.Query, Hash: namehash.Of("echo")})
 	const flood = 2000
 	for range flood {
 		raw.Write(q)
@@ -559,8 +560,17 @@ func TestBootstrapErrors(t *testing.T) {
 // FuzzHandle feeds arbitrary datagrams to the receive path of a live
 // IPCP that has a name and a flow.
 func FuzzHandle(f *testing.F) {
-	for _, m := range sampleMsgs() {
-		f.Add(m.encode(nil))
+	h := namehash.Of("oping")
+	for _, m := range []wire.Msg{
+		{Type: wire.Query, Hash: h},
+		{Type: wire.QueryReply, Hash: h, Found: true},
+		{Type: wire.AllocReq, Src: 7, Hash: h, MTU: 1400, Port: 9, QoS: qos.Raw()},
+		{Type: wire.AllocResp, Dst: 0xdeadbeef, Src: 0xdeadbeef, Status: wire.OK, MTU: 1400},
+		{Type: wire.Dealloc, Dst: 0xdeadbeef, Src: 0xdeadbeef},
+		{Type: wire.DeallocAck, Dst: 0xdeadbeef, Src: 0xdeadbeef},
+		{Type: wire.Confirm, Dst: 0xdeadbeef, Src: 0xdeadbeef},
+	} {
+		f.Add(enc(m))
 	}
 	f.Add([]byte{0, 0, 0, 1, 'x'})
 	f.Add([]byte{})

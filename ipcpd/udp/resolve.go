@@ -3,6 +3,7 @@ package udp
 import (
 	"context"
 	"errors"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"net/netip"
 
 	"github.com/ouro-net/ouro/lib/namehash"
@@ -81,7 +82,7 @@ func (u *IPCP) resolve(ctx context.Context, name string) (netip.AddrPort, bool, 
 		u.mu.Unlock()
 	}()
 
-	m := msg{typ: tQuery, hash: h}
+	m := wire.Msg{Type: wire.Query, Hash: h}
 	t := u.clk.NewTimer(u.tm.retry)
 	defer t.Stop()
 	var to []netip.AddrPort
@@ -113,10 +114,10 @@ func (u *IPCP) resolve(ctx context.Context, name string) (netip.AddrPort, bool, 
 }
 
 // onQueryReply takes a peer's answer to one of our queries.
-func (u *IPCP) onQueryReply(m *msg, src netip.AddrPort) {
+func (u *IPCP) onQueryReply(m *wire.Msg, src netip.AddrPort) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	q := u.queries[m.hash]
+	q := u.queries[m.Hash]
 	i := -1
 	if q != nil {
 		for j, p := range q.peers {
@@ -132,8 +133,8 @@ func (u *IPCP) onQueryReply(m *msg, src netip.AddrPort) {
 		return
 	}
 	q.answered[i] = true
-	if m.found {
-		u.cache.Put(u.clk.Now(), m.hash, q.name, src)
+	if m.Found {
+		u.cache.Put(u.clk.Now(), m.Hash, q.name, src)
 		q.settleLocked(true, src)
 		return
 	}
@@ -148,17 +149,17 @@ func (u *IPCP) onQueryReply(m *msg, src netip.AddrPort) {
 // onQuery answers a query, yes or no, within the rate limit of its
 // source's class (each configured peer has its own budget, everyone
 // else shares one).
-func (u *IPCP) onQuery(m *msg, src netip.AddrPort) {
+func (u *IPCP) onQuery(m *wire.Msg, src netip.AddrPort) {
 	u.ctr.queriesIn.Add(1)
 	if !u.allowAnswer(src) {
 		u.ctr.queriesLimited.Add(1)
 		return
 	}
 	u.mu.RLock()
-	_, found := u.names.Lookup(m.hash)
+	_, found := u.names.Lookup(m.Hash)
 	u.mu.RUnlock()
-	r := msg{typ: tQueryReply, hash: m.hash, found: found}
-	u.rxOut = r.encode(u.rxOut)
+	r := wire.Msg{Type: wire.QueryReply, Hash: m.Hash, Found: found}
+	u.rxOut = mgmtFrame(u.rxOut, &r)
 	if _, err := u.conn.WriteToUDPAddrPort(u.rxOut, u.canonical(src)); err != nil {
 		u.ctr.txErrors.Add(1)
 		return

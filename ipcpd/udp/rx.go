@@ -3,6 +3,7 @@ package udp
 import (
 	"context"
 	"errors"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"net"
 	"net/netip"
 
@@ -53,50 +54,53 @@ func (u *IPCP) handle(b []byte, src netip.AddrPort, trunc bool) {
 	// deallocation must not overtake the data before it).
 	u.flushRx()
 	m := &u.rxMsg
-	if err := m.decode(b); err != nil {
+	if err := m.Decode(payload); err != nil {
 		switch err {
-		case errShort:
+		case wire.ErrShort:
 			u.ctr.rxShort.Add(1)
-		case errVersion:
-			u.ctr.rxBadVersion.Add(1)
-		case errType:
+		case wire.ErrVersion:
+			if n := u.ctr.rxBadVersion.Add(1); n == 1 || n%1000 == 0 {
+				u.h.Log.Warn("management message of another protocol version refused (the peer runs another build)",
+					"from", src, "version", wire.VersionOf(payload), "want", wire.Version, "refused", n)
+			}
+		case wire.ErrType:
 			u.ctr.rxBadType.Add(1)
 		default:
 			u.ctr.rxMalformed.Add(1)
 		}
 		return
 	}
-	switch m.typ {
-	case tQuery:
+	switch m.Type {
+	case wire.Query:
 		u.onQuery(m, src)
-	case tQueryReply:
+	case wire.QueryReply:
 		u.onQueryReply(m, src)
-	case tAllocReq:
+	case wire.AllocReq:
 		u.onAllocReq(m, src)
-	case tAllocResp:
+	case wire.AllocResp:
 		u.onAllocResp(m, src)
-	case tDealloc:
+	case wire.Dealloc:
 		u.onDealloc(m, src)
-	case tDeallocAck:
+	case wire.DeallocAck:
 		u.onDeallocAck(m, src)
-	case tConfirm:
+	case wire.Confirm:
 		u.onConfirm(m, src)
 	}
 }
 
 // reply sends a management frame from the receive goroutine, through
 // its own buffer.
-func (u *IPCP) reply(m *msg, to netip.AddrPort) {
-	u.rxOut = m.encode(u.rxOut)
+func (u *IPCP) reply(m *wire.Msg, to netip.AddrPort) {
+	u.rxOut = mgmtFrame(u.rxOut, m)
 	if _, err := u.conn.WriteToUDPAddrPort(u.rxOut, to); err != nil {
 		u.ctr.txErrors.Add(1)
 	}
 }
 
 // sendMsg sends a management frame from any other goroutine.
-func (u *IPCP) sendMsg(m *msg, to netip.AddrPort) {
+func (u *IPCP) sendMsg(m *wire.Msg, to netip.AddrPort) {
 	var b [maxMgmtLen]byte
-	if _, err := u.conn.WriteToUDPAddrPort(m.encode(b[:0]), to); err != nil {
+	if _, err := u.conn.WriteToUDPAddrPort(mgmtFrame(b[:0], m), to); err != nil {
 		u.ctr.txErrors.Add(1)
 	}
 }
@@ -107,35 +111,35 @@ func (u *IPCP) sendMsg(m *msg, to netip.AddrPort) {
 // so the requester knows this side is alive) if the caps on incoming
 // flows admit it. Refusals, which leave no state, are answered within
 // the source's answer budget; beyond it they are dropped and counted.
-func (u *IPCP) onAllocReq(m *msg, src netip.AddrPort) {
+func (u *IPCP) onAllocReq(m *wire.Msg, src netip.AddrPort) {
 	u.ctr.allocsIn.Add(1)
 	to := u.canonical(src)
-	key := remoteKey{src, m.src}
-	resp := msg{typ: tAllocResp, dst: m.src}
+	key := remoteKey{src, m.Src}
+	resp := wire.Msg{Type: wire.AllocResp, Dst: m.Src}
 	why := admit.Admitted
 	u.mu.Lock()
-	name, registered := u.names.Lookup(m.hash)
+	name, registered := u.names.Lookup(m.Hash)
 	switch fl := u.byRemote[key]; {
 	case fl != nil:
-		resp.src, resp.status, resp.mtu, resp.dport = fl.local, stOK, uint16(fl.mtu), fl.dport
+		resp.Src, resp.Status, resp.MTU, resp.Port = fl.local, wire.OK, uint16(fl.mtu), fl.dport
 	case u.arriving[key]:
-		resp.status = stPending
+		resp.Status = wire.Pending
 	case u.closed:
-		resp.status = stClosing
+		resp.Status = wire.Closing
 	case !registered:
-		resp.status = stNoName
+		resp.Status = wire.NoName
 	default:
 		if why = u.adm.Admit(src); why != admit.Admitted {
-			resp.status = stBusy
+			resp.Status = wire.Busy
 			break
 		}
-		resp.status = stPending
+		resp.Status = wire.Pending
 		u.arriving[key] = true
 		u.work.Add(1)
-		go u.arrival(key, to, name, m.qos, min(int(m.mtu), u.mtu), m.dport)
+		go u.arrival(key, to, name, m.QoS, min(int(m.MTU), u.mtu), m.Port)
 	}
 	u.mu.Unlock()
-	if resp.status > stPending {
+	if resp.Status > wire.Pending {
 		u.ctr.allocsRefused.Add(1)
 		u.ctr.refused.Count(why)
 		if !u.allowAnswer(src) {
@@ -152,7 +156,7 @@ func (u *IPCP) onAllocReq(m *msg, src netip.AddrPort) {
 // arrival releases it on failure, the flow's removal otherwise. u.work
 // counts it. dport is the requester's data socket port (0: none offered).
 func (u *IPCP) arrival(key remoteKey, to netip.AddrPort, name string, q qos.Spec, mtu int, dport uint16) {
-	resp := msg{typ: tAllocResp, dst: key.eid}
+	resp := wire.Msg{Type: wire.AllocResp, Dst: key.eid}
 	ctx, cancel := context.WithTimeout(u.ctx, u.tm.arrive)
 	f, err := u.arrive(ctx, name, q, mtu)
 	timedOut := ctx.Err() == context.DeadlineExceeded
@@ -164,13 +168,13 @@ func (u *IPCP) arrival(key remoteKey, to netip.AddrPort, name string, q qos.Spec
 		u.mu.Unlock()
 		if err == nil {
 			f.End(true)
-			resp.status = stClosing
+			resp.Status = wire.Closing
 		} else {
 			if timedOut {
 				u.ctr.arrivalsTimedOut.Add(1)
 			}
 			u.h.Log.Debug("incoming flow refused", "name", name, "from", to, "error", err)
-			resp.status = stNoAcceptor
+			resp.Status = wire.NoAcceptor
 		}
 		u.ctr.allocsRefused.Add(1)
 		u.sendMsg(&resp, to)
@@ -200,7 +204,7 @@ func (u *IPCP) arrival(key remoteKey, to netip.AddrPort, name string, q qos.Spec
 			fl.direct.Close()
 		}
 		f.End(true)
-		resp.status = stClosing
+		resp.Status = wire.Closing
 		u.ctr.allocsRefused.Add(1)
 		u.sendMsg(&resp, to)
 		u.work.Done()
@@ -211,20 +215,20 @@ func (u *IPCP) arrival(key remoteKey, to netip.AddrPort, name string, q qos.Spec
 	u.flows[fl.local] = fl
 	u.byRemote[key] = fl
 	u.mu.Unlock()
-	resp.src, resp.status, resp.mtu, resp.dport = fl.local, stOK, uint16(mtu), fl.dport
+	resp.Src, resp.Status, resp.MTU, resp.Port = fl.local, wire.OK, uint16(mtu), fl.dport
 	u.sendMsg(&resp, to)
 	u.h.Log.Debug("flow arrived", "name", name, "from", to, "eid", fl.local, "peer-eid", fl.remote)
 	u.txLoop(fl) // calls u.work.Done
 }
 
 // onAllocResp hands a response to the Alloc waiting for it.
-func (u *IPCP) onAllocResp(m *msg, src netip.AddrPort) {
+func (u *IPCP) onAllocResp(m *wire.Msg, src netip.AddrPort) {
 	u.mu.Lock()
-	fl := u.flows[m.dst]
+	fl := u.flows[m.Dst]
 	if fl == nil || fl.peer != src {
 		u.mu.Unlock()
 		u.ctr.rxStale.Add(1)
-		if m.status == stOK {
+		if m.Status == wire.OK {
 			// We gave up on that flow; the far end must not keep it
 			// (within the answer budget: a forged "ok" must not make
 			// this IPCP a reflector).
@@ -232,38 +236,38 @@ func (u *IPCP) onAllocResp(m *msg, src netip.AddrPort) {
 				u.ctr.answersLimited.Add(1)
 				return
 			}
-			u.reply(&msg{typ: tDealloc, dst: m.src, src: m.dst}, u.canonical(src))
+			u.reply(&wire.Msg{Type: wire.Dealloc, Dst: m.Src, Src: m.Dst}, u.canonical(src))
 			u.ctr.deallocsOut.Add(1)
 		}
 		return
 	}
 	if fl.state.Load() != statePending {
-		again := m.status == stOK && fl.state.Load() == stateUp && fl.remote == m.src
+		again := m.Status == wire.OK && fl.state.Load() == stateUp && fl.remote == m.Src
 		u.mu.Unlock()
 		if again {
 			// Our confirmations may have been lost: one more.
-			u.reply(&msg{typ: tConfirm, dst: m.src, src: m.dst}, fl.to)
+			u.reply(&wire.Msg{Type: wire.Confirm, Dst: m.Src, Src: m.Dst}, fl.to)
 			u.ctr.confirmsOut.Add(1)
 		}
 		return // a duplicate
 	}
-	if m.status == stOK {
-		fl.remote = m.src
-		fl.mtu = min(fl.mtu, int(m.mtu))
-		fl.peerPort = m.dport
+	if m.Status == wire.OK {
+		fl.remote = m.Src
+		fl.mtu = min(fl.mtu, int(m.MTU))
+		fl.peerPort = m.Port
 		fl.state.Store(stateUp)
 	}
 	u.mu.Unlock()
 	select {
-	case fl.resp <- m.status:
+	case fl.resp <- m.Status:
 	default:
 		// An unread "pending" is as good as this one.
-		if m.status != stPending {
+		if m.Status != wire.Pending {
 			select {
 			case <-fl.resp:
 			default:
 			}
-			fl.resp <- m.status
+			fl.resp <- m.Status
 		}
 	}
 }
@@ -272,12 +276,12 @@ func (u *IPCP) onAllocResp(m *msg, src netip.AddrPort) {
 // well-formed dealloc so that the peer stops retransmitting: at once for
 // a flow of ours, within the answer budget for an unknown one (the peer
 // retransmitting after our ack was lost, or a forged source).
-func (u *IPCP) onDealloc(m *msg, src netip.AddrPort) {
+func (u *IPCP) onDealloc(m *wire.Msg, src netip.AddrPort) {
 	u.ctr.deallocsIn.Add(1)
-	ack := msg{typ: tDeallocAck, dst: m.src, src: m.dst}
+	ack := wire.Msg{Type: wire.DeallocAck, Dst: m.Src, Src: m.Dst}
 	u.mu.Lock()
-	fl := u.flows[m.dst]
-	if fl == nil || fl.peer != src || fl.remote != m.src || fl.state.Load() == statePending {
+	fl := u.flows[m.Dst]
+	if fl == nil || fl.peer != src || fl.remote != m.Src || fl.state.Load() == statePending {
 		u.mu.Unlock()
 		u.ctr.rxStale.Add(1)
 		if !u.allowAnswer(src) {
@@ -300,11 +304,11 @@ func (u *IPCP) onDealloc(m *msg, src netip.AddrPort) {
 }
 
 // onDeallocAck wakes the flow waiting for it.
-func (u *IPCP) onDeallocAck(m *msg, src netip.AddrPort) {
+func (u *IPCP) onDeallocAck(m *wire.Msg, src netip.AddrPort) {
 	u.mu.RLock()
-	fl := u.flows[m.dst]
+	fl := u.flows[m.Dst]
 	u.mu.RUnlock()
-	if fl == nil || fl.peer != src || fl.remote != m.src {
+	if fl == nil || fl.peer != src || fl.remote != m.Src {
 		u.ctr.rxStale.Add(1)
 		return
 	}
@@ -313,11 +317,11 @@ func (u *IPCP) onDeallocAck(m *msg, src netip.AddrPort) {
 
 // onConfirm records that the requester of an incoming flow got our
 // "ok"; repeated confirmations change nothing.
-func (u *IPCP) onConfirm(m *msg, src netip.AddrPort) {
+func (u *IPCP) onConfirm(m *wire.Msg, src netip.AddrPort) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	fl := u.flows[m.dst]
-	if fl == nil || fl.peer != src || fl.remote != m.src || !fl.incoming {
+	fl := u.flows[m.Dst]
+	if fl == nil || fl.peer != src || fl.remote != m.Src || !fl.incoming {
 		u.ctr.rxStale.Add(1)
 		return
 	}

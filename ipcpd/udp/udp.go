@@ -22,34 +22,24 @@
 // the data header is 4 bytes. Eids are chosen at random per flow by
 // their owner, so a datagram of an old flow is unlikely to hit a new one;
 // a data frame is also dropped unless it comes from the flow's peer
-// address. Eid 0 marks a management frame:
+// address. Eid 0 marks a management frame: the rest is a management
+// message of package ipcpd/shim/wire, the codec all shim kinds share
+// (version 4; the udp shims spoke version 3 before it, the same layout,
+// and a peer of that or any other version is refused: its frames are
+// counted as drop-bad-version and logged with both versions):
 //
-//	[0 0 0 0][version=3][type] body
-//	1 query        name hash (16), zero (1)
-//	2 query reply  name hash (16), found (1: 0 or 1)
-//	3 alloc req    src eid (4), name hash (16), mtu (2), data port (2),
-//	               QoS cube (1),
-//	               QoS flags (1: bit 0 reliable, bit 1 in order),
-//	               reserved (4: zero, ignored), peer timeout in ms (4),
-//	               QoS name length (1, at most 32), QoS name,
-//	               zeros up to 64 bytes in all
-//	4 alloc resp   dst eid (4), src eid (4), status (1), mtu (2),
-//	               data port (2)
-//	5 dealloc      dst eid (4), src eid (4)
-//	6 dealloc ack  dst eid (4), src eid (4)
-//	7 confirm      dst eid (4), src eid (4)
+//	[0 0 0 0][version=4][type] body
 //
-// Integers are big endian; "src" is the sender's eid, "dst" the
-// receiver's. The data port is the sender's data socket for the flow (0:
-// none): when both ends give one, the flow's data goes between those two
-// sockets, straight from application to application, as records of the
-// flow channel ([kind][payload]) instead of eid-led frames (see
-// direct.go). Names travel as namehash.Of(name). Frames of another
-// version, of an unknown type or of the wrong length are dropped and
-// counted. The management frames are fixed binary layouts rather than
-// msgpack: a shim frames as tightly as its medium allows, decoding is
-// allocation-free and trivially fuzzed, and the version byte gives the
-// evolution path that a version field in msgpack would.
+// The medium field of the alloc request and response ("port") is the
+// sender's data socket for the flow (0: none): when both ends give one,
+// the flow's data goes between those two sockets, straight from
+// application to application, as records of the flow channel
+// ([kind][payload]) instead of eid-led frames (see direct.go). Frames
+// of another version, of an unknown type or of the wrong length are
+// dropped and counted. The management frames are fixed binary layouts
+// rather than msgpack: a shim frames as tightly as its medium allows,
+// decoding is allocation-free and trivially fuzzed, and the version
+// byte gives the evolution path that a version field in msgpack would.
 //
 // # Protocol
 //
@@ -156,6 +146,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"net"
 	"net/netip"
 	"sync"
@@ -222,7 +213,7 @@ type IPCP struct {
 
 	// Owned by the receive goroutine.
 	rx      *receiver
-	rxMsg   msg
+	rxMsg   wire.Msg
 	rxOut   []byte
 	rxPend  rxPending
 	answers *admit.Answers[netip.AddrPort] // budget of stateless answers
@@ -407,7 +398,7 @@ func (u *IPCP) alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
 		fl.confirmsLeft.Store(admit.ConfirmRepeats - 1)
 		u.work.Add(1)
 		u.mu.Unlock()
-		u.sendMsg(&msg{typ: tConfirm, dst: fl.remote, src: fl.local}, fl.to)
+		u.sendMsg(&wire.Msg{Type: wire.Confirm, Dst: fl.remote, Src: fl.local}, fl.to)
 		u.ctr.confirmsOut.Add(1)
 		u.handOver(fl, fl.peerPort)
 		go u.txLoop(fl)
@@ -420,7 +411,7 @@ func (u *IPCP) alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
 		fl.data.Close()
 	}
 	if up {
-		u.sendMsg(&msg{typ: tDealloc, dst: fl.remote, src: fl.local}, fl.to)
+		u.sendMsg(&wire.Msg{Type: wire.Dealloc, Dst: fl.remote, Src: fl.local}, fl.to)
 		return 0, errClosing
 	}
 	if err != nil {
@@ -429,7 +420,7 @@ func (u *IPCP) alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
 		}
 		return 0, err
 	}
-	if st == stNoName {
+	if st == wire.NoName {
 		u.uncache(h)
 	}
 	return 0, fmt.Errorf("peer %s refused: %s", fl.to, st)
@@ -440,8 +431,8 @@ var errGone = errors.New("peer did not answer")
 
 // handshake sends the alloc request until the peer answers with a final
 // status, stays silent for allocTries retransmissions, or time runs out.
-func (u *IPCP) handshake(ctx context.Context, fl *uflow, h namehash.Hash) (status, error) {
-	req := msg{typ: tAllocReq, src: fl.local, hash: h, mtu: uint16(fl.mtu), dport: fl.dport, qos: fl.f.QoS}
+func (u *IPCP) handshake(ctx context.Context, fl *uflow, h namehash.Hash) (wire.Status, error) {
+	req := wire.Msg{Type: wire.AllocReq, Src: fl.local, Hash: h, MTU: uint16(fl.mtu), Port: fl.dport, QoS: fl.f.QoS}
 	limit := u.clk.NewTimer(u.tm.allocTimeout)
 	defer limit.Stop()
 	t := u.clk.NewTimer(u.tm.retry)
@@ -455,9 +446,9 @@ func (u *IPCP) handshake(ctx context.Context, fl *uflow, h namehash.Hash) (statu
 			select {
 			case st := <-fl.resp:
 				switch st {
-				case stPending:
+				case wire.Pending:
 					heard = true
-				case stBusy:
+				case wire.Busy:
 					// Its caps are full for now: ask again at each
 					// retry until the allocation times out.
 					heard, busy = true, true
@@ -468,7 +459,7 @@ func (u *IPCP) handshake(ctx context.Context, fl *uflow, h namehash.Hash) (statu
 				waiting = false
 			case <-limit.C():
 				if busy {
-					return stBusy, nil
+					return wire.Busy, nil
 				}
 				return 0, fmt.Errorf("peer %s took longer than %v to accept", fl.to, u.tm.allocTimeout)
 			case <-ctx.Done():

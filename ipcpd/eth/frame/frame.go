@@ -1,6 +1,7 @@
-// Package frame is the wire codec shared by the eth-dix and tap shim
-// IPCPs: the Ethernet DIX frame they exchange and the management
-// messages that resolve names and allocate flows. It is pure code (no
+// Package frame is the Ethernet framing shared by the eth-dix and tap
+// shim IPCPs: the DIX frame they exchange. Its payload is an
+// application packet or, in frames to MgmtEID, a management message of
+// package ipcpd/shim/wire (the codec of every shim kind). It is pure code (no
 // I/O), never panics on short or hostile input, and its data-path
 // functions do not allocate.
 //
