@@ -143,12 +143,16 @@ func (h *Host) routes() map[string]route {
 	add(serve(ctrl.IPCPDoFlows, func(context.Context, ctrl.None, *ctrl.Request) (ctrl.FlowList, error) {
 		var out ctrl.FlowList
 		for _, f := range h.Flows() {
-			out.Flows = append(out.Flows, ctrl.FlowStat{
+			st := ctrl.FlowStat{
 				ID: f.ID, Name: f.Name, IPCP: h.Name, Layer: h.Layer(), QoS: f.QoS.String(),
 				State: f.state(), Since: f.since,
 				PktsIn: f.PktsIn.Load(), PktsOut: f.PktsOut.Load(),
 				BytesIn: f.BytesIn.Load(), BytesOut: f.BytesOut.Load(), Drops: f.Drops.Load(),
-			})
+			}
+			if f.Labelled.Load() {
+				st.Path = &ctrl.FlowPath{Label: uint8(f.Label.Load()), Bends: f.LabelBends.Load()}
+			}
+			out.Flows = append(out.Flows, st)
 		}
 		return out, nil
 	}))

@@ -110,6 +110,11 @@ type Flow struct {
 
 	// Counters, maintained by the kind.
 	PktsIn, PktsOut, BytesIn, BytesOut, Drops atomic.Uint64
+	// Path label state, for kinds that label flows (Labelled set):
+	// the label the flow's packets carry and its changes.
+	Labelled   atomic.Bool
+	Label      atomic.Uint32
+	LabelBends atomic.Uint64
 
 	since   time.Time
 	host    *Host

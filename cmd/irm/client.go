@@ -369,10 +369,14 @@ func cmdFlow(args []string, dir string, out io.Writer) error {
 		return writeJSON(out, nonNil(flows))
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tLAYER\tIPCP\tPID\tQOS\tSTATE\tPKTS IN/OUT\tBYTES IN/OUT\tDROPS\tAGE")
+	fmt.Fprintln(tw, "ID\tNAME\tLAYER\tIPCP\tPID\tQOS\tSTATE\tPKTS IN/OUT\tBYTES IN/OUT\tDROPS\tLABEL/BENDS\tAGE")
 	for _, f := range flows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%d/%d\t%d/%d\t%d\t%s\n", f.ID, f.Name, f.Layer, f.IPCP, f.PID,
-			f.QoS, f.State, f.PktsIn, f.PktsOut, f.BytesIn, f.BytesOut, f.Drops, time.Since(f.Since).Round(time.Second))
+		path := "-"
+		if f.Path != nil {
+			path = fmt.Sprintf("%d/%d", f.Path.Label, f.Path.Bends)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\t%d/%d\t%d/%d\t%d\t%s\t%s\n", f.ID, f.Name, f.Layer, f.IPCP, f.PID,
+			f.QoS, f.State, f.PktsIn, f.PktsOut, f.BytesIn, f.BytesOut, f.Drops, path, time.Since(f.Since).Round(time.Second))
 	}
 	return tw.Flush()
 }

@@ -79,6 +79,17 @@ func (b *BalanceIPCP) Moves() (moves, bends uint64) {
 	return b.u.bal.moves, b.u.stats.bends.Load()
 }
 
+// FlowPath returns what flow eid's flow list entry shows: the label
+// its packets carry and its bends.
+func (b *BalanceIPCP) FlowPath(eid uint64) (label uint8, bends uint64) {
+	v, ok := b.u.eps.Load(eid)
+	if !ok {
+		return 0, 0
+	}
+	f := v.(*endpoint).f
+	return uint8(f.Label.Load()), f.LabelBends.Load()
+}
+
 // Wait stops the readers (the test closes the application ends) and
 // the balancer.
 func (b *BalanceIPCP) Wait() {

@@ -1,13 +1,19 @@
 package unicast_test
 
 import (
+	"context"
+	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/ipcpd/unicast"
+	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/pipe"
+	"github.com/ouro-net/ouro/lib/qos"
 )
 
 // balanceRig is a BalanceIPCP over two local lower flows whose far ends
@@ -141,6 +147,13 @@ func TestBalancerSeparatesOwnFlows(t *testing.T) {
 	if moves != 1 {
 		t.Fatalf("%d moves to separate two flows, want 1", moves)
 	}
+	// What the flow list shows: the second flow bent once (its own
+	// record), one of the two was moved once more.
+	l0, b0 := r.b.FlowPath(e[0])
+	l1, b1 := r.b.FlowPath(e[1])
+	if b0+b1 != 2 || b1 < 1 || r.b.Hop(e[0], l0) == r.b.Hop(e[1], l1) {
+		t.Fatalf("flow paths: label %d with %d bends, label %d with %d bends; want 2 bends in all, on separate adjacencies", l0, b0, l1, b1)
+	}
 	time.Sleep(2 * time.Second)
 	if again, _ := r.b.Moves(); again != moves {
 		t.Fatalf("flows on separate adjacencies moved again (%d moves)", again)
@@ -193,5 +206,61 @@ func TestBalancerLeavesLoneFlow(t *testing.T) {
 	}
 	if moves, bends := r.b.Moves(); moves != 0 || bends != 0 {
 		t.Fatalf("lone flow moved: moves %d, bends %d", moves, bends)
+	}
+}
+
+// TestFlowListShowsPath: `irm flow list` shows the path label and the
+// bends of a flow in a unicast layer (text and --json), and nothing for
+// a flow of a layer that does not label (the udp shim's lower flows).
+func TestFlowListShowsPath(t *testing.T) {
+	tp := pair(t)
+	l := listenAt(t, tp, "b", "svc", "a")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f, err := flow.Alloc(ctx, "svc", qos.Raw(), tp.Hosts["a"].Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	g, err := l.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var flows []ctrl.FlowStat
+	out := testenv.MustRun(t, "", tp.Hosts["a"].Dir, "irm", "flow", "list", "--json")
+	if err := json.Unmarshal([]byte(out), &flows); err != nil {
+		t.Fatalf("flow list --json: %v\n%s", err, out)
+	}
+	labelled, plain := 0, 0
+	for _, s := range flows {
+		switch {
+		case s.Layer == "net" && s.Path != nil && s.Path.Label <= 15 && s.Path.Bends == 0:
+			labelled++
+		case s.Layer != "net" && s.Path == nil:
+			plain++
+		default:
+			t.Fatalf("flow %+v (path %+v)", s, s.Path)
+		}
+	}
+	if labelled != 1 || plain == 0 {
+		t.Fatalf("flow list at a: %d labelled flows in net, %d unlabelled below; want 1 and some\n%s", labelled, plain, out)
+	}
+	text := testenv.MustRun(t, "", tp.Hosts["a"].Dir, "irm", "flow", "list")
+	if !strings.Contains(text, "LABEL/BENDS") {
+		t.Fatalf("flow list has no LABEL/BENDS column:\n%s", text)
+	}
+	for _, line := range strings.Split(text, "\n")[1:] {
+		fields := strings.Fields(line)
+		if len(fields) < 3 {
+			continue
+		}
+		want := "-"
+		if fields[2] == "net" {
+			want = "/0"
+		}
+		if !strings.HasSuffix(fields[len(fields)-2], want) {
+			t.Fatalf("flow list line %q: label/bends column is not %q", line, want)
+		}
 	}
 }

@@ -74,10 +74,9 @@ type endpoint struct {
 
 	// label is the path label the flow's packets are to carry: set by
 	// the application's pipe.Bend records and by the balancer
-	// (balance.go), applied by readApp at its next batch. bends counts
-	// the label changes readApp stamped.
+	// (balance.go), applied by readApp at its next batch (which shows
+	// the label it stamps, and counts the changes, in f).
 	label atomic.Uint32
-	bends atomic.Uint64
 }
 
 // checkEndpoints tells applications whose far end became unreachable
@@ -250,6 +249,8 @@ func (u *IPCP) readApp(ep *endpoint) {
 	var out outBatch
 	label := u.placeEndpoint(ep)
 	ep.label.Store(uint32(label))
+	ep.f.Label.Store(uint32(label))
+	ep.f.Labelled.Store(true)
 	u.startBalancer()
 	hdr := make([]byte, 1+u.layout.Len())
 	hdr[0] = kindDT
@@ -264,7 +265,8 @@ func (u *IPCP) readApp(ep *endpoint) {
 			u.layout.SetLabel(b[1:], label)
 		}
 		u.stats.bends.Add(1)
-		ep.bends.Add(1)
+		ep.f.Label.Store(uint32(label))
+		ep.f.LabelBends.Add(1)
 	}
 	var sizes [fwdBatch]int
 	var kinds [fwdBatch]pipe.Kind

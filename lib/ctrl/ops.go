@@ -229,6 +229,18 @@ type FlowStat struct {
 	BytesIn  uint64    `msgpack:"bin" json:"bytes_in"`
 	BytesOut uint64    `msgpack:"bout" json:"bytes_out"`
 	Drops    uint64    `msgpack:"drops" json:"drops"`
+	// Path is the flow's path label and its changes, for flows of an
+	// IPCP that labels them (unicast); nil otherwise.
+	Path *FlowPath `msgpack:"path,omitempty" json:"path,omitempty"`
+}
+
+// FlowPath is the path label state of one flow (see dt.MaxLabel): the
+// label its packets carry now and how many times it changed, whether
+// the application asked (a FRCT bend) or the IPCP moved the flow onto
+// a less loaded next hop.
+type FlowPath struct {
+	Label uint8  `msgpack:"label" json:"label"`
+	Bends uint64 `msgpack:"bends" json:"bends"`
 }
 
 // FlowList is the reply to flow.list and ipcpd.flows.
