@@ -79,6 +79,17 @@
 // and reports RSS, descriptors, ping loss and show latency (flood.go;
 // JSON: bench/out/flood.json; exit status 1 on a failed verdict).
 //
+// With -scale it instead simulates one unicast layer of 100, 250, 500
+// and 1000 members (-scale-n) in virtual time, with the real routing,
+// directory and enrollment code (internal/scalesim), and prints the
+// idle update rates, the convergence after a link and a member failure,
+// and the directory's size (scale.go; JSON: bench/out/scale.json).
+//
+// With -mem it instead reports the memory of every kind of ouro process
+// at idle: an irm daemon, the unicast and udp4 IPCPs of the square, an
+// eth-dix IPCP (root) and an oping server: RSS, anonymous, file-backed
+// and proportional (mem.go; JSON: bench/out/mem.json).
+//
 // Every measurement is bounded: floods drop at the sender or push back
 // against write deadlines, and a measurement that overruns its
 // duration by 20 s is cut short and reported as an error.
@@ -140,6 +151,8 @@ type config struct {
 	events    bool
 	uflood    bool
 	grid      int
+	scale     scaleFlags
+	mem       bool
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -171,6 +184,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.cong, "congestion", false, "root: measure a 100 Mbit/s tbf bottleneck between namespaces (reliable flow vs TCP, ping under load; see congestion.go)")
 	fs.BoolVar(&c.events, "events", false, "time the promised events (DOWN on IPCP death, EOF on close, carrier DOWN as root) -n times each (default 10; see events.go)")
 	fs.IntVar(&c.grid, "grid", 0, "bring up a grid of N = R*R hosts and measure bring-up, idle CPU and RSS, false adjacency downs over -d (default 60s) idle and under a ping stream corner to corner (see grid.go)")
+	c.scale.register(fs)
+	fs.BoolVar(&c.mem, "mem", false, "report the memory (RSS, anonymous, PSS) of every kind of ouro process at idle (see mem.go)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -254,6 +269,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		name := "results.json"
 		if c.idle {
 			name = "idle.json"
+		} else if c.scale.on {
+			name = "scale.json"
+		} else if c.mem {
+			name = "mem.json"
 		} else if c.grid > 0 {
 			name = "grid.json"
 		} else if c.soak {
@@ -278,6 +297,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		c.jsonFile = filepath.Join(root, "bench", "out", name)
 	}
+	if c.scale.on {
+		return scaleMain(c, stdout, stderr)
+	}
 	if c.irm == "" {
 		tmp, err := os.MkdirTemp("", "ouro-bench-irm")
 		if err != nil {
@@ -294,7 +316,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	e := &env{irm: c.irm, logLevel: c.logLevel, log: stderr}
 	var result any
 	code := 0
-	if c.grid > 0 {
+	if c.mem {
+		r, err := memRun(ctx, e, 3*time.Second, stdout, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: mem: %v\n", err)
+			return 1
+		}
+		result = r
+	} else if c.grid > 0 {
 		r, err := gridRun(ctx, e, gridConfig{r: isqrt(c.grid), idle: c.duration, cpuWindow: gridCPUWindow,
 			interval: c.interval, pingFor: min(gridPingFor, c.duration)}, stdout, stderr)
 		if err != nil {
