@@ -248,6 +248,7 @@ func Run(kinds Kinds, typ, name, rundir string, log hclog.Logger) error {
 	if err := raisePriority(); err != nil {
 		log.Debug("scheduling priority unchanged", "nice", Nice, "error", err)
 	}
+	applyMemoryLimit(log)
 	h := &Host{Name: name, Type: typ, RunDir: rundir, Log: log, flows: make(map[uint64]*Flow)}
 	h.layer.Store("")
 	ipcp, err := ctor(h)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strings"
@@ -153,6 +154,33 @@ func cmdIPCPD(args []string) error {
 				}()
 			}
 		}
+	}
+	if d := os.Getenv("OURO_HEAPPROFILE"); d != "" {
+		// A developer's hook: each IPCP records every allocation and, on
+		// SIGUSR1, writes DIR/NAME.heap.pprof (the live heap after a GC;
+		// go tool pprof -sample_index=inuse_space).
+		runtime.MemProfileRate = 1
+		usr := make(chan os.Signal, 1)
+		signal.Notify(usr, syscall.SIGUSR1)
+		done := make(chan struct{})
+		defer func() {
+			signal.Stop(usr)
+			close(done)
+		}()
+		go func() { // owned: ends when Run returns
+			for {
+				select {
+				case <-done:
+					return
+				case <-usr:
+				}
+				if f, err := os.Create(filepath.Join(d, *name+".heap.pprof")); err == nil {
+					runtime.GC()
+					pprof.WriteHeapProfile(f)
+					f.Close()
+				}
+			}
+		}()
 	}
 	return ipcpd.Run(kinds(), *typ, *name, *dir, log)
 }
