@@ -148,9 +148,9 @@ type Result struct {
 	// SPFUS is the wall time of one SPF over the whole layer.
 	SPFUS float64 `json:"spf_us"`
 	// MaxRoutingMsg and MaxDirMsg are the largest routing and directory
-	// messages sent during the bring-up (database syncs and directory
-	// snapshots to new neighbours): each is one frame on a lower flow,
-	// which refuses frames above its MTU.
+	// messages sent (the database sync and the directory snapshot to
+	// the joining member's neighbours are the largest): each is one
+	// frame on a lower flow, which refuses frames above its MTU.
 	MaxRoutingMsg int `json:"max_routing_msg"`
 	MaxDirMsg     int `json:"max_dir_msg"`
 	// WallS is the wall time of the whole measurement.
@@ -189,7 +189,6 @@ func Measure(cfg Config) (*Result, error) {
 		res.DirBytes = len(b)
 	}
 	res.SPFUS = s.timeSPF()
-	res.MaxRoutingMsg, res.MaxDirMsg = s.maxRouting, s.maxDir
 	if d := s.start.Add(time.Second).Sub(s.Now()); d > 0 {
 		s.Run(d) // the first directory refreshes come 1 s after the bring-up
 	}
@@ -288,6 +287,7 @@ func Measure(cfg Config) (*Result, error) {
 		return nil, fmt.Errorf("join: the new member reaches %d members, want %d",
 			len(s.members[joined].r.Table()), cfg.N-1)
 	}
+	res.MaxRoutingMsg, res.MaxDirMsg = s.maxRouting, s.maxDir
 	res.WallS = time.Since(w0).Seconds()
 	return res, nil
 }
