@@ -314,7 +314,8 @@ func (e *env) udpVictim(ctx context.Context, sources int, progress io.Writer) (*
 	return v, nil
 }
 
-// udpCounters reads the counters of a udp IPCP's show.
+// udpCounters reads the counters of a shim IPCP's show (udp and
+// Ethernet kinds: one engine, one layout).
 func udpCounters(text string) map[string]int {
 	out := map[string]int{}
 	if i := strings.Index(text, "  counters\n"); i >= 0 {
@@ -533,7 +534,7 @@ func (e *env) ethVictim(ctx context.Context, progress io.Writer) (*floodVictim, 
 	tag := strconv.Itoa(os.Getpid() % 100000)
 	nsA, nsB, devA, devB := "ouroflooda"+tag, "ourofloodb"+tag, "ofa"+tag, "ofb"+tag
 	var undo []func()
-	v := &floodVictim{layer: "eth", counters: ethCounters}
+	v := &floodVictim{layer: "eth", counters: udpCounters}
 	v.cleanup = func() {
 		for i := len(undo) - 1; i >= 0; i-- {
 			undo[i]()
@@ -642,30 +643,6 @@ func (e *env) ethVictim(ctx context.Context, progress io.Writer) (*floodVictim, 
 	v.from = fmt.Sprintf("%s (forged, on %s in %s)", fl.src, devA, nsA)
 	return v, nil
 }
-
-// ethCounters reads the counters of an eth-dix IPCP's show (one line:
-// "counters frames in N (B), out N (B), name N, ...").
-func ethCounters(text string) map[string]int {
-	out := map[string]int{}
-	i := strings.Index(text, "counters ")
-	if i < 0 {
-		return out
-	}
-	line := text[i:]
-	if j := strings.IndexByte(line, '\n'); j >= 0 {
-		line = line[:j]
-	}
-	for _, kv := range strings.Split(line, ", ") {
-		if m := ethCounterRE.FindStringSubmatch(kv); m != nil {
-			if n, _ := strconv.Atoi(m[2]); n != 0 {
-				out[m[1]] = n
-			}
-		}
-	}
-	return out
-}
-
-var ethCounterRE = regexp.MustCompile(`^([a-z-]+) (\d+)$`)
 
 // packetSocketIn opens an AF_PACKET socket for the default EtherType on
 // dev inside network namespace ns; the socket stays in ns, the thread

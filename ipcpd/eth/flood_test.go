@@ -106,7 +106,7 @@ func TestEthAllocFlood(t *testing.T) {
 	}()
 	show := func() string { return testenv.MustRun(t, s.nsB, s.dirB, "irm", "layer", "show", "eth") }
 	counter := func(text, name string) int {
-		m := regexp.MustCompile(`[ ,]` + name + ` (\d+)`).FindStringSubmatch(text)
+		m := regexp.MustCompile(`(?m)^\s+` + name + `\s+(\d+)$`).FindStringSubmatch(text)
 		if m == nil {
 			return 0
 		}

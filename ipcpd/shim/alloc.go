@@ -2,356 +2,377 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ouro-net/ouro/ipcpd"
-	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/qos"
 )
 
-// peerKey identifies a flow end at another station.
-type peerKey struct {
-	mac frame.MAC
-	eid uint16
-}
+// errGone says a peer stopped answering.
+var errGone = errors.New("peer did not answer")
 
-// allocEIDLocked hands out the next free endpoint id, round robin.
-func (e *Engine) allocEIDLocked() (uint16, bool) {
-	for range 0xFFFF {
-		e.nextEID++
-		if e.nextEID == frame.MgmtEID {
-			e.nextEID++
-		}
-		if _, used := e.flows[e.nextEID]; !used {
-			return e.nextEID, true
-		}
-	}
-	return 0, false
-}
-
-// Alloc allocates a flow to f.Name: it resolves the name, runs the
-// handshake and, on success, starts moving f's packets. It returns the
-// flow MTU.
-func (e *Engine) Alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
-	hash := namehash.Of(f.Name)
-	mac, ok, err := e.resolve(ctx, hash)
+// Alloc sets up a flow to the peer that has f.Name and, on success,
+// starts moving its packets. It returns the agreed MTU.
+func (e *Engine[A]) Alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
+	e.Counters.AllocsOut.Add(1)
+	mtu, err := e.alloc(ctx, f)
 	if err != nil {
+		e.Counters.AllocsFailed.Add(1)
 		return 0, fmt.Errorf("allocate flow to %q: %w", f.Name, err)
 	}
-	if !ok {
-		return 0, fmt.Errorf("allocate flow to %q: no station on %s answered for that name%s",
-			f.Name, e.cfg.Dev.Name, e.noCarrierHint())
+	return mtu, nil
+}
+
+func (e *Engine[A]) alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
+	h := namehash.Of(f.Name)
+	peer, ok, err := e.resolve(ctx, f.Name)
+	if err != nil {
+		return 0, err
 	}
+	if !ok {
+		return 0, fmt.Errorf("no peer has that name registered%s", e.noCarrierHint())
+	}
+	fl := newFlow(f, peer, e.mtu)
+	fl.hash = h
+	port := e.link.Offer(fl)
 	e.mu.Lock()
-	if e.closed {
+	eid, ok := e.newEIDLocked()
+	if e.closed || !ok {
 		e.mu.Unlock()
+		e.link.Release(fl)
+		if !ok {
+			return 0, errors.New("no free endpoint id")
+		}
 		return 0, ErrClosed
 	}
-	eid, ok := e.allocEIDLocked()
-	if !ok {
-		e.mu.Unlock()
-		return 0, fmt.Errorf("allocate flow to %q: no free endpoint id on %s", f.Name, e.cfg.Dev.Name)
-	}
-	fr := &flowRec{local: eid, peer: mac, hash: hash, name: f.Name, f: f, state: stateAllocating,
-		reply: make(chan wire.Msg, 1), confirmed: true, mtu: e.mtu}
-	e.flows[eid] = fr
+	fl.Local = eid
+	e.flows[eid] = fl
 	e.mu.Unlock()
 
-	req := wire.Msg{Type: wire.AllocReq, Src: uint32(eid), Hash: hash, QoS: f.QoS, MTU: uint16(e.mtu)}
-	ask := func() {
-		if err := e.sendMgmt(mac, req); err != nil {
-			e.log.Debug("allocation request not sent", "name", f.Name, "error", err)
-		}
+	st, peerPort, err := e.handshake(ctx, fl, port)
+	e.mu.Lock()
+	if fl.state.Load() == stateUp && !e.closed {
+		// Up, even if the wait ended for another reason just as the
+		// answer came. The peer holds the flow only once confirmed:
+		// one confirmation now, the sweeper sends the rest.
+		fl.confirmsLeft.Store(admit.ConfirmRepeats - 1)
+		e.work.Add(1)
+		e.mu.Unlock()
+		e.link.Agreed(fl, peerPort)
+		e.sendConfirm(fl)
+		e.log.Debug("flow allocated", "name", f.Name, "peer", fmt.Sprint(peer), "eid", fl.Local, "peer_eid", fl.Remote)
+		e.signalInitial(fl)
+		go e.run(fl)
+		return fl.MTU, nil
 	}
-	ask()
-	deadline := e.clk.NewTimer(e.t.AllocTimeout)
-	defer deadline.Stop()
-	retry := e.clk.NewTimer(e.t.AllocRetry)
-	defer retry.Stop()
-	var failure error
-	busy := false
-wait:
-	for {
-		select {
-		case m := <-fr.reply:
-			if notFinal(m.Status) {
-				// Its caps are full for now (or it is still
-				// asking its IRMd): the request is repeated
-				// until the allocation times out.
-				busy = busy || m.Status == wire.Busy
-				continue
-			}
-			return e.allocAnswered(fr, m)
-		case <-retry.C():
-			ask()
-			retry.Reset(e.t.AllocRetry)
-		case <-deadline.C():
-			if busy {
-				failure = fmt.Errorf("allocate flow to %q: %s refused: %s", f.Name, mac, wire.Busy)
-				break wait
-			}
+	up := fl.state.Load() == stateUp
+	e.removeLocked(fl)
+	e.mu.Unlock()
+	e.link.Release(fl)
+	if up {
+		e.send(peer, &wire.Msg{Type: wire.Dealloc, Dst: fl.Remote, Src: fl.Local})
+		return 0, ErrClosed
+	}
+	if err != nil {
+		if errors.Is(err, errGone) {
 			e.Counters.AllocsTimedOut.Add(1)
-			e.forget(hash, mac)
-			failure = fmt.Errorf("allocate flow to %q: no answer from %s within %v (the peer vanished?)",
-				f.Name, mac, e.t.AllocTimeout)
-			break wait
-		case <-ctx.Done():
-			failure = fmt.Errorf("allocate flow to %q: %w", f.Name, ctx.Err())
-			break wait
-		case <-e.ctx.Done():
-			failure = ErrClosed
-			break wait
+			e.uncache(h)
 		}
+		return 0, err
 	}
-	// Give up, unless the answer won the race.
-	e.mu.Lock()
-	if fr.state == stateAllocating {
-		delete(e.flows, eid)
-		fr.state = stateGone
-		e.mu.Unlock()
-		return 0, failure
+	if st == wire.NoName {
+		e.uncache(h)
 	}
-	e.mu.Unlock()
+	return 0, fmt.Errorf("%v refused: %s", peer, st)
+}
+
+// handshake sends the alloc request every AllocRetry until the peer
+// answers with a final status, stays silent for AllocMisses requests
+// in a row, or AllocTimeout passes. "pending" and "busy" answers are
+// signs of life, not final.
+func (e *Engine[A]) handshake(ctx context.Context, fl *Flow[A], port uint16) (wire.Status, uint16, error) {
+	req := wire.Msg{Type: wire.AllocReq, Src: fl.Local, Hash: fl.hash, MTU: uint16(fl.MTU), Port: port, QoS: fl.App.QoS}
+	limit := e.clk.NewTimer(e.t.AllocTimeout)
+	defer limit.Stop()
+	t := e.clk.NewTimer(e.t.AllocRetry)
+	defer t.Stop()
+	misses, busy := 0, false
 	for {
-		if m := <-fr.reply; !notFinal(m.Status) {
-			return e.allocAnswered(fr, m)
+		e.send(fl.Peer, &req)
+		t.Reset(e.t.AllocRetry)
+		heard := false
+		for waiting := true; waiting; {
+			select {
+			case m := <-fl.resp:
+				switch m.Status {
+				case wire.Pending:
+					heard = true
+				case wire.Busy:
+					// Its caps are full for now: ask again at each
+					// retry until the allocation times out.
+					heard, busy = true, true
+				default:
+					return m.Status, m.Port, nil
+				}
+			case <-t.C():
+				waiting = false
+			case <-limit.C():
+				if busy {
+					return wire.Busy, 0, nil
+				}
+				return 0, 0, fmt.Errorf("%w: %v took longer than %v to accept", errGone, fl.Peer, e.t.AllocTimeout)
+			case <-ctx.Done():
+				return 0, 0, ctx.Err()
+			case <-e.ctx.Done():
+				return 0, 0, ErrClosed
+			}
+		}
+		if heard {
+			misses = 0
+			continue
+		}
+		if misses++; misses >= e.t.AllocMisses {
+			return 0, 0, fmt.Errorf("%w: %v sent no reply to %d flow requests over %v; is its IPCP running?",
+				errGone, fl.Peer, misses, time.Duration(misses)*e.t.AllocRetry)
 		}
 	}
 }
 
-// allocAnswered finishes an outgoing allocation once onAllocReply has
-// recorded the answer m (and, if positive, made the flow live).
-func (e *Engine) allocAnswered(fr *flowRec, m wire.Msg) (int, error) {
-	if m.Status != wire.OK {
-		if m.Status == wire.NoName {
-			e.forget(fr.hash, fr.peer)
-		}
-		return 0, fmt.Errorf("allocate flow to %q: %s refused: %s", fr.name, fr.peer, m.Status)
-	}
-	// The peer keeps the flow only once confirmed: one Confirm now,
-	// the sweeper sends the rest.
-	e.mu.Lock()
-	fr.confirmsLeft = admit.ConfirmRepeats - 1
-	e.mu.Unlock()
-	e.sendConfirm(fr.peer, fr.local, fr.remote)
-	if !e.startFlow(fr) {
-		return 0, ErrClosed
-	}
-	return fr.mtu, nil
-}
-
-// sendConfirm tells the replier that we got its OK.
-func (e *Engine) sendConfirm(peer frame.MAC, local, remote uint16) {
-	if err := e.sendMgmt(peer, wire.Msg{Type: wire.Confirm, Src: uint32(local), Dst: uint32(remote)}); err == nil {
+// sendConfirm tells the responder of fl that we got its "ok".
+func (e *Engine[A]) sendConfirm(fl *Flow[A]) {
+	if e.send(fl.Peer, &wire.Msg{Type: wire.Confirm, Dst: fl.Remote, Src: fl.Local}) {
 		e.Counters.ConfirmsOut.Add(1)
 	}
 }
 
-// onAllocReply records the answer to one of our requests and wakes the
-// allocation.
-func (e *Engine) onAllocReply(src frame.MAC, m wire.Msg) {
+// onAllocReq answers an alloc request: a repeated request for a flow
+// already set up gets the same "ok" again, one in progress gets
+// "pending", a new one starts an arrival (and gets "pending" at once,
+// so the requester knows this side is alive) if the caps on incoming
+// flows admit it. Refusals, which leave no state, are answered within
+// the source's answer budget; beyond it they are dropped and counted.
+func (e *Engine[A]) onAllocReq(src A, m *wire.Msg) {
+	e.Counters.AllocsIn.Add(1)
+	key := peerKey[A]{src, m.Src}
+	resp := wire.Msg{Type: wire.AllocResp, Dst: m.Src}
+	why := admit.Admitted
 	e.mu.Lock()
-	fr := e.flows[uint16(m.Dst)]
-	if fr != nil && fr.peer == src && fr.state == stateUp && uint32(fr.remote) == m.Src {
-		e.mu.Unlock()
-		if m.Status == wire.OK && !fr.incoming {
-			// The answer to a repeated request: our Confirms may
-			// have been lost, one more.
-			e.sendConfirm(src, fr.local, fr.remote)
-		}
-		return
-	}
-	if fr == nil || fr.peer != src || fr.state != stateAllocating {
-		// We gave up on it: free the peer's end, within the answer
-		// budget (a forged OK must not make this station a reflector).
-		answer := m.Status == wire.OK && e.allowAnswerLocked(src)
-		e.mu.Unlock()
-		e.Counters.LateReplies.Add(1)
-		switch {
-		case answer:
-			_ = e.sendMgmt(src, wire.Msg{Type: wire.Dealloc, Src: m.Dst, Dst: m.Src})
-		case m.Status == wire.OK:
-			e.Counters.AllocsLimited.Add(1)
-		}
-		return
-	}
-	switch m.Status {
-	case wire.OK:
-		fr.remote = uint16(m.Src)
-		fr.mtu = min(fr.mtu, int(m.MTU))
-		fr.state = stateUp
-	case wire.Busy, wire.Pending:
-		// Not final: the allocation goes on asking.
-		e.mu.Unlock()
-		select {
-		case fr.reply <- m:
-		default:
-		}
-		return
-	default:
-		delete(e.flows, fr.local)
-		fr.state = stateGone
-	}
-	e.mu.Unlock()
-	// A busy answer still unread is superseded (this goroutine is the
-	// only sender, so the send below cannot block).
-	select {
-	case <-fr.reply:
-	default:
-	}
-	fr.reply <- m
-}
-
-// onAllocReq serves a request from another station: it asks the IRMd
-// for an acceptor in its own goroutine, if the caps on incoming flows
-// admit the request, and answers when it knows. Refusals, which leave no
-// state, are answered within the source's answer budget; beyond it
-// they are dropped and counted.
-func (e *Engine) onAllocReq(src frame.MAC, m wire.Msg) {
-	key := peerKey{src, uint16(m.Src)}
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		return
-	}
-	if eid, ok := e.incoming[key]; ok {
-		fr := e.flows[eid]
-		e.mu.Unlock()
-		if fr != nil && fr.state == stateUp {
-			// Our answer was lost: repeat it.
-			_ = e.sendMgmt(src, okMsg(fr))
-		}
-		return
-	}
-	result, why := wire.OK, admit.Admitted
-	name, ok := e.names.Lookup(m.Hash)
-	var eid uint16
-	switch {
-	case !ok:
-		result = wire.NoName
+	name, registered := e.names.Lookup(m.Hash)
+	switch fl := e.byRemote[key]; {
+	case fl != nil:
+		resp.Src, resp.Status, resp.MTU, resp.Port = fl.Local, wire.OK, uint16(fl.MTU), fl.offered()
+	case e.arriving[key]:
+		resp.Status = wire.Pending
+	case e.closed:
+		resp.Status = wire.Closing
+	case !registered:
+		resp.Status = wire.NoName
 	default:
 		if why = e.adm.Admit(src); why != admit.Admitted {
-			result = wire.Busy
+			resp.Status = wire.Busy
 			break
 		}
-		if eid, ok = e.allocEIDLocked(); !ok {
-			e.adm.Release(src, true)
-			result = wire.Busy
-		}
+		resp.Status = wire.Pending
+		e.arriving[key] = true
+		e.work.Add(1)
+		go e.arrival(key, name, m.QoS, min(int(m.MTU), e.mtu), m.Port)
 	}
-	if result != wire.OK {
-		answer := e.allowAnswerLocked(src)
-		e.mu.Unlock()
+	e.mu.Unlock()
+	if resp.Status > wire.Pending {
 		e.Counters.AllocsRefused.Add(1)
 		e.Counters.Refused.Count(why)
-		if !answer {
+		if !e.allowAnswer(src) {
 			e.Counters.AllocsLimited.Add(1)
 			return
 		}
-		_ = e.sendMgmt(src, wire.Msg{Type: wire.AllocResp, Dst: m.Src, Status: result})
-		return
 	}
-	fr := &flowRec{local: eid, remote: uint16(m.Src), mtu: min(e.mtu, int(m.MTU)), peer: src, hash: m.Hash, name: name, state: stateArriving,
-		incoming: true, counted: true}
-	e.flows[eid] = fr
-	e.incoming[key] = eid
-	e.wg.Add(1)
-	e.mu.Unlock()
-	go e.arrive(fr, m.QoS)
+	e.send(src, &resp)
 }
 
-// arrive gets an acceptor for an incoming flow, answers the requester,
-// then moves the flow's packets until it ends.
-func (e *Engine) arrive(fr *flowRec, q qos.Spec) {
-	defer e.wg.Done()
+// offered is the medium field an "ok" for fl carries.
+func (fl *Flow[A]) offered() uint16 {
+	return uint16(fl.port.Load())
+}
+
+// arrival asks the IRMd for an acceptor of name (for at most
+// ArriveTimeout) and, if one takes the flow, answers the requester and
+// moves the flow's packets. The admission counted the flow in
+// onAllocReq; arrival releases it on failure, the flow's removal
+// otherwise. e.work counts it. port is the requester's medium field.
+func (e *Engine[A]) arrival(key peerKey[A], name string, q qos.Spec, mtu int, port uint16) {
+	resp := wire.Msg{Type: wire.AllocResp, Dst: key.eid}
 	ctx, cancel := context.WithTimeout(e.ctx, e.t.ArriveTimeout)
-	f, err := e.cfg.Arrive(ctx, fr.name, q, fr.mtu)
+	f, err := e.cfg.Arrive(ctx, name, q, mtu)
 	timedOut := ctx.Err() == context.DeadlineExceeded
 	cancel()
+	refuse := func(st wire.Status) {
+		resp.Status = st
+		e.Counters.AllocsRefused.Add(1)
+		e.send(key.addr, &resp)
+		e.work.Done()
+	}
 	e.mu.Lock()
-	if err != nil || e.closed || fr.state != stateArriving {
-		peerGone := fr.state != stateArriving
-		e.removeLocked(fr)
+	delete(e.arriving, key)
+	eid, ok := e.newEIDLocked()
+	if err != nil || e.closed || !ok {
+		e.adm.Release(key.addr, true)
 		e.mu.Unlock()
-		if timedOut {
-			e.Counters.ArrivalsTimedOut.Add(1)
-		}
 		switch {
 		case err != nil:
-			e.log.Info("incoming flow refused", "name", fr.name, "peer", fr.peer, "error", err)
-			e.Counters.AllocsRefused.Add(1)
-			_ = e.sendMgmt(fr.peer, wire.Msg{Type: wire.AllocResp, Dst: uint32(fr.remote), Status: wire.NoAcceptor})
-		case peerGone:
-			f.End(true) // the requester deallocated meanwhile
+			if timedOut {
+				e.Counters.ArrivalsTimedOut.Add(1)
+			}
+			e.log.Debug("incoming flow refused", "name", name, "from", fmt.Sprint(key.addr), "error", err)
+			refuse(wire.NoAcceptor)
+		case !ok:
+			f.End(true)
+			refuse(wire.Busy)
 		default:
-			f.End(false)
+			f.End(true)
+			refuse(wire.Closing)
 		}
 		return
 	}
-	fr.f = f
-	fr.state = stateUp
-	fr.born = e.clk.Now()
+	fl := newFlow(f, key.addr, mtu)
+	fl.Remote, fl.Local = key.eid, eid
+	fl.Incoming, fl.counted = true, true
+	fl.confirmed.Store(false)
+	// Held while the link sets up its side, so that the eid is not
+	// handed out twice.
+	e.flows[eid] = fl
 	e.mu.Unlock()
-	if err := e.sendMgmt(fr.peer, okMsg(fr)); err != nil {
-		e.log.Debug("allocation reply not sent (the requester repeats)", "error", err)
+	if port != 0 {
+		// Set up before the answer goes out: the requester may send
+		// as soon as the answer arrives.
+		e.link.Offer(fl)
+		fl.port.Store(uint32(e.link.Agreed(fl, port)))
 	}
-	e.log.Debug("flow arrived", "name", fr.name, "peer", fr.peer, "eid", fr.local, "peer_eid", fr.remote)
-	e.signalInitial(fr)
-	e.writeLoop(fr)
+	e.mu.Lock()
+	if e.closed {
+		e.removeLocked(fl)
+		e.mu.Unlock()
+		e.link.Release(fl)
+		f.End(true)
+		refuse(wire.Closing)
+		return
+	}
+	fl.born = e.clk.Now()
+	fl.state.Store(stateUp)
+	e.byRemote[key] = fl
+	e.mu.Unlock()
+	resp.Src, resp.Status, resp.MTU, resp.Port = fl.Local, wire.OK, uint16(mtu), fl.offered()
+	e.send(key.addr, &resp)
+	e.log.Debug("flow arrived", "name", name, "from", fmt.Sprint(key.addr), "eid", fl.Local, "peer_eid", fl.Remote)
+	e.signalInitial(fl)
+	e.run(fl) // calls e.work.Done
 }
 
-// onDealloc ends the flow the peer deallocated.
-func (e *Engine) onDealloc(src frame.MAC, m wire.Msg) {
+// onAllocResp hands a response to the Alloc waiting for it.
+func (e *Engine[A]) onAllocResp(src A, m *wire.Msg) {
 	e.mu.Lock()
-	fr := e.flows[uint16(m.Dst)]
-	if fr == nil || fr.peer != src || uint32(fr.remote) != m.Src || (fr.state != stateUp && fr.state != stateArriving) {
+	fl := e.flows[m.Dst]
+	if fl == nil || fl.Peer != src || fl.Incoming {
+		e.mu.Unlock()
+		e.Counters.LateReplies.Add(1)
+		if m.Status == wire.OK {
+			// We gave up on that flow; the far end must not keep it
+			// (within the answer budget: a forged "ok" must not make
+			// this IPCP a reflector).
+			if !e.allowAnswer(src) {
+				e.Counters.AllocsLimited.Add(1)
+				return
+			}
+			e.send(src, &wire.Msg{Type: wire.Dealloc, Dst: m.Src, Src: m.Dst})
+			e.Counters.DeallocsOut.Add(1)
+		}
+		return
+	}
+	if fl.state.Load() != statePending {
+		again := m.Status == wire.OK && fl.state.Load() == stateUp && fl.Remote == m.Src
+		e.mu.Unlock()
+		if again {
+			// Our confirmations may have been lost: one more.
+			e.sendConfirm(fl)
+		}
+		return // a duplicate
+	}
+	if m.Status == wire.OK {
+		fl.Remote = m.Src
+		fl.MTU = min(fl.MTU, int(m.MTU))
+		fl.state.Store(stateUp)
+	}
+	e.mu.Unlock()
+	select {
+	case fl.resp <- *m:
+	default:
+		// An unread "pending" is as good as this one.
+		if m.Status != wire.Pending {
+			select {
+			case <-fl.resp:
+			default:
+			}
+			fl.resp <- *m
+		}
+	}
+}
+
+// onDealloc ends the flow the peer deallocated, and acknowledges every
+// well-formed dealloc so that the peer stops repeating it: at once for
+// a flow of ours, within the answer budget for an unknown one (the peer
+// repeating after our ack was lost, or a forged source).
+func (e *Engine[A]) onDealloc(src A, m *wire.Msg) {
+	e.Counters.DeallocsIn.Add(1)
+	ack := wire.Msg{Type: wire.DeallocAck, Dst: m.Src, Src: m.Dst}
+	e.mu.Lock()
+	fl := e.flows[m.Dst]
+	if fl == nil || fl.Peer != src || fl.Remote != m.Src || fl.state.Load() == statePending {
 		e.mu.Unlock()
 		e.Counters.StaleDeallocs.Add(1)
+		if !e.allowAnswer(src) {
+			e.Counters.AnswersLimited.Add(1)
+			return
+		}
+		e.send(src, &ack)
 		return
 	}
-	if fr.state == stateArriving {
-		// arrive notices and ends the flow it gets.
-		e.removeLocked(fr)
-		e.mu.Unlock()
-		return
+	ended := fl.end(endRemote)
+	if ended {
+		e.removeLocked(fl)
 	}
-	// Take it out of the tables now, so that nothing more is delivered,
-	// and end it off the receive path: ending reports to the IRMd.
-	e.removeLocked(fr)
-	if e.closed {
-		e.mu.Unlock()
-		return // Close ends it
-	}
-	e.wg.Add(1)
 	e.mu.Unlock()
-	go func() {
-		defer e.wg.Done()
-		e.endFlow(fr, endPeer)
-	}()
+	e.send(src, &ack)
+	if !ended {
+		// Both ends deallocated at once: theirs acknowledges ours.
+		fl.signalAck()
+	}
 }
 
-// onConfirm records that the requester of an incoming flow got our OK;
-// repeated Confirms change nothing.
-func (e *Engine) onConfirm(src frame.MAC, m wire.Msg) {
+// onDeallocAck wakes the flow waiting for it.
+func (e *Engine[A]) onDeallocAck(src A, m *wire.Msg) {
+	e.mu.RLock()
+	fl := e.flows[m.Dst]
+	e.mu.RUnlock()
+	if fl == nil || fl.Peer != src || fl.Remote != m.Src {
+		e.Counters.StaleAcks.Add(1)
+		return
+	}
+	fl.signalAck()
+}
+
+// onConfirm records that the requester of an incoming flow got our
+// "ok"; repeated confirmations change nothing.
+func (e *Engine[A]) onConfirm(src A, m *wire.Msg) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	fr := e.flows[uint16(m.Dst)]
-	if fr == nil || fr.peer != src || uint32(fr.remote) != m.Src || !fr.incoming || fr.state != stateUp {
+	fl := e.flows[m.Dst]
+	if fl == nil || fl.Peer != src || fl.Remote != m.Src || !fl.Incoming || fl.state.Load() != stateUp {
 		e.Counters.StaleConfirms.Add(1)
 		return
 	}
-	e.confirmLocked(fr)
-}
-
-// notFinal reports whether an alloc response leaves the requester
-// asking: "busy" (the responder's caps are full for now) and "pending"
-// (it is still asking its IRMd).
-func notFinal(s wire.Status) bool { return s == wire.Busy || s == wire.Pending }
-
-// okMsg is the "ok" for flow fr, with the agreed MTU.
-func okMsg(fr *flowRec) wire.Msg {
-	return wire.Msg{Type: wire.AllocResp, Src: uint32(fr.local), Dst: uint32(fr.remote), Status: wire.OK, MTU: uint16(fr.mtu)}
+	e.confirmLocked(fl)
 }

@@ -4,17 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"golang.org/x/sys/unix"
 
 	"github.com/ouro-net/ouro/ipcpd"
-	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"github.com/ouro-net/ouro/ipcpd/shim/dir"
 	"github.com/ouro-net/ouro/ipcpd/shim/wire"
@@ -23,18 +18,67 @@ import (
 	"github.com/ouro-net/ouro/lib/qos"
 )
 
+// ErrClosed is returned by calls on a closed engine.
+var ErrClosed = errors.New("IPCP is shutting down")
+
 // ArriveFunc asks the IRMd for an acceptor of an incoming flow; it is
 // (*ipcpd.Host).Arrive in production.
 type ArriveFunc func(ctx context.Context, name string, q qos.Spec, mtu int) (*ipcpd.Flow, error)
 
+// Link is what a medium gives the engine: a way to send management
+// messages, where queries go, and the data path of a flow. A is the
+// medium's address (a MAC, an IP address and port).
+type Link[A comparable] interface {
+	// SendMgmt sends one encoded management message to dst: msg
+	// starts with Config.Headroom bytes for the medium's header, which
+	// SendMgmt fills in. It is called from many goroutines at once.
+	SendMgmt(dst A, msg []byte) error
+	// Run moves the application's packets of fl to its peer until the
+	// application ends the flow (a Dealloc record, or its channel
+	// closed) or the engine wakes it (fl.Ending). It must not call
+	// fl.App.End: the engine does once Run returns.
+	Run(fl *Flow[A])
+	// Offer is called before this end sends an alloc request, or an
+	// "ok" to a request with a non-zero medium field: it returns the
+	// medium field to offer (udp: the port of a data socket it opened
+	// for fl; 0: none).
+	Offer(fl *Flow[A]) uint16
+	// Agreed is called once fl is agreed, before its Run, with the
+	// peer's medium field (udp: connect and hand over the data
+	// socket); a requester's Agreed runs before its Confirm goes out,
+	// a responder's before its "ok", which carries what Agreed returns
+	// (0: Offer's field is not used after all).
+	Agreed(fl *Flow[A], peerField uint16) uint16
+	// Release frees what Offer took for a flow that never came up.
+	Release(fl *Flow[A])
+}
+
 // Config is what an Engine needs.
-type Config struct {
-	// Kind names the IPCP type in messages ("eth-dix", "tap").
+type Config[A comparable] struct {
+	// Kind names the IPCP type in messages ("udp4", "eth-dix", ...).
 	Kind string
-	// Dev is the opened device; the engine owns its Medium.
-	Dev Device
-	// EtherType is the EtherType of every frame sent and accepted.
-	EtherType uint16
+	// Link is the medium.
+	Link Link[A]
+	// MTU is the flow MTU this end offers.
+	MTU int
+	// MaxEID is the largest endpoint id the medium's data header
+	// carries (0: 32 bits).
+	MaxEID uint32
+	// Headroom is how many bytes SendMgmt finds free in front of each
+	// message, for the medium's header.
+	Headroom int
+	// Peers are the configured peers: queries go to each of them and
+	// settle when one says yes or all say no; they are reserved
+	// sources for the admission and the answer budget.
+	Peers []A
+	// Broadcasting makes queries go to Broadcast, the address of every
+	// station on the medium, and settle on the first yes; the engine
+	// then answers only the queries for names it has (every station
+	// saying no would be a storm).
+	Broadcasting bool
+	Broadcast    A
+	// Carrier is the link state at start.
+	Carrier bool
 	// Arrive hands incoming flows to the IRMd.
 	Arrive ArriveFunc
 	// Log receives the engine's log lines (nil: discard).
@@ -43,29 +87,28 @@ type Config struct {
 	Clock clock.Clock
 	// Timers override the defaults.
 	Timers Timers
+	// Less orders addresses for show (nil: by their text).
+	Less func(a, b A) bool
 }
 
-// maxEID is the largest endpoint id on this medium: the frame header
-// has 16 bits for it.
-const maxEID = 0xFFFF
-
-// Engine runs the shim protocol on one device.
-type Engine struct {
-	cfg   Config
-	t     Timers
-	log   hclog.Logger
-	clk   clock.Clock
-	mac   frame.MAC
-	etype uint16
-	mtu   int
-	med   Medium
+// Engine runs the shim protocol over one Link: the directory, the
+// allocation handshake, endpoint ids, deallocation, the caps and
+// answer budgets, and the timers, on an injected clock.
+type Engine[A comparable] struct {
+	cfg    Config[A]
+	t      Timers
+	log    hclog.Logger
+	clk    clock.Clock
+	link   Link[A]
+	mtu    int
+	maxEID uint32
 
 	// Counters are the engine's statistics.
 	Counters Counters
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	work   sync.WaitGroup // flow goroutines, arrivals, the sweeper
 
 	sigMu sync.Mutex // orders Down/Up signals per flow
 
@@ -74,33 +117,34 @@ type Engine struct {
 	carrier   bool
 	carrierAt time.Time
 	names     dir.Names
-	cache     *dir.Cache[frame.MAC]
-	queries   map[namehash.Hash]*query
-	flows     map[uint16]*flowRec // by local eid, in every state
-	incoming  map[peerKey]uint16  // (peer, peer eid) -> local eid
-	nextEID   uint16
-	adm       *admit.Admission[frame.MAC] // incoming flows per source
-	answers   *admit.Answers[frame.MAC]   // budget of stateless answers
+	cache     *dir.Cache[A]
+	queries   map[namehash.Hash]*query[A]
+	flows     map[uint32]*Flow[A] // by local eid
+	byRemote  map[peerKey[A]]*Flow[A]
+	arriving  map[peerKey[A]]bool
+	nextEID   uint32
+	adm       *admit.Admission[A] // incoming flows per source
+	answers   *admit.Answers[A]   // budget of stateless answers
 }
 
-// New starts an engine on cfg.Dev: it takes over the medium and starts
-// reading. Close stops it.
-func New(cfg Config) (*Engine, error) {
-	if cfg.Dev.Medium == nil {
-		return nil, errors.New("shim: no medium")
+// peerKey names a flow end at another station.
+type peerKey[A comparable] struct {
+	addr A
+	eid  uint32
+}
+
+// New starts an engine on cfg.Link. The link feeds it management
+// messages (Mgmt) and looks up the flows of data frames (Data); Close
+// stops it.
+func New[A comparable](cfg Config[A]) (*Engine[A], error) {
+	if cfg.Link == nil {
+		return nil, errors.New("shim: no link")
 	}
 	if cfg.Arrive == nil {
 		return nil, errors.New("shim: no arrive function")
 	}
-	mtu := cfg.Dev.MTU - frame.Overhead
-	if mtu <= 0 {
-		return nil, fmt.Errorf("%s: device %s has MTU %d, too small for the %d-byte shim header",
-			cfg.Kind, cfg.Dev.Name, cfg.Dev.MTU, frame.Overhead)
-	}
-	mtu = min(mtu, frame.MaxPayload)
-	if mtu < wire.MinMTU {
-		return nil, fmt.Errorf("%s: device %s has MTU %d, too small for a flow MTU of %d bytes",
-			cfg.Kind, cfg.Dev.Name, cfg.Dev.MTU, wire.MinMTU)
+	if cfg.MTU < wire.MinMTU || cfg.MTU > 0xFFFF {
+		return nil, fmt.Errorf("%s: flow MTU %d out of range (%d to 65535)", cfg.Kind, cfg.MTU, wire.MinMTU)
 	}
 	if cfg.Log == nil {
 		cfg.Log = hclog.NewNullLogger()
@@ -108,217 +152,118 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real()
 	}
-	e := &Engine{
-		cfg: cfg, t: cfg.Timers.withDefaults(), log: cfg.Log, clk: cfg.Clock,
-		mac: cfg.Dev.MAC, etype: cfg.EtherType, mtu: mtu, med: cfg.Dev.Medium,
-		carrier: cfg.Dev.Carrier, carrierAt: cfg.Clock.Now(),
-		names:   dir.Names{},
-		queries: make(map[namehash.Hash]*query), flows: make(map[uint16]*flowRec),
-		incoming: make(map[peerKey]uint16),
+	if cfg.MaxEID == 0 {
+		cfg.MaxEID = 0xFFFFFFFF
 	}
-	e.cache = dir.NewCache[frame.MAC](e.t.CacheTTL, 0)
-	e.adm = admit.New[frame.MAC](e.t.limits(), nil)
-	e.answers = admit.NewAnswers[frame.MAC](e.t.QueryRate, float64(e.t.QueryBurst), nil)
+	if cfg.Less == nil {
+		cfg.Less = func(a, b A) bool { return fmt.Sprint(a) < fmt.Sprint(b) }
+	}
+	e := &Engine[A]{
+		cfg: cfg, t: cfg.Timers.withDefaults(), log: cfg.Log, clk: cfg.Clock, link: cfg.Link,
+		mtu: cfg.MTU, maxEID: cfg.MaxEID,
+		carrier: cfg.Carrier, carrierAt: cfg.Clock.Now(),
+		names: dir.Names{}, queries: make(map[namehash.Hash]*query[A]),
+		flows: make(map[uint32]*Flow[A]), byRemote: make(map[peerKey[A]]*Flow[A]), arriving: make(map[peerKey[A]]bool),
+	}
+	e.cache = dir.NewCache[A](e.t.CacheTTL, 0)
+	e.adm = admit.New(e.t.limits(), cfg.Peers)
+	e.answers = admit.NewAnswers(e.t.QueryRate, float64(e.t.QueryBurst), cfg.Peers)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.wg.Add(2)
-	go e.readLoop()
+	e.work.Add(1)
 	go e.sweep()
 	return e, nil
 }
 
-// MTU returns the flow MTU: the device MTU minus the shim header.
-func (e *Engine) MTU() int { return e.mtu }
+// MTU returns the flow MTU this end offers.
+func (e *Engine[A]) MTU() int { return e.mtu }
 
-// MAC returns the station's address.
-func (e *Engine) MAC() frame.MAC { return e.mac }
+// Clock returns the engine's clock.
+func (e *Engine[A]) Clock() clock.Clock { return e.clk }
 
-// readLoop reads frames until the medium is closed.
-func (e *Engine) readLoop() {
-	defer e.wg.Done()
-	buf := make([]byte, 1<<16)
-	failures := 0
-	for {
-		n, err := e.med.ReadFrame(buf)
-		if err != nil {
-			if e.ctx.Err() != nil || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			if errors.Is(err, io.EOF) || errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.EINTR) {
-				// An empty read, or the socket's one-time report that
-				// the link went down (the carrier watcher tells flows).
-				continue
-			}
-			e.Counters.RxErrors.Add(1)
-			if failures++; failures == 1 || failures%1000 == 0 {
-				e.log.Warn("read failed", "device", e.cfg.Dev.Name, "error", err, "failures", failures)
-			}
-			if failures > 10 {
-				// A persistent error: do not spin.
-				select {
-				case <-e.ctx.Done():
-					return
-				case <-time.After(10 * time.Millisecond):
-				}
-			}
-			continue
-		}
-		failures = 0
-		e.Input(buf[:n])
-	}
-}
+// Log returns the engine's logger.
+func (e *Engine[A]) Log() hclog.Logger { return e.log }
 
-// Input processes one received frame. The reader calls it for every
-// frame; tests may call it too. It does not keep b.
-func (e *Engine) Input(b []byte) {
-	c := &e.Counters
-	c.FramesIn.Add(1)
-	c.BytesIn.Add(uint64(len(b)))
-	if et, ok := frame.EtherType(b); !ok {
-		c.Short.Add(1)
-		return
-	} else if et != e.etype {
-		c.OtherEtherType.Add(1)
-		return
-	}
-	h, payload, err := frame.Decode(b)
-	switch err {
-	case nil:
-	case frame.ErrLength:
-		c.Truncated.Add(1)
-		return
-	default:
-		c.Short.Add(1)
-		return
-	}
-	switch {
-	case h.Src == e.mac:
-		c.Own.Add(1)
-		return
-	case h.Src.IsMulticast():
-		c.BadSource.Add(1)
-		return
-	}
-	if h.EID == frame.MgmtEID {
-		if h.Dst != e.mac && !h.Dst.IsBroadcast() {
-			c.NotForUs.Add(1)
-			return
-		}
-		e.handleMgmt(h.Src, payload)
-		return
-	}
-	if h.Dst != e.mac {
-		c.NotForUs.Add(1)
-		return
-	}
-	e.mu.RLock()
-	fr := e.flows[h.EID]
-	var up, unconfirmed bool
-	if fr != nil {
-		up = fr.state == stateUp
-		unconfirmed = !fr.confirmed
-	}
-	e.mu.RUnlock()
-	switch {
-	case fr == nil || !up:
-		c.UnknownEID.Add(1)
-	case fr.peer != h.Src:
-		c.WrongPeer.Add(1)
-	default:
-		if unconfirmed {
-			// Data from the requester confirms the flow as well.
-			e.mu.Lock()
-			e.confirmLocked(fr)
-			e.mu.Unlock()
-		}
-		e.deliver(fr, payload)
-	}
-}
-
-func (e *Engine) handleMgmt(src frame.MAC, b []byte) {
+// Mgmt handles one management message b from src. The link's receive
+// goroutine calls it; it does not keep b.
+func (e *Engine[A]) Mgmt(src A, b []byte) {
 	var m wire.Msg
 	switch err := m.Decode(b); err {
 	case nil:
+	case wire.ErrShort:
+		e.Counters.Short.Add(1)
+		return
 	case wire.ErrVersion:
 		if n := e.Counters.BadVersion.Add(1); n == 1 || n%1000 == 0 {
-			e.log.Warn("management message of another protocol version refused (the station runs another build)",
-				"from", src.String(), "version", wire.VersionOf(b), "want", wire.Version, "refused", n)
+			e.log.Warn("management message of another protocol version refused (the peer runs another build)",
+				"from", fmt.Sprint(src), "version", wire.VersionOf(b), "want", wire.Version, "refused", n)
 		}
 		return
+	case wire.ErrType:
+		e.Counters.BadType.Add(1)
+		return
 	default:
-		e.Counters.BadMgmt.Add(1)
+		e.Counters.Malformed.Add(1)
 		return
 	}
-	if m.Src > maxEID || m.Dst > maxEID {
-		// The frame header carries 16-bit endpoint ids: no flow end
-		// of a station on this medium has a larger one.
-		e.Counters.BadMgmt.Add(1)
+	if m.Src > e.maxEID || m.Dst > e.maxEID {
+		// The medium's data header has no room for such an eid: no
+		// flow end on it has one.
+		e.Counters.Malformed.Add(1)
 		return
 	}
 	switch m.Type {
 	case wire.Query:
-		e.onQuery(src, m)
+		e.onQuery(src, &m)
 	case wire.QueryReply:
-		e.onQueryReply(src, m)
+		e.onQueryReply(src, &m)
 	case wire.AllocReq:
-		e.onAllocReq(src, m)
+		e.onAllocReq(src, &m)
 	case wire.AllocResp:
-		e.onAllocReply(src, m)
+		e.onAllocResp(src, &m)
 	case wire.Dealloc:
-		e.onDealloc(src, m)
-	case wire.Confirm:
-		e.onConfirm(src, m)
+		e.onDealloc(src, &m)
 	case wire.DeallocAck:
-		// Deallocation is one message here, never acknowledged.
+		e.onDeallocAck(src, &m)
+	case wire.Confirm:
+		e.onConfirm(src, &m)
 	}
 }
 
-// sendMgmt sends one management message to dst.
-func (e *Engine) sendMgmt(dst frame.MAC, m wire.Msg) error {
-	b := make([]byte, frame.HeaderLen, frame.HeaderLen+m.Len())
-	b = m.Append(b)
-	frame.PutHeader(b, frame.Header{Dst: dst, Src: e.mac, EtherType: e.etype, EID: frame.MgmtEID}, len(b)-frame.HeaderLen)
-	if err := e.send(b); err != nil {
-		return fmt.Errorf("%s: send %s to %s on %s: %w", e.cfg.Kind, m.Type, dst, e.cfg.Dev.Name, err)
-	}
-	return nil
-}
-
-// send writes one frame, counting it. The error is the medium's, not
-// wrapped: on the data path a failing link must not allocate per frame.
-func (e *Engine) send(b []byte) error {
-	if err := e.med.WriteFrame(b); err != nil {
+// send encodes m and sends it to dst; failures are counted (the link's
+// error is not wrapped: it costs no allocation).
+func (e *Engine[A]) send(dst A, m *wire.Msg) bool {
+	b := make([]byte, e.cfg.Headroom, e.cfg.Headroom+m.Len())
+	if err := e.link.SendMgmt(dst, m.Append(b)); err != nil {
 		e.Counters.TxErrors.Add(1)
-		return err
+		return false
 	}
-	e.Counters.FramesOut.Add(1)
-	e.Counters.BytesOut.Add(uint64(len(b)))
-	return nil
+	return true
 }
 
-// Close deallocates every flow (telling the peers), closes the medium
-// and waits for every goroutine of the engine.
-func (e *Engine) Close() error {
+// Close ends every flow (one dealloc each to its peer), stops the
+// arrivals and the sweeper, and waits for every goroutine of the
+// engine. The link closes its medium after.
+func (e *Engine[A]) Close() error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		return nil
 	}
 	e.closed = true
-	var up []*flowRec
-	for _, fr := range e.flows {
-		if fr.state == stateUp {
-			up = append(up, fr)
+	for _, fl := range e.flows {
+		if fl.state.Load() != statePending {
+			fl.end(endShutdown)
 		}
 	}
 	e.mu.Unlock()
 	e.cancel()
-	for _, fr := range up {
-		e.endFlow(fr, endClosing)
-	}
-	err := e.med.Close()
-	e.wg.Wait()
-	if err != nil {
-		return fmt.Errorf("%s: close %s: %w", e.cfg.Kind, e.cfg.Dev.Name, err)
-	}
+	e.work.Wait()
 	return nil
+}
+
+// Closed reports whether Close was called.
+func (e *Engine[A]) Closed() bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.closed
 }

@@ -3,23 +3,21 @@ package shim
 import "time"
 
 // sweepEvery is the sweeper's period: the spacing of a requester's
-// Confirms, and the granularity of the confirmation timeout.
+// confirmations, and the granularity of the confirmation timeout.
 const sweepEvery = 100 * time.Millisecond
+
+// SweepEvery is sweepEvery, for the tests of the media.
+const SweepEvery = sweepEvery
 
 // sweep runs every sweepEvery (on the engine's clock) until Close: it
 // ends the incoming flows whose requester did not confirm them within
-// ConfirmTimeout, and sends the repeated Confirms of outgoing flows.
-// e.wg counts it.
-func (e *Engine) sweep() {
-	defer e.wg.Done()
+// ConfirmTimeout, and sends the repeated confirmations of outgoing
+// flows. e.work counts it.
+func (e *Engine[A]) sweep() {
+	defer e.work.Done()
 	t := e.clk.NewTimer(sweepEvery)
 	defer t.Stop()
-	type confirm struct {
-		fr            *flowRec
-		local, remote uint16
-	}
-	var expired []*flowRec
-	var confirms []confirm
+	var expired, confirm []*Flow[A]
 	for {
 		select {
 		case <-e.ctx.Done():
@@ -27,40 +25,32 @@ func (e *Engine) sweep() {
 		case <-t.C():
 		}
 		now := e.clk.Now()
-		expired, confirms = expired[:0], confirms[:0]
-		e.mu.Lock()
-		for _, fr := range e.flows {
-			if fr.state != stateUp {
+		expired, confirm = expired[:0], confirm[:0]
+		e.mu.RLock()
+		for _, fl := range e.flows {
+			if fl.state.Load() != stateUp {
 				continue
 			}
 			switch {
-			case fr.incoming && !fr.confirmed && now.Sub(fr.born) >= e.t.ConfirmTimeout:
-				expired = append(expired, fr)
-			case !fr.incoming && fr.confirmsLeft > 0:
-				fr.confirmsLeft--
-				confirms = append(confirms, confirm{fr, fr.local, fr.remote})
+			case fl.Incoming && !fl.confirmed.Load() && now.Sub(fl.born) >= e.t.ConfirmTimeout:
+				expired = append(expired, fl)
+			case !fl.Incoming && fl.confirmsLeft.Load() > 0:
+				fl.confirmsLeft.Add(-1)
+				confirm = append(confirm, fl)
 			}
 		}
-		if len(expired) > 0 && !e.closed {
-			e.wg.Add(len(expired))
-		} else {
-			expired = expired[:0]
+		e.mu.RUnlock()
+		for _, fl := range confirm {
+			e.sendConfirm(fl)
 		}
-		e.mu.Unlock()
-		for _, c := range confirms {
-			e.sendConfirm(c.fr.peer, c.local, c.remote)
-		}
-		for _, fr := range expired {
-			e.Counters.ExpiredUnconfirmed.Add(1)
-			e.log.Debug("incoming flow never confirmed; ended", "name", fr.name, "peer", fr.peer, "eid", fr.local)
-			// Ending reports to the IRMd: off the sweeper.
-			go func() {
-				defer e.wg.Done()
-				e.endFlow(fr, endExpired)
-			}()
+		for _, fl := range expired {
+			if fl.end(endExpired) {
+				e.Counters.ExpiredUnconfirmed.Add(1)
+				e.log.Debug("incoming flow never confirmed; ended", "name", fl.App.Name, "eid", fl.Local)
+			}
 		}
 		clear(expired)
-		clear(confirms)
-		t.Reset(sweepEvery)
+		clear(confirm)
+		t.Reset(sweepEvery) // after the sweep, so that a test on a fake clock sees it done
 	}
 }

@@ -1,159 +1,189 @@
 package shim
 
 import (
-	"errors"
-	"io"
-	"sync"
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/ouro-net/ouro/ipcpd"
-	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 	"github.com/ouro-net/ouro/ipcpd/shim/wire"
-	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/pipe"
 )
 
-// flowState is where a flow is in its life.
-type flowState int
-
+// Flow states.
 const (
-	stateAllocating flowState = iota // we asked, awaiting the reply
-	stateArriving                    // they asked, awaiting our IRMd
-	stateUp                          // packets move
-	stateGone                        // ended
+	statePending int32 = iota // alloc request out, no answer yet
+	stateUp                   // moving data
+	stateClosing              // dealloc sent, waiting for its ack
 )
 
-func (s flowState) String() string {
-	switch s {
-	case stateAllocating:
-		return "allocating"
-	case stateArriving:
-		return "arriving"
-	case stateUp:
-		return "up"
-	}
-	return "gone"
-}
+// Why a flow ends; the first cause recorded wins.
+const (
+	endNone     int32 = iota
+	endLocal          // the application deallocated or died
+	endRemote         // the peer sent a dealloc
+	endShutdown       // the IPCP is closing
+	endExpired        // never confirmed by the requester (incoming flows)
+)
 
-// flowRec is one flow between this station and a peer. Fields other
-// than the counters and deadline are guarded by Engine.mu until the
-// flow is up, and constant after.
-type flowRec struct {
-	local  uint16 // our eid: the peer sends to it
-	remote uint16 // the peer's eid: we send to it
-	peer   frame.MAC
-	hash   namehash.Hash
-	name   string
-	f      *ipcpd.Flow
-	state  flowState
-	mtu    int           // agreed: the smaller of both ends'
-	reply  chan wire.Msg // outgoing allocations: the answer
+// Flow is one flow as the engine and its link move it.
+type Flow[A comparable] struct {
+	// App is the flow's IRMd side: its channel to the application and
+	// its counters.
+	App *ipcpd.Flow
+	// Local is this end's eid: what the peer puts in data headers.
+	Local uint32
+	// Peer is the far end's address, as the link reports sources.
+	Peer A
+	// Written under Engine.mu before the flow goes up, then read-only.
+	// Remote is the far end's eid, MTU the agreed MTU.
+	Remote uint32
+	MTU    int
+	// Incoming tells a flow the peer asked for.
+	Incoming bool
+	// Medium is the link's own state of the flow (udp: its data
+	// socket); the engine does not touch it.
+	Medium any
 
 	// Incoming flows are counted by the admission (counted, until
 	// removed) and must be confirmed by the requester within
-	// ConfirmTimeout of born; outgoing ones are confirmed from the
-	// start and send confirmsLeft more Confirms. Guarded by Engine.mu.
-	incoming     bool
-	counted      bool
-	confirmed    bool
-	born         time.Time
-	confirmsLeft int
+	// ConfirmTimeout of born. Both written under Engine.mu; confirmed
+	// is also read without it.
+	counted   bool
+	born      time.Time
+	confirmed atomic.Bool
+	// Outgoing flows: confirmations still to send (by the sweeper).
+	confirmsLeft atomic.Int32
 
-	endOnce    sync.Once
-	deadlineAt atomic.Int64 // unix ns until which the write deadline holds
+	state  atomic.Int32
+	reason atomic.Int32
+	resp   chan wire.Msg // alloc responses, to the waiting Alloc
+	ack    chan struct{} // dealloc acknowledged
+	hash   [16]byte      // outgoing: the name asked for
+	port   atomic.Uint32 // incoming: the medium field of our "ok"
+	dlAt   atomic.Int64  // unix ns until which the write deadline holds
+	_      [0]func()     // not comparable
 }
 
-// endReason says why a flow ends, which decides who is told.
-type endReason int
-
-const (
-	endApp     endReason = iota // the application closed or died: tell the peer
-	endPeer                     // the peer deallocated: tell the application (EOF)
-	endClosing                  // the IPCP closes: tell the peer; the application sees the IPCP gone
-	endExpired                  // never confirmed: tell the peer and the application (EOF)
-)
-
-func (r endReason) String() string {
-	switch r {
-	case endApp:
-		return "application closed"
-	case endPeer:
-		return "peer deallocated"
-	case endExpired:
-		return "never confirmed"
-	}
-	return "IPCP closing"
+func newFlow[A comparable](f *ipcpd.Flow, peer A, mtu int) *Flow[A] {
+	fl := &Flow[A]{App: f, Peer: peer, MTU: mtu, resp: make(chan wire.Msg, 1), ack: make(chan struct{}, 1)}
+	fl.confirmed.Store(true)
+	return fl
 }
 
-// startFlow starts the writer of a flow that just came up; it fails
-// only when the engine is closing.
-func (e *Engine) startFlow(fr *flowRec) bool {
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
+// Up reports whether the flow moves data.
+func (fl *Flow[A]) Up() bool { return fl.state.Load() == stateUp }
+
+// Ending reports whether the flow's end was decided: Run returns.
+func (fl *Flow[A]) Ending() bool { return fl.reason.Load() != endNone }
+
+// Unconfirmed reports whether fl is an incoming flow whose requester
+// has not confirmed it yet.
+func (fl *Flow[A]) Unconfirmed() bool { return !fl.confirmed.Load() }
+
+// end records why the flow ends and wakes its Run; it reports whether
+// this call set the cause.
+func (fl *Flow[A]) end(reason int32) bool {
+	if !fl.reason.CompareAndSwap(endNone, reason) {
 		return false
 	}
-	e.wg.Add(1)
-	e.mu.Unlock()
-	e.log.Debug("flow allocated", "name", fr.name, "peer", fr.peer, "eid", fr.local, "peer_eid", fr.remote)
-	e.signalInitial(fr)
-	go func() {
-		defer e.wg.Done()
-		e.writeLoop(fr)
-	}()
+	// A deadline in the past makes the pending (or next) Read return.
+	fl.App.Pipe.SetReadDeadline(time.Unix(1, 0))
 	return true
 }
 
-// writeLoop sends the application's packets to the peer until the flow
-// ends. The buffer leaves room for the header in front of the packet,
-// so nothing is copied.
-func (e *Engine) writeLoop(fr *flowRec) {
-	buf := make([]byte, frame.HeaderLen+e.mtu+1)
-	hdr := frame.Header{Dst: fr.peer, Src: e.mac, EtherType: e.etype, EID: fr.remote}
-	f := fr.f
-	for {
-		n, k, err := f.Pipe.Read(buf[frame.HeaderLen:])
-		if err != nil {
-			if errors.Is(err, io.ErrShortBuffer) {
-				e.tooBig(f)
-				continue
-			}
-			e.endFlow(fr, endApp)
-			return
-		}
-		switch k {
-		case pipe.Data:
-			if n > fr.mtu {
-				e.tooBig(f)
-				continue
-			}
-			f.PktsIn.Add(1)
-			f.BytesIn.Add(uint64(n))
-			frame.PutHeader(buf, hdr, n)
-			if e.send(buf[:frame.HeaderLen+n]) != nil {
-				f.Drops.Add(1)
-			}
-		case pipe.Dealloc:
-			e.endFlow(fr, endApp)
-			return
-		}
+func (fl *Flow[A]) signalAck() {
+	select {
+	case fl.ack <- struct{}{}:
+	default:
 	}
 }
 
-func (e *Engine) tooBig(f *ipcpd.Flow) {
-	f.Drops.Add(1)
-	e.Counters.TooBig.Add(1)
+// newEIDLocked hands out the next free endpoint id, round robin within
+// the medium's range, so that a freed eid is not reused soon; e.mu
+// held.
+func (e *Engine[A]) newEIDLocked() (uint32, bool) {
+	for range min(uint64(e.maxEID), 1<<20) {
+		if e.nextEID++; e.nextEID == 0 || e.nextEID > e.maxEID {
+			e.nextEID = 1
+		}
+		if e.flows[e.nextEID] == nil {
+			return e.nextEID, true
+		}
+	}
+	return 0, false
 }
 
-// deliver hands a payload to the flow's application. The write deadline
-// is renewed at most every deliverTimeout/2, not per packet.
-func (e *Engine) deliver(fr *flowRec, payload []byte) {
-	f := fr.f
+// removeLocked forgets fl; e.mu held.
+func (e *Engine[A]) removeLocked(fl *Flow[A]) {
+	if e.flows[fl.Local] == fl {
+		delete(e.flows, fl.Local)
+	}
+	k := peerKey[A]{fl.Peer, fl.Remote}
+	if e.byRemote[k] == fl {
+		delete(e.byRemote, k)
+	}
+	if fl.counted {
+		fl.counted = false
+		e.adm.Release(fl.Peer, !fl.confirmed.Load())
+	}
+}
+
+func (e *Engine[A]) forget(fl *Flow[A]) {
+	e.mu.Lock()
+	e.removeLocked(fl)
+	e.mu.Unlock()
+}
+
+// confirmLocked records that the requester of incoming flow fl has it;
+// e.mu held.
+func (e *Engine[A]) confirmLocked(fl *Flow[A]) {
+	if fl.confirmed.Swap(true) {
+		return
+	}
+	if fl.counted {
+		e.adm.Confirm(fl.Peer)
+	}
+	e.Counters.ConfirmsIn.Add(1)
+}
+
+// Data returns the flow that a data frame for eid from src belongs to,
+// or nil (counted) if there is none or src is not its peer. Data from
+// the requester of an unconfirmed flow confirms it. The link's receive
+// path calls it for every data frame; it does not allocate.
+func (e *Engine[A]) Data(eid uint32, src A) *Flow[A] {
+	e.mu.RLock()
+	fl := e.flows[eid]
+	e.mu.RUnlock()
+	switch {
+	case fl == nil:
+		e.Counters.UnknownEID.Add(1)
+		return nil
+	case fl.Peer != src:
+		e.Counters.WrongPeer.Add(1)
+		return nil
+	case fl.state.Load() != stateUp:
+		fl.App.Drops.Add(1)
+		return nil
+	}
+	if !fl.confirmed.Load() {
+		e.mu.Lock()
+		e.confirmLocked(fl)
+		e.mu.Unlock()
+	}
+	return fl
+}
+
+// Deliver hands one payload to fl's application, renewing the write
+// deadline (deliverTimeout) at most every deliverTimeout/2: an
+// application that stops reading costs the receive path at most that
+// long. It counts what it delivers and drops.
+func (e *Engine[A]) Deliver(fl *Flow[A], payload []byte) {
+	f := fl.App
 	now := time.Now()
-	if now.UnixNano() > fr.deadlineAt.Load() {
+	if now.UnixNano() > fl.dlAt.Load() {
 		_ = f.Pipe.SetWriteDeadline(now.Add(deliverTimeout))
-		fr.deadlineAt.Store(now.Add(deliverTimeout / 2).UnixNano())
+		fl.dlAt.Store(now.Add(deliverTimeout / 2).UnixNano())
 	}
 	if err := f.Pipe.Write(payload); err != nil {
 		f.Drops.Add(1)
@@ -162,78 +192,96 @@ func (e *Engine) deliver(fr *flowRec, payload []byte) {
 	}
 	f.PktsOut.Add(1)
 	f.BytesOut.Add(uint64(len(payload)))
+	e.Counters.RxData.Add(1)
 }
 
-// endFlow ends a flow once, telling whoever must be told.
-func (e *Engine) endFlow(fr *flowRec, why endReason) {
-	fr.endOnce.Do(func() {
-		e.mu.Lock()
-		e.removeLocked(fr)
-		e.mu.Unlock()
-		if why != endPeer {
-			if err := e.sendMgmt(fr.peer, wire.Msg{Type: wire.Dealloc, Src: uint32(fr.local), Dst: uint32(fr.remote)}); err != nil {
-				e.log.Debug("deallocation not sent", "name", fr.name, "error", err)
-			}
+// run moves fl's packets (the link's Run) until the flow ends, then
+// ends it as its cause says. The caller told the flow of a carrier
+// that is down (signalInitial) before. It is the only caller of fl.App.End.
+// e.work counts it.
+func (e *Engine[A]) run(fl *Flow[A]) {
+	defer e.work.Done()
+	e.link.Run(fl)
+	fl.end(endLocal)
+	f := fl.App
+	dealloc := wire.Msg{Type: wire.Dealloc, Dst: fl.Remote, Src: fl.Local}
+	switch fl.reason.Load() {
+	case endRemote:
+		// Already forgotten by the receive path.
+		f.End(true)
+	case endShutdown:
+		e.send(fl.Peer, &dealloc)
+		e.Counters.DeallocsOut.Add(1)
+		e.forget(fl)
+		f.End(false)
+	case endExpired:
+		// One dealloc, unacknowledged: the requester may be a forged
+		// source, which must not get more than its request cost.
+		e.forget(fl)
+		e.send(fl.Peer, &dealloc)
+		e.Counters.DeallocsOut.Add(1)
+		f.End(true)
+	default:
+		fl.state.Store(stateClosing)
+		f.End(false)
+		e.deallocRemote(fl, &dealloc)
+		e.forget(fl)
+	}
+	e.log.Debug("flow ended", "name", f.Name, "peer", fmt.Sprint(fl.Peer), "eid", fl.Local, "reason", fl.reason.Load())
+}
+
+// deallocRemote tells the peer the flow is gone, repeating until it
+// acknowledges, DeallocTries pass, or the engine closes.
+func (e *Engine[A]) deallocRemote(fl *Flow[A], m *wire.Msg) {
+	t := e.clk.NewTimer(e.t.AllocRetry)
+	defer t.Stop()
+	for range e.t.DeallocTries {
+		e.send(fl.Peer, m)
+		e.Counters.DeallocsOut.Add(1)
+		t.Reset(e.t.AllocRetry)
+		select {
+		case <-fl.ack:
+			return
+		case <-e.ctx.Done():
+			return
+		case <-t.C():
 		}
-		e.log.Debug("flow ended", "name", fr.name, "peer", fr.peer, "eid", fr.local, "reason", why)
-		// The application learns of a peer's deallocation with EOF; in
-		// the other cases it closed itself or its IPCP is going away.
-		fr.f.End(why == endPeer || why == endExpired)
-	})
+	}
+	e.Counters.DeallocsUnacked.Add(1)
 }
 
-// removeLocked takes fr out of the tables and the admission; e.mu held.
-func (e *Engine) removeLocked(fr *flowRec) {
-	if e.flows[fr.local] == fr {
-		delete(e.flows, fr.local)
-	}
-	if e.incoming[peerKey{fr.peer, fr.remote}] == fr.local {
-		delete(e.incoming, peerKey{fr.peer, fr.remote})
-	}
-	fr.state = stateGone
-	if fr.counted {
-		fr.counted = false
-		e.adm.Release(fr.peer, !fr.confirmed)
-	}
-}
-
-// confirmLocked records that the requester of fr has it; e.mu held.
-func (e *Engine) confirmLocked(fr *flowRec) {
-	if fr.confirmed {
-		return
-	}
-	fr.confirmed = true
-	if fr.counted {
-		e.adm.Confirm(fr.peer)
-	}
-	e.Counters.ConfirmsIn.Add(1)
+// TooBig counts an application packet over the flow MTU.
+func (e *Engine[A]) TooBig(fl *Flow[A]) {
+	fl.App.Drops.Add(1)
+	e.Counters.TooBig.Add(1)
 }
 
 // signalInitial tells a flow that came up while the carrier was down.
-func (e *Engine) signalInitial(fr *flowRec) {
+func (e *Engine[A]) signalInitial(fl *Flow[A]) {
 	e.sigMu.Lock()
 	defer e.sigMu.Unlock()
 	e.mu.RLock()
 	down := !e.carrier
 	e.mu.RUnlock()
 	if down {
-		e.signal(fr, pipe.Down)
+		e.signal(fl, pipe.Down)
 	}
 }
 
-func (e *Engine) signal(fr *flowRec, k pipe.Kind) {
-	p := fr.f.Pipe
-	fr.f.MarkState(k)
+func (e *Engine[A]) signal(fl *Flow[A], k pipe.Kind) {
+	p := fl.App.Pipe
+	fl.App.MarkState(k)
 	_ = p.SetWriteDeadline(time.Now().Add(10 * deliverTimeout))
-	fr.deadlineAt.Store(0)
+	fl.dlAt.Store(0)
 	if err := p.WriteKind(k, nil); err != nil {
-		e.log.Debug("link event not delivered", "name", fr.name, "event", k, "error", err)
+		e.log.Debug("link event not delivered", "name", fl.App.Name, "event", k, "error", err)
 	}
 }
 
-// SetCarrier records the device's link state. On a change it marks
-// every flow DOWN, or UP again, at once.
-func (e *Engine) SetCarrier(up bool) {
+// SetCarrier records the medium's link state. On a change it marks
+// every flow DOWN, or UP again, at once; while it is down, queries
+// answer "unreachable" and allocations fail at once.
+func (e *Engine[A]) SetCarrier(up bool) {
 	e.sigMu.Lock()
 	defer e.sigMu.Unlock()
 	e.mu.Lock()
@@ -243,10 +291,10 @@ func (e *Engine) SetCarrier(up bool) {
 	}
 	e.carrier = up
 	e.carrierAt = e.clk.Now()
-	var flows []*flowRec
-	for _, fr := range e.flows {
-		if fr.state == stateUp {
-			flows = append(flows, fr)
+	var flows []*Flow[A]
+	for _, fl := range e.flows {
+		if fl.state.Load() == stateUp {
+			flows = append(flows, fl)
 		}
 	}
 	e.mu.Unlock()
@@ -255,22 +303,22 @@ func (e *Engine) SetCarrier(up bool) {
 	if up {
 		k = pipe.Up
 	}
-	for _, fr := range flows {
-		e.signal(fr, k)
+	for _, fl := range flows {
+		e.signal(fl, k)
 	}
-	e.log.Info("carrier "+k.String(), "device", e.cfg.Dev.Name, "flows", len(flows))
+	e.log.Info("carrier "+k.String(), "kind", e.cfg.Kind, "flows", len(flows))
 }
 
 // Carrier reports the link state the engine works with.
-func (e *Engine) Carrier() bool {
+func (e *Engine[A]) Carrier() bool {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	return e.carrier
 }
 
-func (e *Engine) noCarrierHint() string {
+func (e *Engine[A]) noCarrierHint() string {
 	if e.Carrier() {
 		return ""
 	}
-	return " (the device has no carrier)"
+	return " (the medium has no carrier)"
 }

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,7 +107,7 @@ func (p *port) next(t *testing.T) []byte {
 // station is an engine on the hub with a fake IRMd: arriving flows are
 // handed to the test through accepted.
 type station struct {
-	eng      *shim.Engine
+	eng      *shim.Ether
 	port     *port
 	mac      frame.MAC
 	accepted chan *pipe.Pipe
@@ -146,7 +145,7 @@ func newStation(t testing.TB, h *hub, last byte, clk clock.Clock, timers shim.Ti
 		}
 		return &ipcpd.Flow{ID: s.ids.Add(1), Name: name, QoS: q, Pipe: ipcpEnd}, nil
 	}
-	eng, err := shim.New(shim.Config{
+	eng, err := shim.NewEther(shim.EtherConfig{
 		Kind:      "test",
 		Dev:       shim.Device{Name: "hub0", Index: 1, MAC: s.mac, MTU: 1500, Carrier: true, Medium: s.port},
 		EtherType: etype, Arrive: arrive, Clock: clk, Timers: timers,
@@ -224,18 +223,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	t.Fatalf("never: %s", what)
 }
 
-func flowCount(s *station) int {
-	for _, line := range strings.Split(s.eng.Show(), "\n") {
-		if strings.HasPrefix(line, "flows    ") {
-			var n int
-			for _, c := range strings.TrimPrefix(line, "flows    ") {
-				n = n*10 + int(c-'0')
-			}
-			return n
-		}
-	}
-	return -1
-}
+func flowCount(s *station) int { return s.eng.Flows() }
 
 // noLeak checks that the goroutine count comes back to base.
 func noLeak(t *testing.T, base int) {

@@ -29,7 +29,7 @@ type IPCP struct {
 	open Opener
 
 	mu    sync.Mutex
-	eng   *Engine
+	eng   *Ether
 	watch *netlink.Watcher
 	names map[string]bool
 }
@@ -85,7 +85,7 @@ func (p *IPCP) Bootstrap(_ context.Context, layer string, params map[string]stri
 	if err != nil {
 		return ctrl.IPCPBootstrapReply{}, err
 	}
-	eng, err := New(Config{Kind: p.kind, Dev: *d, EtherType: etype, Arrive: p.h.Arrive, Log: p.h.Log})
+	eng, err := NewEther(EtherConfig{Kind: p.kind, Dev: *d, EtherType: etype, Arrive: p.h.Arrive, Log: p.h.Log})
 	if err != nil {
 		d.Medium.Close()
 		return ctrl.IPCPBootstrapReply{}, err
@@ -109,7 +109,7 @@ func (p *IPCP) Bootstrap(_ context.Context, layer string, params map[string]stri
 	return ctrl.IPCPBootstrapReply{MTU: eng.MTU()}, nil
 }
 
-func (p *IPCP) engine() (*Engine, error) {
+func (p *IPCP) engine() (*Ether, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.eng == nil {

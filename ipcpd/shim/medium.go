@@ -90,8 +90,11 @@ type Timers struct {
 	QueryRetry    time.Duration
 	CacheTTL      time.Duration
 	AllocTimeout  time.Duration
-	AllocRetry    time.Duration
+	AllocRetry    time.Duration // also the spacing of repeated deallocs
 	ArriveTimeout time.Duration
+	// AllocMisses unanswered requests in a row mean the peer is gone;
+	// DeallocTries deallocs without an ack are given up.
+	AllocMisses, DeallocTries int
 	// QueryRate is how many queries per second the station answers
 	// (token bucket refill); QueryBurst is the bucket size.
 	QueryRate  float64
@@ -108,8 +111,10 @@ const (
 	DefaultQueryTimeout  = time.Second
 	DefaultQueryRetry    = 250 * time.Millisecond
 	DefaultCacheTTL      = 30 * time.Second
-	DefaultAllocTimeout  = 8 * time.Second
-	DefaultAllocRetry    = time.Second
+	DefaultAllocTimeout  = 10 * time.Second
+	DefaultAllocRetry    = 250 * time.Millisecond
+	DefaultAllocMisses   = 4
+	DefaultDeallocTries  = 3
 	DefaultArriveTimeout = 7 * time.Second
 	DefaultQueryRate     = admit.DefaultAnswerRate
 	DefaultQueryBurst    = admit.DefaultAnswerBurst
@@ -146,6 +151,8 @@ func (t Timers) withDefaults() Timers {
 			*v = def
 		}
 	}
+	seti(&t.AllocMisses, DefaultAllocMisses)
+	seti(&t.DeallocTries, DefaultDeallocTries)
 	seti(&t.MaxFlows, admit.MaxFlows)
 	seti(&t.MaxFlowsPerPeer, admit.MaxFlowsPerPeer)
 	seti(&t.MaxPending, admit.MaxPending)

@@ -1,13 +1,11 @@
 package shim
 
 import (
-	"bytes"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 	"github.com/ouro-net/ouro/ipcpd/shim/dir"
 	"github.com/ouro-net/ouro/lib/namehash"
 )
@@ -18,65 +16,108 @@ const (
 	showSources = 5
 )
 
-func macLess(x, y frame.MAC) bool { return bytes.Compare(x[:], y[:]) < 0 }
-
-// Show describes the engine for `irm layer show`: device, addresses,
-// carrier, names, cached answers, flows with their counters, and the
-// engine's counters.
-func (e *Engine) Show() string {
+// Show describes the engine for `irm layer show`, after the link's own
+// lines (head, each ending in a newline): names, resolved names, the
+// limits, flows with their counters, and the counters (the engine's,
+// then the link's own, more).
+func (e *Engine[A]) Show(head string, more []Counter) string {
 	var b strings.Builder
-	d := e.cfg.Dev
-	fmt.Fprintf(&b, "device   %s (index %d), MAC %s, EtherType 0x%04x, device MTU %d, flow MTU %d\n",
-		d.Name, d.Index, e.mac, e.etype, d.MTU, e.mtu)
-	if d.Info != "" {
-		fmt.Fprintf(&b, "medium   %s\n", d.Info)
-	}
+	b.WriteString(head)
 	e.mu.RLock()
-	defer e.mu.RUnlock()
 	now := e.clk.Now()
 	state := "down"
 	if e.carrier {
 		state = "up"
 	}
-	fmt.Fprintf(&b, "carrier  %s since %s (%d changes)\n", state, e.carrierAt.Format("15:04:05.000"),
+	fmt.Fprintf(&b, "  carrier  %s since %s (%d changes)\n", state, e.carrierAt.Format("15:04:05.000"),
 		e.Counters.CarrierChanges.Load())
-	fmt.Fprintf(&b, "names    %s\n", orNone(strings.Join(e.names.Sorted(), ", ")))
-	cache := e.cache.Lines(now, showFlows, func(h namehash.Hash, c dir.Entry[frame.MAC], left time.Duration) string {
-		return fmt.Sprintf("%s -> %s (%v left)", h, c.Addr, left.Round(time.Second))
+	fmt.Fprintf(&b, "  names    %s\n", orNone(e.names.Sorted()))
+	cache := e.cache.Lines(now, showFlows, func(_ namehash.Hash, c dir.Entry[A], left time.Duration) string {
+		return fmt.Sprintf("%s at %v (%ds)", c.Name, c.Addr, int(left.Seconds()))
 	})
-	fmt.Fprintf(&b, "cache    %s\n", orNone(strings.Join(cache, "; ")))
-	e.adm.Show(&b, "", e.t.ConfirmTimeout, showSources, macLess)
+	fmt.Fprintf(&b, "  resolved %s\n", orNone(cache))
+	e.adm.Show(&b, "  ", e.t.ConfirmTimeout, showSources, e.cfg.Less)
 	// At most showFlows flows are listed, lowest eids first, so that
 	// the answer stays small whatever the number of flows.
-	eids := make([]int, 0, len(e.flows))
+	total := len(e.flows)
+	eids := make([]uint32, 0, total)
 	for eid := range e.flows {
-		eids = append(eids, int(eid))
+		eids = append(eids, eid)
 	}
-	sort.Ints(eids)
-	fmt.Fprintf(&b, "flows    %d\n", len(eids))
-	for i, eid := range eids {
-		if i == showFlows {
-			fmt.Fprintf(&b, "  ... and %d more\n", len(eids)-showFlows)
-			break
-		}
-		fr := e.flows[uint16(eid)]
-		fmt.Fprintf(&b, "  eid %d -> %s eid %d  %q  %s", fr.local, fr.peer, fr.remote, fr.name, fr.state)
-		if fr.incoming && !fr.confirmed {
-			b.WriteString(" unconfirmed")
-		}
-		if f := fr.f; f != nil {
-			fmt.Fprintf(&b, "  flow %d: to peer %d pkts %d B, to app %d pkts %d B, drops %d",
-				f.ID, f.PktsIn.Load(), f.BytesIn.Load(), f.PktsOut.Load(), f.BytesOut.Load(), f.Drops.Load())
-		}
-		b.WriteString("\n")
+	sort.Slice(eids, func(i, j int) bool { return eids[i] < eids[j] })
+	if len(eids) > showFlows {
+		eids = eids[:showFlows]
 	}
-	fmt.Fprintf(&b, "counters %s\n", e.Counters.String())
+	flows := make([]string, 0, len(eids))
+	for _, eid := range eids {
+		fl := e.flows[eid]
+		f := fl.App
+		st := [...]string{"pending", "up", "closing"}[fl.state.Load()]
+		if d, ok := fl.Medium.(interface{ ShowState() string }); ok {
+			if s := d.ShowState(); s != "" {
+				st += " " + s
+			}
+		}
+		if fl.Incoming && !fl.confirmed.Load() {
+			st += " unconfirmed"
+		}
+		flows = append(flows, fmt.Sprintf("    eid %08x -> %v eid %08x  %s  qos %s  mtu %d  %s  in %d pkts %d B  out %d pkts %d B  drops %d",
+			fl.Local, fl.Peer, fl.Remote, f.Name, f.QoS, fl.MTU, st,
+			f.PktsIn.Load(), f.BytesIn.Load(), f.PktsOut.Load(), f.BytesOut.Load(), f.Drops.Load()))
+	}
+	e.mu.RUnlock()
+	fmt.Fprintf(&b, "  flows    %d\n", total)
+	for _, l := range flows {
+		b.WriteString(l + "\n")
+	}
+	if total > len(flows) {
+		fmt.Fprintf(&b, "    ... and %d more\n", total-len(flows))
+	}
+	b.WriteString("  counters\n")
+	for _, c := range append(e.Counters.List(), more...) {
+		fmt.Fprintf(&b, "    %-26s %d\n", c.Name, c.V.Load())
+	}
 	return b.String()
 }
 
-func orNone(s string) string {
-	if s == "" {
+// Flows returns how many flows the engine holds, in every state.
+func (e *Engine[A]) Flows() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.flows)
+}
+
+// Usage reports the incoming flows and the pending ones, in total and
+// those of source src.
+func (e *Engine[A]) Usage(src A) (flows, pending, srcFlows, srcPending int) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	t, s := e.adm.Total(), e.adm.Of(src)
+	return t.Flows, t.Pending, s.Flows, s.Pending
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
 		return "(none)"
 	}
-	return s
+	return strings.Join(s, ", ")
+}
+
+// EIDs returns the endpoint ids of the flows the engine holds, in no
+// order (for tests and tools that look at one flow).
+func (e *Engine[A]) EIDs() []uint32 {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]uint32, 0, len(e.flows))
+	for eid := range e.flows {
+		out = append(out, eid)
+	}
+	return out
+}
+
+// Cached returns where the cache says name is, if it has a live answer.
+func (e *Engine[A]) Cached(name string) (A, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cache.Get(e.clk.Now(), namehash.Of(name))
 }

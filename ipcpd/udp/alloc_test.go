@@ -50,7 +50,7 @@ func TestRoundTripNoAlloc(t *testing.T) {
 	if bad != 0 {
 		t.Fatalf("%d reads failed or came short", bad)
 	}
-	if rx := b.ctr.rxData.Load(); rx < 1000 {
+	if rx := b.eng.Counters.RxData.Load(); rx < 1000 {
 		t.Fatalf("B's IPCP received %d data frames, want the data to cross it", rx)
 	}
 	if allocs != 0 {

@@ -2,6 +2,7 @@ package udp
 
 import (
 	"context"
+	"github.com/ouro-net/ouro/ipcpd/shim"
 	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"net"
 	"testing"
@@ -85,13 +86,13 @@ func TestConfirmTimeoutInVirtualTime(t *testing.T) {
 		waitFor(t, "the sweep", func() bool { return fake.Pending() >= 1 })
 	}
 	swept()
-	fake.Advance(admit.ConfirmTimeout - sweepEvery)
+	fake.Advance(admit.ConfirmTimeout - shim.SweepEvery)
 	swept()
-	if n := b.ctr.expiredUnconfirmed.Load(); n != 0 || flowCount(b) != 1 {
+	if n := b.eng.Counters.ExpiredUnconfirmed.Load(); n != 0 || flowCount(b) != 1 {
 		t.Fatalf("before the timeout: %d expired, %d flows", n, flowCount(b))
 	}
-	fake.Advance(2 * sweepEvery)
-	waitFor(t, "the expiry", func() bool { return b.ctr.expiredUnconfirmed.Load() == 1 })
+	fake.Advance(2 * shim.SweepEvery)
+	waitFor(t, "the expiry", func() bool { return b.eng.Counters.ExpiredUnconfirmed.Load() == 1 })
 	if m := answer(wire.OK); m.Type != wire.Dealloc || m.Dst != 1 || m.Src != ok.Src {
 		t.Fatalf("got %+v, want a dealloc of eid %d", m, ok.Src)
 	}
@@ -120,17 +121,17 @@ func TestCacheTTLInVirtualTime(t *testing.T) {
 		}
 	}
 	query()
-	if n := a.ctr.queriesOut.Load(); n != 1 {
+	if n := a.eng.Counters.QueriesOut.Load(); n != 1 {
 		t.Fatalf("%d queries sent, want 1", n)
 	}
-	fake.Advance(a.tm.cacheTTL - time.Second)
+	fake.Advance(a.tm.CacheTTL - time.Second)
 	query()
-	if n := a.ctr.queriesOut.Load(); n != 1 {
+	if n := a.eng.Counters.QueriesOut.Load(); n != 1 {
 		t.Fatalf("%d queries sent within the TTL, want 1 (the cached answer)", n)
 	}
 	fake.Advance(2 * time.Second)
 	query()
-	if n := a.ctr.queriesOut.Load(); n != 2 {
+	if n := a.eng.Counters.QueriesOut.Load(); n != 2 {
 		t.Fatalf("%d queries sent after the TTL, want 2", n)
 	}
 }

@@ -105,61 +105,57 @@ func connectData(f *os.File, to netip.AddrPort) error {
 	return nil
 }
 
-// handOver connects fl's data socket to the peer's (at port dport of
+// handOver connects fl's data socket d to the peer's (at port dport of
 // the peer's address), keeps a copy for the IPCP and gives the socket
-// to the application. Without a peer port, or on any failure before
-// the hand-over, the socket is closed and the flow stays indirect.
-func (u *IPCP) handOver(fl *uflow, dport uint16) {
-	f := fl.data
-	fl.data = nil
+// to the application; it reports whether it did. Without a peer port,
+// or on any failure before the hand-over, the socket is closed and the
+// flow stays indirect.
+func (u *IPCP) handOver(fl *uflow, d *dflow, dport uint16) bool {
+	f := d.data
+	d.data = nil
 	if f == nil {
-		return
+		return false
 	}
 	defer f.Close()
-	defer func() {
-		if fl.direct == nil {
-			fl.dport = 0 // indirect after all: say so to repeated requests
-		}
-	}()
 	if dport == 0 {
-		return
+		return false
 	}
-	if err := connectData(f, netip.AddrPortFrom(fl.to.Addr(), dport)); err != nil {
+	if err := connectData(f, netip.AddrPortFrom(u.canonical(fl.Peer).Addr(), dport)); err != nil {
 		u.h.Log.Debug("flow stays indirect", "error", err)
-		return
+		return false
 	}
 	fd, err := unix.Dup(int(f.Fd()))
 	if err != nil {
-		return
+		return false
 	}
 	unix.CloseOnExec(fd)
 	own, err := pipe.NewDatagram(os.NewFile(uintptr(fd), "udp data socket"))
 	if err != nil {
-		return
+		return false
 	}
-	if err := fl.f.Pipe.WriteFile(pipe.Direct, f); err != nil {
+	if err := fl.App.Pipe.WriteFile(pipe.Direct, f); err != nil {
 		// The application is gone; its end of the flow follows.
 		own.Close()
-		return
+		return false
 	}
-	u.mu.Lock()
-	fl.direct = own
-	u.mu.Unlock()
+	d.direct.Store(own)
 	u.ctr.directFlows.Add(1)
+	return true
 }
 
 // txDirect forwards what the application wrote to its channel (before
 // it took the data socket) through the data socket, until the flow
 // ends. The IPCP's copy of the socket is closed at the end.
 func (u *IPCP) txDirect(fl *uflow) {
-	defer fl.direct.Close()
-	f := fl.f
+	own := direct(fl)
+	defer own.Close()
+	f := fl.App
 	// One packet at a time: only what the application wrote before it
 	// took its socket comes this way.
 	var bufs [1][]byte
 	var sizes [1]int
 	var kinds [1]pipe.Kind
-	bufs[0] = make([]byte, fl.mtu+1)
+	bufs[0] = make([]byte, fl.MTU+1)
 	out := make([][]byte, 0, 1)
 	for {
 		n, err := f.Pipe.ReadBatch(bufs[:], sizes[:], kinds[:])
@@ -173,7 +169,7 @@ func (u *IPCP) txDirect(fl *uflow) {
 			case kinds[i] == pipe.Dealloc:
 				done = true
 			case kinds[i] != pipe.Data:
-			case sizes[i] < 0 || sizes[i] > fl.mtu:
+			case sizes[i] < 0 || sizes[i] > fl.MTU:
 				f.Drops.Add(1)
 			default:
 				f.PktsIn.Add(1)
@@ -182,8 +178,8 @@ func (u *IPCP) txDirect(fl *uflow) {
 			}
 		}
 		if len(out) > 0 {
-			sent, _ := fl.direct.WriteBatch(out)
-			u.ctr.txData.Add(uint64(sent))
+			sent, _ := own.WriteBatch(out)
+			u.eng.Counters.TxData.Add(uint64(sent))
 			f.Drops.Add(uint64(len(out) - sent))
 		}
 		if done {

@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ouro-net/ouro/ipcpd"
-	"github.com/ouro-net/ouro/ipcpd/shim/admit"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/pipe"
 	"github.com/ouro-net/ouro/lib/qos"
@@ -117,12 +116,8 @@ func openFDs(t *testing.T) int {
 
 // sourceFlows returns how many flows and pending flows src holds at u.
 func sourceFlows(u *IPCP, src netip.AddrPort) (flows, pending int) {
-	u.mu.RLock()
-	defer u.mu.RUnlock()
-	if us := u.adm.Of(src); us.Flows > 0 {
-		return us.Flows, us.Pending
-	}
-	return 0, 0
+	_, _, flows, pending = u.eng.Usage(src)
+	return flows, pending
 }
 
 // TestAllocFlood floods an IPCP with alloc requests from one source,
@@ -138,9 +133,9 @@ func TestAllocFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := i.(*IPCP)
-	b.tm.retry = 50 * time.Millisecond
-	b.tm.confirm = 400 * time.Millisecond
-	b.tm.lim = admit.Limits{Flows: 24, FlowsPerPeer: 10, Pending: 12, PendingPerPeer: 4}
+	b.tm.AllocRetry = 50 * time.Millisecond
+	b.tm.ConfirmTimeout = 400 * time.Millisecond
+	b.tm.MaxFlows, b.tm.MaxFlowsPerPeer, b.tm.MaxPending, b.tm.MaxPendingPerPeer = 24, 10, 12, 4
 	acc := &acceptor{ch: make(chan accepted, 1024)}
 	b.arrive = acc.arrive
 	if _, err := b.Bootstrap(context.Background(), "udp", map[string]string{"ip": "127.0.0.1", "port": "0"}); err != nil {
@@ -191,15 +186,13 @@ func TestAllocFlood(t *testing.T) {
 	fdsBefore := openFDs(t)
 	// Each flow costs the victim at most its pipe end, the application's
 	// end (this process plays both), the data socket and the IPCP's copy.
-	fdCap := fdsBefore + 4*b.tm.lim.Flows + 16
+	fdCap := fdsBefore + 4*b.tm.MaxFlows + 16
 	check := func(what string, src netip.AddrPort) {
 		t.Helper()
-		b.mu.RLock()
-		flows, pending, n := b.adm.Total().Flows, b.adm.Total().Pending, len(b.flows)
-		b.mu.RUnlock()
-		f, p := sourceFlows(b, src)
-		lim := b.tm.lim
-		if flows > lim.Flows || pending > lim.Pending || f > lim.FlowsPerPeer || p > lim.PendingPerPeer || n > lim.Flows+2 {
+		flows, pending, f, p := b.eng.Usage(src)
+		n := b.eng.Flows()
+		tm := b.tm
+		if flows > tm.MaxFlows || pending > tm.MaxPending || f > tm.MaxFlowsPerPeer || p > tm.MaxPendingPerPeer || n > tm.MaxFlows+2 {
 			t.Fatalf("%s: caps broken: %d flows (%d in the table), %d pending, source %d/%d", what, flows, n, pending, f, p)
 		}
 		if fds := openFDs(t); fds > fdCap {
@@ -212,7 +205,7 @@ func TestAllocFlood(t *testing.T) {
 	src := netip.MustParseAddrPort(fl.c.LocalAddr().String())
 	waitFor(t, "refusals under the flood", func() bool {
 		check("unconfirmed flood", src)
-		return b.ctr.refused.PeerPending.Load() > 0 && fl.oks.Load() > 0
+		return b.eng.Counters.Refused.PeerPending.Load() > 0 && fl.oks.Load() > 0
 	})
 	// An honest peer allocates and echoes meanwhile.
 	a, _ := newIPCP(t, "udp4", "127.0.0.2", "0", b.local.String())
@@ -232,7 +225,7 @@ func TestAllocFlood(t *testing.T) {
 	// Unconfirmed flows expire.
 	waitFor(t, "unconfirmed flows to expire", func() bool {
 		check("unconfirmed flood", src)
-		return b.ctr.expiredUnconfirmed.Load() > 0
+		return b.eng.Counters.ExpiredUnconfirmed.Load() > 0
 	})
 	fl.halt()
 	waitFor(t, "the flooder's flows to go", func() bool {
@@ -242,7 +235,7 @@ func TestAllocFlood(t *testing.T) {
 	// Their data sockets and channels went with them: what is left is
 	// the honest peer's IPCP and flow.
 	waitFor(t, "the expired flows' descriptors to be released", func() bool { return openFDs(t) <= fdsBefore+8 })
-	t.Logf("descriptors: %d before the flood, %d after its flows expired (%d expired)", fdsBefore, openFDs(t), b.ctr.expiredUnconfirmed.Load())
+	t.Logf("descriptors: %d before the flood, %d after its flows expired (%d expired)", fdsBefore, openFDs(t), b.eng.Counters.ExpiredUnconfirmed.Load())
 
 	// Phase 2: a flood that confirms every answer keeps at most its
 	// per-source share.
@@ -251,7 +244,7 @@ func TestAllocFlood(t *testing.T) {
 	waitFor(t, "the confirming flooder to reach its cap", func() bool {
 		check("confirming flood", src2)
 		f, _ := sourceFlows(b, src2)
-		return f == b.tm.lim.FlowsPerPeer && b.ctr.refused.PeerFlows.Load() > 0
+		return f == b.tm.MaxFlowsPerPeer && b.eng.Counters.Refused.PeerFlows.Load() > 0
 	})
 	// The honest flow still works, and a second honest allocation too.
 	app.Write([]byte("again"))
@@ -272,7 +265,7 @@ func TestAllocFlood(t *testing.T) {
 		fl.sent.Load(), fl.recvd.Load(), fl.oks.Load(), fl.busy.Load(),
 		fl2.sent.Load(), fl2.recvd.Load(), fl2.oks.Load(), fl2.busy.Load())
 	for _, name := range []string{"refused-peer-pending-full", "refused-peer-flows-full", "expired-unconfirmed", "confirms-in"} {
-		if counter(&b.ctr, name) == 0 {
+		if counter(b, name) == 0 {
 			t.Errorf("counter %s is 0", name)
 		}
 	}
@@ -289,7 +282,7 @@ func TestBusyIsRetried(t *testing.T) {
 	}
 	b := i.(*IPCP)
 	b.indirect = true
-	b.tm.lim = admit.Limits{Flows: 32, FlowsPerPeer: 16, Pending: 2, PendingPerPeer: 1}
+	b.tm.MaxFlows, b.tm.MaxFlowsPerPeer, b.tm.MaxPending, b.tm.MaxPendingPerPeer = 32, 16, 2, 1
 	acc := &acceptor{ch: make(chan accepted, 64)}
 	b.arrive = acc.arrive
 	if _, err := b.Bootstrap(context.Background(), "udp", map[string]string{"ip": "127.0.0.1", "port": "0"}); err != nil {
@@ -298,7 +291,7 @@ func TestBusyIsRetried(t *testing.T) {
 	t.Cleanup(func() { b.Close() })
 	b.Register(context.Background(), "echo")
 	a, _ := newIPCP(t, "udp4", "127.0.0.2", "0", b.local.String())
-	a.tm.retry = 20 * time.Millisecond
+	a.tm.AllocRetry = 20 * time.Millisecond
 	const n = 6
 	errs := make(chan error, n)
 	for range n {
@@ -312,7 +305,7 @@ func TestBusyIsRetried(t *testing.T) {
 			t.Fatalf("allocation in a burst: %v", err)
 		}
 	}
-	if b.ctr.refused.PeerPending.Load() == 0 {
+	if b.eng.Counters.Refused.PeerPending.Load() == 0 {
 		t.Log("the burst never hit the pending cap (nothing retried)")
 	}
 	for range n {
@@ -348,8 +341,8 @@ func TestStaleFloodIsBudgeted(t *testing.T) {
 		c.Write(enc(wire.Msg{Type: wire.Dealloc, Dst: i + 1, Src: 7}))
 		c.Write(enc(wire.Msg{Type: wire.AllocResp, Dst: i + 1, Src: 7, Status: wire.OK, MTU: 1400}))
 	}
-	waitFor(t, "the forged frames", func() bool { return b.ctr.rxDatagrams.Load() >= 2*n })
-	if b.ctr.answersLimited.Load() == 0 {
+	waitFor(t, "the forged frames", func() bool { return b.eng.Counters.FramesIn.Load() >= 2*n })
+	if b.eng.Counters.AnswersLimited.Load() == 0 {
 		t.Fatal("no stale frame went unanswered")
 	}
 	c.Close()
@@ -357,5 +350,5 @@ func TestStaleFloodIsBudgeted(t *testing.T) {
 	if got := back.Load(); got >= 2*n/4 {
 		t.Fatalf("%d answers to %d forged frames", got, 2*n)
 	}
-	t.Logf("%d answers to %d forged frames, %d unanswered", back.Load(), 2*n, b.ctr.answersLimited.Load())
+	t.Logf("%d answers to %d forged frames, %d unanswered", back.Load(), 2*n, b.eng.Counters.AnswersLimited.Load())
 }

@@ -163,11 +163,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func flowCount(u *IPCP) int {
-	u.mu.RLock()
-	defer u.mu.RUnlock()
-	return len(u.flows)
-}
+func flowCount(u *IPCP) int { return u.eng.Flows() }
 
 func hasIPv6Loopback() bool {
 	c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
@@ -251,7 +247,7 @@ func TestFlowInProcess(t *testing.T) {
 				t.Fatalf("B read %v, want dealloc", k)
 			}
 			waitFor(t, "flows to go", func() bool { return flowCount(a) == 0 && flowCount(b) == 0 })
-			if n := a.ctr.deallocsUnacked.Load(); n != 0 {
+			if n := a.eng.Counters.DeallocsUnacked.Load(); n != 0 {
 				t.Errorf("%d deallocs unacknowledged", n)
 			}
 		})
@@ -325,13 +321,13 @@ func TestRefusals(t *testing.T) {
 	if err := b.Unregister(ctx, "echo"); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := a.cached(namehash.Of("echo")); !ok {
+	if _, ok := a.eng.Cached("echo"); !ok {
 		t.Fatal("positive answer not cached")
 	}
 	if _, _, err := alloc(t, a, "echo", qos.Raw()); err == nil || !strings.Contains(err.Error(), "not registered there") {
 		t.Fatalf("alloc to unregistered name: %v", err)
 	}
-	if _, ok := a.cached(namehash.Of("echo")); ok {
+	if _, ok := a.eng.Cached("echo"); ok {
 		t.Fatal("refused name still cached")
 	}
 	if _, _, err := alloc(t, a, "echo", qos.Raw()); err == nil || !strings.Contains(err.Error(), "no peer has that name") {
@@ -383,33 +379,33 @@ func TestPeerVanishesMidAllocation(t *testing.T) {
 			noLeak(t)
 			peer, reqs := fakePeer(t, pending)
 			a, _ := newIPCP(t, "udp4", "127.0.0.1", "0", peer.LocalAddr().String())
-			a.tm.retry = 20 * time.Millisecond
+			a.tm.AllocRetry = 20 * time.Millisecond
 			_, _, err := alloc(t, a, "echo", qos.Raw())
 			if err == nil || !strings.Contains(err.Error(), "sent no reply to 4 flow requests") {
 				t.Fatalf("alloc to a silent peer: %v", err)
 			}
-			want := int32(a.tm.allocTries)
+			want := int32(a.tm.AllocMisses)
 			if pending {
 				want++
 			}
 			if reqs.Load() < want {
 				t.Fatalf("peer saw %d requests, want at least %d", reqs.Load(), want)
 			}
-			if _, ok := a.cached(namehash.Of("echo")); ok {
+			if _, ok := a.eng.Cached("echo"); ok {
 				t.Fatal("vanished peer still cached")
 			}
-			if flowCount(a) != 0 || a.ctr.allocsFailed.Load() != 1 {
-				t.Fatalf("%d flows left, %d failures", flowCount(a), a.ctr.allocsFailed.Load())
+			if flowCount(a) != 0 || a.eng.Counters.AllocsFailed.Load() != 1 {
+				t.Fatalf("%d flows left, %d failures", flowCount(a), a.eng.Counters.AllocsFailed.Load())
 			}
 		})
 	}
 }
 
 // counter returns the value of a Show counter.
-func counter(c *counters, name string) uint64 {
-	for _, x := range c.list() {
-		if x.name == name {
-			return x.v.Load()
+func counter(u *IPCP, name string) uint64 {
+	for _, x := range append(u.eng.Counters.List(), u.ctr.list()...) {
+		if x.Name == name {
+			return x.V.Load()
 		}
 	}
 	panic("no counter " + name)
@@ -425,12 +421,7 @@ func TestBadInputIsCountedAndDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	appB := acc.next(t).app
-	var live uint32
-	b.mu.RLock()
-	for e := range b.flows {
-		live = e
-	}
-	b.mu.RUnlock()
+	live := b.eng.EIDs()[0]
 
 	raw, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 3)}, net.UDPAddrFromAddrPort(b.local))
 	if err != nil {
@@ -459,11 +450,11 @@ func TestBadInputIsCountedAndDropped(t *testing.T) {
 		{badType, "drop-bad-type"},
 		{append(bytes.Clone(good), 0), "drop-malformed"},
 		{enc(wire.Msg{Type: wire.QueryReply, Hash: namehash.Of("x"), Found: true}), "drop-unsolicited"},
-		{enc(wire.Msg{Type: wire.AllocResp, Dst: 5, Status: wire.NoName}), "drop-stale"},
-		{enc(wire.Msg{Type: wire.DeallocAck, Dst: live, Src: 1}), "drop-stale"},
-		{data(live ^ 1), "drop-unknown-eid"},
+		{enc(wire.Msg{Type: wire.AllocResp, Dst: 5, Status: wire.NoName}), "drop-stale-reply"},
+		{enc(wire.Msg{Type: wire.DeallocAck, Dst: live, Src: 1}), "drop-stale-ack"},
+		{data(live + 1), "drop-unknown-eid"},
 		{data(live), "drop-wrong-source"},
-		{enc(wire.Msg{Type: wire.Dealloc, Dst: live, Src: 1}), "drop-stale"},
+		{enc(wire.Msg{Type: wire.Dealloc, Dst: live, Src: 1}), "drop-stale-dealloc"},
 		{make([]byte, 65500), "drop-oversize"},
 	}
 	want := make(map[string]uint64)
@@ -473,9 +464,9 @@ func TestBadInputIsCountedAndDropped(t *testing.T) {
 		}
 		want[s.counter]++
 	}
-	waitFor(t, "the datagrams", func() bool { return b.ctr.rxDatagrams.Load() >= uint64(len(sends))+2 })
+	waitFor(t, "the datagrams", func() bool { return b.eng.Counters.FramesIn.Load() >= uint64(len(sends))+2 })
 	for name, n := range want {
-		if got := counter(&b.ctr, name); got != n {
+		if got := counter(b, name); got != n {
 			t.Errorf("%s = %d, want %d", name, got, n)
 		}
 	}
@@ -507,12 +498,12 @@ func TestQueryFlood(t *testing.T) {
 	for range flood {
 		raw.Write(q)
 	}
-	waitFor(t, "the flood to be limited", func() bool { return b.ctr.queriesLimited.Load() > 0 })
+	waitFor(t, "the flood to be limited", func() bool { return b.eng.Counters.QueriesLimited.Load() > 0 })
 	// A configured peer has its own budget: it is still answered.
 	if ok, err := a.Query(context.Background(), "echo"); !ok || err != nil {
 		t.Fatalf("query during flood: %v %v", ok, err)
 	}
-	if ans := b.ctr.queriesAnswered.Load(); ans >= flood {
+	if ans := b.eng.Counters.QueriesAnswered.Load(); ans >= flood {
 		t.Fatalf("%d of %d flood queries answered", ans, flood)
 	}
 }
@@ -558,17 +549,17 @@ func TestBootstrapErrors(t *testing.T) {
 }
 
 // FuzzHandle feeds arbitrary datagrams to the receive path of a live
-// IPCP that has a name and a flow.
+// IPCP that has a name and a flow, as if from that flow's requester.
 func FuzzHandle(f *testing.F) {
 	h := namehash.Of("oping")
 	for _, m := range []wire.Msg{
 		{Type: wire.Query, Hash: h},
 		{Type: wire.QueryReply, Hash: h, Found: true},
-		{Type: wire.AllocReq, Src: 7, Hash: h, MTU: 1400, Port: 9, QoS: qos.Raw()},
-		{Type: wire.AllocResp, Dst: 0xdeadbeef, Src: 0xdeadbeef, Status: wire.OK, MTU: 1400},
-		{Type: wire.Dealloc, Dst: 0xdeadbeef, Src: 0xdeadbeef},
-		{Type: wire.DeallocAck, Dst: 0xdeadbeef, Src: 0xdeadbeef},
-		{Type: wire.Confirm, Dst: 0xdeadbeef, Src: 0xdeadbeef},
+		{Type: wire.AllocReq, Src: 8, Hash: h, MTU: 1400, Port: 9, QoS: qos.Raw()},
+		{Type: wire.AllocResp, Dst: 1, Src: 7, Status: wire.OK, MTU: 1400},
+		{Type: wire.Dealloc, Dst: 1, Src: 7},
+		{Type: wire.DeallocAck, Dst: 1, Src: 7},
+		{Type: wire.Confirm, Dst: 1, Src: 7},
 	} {
 		f.Add(enc(m))
 	}
@@ -579,38 +570,54 @@ func FuzzHandle(f *testing.F) {
 		f.Fatal(err)
 	}
 	u := i.(*IPCP)
+	u.indirect = true
 	u.arrive = func(context.Context, string, qos.Spec, int) (*ipcpd.Flow, error) {
-		return nil, errors.New("no")
+		ipcpEnd, appEnd, err := pipe.Pair()
+		if err != nil {
+			return nil, err
+		}
+		go func() { // drain the flow
+			defer appEnd.Close()
+			buf := make([]byte, 70000)
+			for {
+				if _, _, err := appEnd.Read(buf); err != nil && !errors.Is(err, io.ErrShortBuffer) {
+					return
+				}
+			}
+		}()
+		return &ipcpd.Flow{Name: "oping", Pipe: ipcpEnd}, nil
 	}
 	if _, err := u.Bootstrap(context.Background(), "udp", map[string]string{"ip": "127.0.0.1", "port": "0"}); err != nil {
 		f.Fatal(err)
 	}
 	defer u.Close()
 	u.Register(context.Background(), "oping")
-	ipcpEnd, appEnd, _ := pipe.Pair()
-	defer ipcpEnd.Close()
-	defer appEnd.Close()
-	src := netip.MustParseAddrPort("127.0.0.1:9") // discard: nobody answers
-	fl := newUflow(&ipcpd.Flow{Pipe: ipcpEnd}, src, src, u.mtu)
-	fl.local, fl.remote = 0xdeadbeef, 0xdeadbeef
-	fl.state.Store(stateUp)
-	// An incoming flow, not yet confirmed: confirmations and data take
-	// the admission paths.
-	fl.incoming = true
-	fl.confirmed.Store(false)
-	u.mu.Lock()
-	u.flows[fl.local] = fl
-	u.mu.Unlock()
-	go func() { // drain the flow
-		buf := make([]byte, 70000)
-		for {
-			if _, _, err := appEnd.Read(buf); err != nil && !errors.Is(err, io.ErrShortBuffer) {
-				return
-			}
+	c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 7)}, net.UDPAddrFromAddrPort(u.local))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(AllocReqFrame(7, "oping", 0))
+	buf := make([]byte, 256)
+	for {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := c.Read(buf)
+		if err != nil {
+			f.Fatal(err)
 		}
-	}()
+		if conf, ok := ConfirmFor(buf[:n]); ok {
+			c.Write(conf)
+			break
+		}
+	}
+	src := netip.MustParseAddrPort(c.LocalAddr().String())
+	// The fuzzer is the receive goroutine from here on: the socket's
+	// own is stopped (what the IPCP sends fails, counted).
+	u.conn.Close()
+	u.rxWG.Wait()
 	f.Fuzz(func(t *testing.T, b []byte) {
 		u.handle(b, src, false)
+		u.flushRx()
 	})
 }
 

@@ -19,9 +19,9 @@
 // Every datagram starts with a 4-byte endpoint id (eid, big endian).
 // A non-zero eid is a data frame: the eid is the receiver's endpoint of
 // the flow and the rest of the datagram is the application's packet, so
-// the data header is 4 bytes. Eids are chosen at random per flow by
-// their owner, so a datagram of an old flow is unlikely to hit a new one;
-// a data frame is also dropped unless it comes from the flow's peer
+// the data header is 4 bytes. Eids are handed out round robin by their
+// owner, so a datagram of an old flow is unlikely to hit a new one; a
+// data frame is also dropped unless it comes from the flow's peer
 // address. Eid 0 marks a management frame: the rest is a management
 // message of package ipcpd/shim/wire, the codec all shim kinds share
 // (version 4; the udp shims spoke version 3 before it, the same layout,
@@ -42,6 +42,13 @@
 // byte gives the evolution path that a version field in msgpack would.
 //
 // # Protocol
+//
+// The protocol below is the shim engine's (package ipcpd/shim, shared
+// with eth-dix and tap); this package is its udp medium: the socket,
+// the peers, the recvmmsg/sendmmsg data path and the direct data
+// sockets (the engine's Link hooks Offer and Agreed carry the data
+// port through the handshake). Its timers are the engine's, with the
+// figures below.
 //
 // Query: Query(name) sends a query to every configured peer and
 // retransmits to the silent ones (every 250 ms, 3 rounds); every IPCP
@@ -144,9 +151,7 @@ package udp
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"net"
 	"net/netip"
 	"sync"
@@ -154,55 +159,36 @@ import (
 	"time"
 
 	"github.com/ouro-net/ouro/ipcpd"
-	"github.com/ouro-net/ouro/ipcpd/shim/admit"
-	"github.com/ouro-net/ouro/ipcpd/shim/dir"
+	"github.com/ouro-net/ouro/ipcpd/shim"
 	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/ctrl"
-	"github.com/ouro-net/ouro/lib/namehash"
-	"github.com/ouro-net/ouro/lib/qos"
 )
 
-// timing holds the protocol's timers and limits, shortened by tests.
-type timing struct {
-	retry        time.Duration // between retransmissions
-	queryTries   int           // rounds of queries
-	allocTries   int           // unanswered alloc requests before giving up
-	deallocTries int           // dealloc transmissions without an ack
-	allocTimeout time.Duration // bound on one allocation
-	cacheTTL     time.Duration // life of a positive query answer
-	queryRate    float64       // answers without state (queries, refusals) per second, in total
-	queryBurst   float64       // and their burst (admit.Answers)
-	lim          admit.Limits  // caps on incoming flows
-	confirm      time.Duration // ConfirmTimeout
-	arrive       time.Duration // ArriveTimeout
+// defaultTimers are the engine's timers on udp: queries in 3 rounds
+// 250 ms apart, requests every 250 ms (4 unanswered: the peer is gone),
+// an allocation within 10 s, the IRMd's search within ArriveTimeout.
+func defaultTimers() shim.Timers {
+	return shim.Timers{QueryTimeout: 750 * time.Millisecond, QueryRetry: 250 * time.Millisecond,
+		AllocRetry: 250 * time.Millisecond, AllocMisses: 4, AllocTimeout: 10 * time.Second, CacheTTL: 30 * time.Second,
+		DeallocTries: 3, ArriveTimeout: ArriveTimeout}
 }
 
-func defaultTiming() timing {
-	return timing{retry: 250 * time.Millisecond, queryTries: 3, allocTries: 4, deallocTries: 3,
-		allocTimeout: 10 * time.Second, cacheTTL: 30 * time.Second,
-		queryRate: admit.DefaultAnswerRate, queryBurst: admit.DefaultAnswerBurst, lim: admit.Default(), confirm: admit.ConfirmTimeout, arrive: ArriveTimeout}
-}
-
-// arriveFunc finds an acceptor for an incoming flow (Host.Arrive).
-type arriveFunc func(ctx context.Context, name string, q qos.Spec, mtu int) (*ipcpd.Flow, error)
-
-// IPCP is a udp4 or udp6 shim IPCP.
+// IPCP is a udp4 or udp6 shim IPCP: the shim engine on a UDP socket.
 type IPCP struct {
 	h  *ipcpd.Host
 	v6 bool
-	tm timing
-	// clk is the clock of every timer and timestamp (lib/clock; tests
-	// may set a fake one before Bootstrap).
-	clk clock.Clock
-	// indirect keeps every flow's data on the IPCP's socket (tests of
-	// that path; see direct.go).
+	// tm, clk, indirect and arrive may be set by tests before
+	// Bootstrap: the engine's timers, its clock, whether every flow's
+	// data stays on the IPCP's socket (tests of that path; see
+	// direct.go), and the IRMd's acceptor search.
+	tm       shim.Timers
+	clk      clock.Clock
 	indirect bool
-	arrive   arriveFunc
+	arrive   shim.ArriveFunc
 	ctr      counters
-	ctx      context.Context // cancelled by Close
-	cancel   context.CancelFunc
 
 	// Set by Bootstrap before the receive goroutine starts, then fixed.
+	eng            *shim.Engine[netip.AddrPort]
 	conn           *net.UDPConn
 	rc             syscall.RawConn
 	local          netip.AddrPort
@@ -212,25 +198,13 @@ type IPCP struct {
 	loss           float64 // loss drill: share of data packets dropped
 
 	// Owned by the receive goroutine.
-	rx      *receiver
-	rxMsg   wire.Msg
-	rxOut   []byte
-	rxPend  rxPending
-	answers *admit.Answers[netip.AddrPort] // budget of stateless answers
+	rx     *receiver
+	rxPend rxPending
 
-	mu       sync.RWMutex
-	booted   bool
-	closed   bool
-	names    dir.Names
-	cache    *dir.Cache[netip.AddrPort]
-	queries  map[namehash.Hash]*query
-	flows    map[uint32]*uflow // by local eid
-	byRemote map[remoteKey]*uflow
-	arriving map[remoteKey]bool
-	adm      *admit.Admission[netip.AddrPort] // incoming flows per source
-
-	rxWG sync.WaitGroup // the receive goroutine
-	work sync.WaitGroup // flow goroutines and arrivals
+	mu     sync.RWMutex
+	booted bool
+	closed bool
+	rxWG   sync.WaitGroup // the receive goroutine
 }
 
 // New is the constructor of both kinds; h.Type tells udp4 from udp6.
@@ -243,14 +217,10 @@ func New(h *ipcpd.Host) (ipcpd.IPCP, error) {
 	default:
 		return nil, fmt.Errorf("udp IPCP: unknown type %q (want udp4 or udp6)", h.Type)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &IPCP{h: h, v6: v6, tm: defaultTiming(), clk: clock.Real(), arrive: h.Arrive, ctx: ctx, cancel: cancel,
-		names: dir.Names{}, cache: dir.NewCache[netip.AddrPort](defaultTiming().cacheTTL, 0),
-		queries: make(map[namehash.Hash]*query), flows: make(map[uint32]*uflow),
-		byRemote: make(map[remoteKey]*uflow), arriving: make(map[remoteKey]bool)}, nil
+	return &IPCP{h: h, v6: v6, tm: defaultTimers(), clk: clock.Real(), arrive: h.Arrive}, nil
 }
 
-// Bootstrap binds the socket and starts receiving.
+// Bootstrap binds the socket, starts the engine and receiving.
 func (u *IPCP) Bootstrap(_ context.Context, layer string, params map[string]string) (ctrl.IPCPBootstrapReply, error) {
 	cfg, err := parseParams(u.h.Type, u.v6, params)
 	if err != nil {
@@ -260,7 +230,7 @@ func (u *IPCP) Bootstrap(_ context.Context, layer string, params map[string]stri
 	defer u.mu.Unlock()
 	switch {
 	case u.closed:
-		return ctrl.IPCPBootstrapReply{}, errClosing
+		return ctrl.IPCPBootstrapReply{}, shim.ErrClosed
 	case u.booted:
 		return ctrl.IPCPBootstrapReply{}, fmt.Errorf("%s IPCP %s is already bootstrapped (at %s)", u.h.Type, u.h.Name, u.local)
 	}
@@ -284,18 +254,24 @@ func (u *IPCP) Bootstrap(_ context.Context, layer string, params map[string]stri
 	u.linkMTU = linkMTU(cfg.bind.Addr())
 	u.mtu = payloadMTU(u.linkMTU, u.v6)
 	u.rx = newReceiver(eidLen + u.mtu + 1)
-	u.rxOut = make([]byte, 0, maxMgmtLen)
-	reserved := make([]netip.AddrPort, 0, len(cfg.peers))
+	// Received sources have no IPv6 zone: the engine knows the peers
+	// by those; SendMgmt maps them back (canonical).
+	peers := make([]netip.AddrPort, 0, len(cfg.peers))
 	for _, p := range cfg.peers {
-		reserved = append(reserved, noZone(p))
+		peers = append(peers, noZone(p))
 	}
-	u.adm = admit.New(u.tm.lim, reserved)
-	u.answers = admit.NewAnswers(u.tm.queryRate, u.tm.queryBurst, reserved)
+	eng, err := shim.New(shim.Config[netip.AddrPort]{
+		Kind: u.h.Type, Link: (*medium)(u), MTU: u.mtu, Headroom: eidLen, Peers: peers, Carrier: true,
+		Arrive: u.arrive, Log: u.h.Log, Clock: u.clk, Timers: u.tm, Less: addrLess,
+	})
+	if err != nil {
+		conn.Close()
+		return ctrl.IPCPBootstrapReply{}, fmt.Errorf("%s IPCP %s: %w", u.h.Type, u.h.Name, err)
+	}
+	u.eng = eng
 	u.booted = true
 	u.rxWG.Add(1)
 	go u.rxLoop()
-	u.work.Add(1)
-	go u.sweep()
 	u.h.Log.Info("bound", "address", u.local, "peers", u.peers, "mtu", u.mtu, "rcvbuf", rcv, "sndbuf", snd)
 	if u.loss != 0 {
 		u.h.Log.Warn("loss drill: dropping data packets at random", "percent", u.loss*100)
@@ -303,36 +279,38 @@ func (u *IPCP) Bootstrap(_ context.Context, layer string, params map[string]stri
 	return ctrl.IPCPBootstrapReply{Address: u.local.String(), MTU: u.mtu}, nil
 }
 
-// ready reports an error unless the IPCP is bootstrapped and open.
-func (u *IPCP) ready() error {
+// engine returns the engine, or an error unless the IPCP is
+// bootstrapped and open.
+func (u *IPCP) engine() (*shim.Engine[netip.AddrPort], error) {
 	u.mu.RLock()
 	defer u.mu.RUnlock()
 	switch {
 	case u.closed:
-		return errClosing
+		return nil, shim.ErrClosed
 	case !u.booted:
-		return fmt.Errorf("%s IPCP %s is not bootstrapped", u.h.Type, u.h.Name)
+		return nil, fmt.Errorf("%s IPCP %s is not bootstrapped", u.h.Type, u.h.Name)
 	}
-	return nil
+	return u.eng, nil
 }
 
 // Register makes this IPCP answer peers' queries for name and accept
 // flows to it.
 func (u *IPCP) Register(_ context.Context, name string) error {
-	if err := u.ready(); err != nil {
+	eng, err := u.engine()
+	if err != nil {
 		return err
 	}
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.names.Register(name)
+	eng.Register(name)
 	return nil
 }
 
 // Unregister withdraws name.
 func (u *IPCP) Unregister(_ context.Context, name string) error {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	if !u.names.Unregister(name) {
+	eng, err := u.engine()
+	if err != nil {
+		return err
+	}
+	if !eng.Unregister(name) {
 		return fmt.Errorf("name %q is not registered in %s IPCP %s", name, u.h.Type, u.h.Name)
 	}
 	return nil
@@ -340,143 +318,25 @@ func (u *IPCP) Unregister(_ context.Context, name string) error {
 
 // Query reports whether a peer has name registered.
 func (u *IPCP) Query(ctx context.Context, name string) (bool, error) {
-	if err := u.ready(); err != nil {
+	eng, err := u.engine()
+	if err != nil {
 		return false, err
 	}
-	_, ok, err := u.resolve(ctx, name)
-	return ok, err
+	return eng.Query(ctx, name)
 }
 
 // Alloc sets up a flow to the peer that has f.Name and, on success,
 // starts moving its packets.
 func (u *IPCP) Alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
-	if err := u.ready(); err != nil {
+	eng, err := u.engine()
+	if err != nil {
 		return 0, err
 	}
-	u.ctr.allocsOut.Add(1)
-	mtu, err := u.alloc(ctx, f)
+	mtu, err := eng.Alloc(ctx, f)
 	if err != nil {
-		u.ctr.allocsFailed.Add(1)
-		return 0, fmt.Errorf("%s IPCP %s: allocate flow to %q: %w", u.h.Type, u.h.Name, f.Name, err)
+		return 0, fmt.Errorf("%s IPCP %s: %w (peers: %s)", u.h.Type, u.h.Name, err, orNone(addrStrings(u.peers)))
 	}
 	return mtu, nil
-}
-
-func (u *IPCP) alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
-	h := namehash.Of(f.Name)
-	peer, ok, err := u.resolve(ctx, f.Name)
-	if err != nil {
-		return 0, err
-	}
-	if !ok {
-		return 0, fmt.Errorf("no peer has that name registered (peers: %s)", orNone(addrStrings(u.peers)))
-	}
-	fl := newUflow(f, peer, u.canonical(peer), u.mtu)
-	if u.directOK() {
-		if data, port, err := dataSocket(u.local.Addr()); err == nil {
-			fl.data, fl.dport = data, port
-		}
-	}
-	u.mu.Lock()
-	if u.closed {
-		u.mu.Unlock()
-		if fl.data != nil {
-			fl.data.Close()
-		}
-		return 0, errClosing
-	}
-	fl.local = u.newEIDLocked()
-	u.flows[fl.local] = fl
-	u.mu.Unlock()
-
-	st, err := u.handshake(ctx, fl, h)
-	u.mu.Lock()
-	if fl.state.Load() == stateUp && !u.closed {
-		// Up, even if the wait ended for another reason just as the
-		// answer came. The peer holds the flow only once confirmed:
-		// one confirmation now, the sweeper sends the rest.
-		fl.confirmsLeft.Store(admit.ConfirmRepeats - 1)
-		u.work.Add(1)
-		u.mu.Unlock()
-		u.sendMsg(&wire.Msg{Type: wire.Confirm, Dst: fl.remote, Src: fl.local}, fl.to)
-		u.ctr.confirmsOut.Add(1)
-		u.handOver(fl, fl.peerPort)
-		go u.txLoop(fl)
-		return fl.mtu, nil
-	}
-	up := fl.state.Load() == stateUp
-	u.removeLocked(fl)
-	u.mu.Unlock()
-	if fl.data != nil {
-		fl.data.Close()
-	}
-	if up {
-		u.sendMsg(&wire.Msg{Type: wire.Dealloc, Dst: fl.remote, Src: fl.local}, fl.to)
-		return 0, errClosing
-	}
-	if err != nil {
-		if errors.Is(err, errGone) {
-			u.uncache(h)
-		}
-		return 0, err
-	}
-	if st == wire.NoName {
-		u.uncache(h)
-	}
-	return 0, fmt.Errorf("peer %s refused: %s", fl.to, st)
-}
-
-// errGone says a peer stopped answering.
-var errGone = errors.New("peer did not answer")
-
-// handshake sends the alloc request until the peer answers with a final
-// status, stays silent for allocTries retransmissions, or time runs out.
-func (u *IPCP) handshake(ctx context.Context, fl *uflow, h namehash.Hash) (wire.Status, error) {
-	req := wire.Msg{Type: wire.AllocReq, Src: fl.local, Hash: h, MTU: uint16(fl.mtu), Port: fl.dport, QoS: fl.f.QoS}
-	limit := u.clk.NewTimer(u.tm.allocTimeout)
-	defer limit.Stop()
-	t := u.clk.NewTimer(u.tm.retry)
-	defer t.Stop()
-	misses, busy := 0, false
-	for {
-		u.sendMsg(&req, fl.to)
-		t.Reset(u.tm.retry)
-		heard := false
-		for waiting := true; waiting; {
-			select {
-			case st := <-fl.resp:
-				switch st {
-				case wire.Pending:
-					heard = true
-				case wire.Busy:
-					// Its caps are full for now: ask again at each
-					// retry until the allocation times out.
-					heard, busy = true, true
-				default:
-					return st, nil
-				}
-			case <-t.C():
-				waiting = false
-			case <-limit.C():
-				if busy {
-					return wire.Busy, nil
-				}
-				return 0, fmt.Errorf("peer %s took longer than %v to accept", fl.to, u.tm.allocTimeout)
-			case <-ctx.Done():
-				return 0, ctx.Err()
-			case <-u.ctx.Done():
-				return 0, errClosing
-			}
-		}
-		if heard {
-			misses = 0
-			continue
-		}
-		if misses++; misses >= u.tm.allocTries {
-			return 0, fmt.Errorf("%w: %s sent no reply to %d flow requests over %v; is its IPCP running?",
-				errGone, fl.to, misses, time.Duration(misses)*u.tm.retry)
-		}
-	}
 }
 
 func addrStrings(a []netip.AddrPort) []string {
@@ -488,7 +348,7 @@ func addrStrings(a []netip.AddrPort) []string {
 }
 
 // Close ends every flow (one dealloc each to its peer), stops the
-// arrivals, then closes the socket and waits for every goroutine.
+// engine, then closes the socket and waits for every goroutine.
 func (u *IPCP) Close() error {
 	u.mu.Lock()
 	if u.closed {
@@ -496,16 +356,10 @@ func (u *IPCP) Close() error {
 		return nil
 	}
 	u.closed = true
-	for _, fl := range u.flows {
-		if fl.state.Load() != statePending {
-			fl.end(endShutdown)
-		}
-	}
 	booted := u.booted
 	u.mu.Unlock()
-	u.cancel()
-	u.work.Wait()
 	if booted {
+		u.eng.Close()
 		u.conn.Close()
 		u.rxWG.Wait()
 	}

@@ -102,23 +102,13 @@ const (
 	Confirm    Type = 7 // the requester got the "ok"
 )
 
+var typeNames = [...]string{Query: "query", QueryReply: "query-reply", AllocReq: "alloc-req",
+	AllocResp: "alloc-resp", Dealloc: "dealloc", DeallocAck: "dealloc-ack", Confirm: "confirm"}
+
 // String names the type for logs.
 func (t Type) String() string {
-	switch t {
-	case Query:
-		return "query"
-	case QueryReply:
-		return "query-reply"
-	case AllocReq:
-		return "alloc-req"
-	case AllocResp:
-		return "alloc-resp"
-	case Dealloc:
-		return "dealloc"
-	case DeallocAck:
-		return "dealloc-ack"
-	case Confirm:
-		return "confirm"
+	if int(t) < len(typeNames) && typeNames[t] != "" {
+		return typeNames[t]
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
@@ -136,21 +126,14 @@ const (
 	Closing    Status = 5 // the responder is shutting down
 )
 
+var statusText = [...]string{OK: "ok", Pending: "pending", NoName: "name not registered there",
+	NoAcceptor: "no process accepts the flow there", Busy: "too many allocations in progress there",
+	Closing: "the remote IPCP is shutting down"}
+
 // String says what the status means, for error messages.
 func (s Status) String() string {
-	switch s {
-	case OK:
-		return "ok"
-	case Pending:
-		return "pending"
-	case NoName:
-		return "name not registered there"
-	case NoAcceptor:
-		return "no process accepts the flow there"
-	case Busy:
-		return "too many allocations in progress there"
-	case Closing:
-		return "the remote IPCP is shutting down"
+	if int(s) < len(statusText) {
+		return statusText[s]
 	}
 	return fmt.Sprintf("unknown refusal (%d)", uint8(s))
 }
