@@ -3,6 +3,8 @@ package scalesim
 import (
 	"testing"
 	"time"
+
+	"github.com/ouro-net/ouro/layer"
 )
 
 // TestLayerScale brings up small layers with the real routing,
@@ -12,16 +14,20 @@ import (
 // join; the directory forgets a dead member within one refresh
 // interval; and the update counts stay within what flooding allows.
 func TestLayerScale(t *testing.T) {
+	// A short refresh keeps the idle interval (one round per virtual
+	// millisecond) cheap.
+	lc := layer.Defaults("scale")
+	lc.RefreshInterval, lc.MaxAge = 5*time.Second, 20*time.Second
+	ri := lc.RefreshInterval
 	for _, cfg := range []Config{
-		{N: 50, Topology: TopoRandom, Degree: 4, Seed: 1},
-		{N: 36, Topology: TopoGrid, Seed: 2},
+		{N: 50, Topology: TopoRandom, Degree: 4, Seed: 1, Layer: &lc},
+		{N: 36, Topology: TopoGrid, Seed: 2, Layer: &lc},
 	} {
 		t.Run(cfg.Topology, func(t *testing.T) {
 			r, err := Measure(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			ri := 30 * time.Second // layer.Defaults
 			n := float64(cfg.N)
 			maxDeg := 2.0 * n // no member has more neighbours than this, loosely
 			if cfg.Topology == TopoGrid {
