@@ -84,7 +84,10 @@
 //	1000  199            12.1 kB      11 ms, 6, 1.01 13 ms, 18, 1.09  0.4 ms  72.7 kB       81.8 kB
 //
 // (LSUs and SPF runs are per member; conv is the virtual time from the
-// failure's detection until the last table changed.)
+// failure's detection until the last table changed.) On a grid (-topo
+// grid, mean degree 3.9) the counts are about the same and convergence
+// follows the diameter: 13 and 15 ms at N = 100, 29 and 44 ms at N = 1000
+// (a 32 x 32 grid, 62 hops across).
 //
 //   - Failures stay cheap at these sizes: a failure floods a few LSUs
 //     (two for a link, one per neighbour for a member), each member runs
