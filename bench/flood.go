@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
@@ -197,10 +196,7 @@ func (f *udpFlooder) answer(c *net.UDPConn) {
 	}
 }
 
-var (
-	limitsRE  = regexp.MustCompile(`incoming flows (\d+) of \d+ .*pending (\d+) of`)
-	counterRE = regexp.MustCompile(`(?m)^\s+([a-z-]+)\s+(\d+)$`)
-)
+var ()
 
 // floodVictim is the set-up the flood measures: the honest hosts'
 // run directories and layer, the flooded IPCP, and the flooder.
@@ -213,8 +209,6 @@ type floodVictim struct {
 	// downs counts the adjacency-down events so far (nil: no unicast
 	// layer).
 	downs func() int
-	// counters parses the counters out of the flooded IPCP's show.
-	counters func(text string) map[string]int
 }
 
 // flooder is the stranger: start sends (until ctx ends) and answers
@@ -272,7 +266,7 @@ func (e *env) udpVictim(ctx context.Context, sources int, progress io.Writer) (*
 	if err != nil {
 		return nil, fmt.Errorf("build two hosts: %w", err)
 	}
-	v := &floodVictim{dirA: tp.Hosts["a"].Dir, dirB: tp.Hosts["b"].Dir, layer: "udp1", counters: udpCounters}
+	v := &floodVictim{dirA: tp.Hosts["a"].Dir, dirB: tp.Hosts["b"].Dir, layer: "udp1"}
 	fl := &udpFlooder{name: pingName}
 	v.cleanup = func() {
 		fl.stop()
@@ -314,30 +308,24 @@ func (e *env) udpVictim(ctx context.Context, sources int, progress io.Writer) (*
 	return v, nil
 }
 
-// udpCounters reads the counters of a shim IPCP's show (udp and
-// Ethernet kinds: one engine, one layout).
-func udpCounters(text string) map[string]int {
-	out := map[string]int{}
-	if i := strings.Index(text, "  counters\n"); i >= 0 {
-		text = text[i:]
-	}
-	for _, m := range counterRE.FindAllStringSubmatch(text, -1) {
-		if n, _ := strconv.Atoi(m[2]); n != 0 {
-			out[m[1]] = n
-		}
-	}
-	return out
-}
-
 // floodMeasure floods v for d while the honest hosts ping, allocate and
 // ask for show, and fills res.
 func floodMeasure(ctx context.Context, v *floodVictim, res *FloodResult, d time.Duration, out io.Writer) (*FloodResult, error) {
 	pid, fl := v.pid, v.fl
-	show := func() (string, time.Duration, error) {
+	// show asks for the flooded IPCP's layer show and returns its
+	// status as data (an empty one if the answer has none).
+	show := func() (*ctrl.ShimStatus, time.Duration, error) {
 		start := time.Now()
 		var info ctrl.LayerInfo
 		err := topo.Call(v.dirB, ctrl.OpLayerShow, ctrl.LayerShow{Layer: v.layer}, &info)
-		return info.Text, time.Since(start), err
+		lat := time.Since(start)
+		if err == nil && (info.Status == nil || info.Status.Shim == nil) {
+			err = fmt.Errorf("layer %s: no shim status in the answer", v.layer)
+		}
+		if err != nil {
+			return &ctrl.ShimStatus{}, lat, err
+		}
+		return info.Status.Shim, lat, nil
 	}
 	opts := []flow.Option{flow.WithRunDir(v.dirA), flow.WithLayer(v.layer)}
 	// One allocation before the flood: the name is resolved and cached.
@@ -413,7 +401,7 @@ func floodMeasure(ctx context.Context, v *floodVictim, res *FloodResult, d time.
 		if fctx.Err() != nil {
 			break
 		}
-		text, lat, err := show()
+		st, lat, err := show()
 		shows = append(shows, lat)
 		secMax = max(secMax, lat)
 		if err != nil {
@@ -424,10 +412,7 @@ func floodMeasure(ctx context.Context, v *floodVictim, res *FloodResult, d time.
 		}
 		smp := FloodSample{ElapsedS: time.Since(start).Seconds(), FDs: countFDs(pid), ShowMaxMS: ms(secMax)}
 		smp.RSSKB, _ = readRSS(pid)
-		if m := limitsRE.FindStringSubmatch(text); m != nil {
-			smp.Flows, _ = strconv.Atoi(m[1])
-			smp.Pending, _ = strconv.Atoi(m[2])
-		}
+		smp.Flows, smp.Pending = st.Limits.Flows, st.Limits.Pending
 		smp.SentPkts = fl.stats().sent.Load()
 		res.Samples = append(res.Samples, smp)
 		fmt.Fprintf(out, "%5.0f s %12d %9.1f %5d %7d %8d %13.1f\n", smp.ElapsedS, smp.SentPkts-lastSent,
@@ -451,8 +436,13 @@ func floodMeasure(ctx context.Context, v *floodVictim, res *FloodResult, d time.
 		res.RSSMaxKB = max(res.RSSMaxKB, s.RSSKB)
 		res.FDMax = max(res.FDMax, s.FDs)
 	}
-	if text, _, err := show(); err == nil {
-		res.Counters = v.counters(text)
+	if st, _, err := show(); err == nil {
+		res.Counters = map[string]int{}
+		for k, n := range st.Counters {
+			if n != 0 {
+				res.Counters[k] = int(n)
+			}
+		}
 	}
 	if pingErr != nil && res.Ping.Error == "" {
 		res.Ping.Error = pingErr.Error()
@@ -534,7 +524,7 @@ func (e *env) ethVictim(ctx context.Context, progress io.Writer) (*floodVictim, 
 	tag := strconv.Itoa(os.Getpid() % 100000)
 	nsA, nsB, devA, devB := "ouroflooda"+tag, "ourofloodb"+tag, "ofa"+tag, "ofb"+tag
 	var undo []func()
-	v := &floodVictim{layer: "eth", counters: udpCounters}
+	v := &floodVictim{layer: "eth"}
 	v.cleanup = func() {
 		for i := len(undo) - 1; i >= 0; i-- {
 			undo[i]()

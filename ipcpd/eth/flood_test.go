@@ -1,13 +1,13 @@
 package eth_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"github.com/ouro-net/ouro/ipcpd/shim/wire"
+	"github.com/ouro-net/ouro/lib/ctrl"
 	"net"
 	"os"
-	"regexp"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -104,18 +104,19 @@ func TestEthAllocFlood(t *testing.T) {
 			<-done
 		}
 	}()
-	show := func() string { return testenv.MustRun(t, s.nsB, s.dirB, "irm", "layer", "show", "eth") }
-	counter := func(text, name string) int {
-		m := regexp.MustCompile(`(?m)^\s+` + name + `\s+(\d+)$`).FindStringSubmatch(text)
-		if m == nil {
-			return 0
+	// show is B's `irm layer show eth --json`: its status as data, and
+	// the JSON for messages.
+	show := func() (*ctrl.ShimStatus, string) {
+		out := testenv.MustRun(t, s.nsB, s.dirB, "irm", "layer", "show", "eth", "--json")
+		var info ctrl.LayerInfo
+		if err := json.Unmarshal([]byte(out), &info); err != nil || info.Status == nil || info.Status.Shim == nil {
+			t.Fatalf("irm layer show eth --json: %v\n%s", err, out)
 		}
-		n, _ := strconv.Atoi(m[1])
-		return n
+		return info.Status.Shim, out
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	var text string
-	for text = show(); counter(text, "refused-peer-pending-full") == 0 || counter(text, "expired-unconfirmed") == 0; text = show() {
+	st, text := show()
+	for ; st.Counters["refused-peer-pending-full"] == 0 || st.Counters["expired-unconfirmed"] == 0; st, text = show() {
 		if time.Now().After(deadline) {
 			t.Fatalf("no refusal or expiry under the flood:\n%s", text)
 		}
@@ -127,14 +128,10 @@ func TestEthAllocFlood(t *testing.T) {
 	if received == 0 {
 		t.Fatalf("no reply to the honest ping during the flood:\n%s", out)
 	}
-	text = show()
-	m := regexp.MustCompile(`incoming flows (\d+) of`).FindStringSubmatch(text)
-	if m == nil {
-		t.Fatalf("show lacks the limits:\n%s", text)
-	}
+	st, text = show()
 	// The flooder holds at most its pending share; the honest ping flow
 	// may still be there.
-	if n, _ := strconv.Atoi(m[1]); n > admit.MaxPendingPerPeer+1 {
+	if n := st.Limits.Flows; n > admit.MaxPendingPerPeer+1 {
 		t.Fatalf("%d incoming flows under an unconfirmed flood (cap %d per source):\n%s", n, admit.MaxPendingPerPeer, text)
 	}
 	stop.Store(true)

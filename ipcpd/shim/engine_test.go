@@ -57,6 +57,14 @@ func TestQueryAllocDataDealloc(t *testing.T) {
 	if a.eng.Counters.TooBig.Load() != 1 {
 		t.Errorf("too-big = %d", a.eng.Counters.TooBig.Load())
 	}
+	// The same as data.
+	st := a.eng.Status(nil)
+	if st.FlowCount != 1 || len(st.Flows) != 1 || st.Flows[0].Name != "srv" || st.Flows[0].State != "up" ||
+		st.Flows[0].MTU != 1496 || st.Flows[0].PktsIn < 2 || !st.Carrier || st.Counters["drop-too-big"] != 1 ||
+		st.Counters["tx-data"] < 2 || len(st.Resolved) != 1 || st.Resolved[0].Addr != b.mac.String() ||
+		st.Limits.MaxFlows != 1024 {
+		t.Errorf("status %+v", st)
+	}
 	show := a.eng.Show()
 	for _, want := range []string{"MAC 02:00:00:00:00:0a", "EtherType 0xa000", "flow MTU 1496", "carrier  up", "srv  qos raw  mtu 1496  up"} {
 		if !strings.Contains(show, want) {

@@ -249,9 +249,14 @@ func (x *Ether) Show() string {
 	if d.Info != "" {
 		head += fmt.Sprintf("  medium   %s\n", d.Info)
 	}
+	return x.Engine.Show(head, x.mediumCounters())
+}
+
+// mediumCounters names the drops only Ethernet has.
+func (x *Ether) mediumCounters() []Counter {
 	m := &x.Medium
-	return x.Engine.Show(head, []Counter{{"drop-other-ethertype", &m.OtherEtherType},
-		{"drop-not-for-us", &m.NotForUs}, {"drop-own", &m.Own}, {"drop-bad-source", &m.BadSource}})
+	return []Counter{{"drop-other-ethertype", &m.OtherEtherType},
+		{"drop-not-for-us", &m.NotForUs}, {"drop-own", &m.Own}, {"drop-bad-source", &m.BadSource}}
 }
 
 // Close deallocates every flow (telling the peers), closes the medium

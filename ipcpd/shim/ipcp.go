@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -174,6 +175,22 @@ func (p *IPCP) Show(context.Context) (string, error) {
 		s += fmt.Sprintf("netlink  %s\n", l)
 	}
 	return s, nil
+}
+
+// Status describes the device, its link, names, flows and counters as
+// data (ctrl.ShimStatus).
+func (p *IPCP) Status(context.Context) (*ctrl.Status, error) {
+	p.mu.Lock()
+	eng := p.eng
+	p.mu.Unlock()
+	if eng == nil {
+		return nil, nil
+	}
+	sh := eng.Status(eng.mediumCounters())
+	sh.Address = eng.MAC().String()
+	st := &ctrl.Status{At: time.Now(), Shim: sh}
+	st.Process.Flows = len(p.h.Flows())
+	return st, nil
 }
 
 // Close stops the watcher, then the engine (which deallocates its flows

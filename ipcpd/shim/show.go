@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ouro-net/ouro/ipcpd/shim/dir"
+	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/namehash"
 )
 
@@ -15,6 +16,50 @@ const (
 	showFlows   = 32
 	showSources = 5
 )
+
+// Status describes the engine as data, with the medium's own counters
+// (more); the medium fills in its address and peers.
+func (e *Engine[A]) Status(more []Counter) *ctrl.ShimStatus {
+	st := &ctrl.ShimStatus{MTU: e.mtu, Counters: make(map[string]uint64)}
+	e.mu.RLock()
+	now := e.clk.Now()
+	st.Carrier = e.carrier
+	st.Names = e.names.Sorted()
+	e.cache.Lines(now, showFlows, func(_ namehash.Hash, c dir.Entry[A], left time.Duration) string {
+		st.Resolved = append(st.Resolved, ctrl.ShimResolved{Name: c.Name, Addr: fmt.Sprint(c.Addr), TTL: left})
+		return ""
+	})
+	total := e.adm.Total()
+	st.Limits = ctrl.ShimLimits{Flows: total.Flows, Pending: total.Pending, MaxFlows: e.t.MaxFlows,
+		MaxFlowsPerPeer: e.t.MaxFlowsPerPeer, MaxPending: e.t.MaxPending, MaxPendingPerPeer: e.t.MaxPendingPerPeer,
+		Sources: e.adm.Sources()}
+	// At most showFlows flows are listed, lowest eids first, so that
+	// the answer stays small whatever the number of flows.
+	st.FlowCount = len(e.flows)
+	eids := make([]uint32, 0, len(e.flows))
+	for eid := range e.flows {
+		eids = append(eids, eid)
+	}
+	sort.Slice(eids, func(i, j int) bool { return eids[i] < eids[j] })
+	for _, eid := range eids[:min(len(eids), showFlows)] {
+		fl := e.flows[eid]
+		f := fl.App
+		sf := ctrl.ShimFlow{LocalEID: fl.Local, RemoteEID: fl.Remote, Peer: fmt.Sprint(fl.Peer), Name: f.Name,
+			QoS: f.QoS.String(), MTU: fl.MTU, State: [...]string{"pending", "up", "closing"}[fl.state.Load()],
+			Unconfirmed: fl.Incoming && !fl.confirmed.Load(),
+			PktsIn:      f.PktsIn.Load(), BytesIn: f.BytesIn.Load(), PktsOut: f.PktsOut.Load(), BytesOut: f.BytesOut.Load(),
+			Drops: f.Drops.Load()}
+		if d, ok := fl.Medium.(interface{ ShowState() string }); ok {
+			sf.Direct = d.ShowState() == "direct"
+		}
+		st.Flows = append(st.Flows, sf)
+	}
+	e.mu.RUnlock()
+	for _, c := range append(e.Counters.List(), more...) {
+		st.Counters[c.Name] = c.V.Load()
+	}
+	return st
+}
 
 // Show describes the engine for `irm layer show`, after the link's own
 // lines (head, each ending in a newline): names, resolved names, the
@@ -37,41 +82,22 @@ func (e *Engine[A]) Show(head string, more []Counter) string {
 	})
 	fmt.Fprintf(&b, "  resolved %s\n", orNone(cache))
 	e.adm.Show(&b, "  ", e.t.ConfirmTimeout, showSources, e.cfg.Less)
-	// At most showFlows flows are listed, lowest eids first, so that
-	// the answer stays small whatever the number of flows.
-	total := len(e.flows)
-	eids := make([]uint32, 0, total)
-	for eid := range e.flows {
-		eids = append(eids, eid)
-	}
-	sort.Slice(eids, func(i, j int) bool { return eids[i] < eids[j] })
-	if len(eids) > showFlows {
-		eids = eids[:showFlows]
-	}
-	flows := make([]string, 0, len(eids))
-	for _, eid := range eids {
-		fl := e.flows[eid]
-		f := fl.App
-		st := [...]string{"pending", "up", "closing"}[fl.state.Load()]
-		if d, ok := fl.Medium.(interface{ ShowState() string }); ok {
-			if s := d.ShowState(); s != "" {
-				st += " " + s
-			}
-		}
-		if fl.Incoming && !fl.confirmed.Load() {
-			st += " unconfirmed"
-		}
-		flows = append(flows, fmt.Sprintf("    eid %08x -> %v eid %08x  %s  qos %s  mtu %d  %s  in %d pkts %d B  out %d pkts %d B  drops %d",
-			fl.Local, fl.Peer, fl.Remote, f.Name, f.QoS, fl.MTU, st,
-			f.PktsIn.Load(), f.BytesIn.Load(), f.PktsOut.Load(), f.BytesOut.Load(), f.Drops.Load()))
-	}
 	e.mu.RUnlock()
-	fmt.Fprintf(&b, "  flows    %d\n", total)
-	for _, l := range flows {
-		b.WriteString(l + "\n")
+	st := e.Status(nil)
+	fmt.Fprintf(&b, "  flows    %d\n", st.FlowCount)
+	for _, f := range st.Flows {
+		state := f.State
+		if f.Direct {
+			state += " direct"
+		}
+		if f.Unconfirmed {
+			state += " unconfirmed"
+		}
+		fmt.Fprintf(&b, "    eid %08x -> %s eid %08x  %s  qos %s  mtu %d  %s  in %d pkts %d B  out %d pkts %d B  drops %d\n",
+			f.LocalEID, f.Peer, f.RemoteEID, f.Name, f.QoS, f.MTU, state, f.PktsIn, f.BytesIn, f.PktsOut, f.BytesOut, f.Drops)
 	}
-	if total > len(flows) {
-		fmt.Fprintf(&b, "    ... and %d more\n", total-len(flows))
+	if st.FlowCount > len(st.Flows) {
+		fmt.Fprintf(&b, "    ... and %d more\n", st.FlowCount-len(st.Flows))
 	}
 	b.WriteString("  counters\n")
 	for _, c := range append(e.Counters.List(), more...) {

@@ -2,13 +2,13 @@ package udp_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,24 +62,18 @@ func pair(t *testing.T, typ, ipA, ipB string) (*testenv.Host, *testenv.Host, str
 	return hA, hB, hostPort(ipA, pA)
 }
 
-// show returns `irm layer show udp` of a host.
-func show(t *testing.T, h *testenv.Host) string {
+// show returns `irm layer show udp` of a host: its text, for messages
+// and the checks of what users read, and its status, for fields.
+func show(t *testing.T, h *testenv.Host) (string, *ctrl.ShimStatus) {
 	t.Helper()
 	var info ctrl.LayerInfo
 	if err := h.Call(ctrl.OpLayerShow, ctrl.LayerShow{Layer: "udp"}, &info); err != nil {
 		t.Fatal(err)
 	}
-	return info.Text
-}
-
-// counterOf reads one counter from Show's text.
-func counterOf(text, name string) int {
-	m := regexp.MustCompile(`(?m)^\s+` + name + `\s+(\d+)$`).FindStringSubmatch(text)
-	if m == nil {
-		return -1
+	if info.Status == nil || info.Status.Shim == nil {
+		t.Fatalf("layer show udp has no shim status:\n%s", info.Text)
 	}
-	n, _ := strconv.Atoi(m[1])
-	return n
+	return info.Text, info.Status.Shim
 }
 
 // serve runs an oping server for name on h until the test ends.
@@ -132,7 +126,7 @@ func TestPingAcrossHosts(t *testing.T) {
 			}
 			raw.Close()
 			deadline := time.Now().Add(10 * time.Second)
-			for text := show(t, hA); counterOf(text, "rx-datagrams") < 4; text = show(t, hA) {
+			for text, st := show(t, hA); st.Counters["rx-datagrams"] < 4; text, st = show(t, hA) {
 				if time.Now().After(deadline) {
 					t.Fatalf("garbage not seen:\n%s", text)
 				}
@@ -147,13 +141,13 @@ func TestPingAcrossHosts(t *testing.T) {
 			if st.Transmitted != 1000 || st.Received != 1000 {
 				t.Fatalf("%d transmitted, %d received", st.Transmitted, st.Received)
 			}
-			text := show(t, hA)
+			text, sh := show(t, hA)
 			// The flow went direct: the applications' packets crossed
 			// their data sockets, not the IPCPs' (what the client wrote
 			// before it took its socket went through its IPCP's copy).
 			for name, want := range map[string]int{"drop-truncated": 1, "drop-bad-version": 1, "drop-bad-type": 1,
 				"drop-unknown-eid": 1, "rx-data": 0, "flows-direct": 1} {
-				if got := counterOf(text, name); got != want {
+				if got := sh.Counters[name]; got != uint64(want) {
 					t.Errorf("%s = %d, want %d\n%s", name, got, want, text)
 				}
 			}
@@ -261,11 +255,14 @@ func TestPingWithBinaries(t *testing.T) {
 	if !strings.Contains(out, "1000 packets transmitted, 1000 received, 0% packet loss") {
 		t.Fatalf("oping:\n%s", out)
 	}
-	show := testenv.MustRun(t, "", dirA, "irm", "layer", "show", "udp")
+	out = testenv.MustRun(t, "", dirA, "irm", "layer", "show", "udp", "--json")
+	var info ctrl.LayerInfo
+	if err := json.Unmarshal([]byte(out), &info); err != nil || info.Status == nil || info.Status.Shim == nil {
+		t.Fatalf("irm layer show udp --json: %v\n%s", err, out)
+	}
 	// The flow went direct: no data came through the IPCP's socket.
-	if !strings.Contains(show, fmt.Sprintf("127.0.0.1:%s", pA)) || counterOf(show, "flows-direct") != 1 ||
-		counterOf(show, "rx-data") != 0 {
-		t.Fatalf("irm layer show:\n%s", show)
+	if st := info.Status.Shim; st.Address != "127.0.0.1:"+pA || st.Counters["flows-direct"] != 1 || st.Counters["rx-data"] != 0 {
+		t.Fatalf("irm layer show udp --json:\n%s", out)
 	}
 }
 
@@ -285,8 +282,8 @@ func TestAllocFloodProcesses(t *testing.T) {
 			pid = i.PID
 		}
 	}
-	if m := regexp.MustCompile(`address  (\S+)`).FindStringSubmatch(show(t, hB)); m != nil {
-		addrB = m[1]
+	if _, st := show(t, hB); st.Address != "" {
+		addrB = st.Address
 	}
 	if pid == 0 || addrB == "" {
 		t.Fatalf("no IPCP b (pid %d, address %q)", pid, addrB)
@@ -350,18 +347,10 @@ func TestAllocFloodProcesses(t *testing.T) {
 			<-done
 		}
 	}()
-	flowsRE := regexp.MustCompile(`incoming flows (\d+) of`)
-	incoming := func(text string) int {
-		m := flowsRE.FindStringSubmatch(text)
-		if m == nil {
-			t.Fatalf("show lacks the limits:\n%s", text)
-		}
-		n, _ := strconv.Atoi(m[1])
-		return n
-	}
+
 	// The flood reaches the per-source cap and stays there.
 	deadline := time.Now().Add(20 * time.Second)
-	for text := show(t, hB); counterOf(text, "refused-peer-flows-full") <= 0; text = show(t, hB) {
+	for text, st := show(t, hB); st.Counters["refused-peer-flows-full"] == 0; text, st = show(t, hB) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the flood never hit the per-source cap:\n%s", text)
 		}
@@ -376,10 +365,10 @@ func TestAllocFloodProcesses(t *testing.T) {
 	if st.Received == 0 {
 		t.Fatal("no reply to the honest ping during the flood")
 	}
-	text := show(t, hB)
+	text, sh := show(t, hB)
 	// The oping server took up to the cap from the flooder, plus the
 	// honest flows: A's ping flow (and a slot or two in flux).
-	if n := incoming(text); n > udp.TestMaxFlowsPerPeer+3 {
+	if n := sh.Limits.Flows; n > udp.TestMaxFlowsPerPeer+3 {
 		t.Fatalf("%d incoming flows, cap %d per source:\n%s", n, udp.TestMaxFlowsPerPeer, text)
 	}
 	// Each flow costs B's IPCP its channel and a copy of its data socket.

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/ouro-net/ouro/ipcpd/shim"
+	"github.com/ouro-net/ouro/lib/ctrl"
 )
 
 // counters are what only this medium counts; the engine counts the
@@ -49,4 +51,20 @@ func orNone(s []string) string {
 		return "(none)"
 	}
 	return strings.Join(s, ", ")
+}
+
+// Status describes the IPCP as data (ctrl.ShimStatus): what Show says,
+// for `irm layer show --json` and for tools that read fields.
+func (u *IPCP) Status(context.Context) (*ctrl.Status, error) {
+	u.mu.RLock()
+	booted := u.booted
+	u.mu.RUnlock()
+	if !booted {
+		return nil, nil
+	}
+	sh := u.eng.Status(u.ctr.list())
+	sh.Address, sh.Peers = u.local.String(), addrStrings(u.peers)
+	st := &ctrl.Status{At: time.Now(), Shim: sh}
+	st.Process.Flows = len(u.h.Flows())
+	return st, nil
 }

@@ -4,9 +4,9 @@ import "time"
 
 // Status is an IPCP's description of its layer as data: what
 // `irm layer show` renders as text, `--json` prints and the metrics
-// endpoint exports. One kind-specific part is set (Unicast or Local);
-// the generic part (Counters, Text) is what a kind without its own
-// part fills (the shims still render their own text).
+// endpoint exports. One kind-specific part is set (Unicast, Local or
+// Shim); the generic part (Counters, Text) is what a kind without its
+// own part fills (the shims render their own text as well).
 type Status struct {
 	// At is when the IPCP took the snapshot (durations such as an
 	// adjacency's time up are rendered relative to it).
@@ -15,6 +15,9 @@ type Status struct {
 	Unicast *UnicastStatus `msgpack:"unicast,omitempty" json:"unicast,omitempty"`
 	// Local is set by local IPCPs.
 	Local *LocalStatus `msgpack:"local,omitempty" json:"local,omitempty"`
+	// Shim is set by shim IPCPs (udp4, udp6, eth-dix, tap), whose text
+	// stays their own (LayerInfo.Text).
+	Shim *ShimStatus `msgpack:"shim,omitempty" json:"shim,omitempty"`
 	// Counters are named counters of a kind without its own part.
 	Counters map[string]uint64 `msgpack:"counters,omitempty" json:"counters,omitempty"`
 	// Process describes the IPCP's process.
@@ -266,4 +269,68 @@ func (s *UnicastStatus) Self() Member {
 		}
 	}
 	return Member{}
+}
+
+// ShimStatus describes a shim IPCP (udp4, udp6, eth-dix, tap: one
+// engine, ipcpd/shim) as data; its text is the IPCP's own (LayerInfo.Text).
+type ShimStatus struct {
+	// Address is the IPCP's own address on its medium (IP:port, MAC).
+	Address string `msgpack:"addr" json:"address"`
+	// MTU is the flow MTU it offers.
+	MTU int `msgpack:"mtu" json:"mtu"`
+	// Peers are the configured peers (udp).
+	Peers []string `msgpack:"peers,omitempty" json:"peers,omitempty"`
+	// Carrier is the medium's link state.
+	Carrier bool `msgpack:"carrier" json:"carrier"`
+	// Names are the names registered here.
+	Names []string `msgpack:"names" json:"names"`
+	// Resolved are the cached answers of queries (at most 32).
+	Resolved []ShimResolved `msgpack:"resolved" json:"resolved"`
+	// Limits are the caps on incoming flows and their use.
+	Limits ShimLimits `msgpack:"limits" json:"limits"`
+	// FlowCount is the number of flows in every state; Flows lists at
+	// most 32 of them, lowest endpoint ids first.
+	FlowCount int        `msgpack:"nflows" json:"flow_count"`
+	Flows     []ShimFlow `msgpack:"flows" json:"flows"`
+	// Counters are the engine's and the medium's counters by the names
+	// the text shows.
+	Counters map[string]uint64 `msgpack:"counters" json:"counters"`
+}
+
+// ShimResolved is one cached answer: name is at Addr for TTL more.
+type ShimResolved struct {
+	Name string        `msgpack:"name" json:"name"`
+	Addr string        `msgpack:"addr" json:"addr"`
+	TTL  time.Duration `msgpack:"ttl" json:"ttl_ns"`
+}
+
+// ShimLimits are the caps on incoming flows (in total and per source)
+// and how many flows and pending ones there are.
+type ShimLimits struct {
+	Flows             int `msgpack:"flows" json:"flows"`
+	Pending           int `msgpack:"pending" json:"pending"`
+	MaxFlows          int `msgpack:"maxflows" json:"max_flows"`
+	MaxFlowsPerPeer   int `msgpack:"maxflowspp" json:"max_flows_per_peer"`
+	MaxPending        int `msgpack:"maxpending" json:"max_pending"`
+	MaxPendingPerPeer int `msgpack:"maxpendingpp" json:"max_pending_per_peer"`
+	// Sources is how many sources hold incoming flows.
+	Sources int `msgpack:"sources" json:"sources"`
+}
+
+// ShimFlow is one flow of a shim.
+type ShimFlow struct {
+	LocalEID    uint32 `msgpack:"leid" json:"local_eid"`
+	RemoteEID   uint32 `msgpack:"reid" json:"remote_eid"`
+	Peer        string `msgpack:"peer" json:"peer"`
+	Name        string `msgpack:"name" json:"name"`
+	QoS         string `msgpack:"qos" json:"qos"`
+	MTU         int    `msgpack:"mtu" json:"mtu"`
+	State       string `msgpack:"state" json:"state"`
+	Direct      bool   `msgpack:"direct,omitempty" json:"direct,omitempty"`
+	Unconfirmed bool   `msgpack:"unconfirmed,omitempty" json:"unconfirmed,omitempty"`
+	PktsIn      uint64 `msgpack:"pin" json:"pkts_in"`
+	BytesIn     uint64 `msgpack:"bin" json:"bytes_in"`
+	PktsOut     uint64 `msgpack:"pout" json:"pkts_out"`
+	BytesOut    uint64 `msgpack:"bout" json:"bytes_out"`
+	Drops       uint64 `msgpack:"drops" json:"drops"`
 }
