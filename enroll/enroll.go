@@ -29,9 +29,12 @@ import (
 // Version is the enrollment and hello protocol version, and with it the
 // version of the layer's data header (package dt): members of one
 // layer must agree on both. Version 2 added the path label to the data
-// header (path bending); a version-1 member is refused at enrollment
-// and at the adjacency hello.
-const Version = 2
+// header (path bending); version 3 the demand-mode keepalive
+// (lib/liveness: hellos carry the sender's interval, idle adjacencies
+// hello every 250 ms, which a version-2 member would take for a dead
+// peer). An older member is refused at enrollment and at the adjacency
+// hello.
+const Version = 3
 
 // MaxMessage bounds a decoded message.
 const MaxMessage = 1 << 20
@@ -105,6 +108,8 @@ func versionNote(v uint8) string {
 	switch {
 	case v == 1:
 		return "version 1 has no path label in the data header; upgrade that member"
+	case v == 2:
+		return "version 2 expects a keepalive every hello interval, not the demand-mode keepalive; upgrade that member"
 	case v > Version:
 		return "the peer runs a newer ouro; upgrade this member"
 	}

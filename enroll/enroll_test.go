@@ -3,6 +3,7 @@ package enroll
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -126,8 +127,12 @@ func TestOldVersionRefused(t *testing.T) {
 		if !errors.Is(err, ErrVersion) {
 			t.Fatalf("%T version 1: %v, want ErrVersion", m, err)
 		}
-		if !strings.Contains(err.Error(), "got 1, want 2") || !strings.Contains(err.Error(), "path label") {
+		if !strings.Contains(err.Error(), fmt.Sprintf("got 1, want %d", Version)) || !strings.Contains(err.Error(), "path label") {
 			t.Fatalf("%T version 1: error %q does not say why", m, err)
 		}
+	}
+	b, _ := Encode(Hello{V: 2, Addr: 9})
+	if err := Decode(b, &Hello{}); !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "keepalive") {
+		t.Fatalf("version 2 hello: %v, want ErrVersion saying why", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/layer"
 	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/liveness"
 	"github.com/ouro-net/ouro/routing"
 )
 
@@ -344,9 +345,16 @@ func (u *IPCP) suspend(a *adj, why string) bool {
 }
 
 // suspendAs is suspend; hard says whether the evidence is hard (carrier
-// loss, deallocation) rather than silence, which may be congestion.
+// loss, deallocation) rather than silence, which may be congestion or a
+// stalled host. Routing hears of a suspension for silence that takes
+// the peer's last flow only after withdrawHold, if the flow is still
+// down then (see live.go: host or link); hard evidence goes to routing
+// at once, also for a flow already suspended for silence.
 func (u *IPCP) suspendAs(a *adj, why string, hard bool) bool {
 	if !a.up.CompareAndSwap(true, false) {
+		if hard {
+			u.withdraw(a)
+		}
 		return false
 	}
 	moved := u.fib.RemoveNextHop(a.id)
@@ -360,52 +368,111 @@ func (u *IPCP) suspendAs(a *adj, why string, hard bool) bool {
 	a.flaps++
 	a.lastFlap = now
 	a.hardDown = hard
-	u.mu.Unlock()
-	u.mu.Lock()
 	u.publishAdjsLocked()
-	last := u.mgmtCountLocked(a.peer) == 0
+	n, _ := u.routerCostLocked(a.peer)
+	hold := !hard && n == 0 && a.carriesMgmt() && u.ctx.Err() == nil
+	if hold {
+		a.live.pending = true
+		a.live.withdraw = u.clk.AfterFunc(u.withdrawHold(), func() { u.withdraw(a) })
+	}
 	u.mu.Unlock()
 	u.stats.adjDown.Add(1)
 	u.stats.failovers.Add(1)
 	u.stats.lastFailover.Store(now.UnixNano())
-	u.log.Warn("adjacency down", "peer", a.peerName, "lower", a.lower, "id", a.id, "reason", why, "routes_repaired", moved)
-	if u.ctx.Err() != nil {
+	u.log.Warn("adjacency down", "peer", a.peerName, "lower", a.lower, "id", a.id, "reason", why, "routes_repaired", moved, "withdraw_held", hold)
+	if u.ctx.Err() != nil || hold || !a.carriesMgmt() {
 		return true
 	}
-	if a.carriesMgmt() {
-		if last {
-			u.stats.withdrawals.Add(1)
-			u.router.NeighborDown(a.peer)
-		} else {
-			u.router.SetCost(a.peer, u.minCost(a.peer))
+	u.tellRouterDown(a)
+	return true
+}
+
+// withdrawHold is how long a suspension for silence of a peer's last
+// flow stays local before routing floods it: as long as a suspension
+// still counts as a blip (revive).
+func (u *IPCP) withdrawHold() time.Duration {
+	return time.Duration(10*u.cfg.HelloMultiplier) * u.cfg.HelloInterval
+}
+
+// withdraw tells routing of a held suspension (withdrawHold passed, or
+// hard evidence came), unless it was taken back meanwhile.
+func (u *IPCP) withdraw(a *adj) {
+	u.mu.Lock()
+	if !a.live.pending {
+		u.mu.Unlock()
+		return
+	}
+	a.live.pending = false
+	a.live.withdraw.Stop()
+	u.mu.Unlock()
+	if u.ctx.Err() == nil {
+		u.tellRouterDown(a)
+	}
+}
+
+// tellRouterDown tells routing that a's peer lost a management flow: it
+// withdraws the neighbour if no flow to it is left (up, or suspended
+// but not yet told), else sets the cheapest remaining cost.
+func (u *IPCP) tellRouterDown(a *adj) {
+	if !a.carriesMgmt() {
+		return
+	}
+	u.mu.Lock()
+	n, cost := u.routerCostLocked(a.peer)
+	u.mu.Unlock()
+	if n == 0 {
+		u.stats.withdrawals.Add(1)
+		u.router.NeighborDown(a.peer)
+	} else {
+		u.router.SetCost(a.peer, cost)
+	}
+}
+
+// routerCostLocked counts the management flows to peer that routing
+// sees up (up, or suspended with the withdrawal held) and their
+// cheapest cost.
+func (u *IPCP) routerCostLocked(peer uint64) (n int, cost uint32) {
+	for _, a := range u.adjList {
+		if a.peer == peer && a.carriesMgmt() && (a.up.Load() || a.live.pending) {
+			n++
+			if cost == 0 || a.cost < cost {
+				cost = a.cost
+			}
 		}
 	}
-	return true
+	return n, cost
 }
 
 // revive puts a suspended lower flow back in service. A suspension
 // for silence that ended within a few detection times was congestion
-// starving the hellos, not a flapping link: it does not count towards
-// flap damping, so bursts of load never hold a working link out.
+// starving the hellos (or a stalled host), not a flapping link: it
+// does not count towards flap damping, so bursts of load never hold a
+// working link out. A suspension whose withdrawal was still held is
+// taken back without a word to routing: nothing was flooded.
 func (u *IPCP) revive(a *adj) {
 	if !a.up.CompareAndSwap(false, true) {
 		return
 	}
-	blip := time.Duration(10*u.cfg.HelloMultiplier) * u.cfg.HelloInterval
+	blip := u.withdrawHold()
 	u.mu.Lock()
+	held := a.live.pending
+	if held {
+		a.live.pending = false
+		a.live.withdraw.Stop()
+	}
 	if !a.hardDown && u.clk.Now().Sub(time.Unix(0, a.downAt.Load())) < blip && a.flaps > 0 {
 		a.flaps--
 	}
 	u.publishAdjsLocked()
-	first := u.mgmtCountLocked(a.peer) == 1 && a.carriesMgmt()
+	n, cost := u.routerCostLocked(a.peer)
 	u.mu.Unlock()
 	u.stats.adjUp.Add(1)
-	u.log.Warn("adjacency back", "peer", a.peerName, "lower", a.lower, "id", a.id)
-	if a.carriesMgmt() {
-		if first {
+	u.log.Warn("adjacency back", "peer", a.peerName, "lower", a.lower, "id", a.id, "withdrawal_held", held)
+	if a.carriesMgmt() && !held {
+		if n == 1 {
 			u.router.NeighborUp(a.peer, a.cost)
 		} else {
-			u.router.SetCost(a.peer, u.minCost(a.peer))
+			u.router.SetCost(a.peer, cost)
 		}
 	}
 	u.rebuildFIB(u.router.Table())
@@ -479,10 +546,15 @@ func (u *IPCP) receiveFrame(a *adj, out *outBatch, buf []byte) {
 		}
 		u.ackMgmt(a, buf[1:1+mgmtSeqLen])
 		u.receiveMgmt(a, buf[0], buf[1+mgmtSeqLen:])
+	case kindKeepalive:
+		if h, err := liveness.ParseHello(buf[1:]); err == nil {
+			u.heardHello(a, h)
+		} else {
+			a.ctr.Drop(dt.DropMalformed)
+		}
 	case kindHello:
-		// Keepalives (one byte) and late hello replies are liveness
-		// only; the peer's opening hello again means our answer was
-		// lost.
+		// Late hello replies are liveness only; the peer's opening
+		// hello again means our answer was lost.
 		if n > 1 && a.helloReply != nil {
 			var h enroll.Hello
 			if enroll.Decode(buf[1:], &h) == nil && !h.Reply {

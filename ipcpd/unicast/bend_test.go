@@ -3,6 +3,7 @@ package unicast_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -163,7 +164,7 @@ func TestEnrollRefusesOldVersion(t *testing.T) {
 	if !errors.Is(err, enroll.ErrVersion) && !strings.Contains(resp.Err, "path label") {
 		t.Fatalf("old joiner: err %v, answer %+v; want a version refusal", err, resp)
 	}
-	if !strings.Contains(resp.Err, "got 1, want 2") || !strings.Contains(resp.Err, "path label") {
+	if !strings.Contains(resp.Err, fmt.Sprintf("got 1, want %d", enroll.Version)) || !strings.Contains(resp.Err, "path label") {
 		t.Fatalf("refusal %q does not say why", resp.Err)
 	}
 	serveEcho(t, tp, "b", "svc", "a")

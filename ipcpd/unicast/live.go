@@ -3,53 +3,110 @@ package unicast
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/liveness"
 )
 
-// Keepalive. One loop per IPCP, on one timer, serves every adjacency:
-// each hello interval it
+// Keepalive, in demand mode (lib/liveness.Session: BFD's demand mode
+// and poll sequence, RFC 5880). One loop per IPCP, on one timer, serves
+// every adjacency. At each tick it feeds each lower flow's last arrival
+// (any packet proves the peer alive: readAdj stamps lastRx) to the
+// flow's Session and does what the Session asks. With hello interval iv
+// and multiplier m (defaults 10 ms and 3):
 //
-//   - feeds each lower flow's last arrival (any packet proves the peer
-//     alive: readAdj stamps lastRx) to the flow's liveness.Detector, and
-//     takes the flow out of service once the detector suspects the peer
-//     (a bound learned from the peer's inter-arrival times, never below
-//     interval × multiplier: see lib/liveness);
-//   - brings back a suspended flow once the peer is heard again (see
-//     holdTime for the damping);
-//   - has a one-byte hello written on every flow that carried nothing
-//     out in the interval and has nothing queued for its lower IPCP: a
-//     data or management packet already proves us alive to the peer.
-//     The flow's own goroutine (watchCarrier) writes it, since a write
-//     blocks while the lower IPCP does not read and the loop must never
-//     block.
+//   - an idle adjacency (we sent the peer nothing lately) costs one
+//     keepalive every idleFactor × iv (250 ms) each way, and the peer
+//     is suspected after m of its announced intervals (750 ms). Idle
+//     links are cheap and slow to declare dead, which costs nothing
+//     while they carry nothing. A flow that starts on an idle adjacency
+//     is noticed at the next tick, at most one idle interval later;
+//   - an active adjacency (we forward through the peer) is watched
+//     fast: the loop ticks every iv/6, polls the peer after a silence of
+//     iv/activeSpeedup (the peer's reader answers a poll at once), and
+//     suspects it once the silence exceeds a bound learned from the
+//     peer's arrivals, never below m × iv/activeSpeedup (10 ms): links
+//     that carry traffic find a silent failure in about 10 ms;
+//   - a suspended flow polls from every interval, slowing to the idle
+//     interval, and comes back when the peer is heard (see mayRevive).
 //
-// A tick that comes more than two intervals late means this process was
-// not running: the silence is ours, not the peers', so each detector is
-// told to forget it (Pause) and nobody is suspected that round.
+// Why demand mode rather than faster periodic hellos: each hello costs
+// 100-250 us of CPU end to end (unicast -> lower IPCP -> medium ->
+// lower IPCP -> unicast), so the udp4 square spent 9-13% of a core on
+// 800 hellos a second at 10 ms. Detection only matters where traffic
+// flows, and there the traffic itself proves the peer alive, so polls
+// are needed only in its gaps.
 //
-// The loop sleeps (no timer armed) while the IPCP has no adjacency.
-// Carrier events (a lower flow reporting DOWN) need no timer: each flow
-// has a goroutine blocked on its event channel and on the loop's hello
-// requests (watchCarrier), which suspends the flow at once.
+// The loop sleeps until the earliest moment any Session needs it, and
+// arms no timer at all while the IPCP has no adjacency (it waits on a
+// kick channel).
 //
-// Each adjacency is its own lower flow, so the hellos of one tick go
-// out one flow at a time in the same tick: there is no single socket to
-// batch them on.
+// Keepalives (kindKeepalive, lib/liveness.Hello) carry the sender's
+// idle interval and two flags: Poll (answer at once) and Starved. A
+// tick that comes more than one detection floor late means this process
+// was not running: that much of the silence is ours, so every Session
+// discounts it (a peer silent for longer is still found), and a
+// keepalive flagged Starved goes out on every flow at once. A neighbour
+// that suspended us meanwhile takes the suspension back at once,
+// without damping.
+//
+// Host or link. A suspension for silence is local at first: the flow
+// leaves the forwarding table at once (traffic steers around it), but
+// routing is told only when the flow was the peer's last one and it is
+// still down after withdrawHold (300 ms): silence cannot tell a dead
+// host from a starved one, so a whole neighbour gone silent is given
+// that long to come back (and says Starved when it does), and a flow
+// that comes back sooner was never withdrawn: no link-state update is
+// flooded about it. One silent flow of several to the same peer is a
+// link problem: routing sees the peer still up over the others, so
+// only the cost may change, at once. The only flow up is never taken
+// out for a short silence (there is nowhere to steer to, and taking it
+// out would only drop traffic and management frames): it is withdrawn
+// once the silence outlives the detection bound plus withdrawHold. Hard
+// evidence (carrier loss, deallocation) is never held: it is flooded at
+// once. Flap damping counts suspensions per flow, and one that ends
+// within withdrawHold is a blip, not a flap (revive).
+//
+// The keepalive itself is written by the flow's own goroutine
+// (watchCarrier): a write blocks while the lower IPCP does not read,
+// and the loop must never block. Each adjacency is its own lower flow,
+// so there is no single socket to batch the keepalives of a tick on.
+
+// kindKeepalive is the frame kind of a keepalive hello (the opening
+// hello of an adjacency is kindHello): a frame of its own, so that a
+// keepalive racing the answer to an opening hello is never read as
+// that answer.
+const kindKeepalive = 6
+
+// idleFactor is the idle hello interval as a multiple of the layer's
+// hello interval.
+const idleFactor = 25
 
 // liveLoop is the keepalive loop of an IPCP.
 type liveLoop struct {
 	once sync.Once
-	kick chan struct{} // an adjacency was added: wake a sleeping loop
+	kick chan struct{} // an adjacency was added or heard: wake the loop
 }
 
-// adjLive is the keepalive state of one lower flow, owned by the loop.
+// adjLive is the keepalive state of one lower flow.
 type adjLive struct {
-	det    *liveness.Detector
-	seenRx int64  // the lastRx fed to det
+	// Owned by the loop.
+	sess   *liveness.Session
+	seenRx int64  // the lastRx fed to sess
 	out    uint64 // packets out at the last tick
+	// flags go out in the next hello (set by the loop and the reader,
+	// taken by watchCarrier).
+	flags atomic.Uint32
+	// peerIdle is the idle interval the peer announced (ns), from the
+	// reader.
+	peerIdle atomic.Int64
+	// pending: suspended for silence, routing not told yet; withdraw
+	// tells it after withdrawHold. Both guarded by u.mu.
+	pending  bool
+	withdraw clock.Timer
 }
 
 // start runs the loop (once) and wakes it.
@@ -59,44 +116,74 @@ func (l *liveLoop) start(u *IPCP) {
 		u.wg.Add(1)
 		go u.liveness()
 	})
+	l.wake()
+}
+
+// wake makes the loop run a round now.
+func (l *liveLoop) wake() {
 	select {
 	case l.kick <- struct{}{}:
 	default:
 	}
 }
 
+// activeSpeedup is how much more often than the hello interval an
+// active adjacency is polled.
+const activeSpeedup = 3
+
+// liveConfig is the Session configuration of this IPCP: an active
+// adjacency is polled every interval/activeSpeedup and suspected after
+// multiplier unanswered polls (10 ms with the defaults, 10 ms x 3); an
+// idle one hellos every idleFactor intervals and is suspected after
+// multiplier missed hellos.
+func (u *IPCP) liveConfig() liveness.Config {
+	iv, m := u.cfg.HelloInterval, u.cfg.HelloMultiplier
+	return liveness.Config{Fast: max(iv*time.Duration(m)/activeSpeedup, time.Millisecond), Idle: idleFactor * iv, Mult: m}
+}
+
 // liveness is the keepalive loop.
 func (u *IPCP) liveness() {
 	defer u.wg.Done()
-	iv := u.cfg.HelloInterval
-	floor := iv * time.Duration(u.cfg.HelloMultiplier)
-	t := u.clk.NewTimer(iv)
+	cfg := u.liveConfig()
+	t := u.clk.NewTimer(cfg.Fast)
 	defer t.Stop()
-	last := u.clk.Now()
+	due := u.clk.Now().Add(cfg.Fast)
 	var list []*adj
 	for {
 		select {
 		case <-u.ctx.Done():
 			return
 		case <-t.C():
+		case <-u.live.kick:
 		}
 		now := u.clk.Now()
-		late := now.Sub(last) > 2*iv
-		last = now
+		var late time.Duration // how late this tick is: we were not running
+		if d := now.Sub(due); d > cfg.Fast {
+			late = d
+		}
 		list = u.allAdjs(list[:0])
+		next := cfg.Idle
 		for _, a := range list {
-			u.tickAdj(a, now, iv, floor, late)
+			next = min(next, u.tickAdj(a, now, late))
 		}
 		if len(list) == 0 {
 			// Nothing to keep alive: sleep until an adjacency comes.
+			t.Stop()
 			select {
 			case <-u.ctx.Done():
 				return
 			case <-u.live.kick:
 			}
-			last = u.clk.Now()
+			next = time.Millisecond
 		}
-		t.Reset(iv)
+		if !t.Stop() {
+			select {
+			case <-t.C():
+			default:
+			}
+		}
+		t.Reset(next)
+		due = u.clk.Now().Add(next)
 	}
 }
 
@@ -110,60 +197,136 @@ func (u *IPCP) allAdjs(list []*adj) []*adj {
 	return list
 }
 
-// tickAdj is one keepalive round of one lower flow.
-func (u *IPCP) tickAdj(a *adj, now time.Time, iv, floor time.Duration, late bool) {
+// tickAdj is one keepalive round of one lower flow; it returns how long
+// the flow's Session may wait for the next.
+func (u *IPCP) tickAdj(a *adj, now time.Time, late time.Duration) time.Duration {
 	select {
 	case <-a.done:
-		return
+		return u.liveConfig().Idle
 	default:
 	}
 	l := &a.live
 	rx := a.lastRx.Load()
-	if l.det == nil {
-		l.det = liveness.New(floor, time.Unix(0, rx))
+	if l.sess == nil {
+		l.sess = liveness.NewSession(u.liveConfig(), time.Unix(0, rx))
 		l.seenRx = rx
+		l.out = a.ctr.Snapshot().PacketsOut
 	}
+	if p := l.peerIdle.Load(); p > 0 {
+		l.sess.SetPeerIdle(time.Duration(p))
+	}
+	var heard time.Time
 	if rx > l.seenRx {
-		l.det.Heard(time.Unix(0, rx))
+		heard = time.Unix(0, rx)
 		l.seenRx = rx
-	}
-	if late {
-		l.det.Pause(now)
-	}
-	if a.up.Load() {
-		if !late && l.det.Suspect(now) && a.f.Pending() == 0 {
-			u.suspendAs(a, fmt.Sprintf("no hello for %v (bound %v)",
-				now.Sub(l.det.Last()).Round(time.Millisecond), l.det.Bound().Round(time.Millisecond)), false)
-		}
-	} else if a.carrier.Load() && now.Sub(time.Unix(0, rx)) <= 2*iv &&
-		now.Sub(time.Unix(0, a.downAt.Load())) >= u.holdTime(a, u.cfg.Damping) {
-		u.revive(a)
 	}
 	out := a.ctr.Snapshot().PacketsOut
-	if out != l.out {
-		l.out = out // the peer heard from us this interval
-		return
+	sent := out != l.out
+	l.out = out
+	up := a.up.Load()
+	if up {
+		l.sess.SetDown(time.Time{})
+	} else {
+		l.sess.SetDown(time.Unix(0, a.downAt.Load()))
 	}
-	// The flow's own goroutine writes the hello: a write blocks while
-	// the lower IPCP does not read, and must not hold up this loop and
-	// every other flow's keepalive. If it is still stuck on the last
-	// one, this one is not needed.
+	act := l.sess.Tick(now, heard, sent, late)
+	if up {
+		if act.Suspect && a.f.Pending() == 0 {
+			silence, bound := l.sess.Silence(now), l.sess.Bound()
+			why := fmt.Sprintf("no hello for %v (bound %v)", silence.Round(time.Millisecond), bound.Round(time.Millisecond))
+			switch {
+			case len(*u.adjs.Load()) > 1:
+				u.suspendAs(a, why, false)
+				l.sess.SetDown(now)
+			case silence > bound+u.withdrawHold():
+				// The only way out: never taken out of the table for a
+				// short silence (there is no other way to steer to),
+				// withdrawn once the silence outlived the hold.
+				u.suspendAs(a, why+", the only flow up", true)
+				l.sess.SetDown(now)
+			}
+		}
+	} else if u.mayRevive(a, now, rx) {
+		u.revive(a)
+		l.sess.SetDown(time.Time{})
+	}
+	if act.Hello {
+		var f uint32
+		if act.Poll {
+			f |= liveness.Poll
+		}
+		if late > 0 {
+			f |= liveness.Starved
+		}
+		u.askHello(a, f)
+	}
+	return l.sess.Next(now)
+}
+
+// mayRevive says whether a suspended flow whose peer was last heard at
+// rx (ns) may come back at now: a suspension for silence still held
+// (routing not told) as soon as the peer is heard again, since nothing
+// was flooded and the peer is alive; any other once the peer has been
+// heard within two intervals and damping allows (holdTime).
+func (u *IPCP) mayRevive(a *adj, now time.Time, rx int64) bool {
+	if !a.carrier.Load() {
+		return false
+	}
+	down := a.downAt.Load()
+	u.mu.Lock()
+	held := a.live.pending
+	u.mu.Unlock()
+	if held {
+		return rx > down
+	}
+	return now.Sub(time.Unix(0, rx)) <= 2*u.cfg.HelloInterval && now.Sub(time.Unix(0, down)) >= u.holdTime(a, u.cfg.Damping)
+}
+
+// askHello has the flow's goroutine write a hello with flags (merged
+// into any hello already asked for).
+func (u *IPCP) askHello(a *adj, flags uint32) {
+	a.live.flags.Or(flags | helloAsked)
 	select {
 	case a.hello <- struct{}{}:
 	default:
 	}
 }
 
-// helloFrame is the keepalive: one byte.
-var helloFrame = []byte{kindHello}
+// helloAsked marks a.live.flags as holding a request (flags may be 0).
+const helloAsked = 1 << 8
+
+// heardHello handles a keepalive from the peer (called by the flow's
+// reader): it notes the peer's idle interval, answers a poll at once,
+// takes back a suspension the peer says its own stall caused, and
+// wakes the loop if the flow is suspended, so that it returns as soon
+// as damping allows rather than at the next tick.
+func (u *IPCP) heardHello(a *adj, h liveness.Hello) {
+	if int64(h.Interval) != a.live.peerIdle.Load() {
+		a.live.peerIdle.Store(int64(h.Interval))
+	}
+	if h.Flags&liveness.Poll != 0 {
+		u.askHello(a, 0)
+	}
+	if a.up.Load() || !a.carrier.Load() {
+		return
+	}
+	if h.Flags&liveness.Starved != 0 || u.mayRevive(a, u.clk.Now(), a.lastRx.Load()) {
+		u.revive(a)
+		return
+	}
+	u.live.wake()
+}
 
 // watchCarrier follows the events of a lower flow: DOWN (carrier loss
 // under an Ethernet shim) suspends the flow at once; UP lets the
 // keepalive loop bring it back once the peer is heard. It also writes
-// the hellos the loop asks for, unless packets still wait for the lower
-// IPCP (they will prove us alive).
+// the hellos the loop and the reader ask for; a plain one (no flag) is
+// skipped while packets still wait for the lower IPCP (they will prove
+// us alive).
 func (u *IPCP) watchCarrier(a *adj) {
 	defer u.wg.Done()
+	idle := u.liveConfig().Idle
+	frame := make([]byte, 0, 1+liveness.HelloLen)
 	for {
 		select {
 		case <-u.ctx.Done():
@@ -171,8 +334,10 @@ func (u *IPCP) watchCarrier(a *adj) {
 		case <-a.done:
 			return
 		case <-a.hello:
-			if a.f.Queued() == 0 {
-				a.f.Write(helloFrame)
+			f := a.live.flags.Swap(0) &^ helloAsked
+			if f != 0 || a.f.Queued() == 0 {
+				frame = liveness.AppendHello(append(frame[:0], kindKeepalive), liveness.Hello{Flags: byte(f), Interval: idle})
+				a.f.Write(frame)
 			}
 		case ev := <-a.f.Events():
 			if ev.State == flow.Down {

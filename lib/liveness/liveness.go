@@ -8,7 +8,14 @@
 // hellos, proves the neighbour alive) and suspects the neighbour once
 // the current silence exceeds
 //
-//	bound = clamp(mean + K × stddev, Floor, Ceiling)
+//	bound = clamp(max(mean + K × stddev, 1.5 × peak), Floor, Ceiling)
+//
+// where peak is the longest recent gap, halving every PeakHalfLife: the
+// mean and variance of the last few gaps forget a long gap that comes
+// back now and then (a loaded host's stall, among gaps of a millisecond
+// on a busy link), the peak remembers it for a while. A neighbour that
+// stalled once is given that much more patience for some seconds; one
+// that never stalls is judged by the floor.
 //
 // Floor is the configured hello interval × multiplier: on a steady link
 // (gaps of one interval, little spread) the bound is the floor, exactly
@@ -25,6 +32,23 @@
 // A Detector holds no clock and starts no goroutine: callers pass the
 // time (from the injected lib/clock), which makes it testable in
 // virtual time. It is not safe for concurrent use.
+//
+// Session runs a Detector in demand mode, after BFD's (RFC 5880): an
+// adjacency that carries this side's traffic is polled in the gaps of
+// that traffic and judged by the Detector; an idle one exchanges a
+// keepalive (Hello, carrying the sender's interval) every idle interval
+// and is judged by that interval. Why not the fixed-rate hellos of
+// before, adapted: every hello costs a few hundred microseconds of CPU
+// across the processes it crosses, and detection only matters where
+// traffic flows, where the traffic itself proves the neighbour alive.
+// Idle links then cost almost nothing, and links that carry traffic
+// can afford a detection floor of a third of the old one.
+//
+// A stall of this host (its own tick late) is discounted, not learned,
+// and announced (the Starved flag) so that neighbours that suspended it
+// meanwhile take it back. What a suspension means for routing (held
+// before it is flooded, host or link) is the owner's business:
+// ipcpd/unicast/live.go.
 package liveness
 
 import (
@@ -45,6 +69,11 @@ const (
 	// warmup is how many gaps are learned before they may raise the
 	// bound above the floor.
 	warmup = 8
+	// PeakHalfLife is how fast the memory of the longest recent gap
+	// fades.
+	PeakHalfLife = 10 * time.Second
+	// peakSlack is the bound as a multiple of the decayed peak.
+	peakSlack = 1.5
 )
 
 // Detector learns one neighbour's arrivals. Make it with New.
@@ -59,6 +88,8 @@ type Detector struct {
 
 	last     time.Time
 	mean, vr float64 // of the gaps, in nanoseconds
+	peak     float64 // the longest recent gap, decaying
+	peakAt   time.Time
 	n        int
 }
 
@@ -84,6 +115,10 @@ func (d *Detector) Heard(t time.Time) {
 		d.mean += alpha * diff
 		d.vr = (1 - alpha) * (d.vr + alpha*diff*diff)
 	}
+	if d.peak > 0 {
+		d.peak *= math.Exp2(-float64(t.Sub(d.peakAt)) / float64(PeakHalfLife))
+	}
+	d.peak, d.peakAt = max(gap, d.peak), t
 	d.n++
 }
 
@@ -96,6 +131,17 @@ func (d *Detector) Pause(now time.Time) {
 	}
 }
 
+// Forgive discounts d of the current silence (this host was not
+// running for d: the neighbour's packets of that time wait unread), so
+// that a neighbour silent for longer than that is still found. The gap
+// is not learned.
+func (d *Detector) Forgive(by time.Duration, now time.Time) {
+	d.last = d.last.Add(by)
+	if d.last.After(now) {
+		d.last = now
+	}
+}
+
 // Last returns when the neighbour was last heard (or the last Pause).
 func (d *Detector) Last() time.Time { return d.last }
 
@@ -104,7 +150,7 @@ func (d *Detector) Bound() time.Duration {
 	if d.n < warmup {
 		return d.Floor
 	}
-	b := time.Duration(d.mean + d.K*math.Sqrt(d.vr))
+	b := time.Duration(max(d.mean+d.K*math.Sqrt(d.vr), peakSlack*d.peak))
 	return min(max(b, d.Floor), max(d.Ceiling, d.Floor))
 }
 

@@ -1,0 +1,222 @@
+package liveness
+
+import "time"
+
+// Session is the keepalive of one adjacency in demand mode (after BFD's
+// demand mode and poll sequence, RFC 5880 section 6.6): it decides, at
+// each tick of its owner, whether to send a hello, whether that hello
+// is a poll (the neighbour answers it at once), and whether the
+// neighbour is suspected.
+//
+// An adjacency is active while this side has sent it traffic within
+// Config.Fast × Config.Mult; otherwise it is idle.
+//
+//   - Idle: traffic neither way costs nothing but a hello every
+//     Config.Idle (each hello carries the sender's interval, so the
+//     receiver knows what to expect: SetPeerIdle), and the neighbour is
+//     suspected after a silence of its interval × Mult (+ Fast of slack).
+//     Idle links are cheap, and slow to declare dead, which costs
+//     nothing while they carry nothing.
+//   - Active: this side forwards through the neighbour, so it must know
+//     fast. Every arrival proves the neighbour alive; after a silence of
+//     Fast/Mult it polls (a hello the neighbour answers at once), again
+//     every Fast/Mult, and it suspects the neighbour once the silence
+//     exceeds the learned Detector's bound (floor Fast, see Detector).
+//     Only gaps seen while active are learned: idle gaps say nothing
+//     about how fast the neighbour answers.
+//
+// A tick that comes late (this host was not running) discounts the
+// time it was late from the silence (Detector.Forgive: a neighbour
+// silent for longer than that is still found) and asks for a hello at
+// once: the owner flags it as "starved", so that neighbours that
+// suspended this host meanwhile take it back.
+//
+// A Session holds no clock: every call takes the time, so it runs in
+// virtual time in tests. It is not safe for concurrent use.
+type Session struct {
+	cfg       Config
+	det       *Detector
+	peerIdle  time.Duration
+	heard     time.Time // the last arrival
+	idleRef   time.Time // heard, or the end of our own last stall
+	lastTx    time.Time // we last sent traffic (hellos do not count)
+	lastHello time.Time // we last asked for a hello
+	downSince time.Time // the owner took the adjacency out (zero: up)
+	active    bool
+}
+
+// Config sets a Session's intervals.
+type Config struct {
+	// Fast is the detection floor on an active adjacency (the layer's
+	// hello interval).
+	Fast time.Duration
+	// Idle is this side's hello interval on an idle adjacency, sent in
+	// every hello.
+	Idle time.Duration
+	// Mult is the number of missed idle hellos (and of unanswered polls
+	// within Fast) that make the neighbour suspect.
+	Mult int
+}
+
+// Action is what a Tick asks of its owner.
+type Action struct {
+	// Hello: send a hello now.
+	Hello bool
+	// Poll: the hello asks the neighbour for an immediate answer.
+	Poll bool
+	// Suspect: the neighbour has been silent beyond the bound.
+	Suspect bool
+}
+
+// NewSession starts a session whose neighbour counts as heard at now.
+func NewSession(cfg Config, now time.Time) *Session {
+	cfg.Mult = max(cfg.Mult, 1)
+	cfg.Idle = max(cfg.Idle, cfg.Fast)
+	return &Session{cfg: cfg, det: New(cfg.Fast, now), heard: now, idleRef: now, lastHello: now}
+}
+
+// SetPeerIdle records the idle hello interval the neighbour announced,
+// kept within [Fast, 8 × Idle] so a neighbour cannot make itself
+// undetectable.
+func (s *Session) SetPeerIdle(d time.Duration) {
+	s.peerIdle = min(max(d, s.cfg.Fast), 8*s.cfg.Idle)
+}
+
+// Heard records an arrival at t (any packet from the neighbour).
+func (s *Session) Heard(t time.Time) {
+	if !t.After(s.heard) {
+		return
+	}
+	s.heard = t
+	if s.active {
+		s.det.Heard(t)
+	} else {
+		s.det.Pause(t)
+	}
+}
+
+// Active reports whether this side sent traffic recently.
+func (s *Session) Active() bool { return s.active }
+
+// Detector returns the active-mode detector (for its bound and last
+// arrival).
+func (s *Session) Detector() *Detector { return s.det }
+
+// Silence returns how long the neighbour has been silent at now, as the
+// current mode counts it.
+func (s *Session) Silence(now time.Time) time.Duration {
+	if s.active {
+		return now.Sub(s.det.Last())
+	}
+	return now.Sub(later(s.heard, s.idleRef))
+}
+
+// Bound returns the silence after which the neighbour is suspected in
+// the current mode.
+func (s *Session) Bound() time.Duration {
+	if s.active {
+		return s.det.Bound()
+	}
+	return s.idleBound()
+}
+
+func (s *Session) idleBound() time.Duration {
+	iv := s.peerIdle
+	if iv == 0 {
+		iv = s.cfg.Idle
+	}
+	return iv*time.Duration(s.cfg.Mult) + s.cfg.Fast
+}
+
+// SetDown tells the session whether its owner has taken the adjacency
+// out of service (down is the time it did, zero once it is back): while
+// it is out, polls go out from every Fast, slowing down to every Idle,
+// so that a neighbour that comes back is found soon, and one that is
+// gone for long costs little.
+func (s *Session) SetDown(down time.Time) { s.downSince = down }
+
+// Tick is one round at now; heard is the neighbour's latest arrival
+// (as Heard; zero if none), sent says whether this side sent the
+// neighbour traffic (not hellos) since the last tick, stalled how late
+// this tick came because this host was not running (0: on time). The
+// stall is discounted before the arrival is learned: packets that
+// waited unread while this host stalled do not teach the detector a
+// long gap.
+func (s *Session) Tick(now, heard time.Time, sent bool, stalled time.Duration) Action {
+	if stalled > 0 {
+		s.det.Forgive(stalled, now)
+		s.idleRef = later(s.heard, s.idleRef).Add(stalled)
+		if s.idleRef.After(now) {
+			s.idleRef = now
+		}
+	}
+	if !heard.IsZero() {
+		s.Heard(heard)
+	}
+	if sent {
+		s.lastTx = now
+	}
+	was := s.active
+	s.active = !s.lastTx.IsZero() && now.Sub(s.lastTx) < s.cfg.Fast*time.Duration(s.cfg.Mult)
+	if s.active && !was {
+		// Fast detection starts now: an earlier silence was idle.
+		s.det.Pause(now)
+	}
+	var a Action
+	if stalled > 0 {
+		s.lastHello = now
+		a.Hello = true
+	}
+	a.Suspect = s.Silence(now) > s.Bound()
+	if a.Hello {
+		return a
+	}
+	poll := s.pollEvery()
+	switch {
+	case !s.downSince.IsZero():
+		// A poll: a neighbour that hears it answers at once, which
+		// brings the adjacency back without waiting for its hello.
+		a.Hello = now.Sub(s.lastHello) >= s.downEvery(now)
+		a.Poll = a.Hello
+	case s.active:
+		a.Hello = now.Sub(s.det.Last()) >= poll && now.Sub(s.lastHello) >= poll
+		a.Poll = a.Hello
+	default:
+		a.Hello = now.Sub(s.lastHello) >= s.cfg.Idle && now.Sub(s.lastTx) >= s.cfg.Idle
+	}
+	if a.Hello {
+		s.lastHello = now
+	}
+	return a
+}
+
+// downEvery is the hello interval while the adjacency is out: Fast,
+// slowing to Idle after 8 × Idle.
+func (s *Session) downEvery(now time.Time) time.Duration {
+	return min(max(now.Sub(s.downSince)/8, s.cfg.Fast), s.cfg.Idle)
+}
+
+func (s *Session) pollEvery() time.Duration {
+	return max(s.cfg.Fast/time.Duration(s.cfg.Mult), time.Millisecond)
+}
+
+// Next returns how long the owner may sleep after a Tick at now before
+// this session needs the next one.
+func (s *Session) Next(now time.Time) time.Duration {
+	if !s.downSince.IsZero() {
+		return s.downEvery(now)
+	}
+	if s.active {
+		return max(s.pollEvery()/2, time.Millisecond)
+	}
+	d := s.cfg.Idle - now.Sub(s.lastHello)
+	d = min(d, s.idleBound()-s.Silence(now)+time.Millisecond)
+	return max(d, time.Millisecond)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

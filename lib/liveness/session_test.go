@@ -1,0 +1,332 @@
+package liveness
+
+import (
+	"math/rand"
+	"testing"
+	"time"
+)
+
+var scfg = Config{Fast: 10 * time.Millisecond, Idle: 250 * time.Millisecond, Mult: 3}
+
+// sim drives a Session in virtual time the way its owner does: it
+// ticks when Next says, and between ticks the neighbour's packets
+// arrive. The neighbour sends idle hellos every scfg.Idle, traffic as
+// peerTraffic says, and answers polls after rtt, while it is alive.
+type sim struct {
+	t                    *testing.T
+	s                    *Session
+	now                  time.Time
+	next                 time.Time
+	rtt                  time.Duration
+	alive                func(now time.Time) bool // the neighbour runs and the link carries
+	sending              func(now time.Time) bool // this side sends the neighbour traffic
+	peerTraffic          func(now time.Time) bool // the neighbour sends us traffic at now
+	arrivals             []time.Time
+	lastPeerHello        time.Time
+	hellos, polls, susp  int
+	firstSuspect         time.Time
+	stalledUntil         time.Time     // this side does not run until then
+	lag                  time.Duration // every tick comes this late (a loaded host)
+	sentSinceTick, stall bool
+}
+
+func newSim(t *testing.T) *sim {
+	m := &sim{t: t, now: start, rtt: 200 * time.Microsecond,
+		alive:       func(time.Time) bool { return true },
+		sending:     func(time.Time) bool { return false },
+		peerTraffic: func(time.Time) bool { return false }}
+	m.s = NewSession(scfg, start)
+	m.s.SetPeerIdle(scfg.Idle)
+	m.next = start
+	m.lastPeerHello = start
+	return m
+}
+
+// run advances virtual time by d in steps of 100 us.
+func (m *sim) run(d time.Duration) {
+	end := m.now.Add(d)
+	step := 100 * time.Microsecond
+	for m.now.Before(end) {
+		m.now = m.now.Add(step)
+		alive := m.alive(m.now)
+		// The neighbour.
+		if alive && m.now.Sub(m.lastPeerHello) >= scfg.Idle {
+			m.lastPeerHello = m.now
+			m.arrivals = append(m.arrivals, m.now)
+		}
+		if alive && m.peerTraffic(m.now) {
+			m.arrivals = append(m.arrivals, m.now)
+		}
+		if m.sending(m.now) {
+			m.sentSinceTick = true
+		}
+		if m.now.Before(m.stalledUntil) {
+			continue // this host is stopped: it reads and ticks nothing
+		}
+		// This side's reader stamps the latest arrival so far.
+		var heard time.Time
+		keep := m.arrivals[:0]
+		for _, a := range m.arrivals {
+			if a.After(m.now) {
+				keep = append(keep, a)
+			} else if a.After(heard) {
+				heard = a
+			}
+		}
+		m.arrivals = keep
+		if !m.now.Before(m.next.Add(m.lag)) {
+			var late time.Duration
+			if d := m.now.Sub(m.next); d > scfg.Fast {
+				late = d
+			}
+			act := m.s.Tick(m.now, heard, m.sentSinceTick, late)
+			m.sentSinceTick = false
+			if act.Hello {
+				m.hellos++
+			}
+			if act.Poll {
+				m.polls++
+				if m.alive(m.now) && m.alive(m.now.Add(m.rtt)) {
+					m.arrivals = append(m.arrivals, m.now.Add(m.rtt))
+				}
+			}
+			if act.Suspect {
+				if testing.Verbose() && m.susp < 3 {
+					m.t.Logf("suspect at %v: silence %v bound %v active %v", m.now.Sub(start), m.s.Silence(m.now), m.s.Bound(), m.s.Active())
+				}
+				if m.susp == 0 {
+					m.firstSuspect = m.now
+				}
+				m.susp++
+			}
+			m.next = m.now.Add(m.s.Next(m.now))
+		} else if !heard.IsZero() {
+			m.s.Heard(heard)
+		}
+	}
+}
+
+func every(d time.Duration) func(time.Time) bool {
+	return func(now time.Time) bool { return now.Sub(start)%d == 0 }
+}
+
+func until(t time.Time) func(time.Time) bool {
+	return func(now time.Time) bool { return now.Before(t) }
+}
+
+// TestSessionIdleLink: a link that carries nothing costs one hello per
+// idle interval, and a steady neighbour is never suspected.
+func TestSessionIdleLink(t *testing.T) {
+	m := newSim(t)
+	m.run(10 * time.Second)
+	if m.susp != 0 {
+		t.Fatalf("idle neighbour suspected %d times", m.susp)
+	}
+	if want := int(10 * time.Second / scfg.Idle); m.hellos < want-1 || m.hellos > want+1 || m.polls != 0 {
+		t.Fatalf("%d hellos (%d polls) in 10 s of idle, want %d and no poll", m.hellos, m.polls, want)
+	}
+}
+
+// TestSessionSteadyLink: a link with traffic both ways every
+// millisecond needs no hello at all, and a silent cut is found about
+// one hello interval (Fast) after the last arrival, after Mult polls.
+func TestSessionSteadyLink(t *testing.T) {
+	m := newSim(t)
+	m.sending = every(time.Millisecond)
+	m.peerTraffic = every(time.Millisecond)
+	m.run(2 * time.Second)
+	if m.susp != 0 || m.polls != 0 {
+		t.Fatalf("steady link: suspected %d times, %d polls", m.susp, m.polls)
+	}
+	hellos := m.hellos
+	cut := m.now
+	m.alive = until(cut)
+	m.run(100 * time.Millisecond)
+	if m.susp == 0 {
+		t.Fatal("cut not found")
+	}
+	if got := m.firstSuspect.Sub(cut); got <= scfg.Fast || got > scfg.Fast+2*time.Millisecond {
+		t.Fatalf("cut found after %v, want just after %v", got, scfg.Fast)
+	}
+	if p := m.polls; p < scfg.Mult-1 || m.hellos-hellos > 100 {
+		t.Fatalf("%d polls before the cut was found, want about %d", p, scfg.Mult)
+	}
+}
+
+// TestSessionOneWay: we send, the neighbour only answers polls: the
+// answers keep it alive, and a cut is still found about Fast after the
+// last answer.
+func TestSessionOneWay(t *testing.T) {
+	m := newSim(t)
+	m.sending = every(time.Millisecond)
+	m.run(2 * time.Second)
+	if m.susp != 0 || m.polls == 0 {
+		t.Fatalf("one-way link: suspected %d times, %d polls", m.susp, m.polls)
+	}
+	cut := m.now
+	m.alive = until(cut)
+	m.run(200 * time.Millisecond)
+	if got := m.firstSuspect.Sub(cut); m.susp == 0 || got > scfg.Fast+4*time.Millisecond {
+		t.Fatalf("cut found after %v (suspected %d), want about %v", got, m.susp, scfg.Fast)
+	}
+}
+
+// TestSessionJitteryLink: a loaded neighbour runs only now and then
+// (every 1 to 8 ms, one time in ten after 18 ms); each time it runs it
+// sends its traffic and answers our polls. After a warm-up it is not
+// suspected although some of its silences exceed Fast, and a cut is
+// still found within the detector's ceiling.
+func TestSessionJitteryLink(t *testing.T) {
+	m := newSim(t)
+	rng := rand.New(rand.NewSource(1))
+	var nextRun time.Time
+	big := 0
+	m.sending = every(time.Millisecond)
+	m.peerTraffic = func(now time.Time) bool {
+		if now.Before(nextRun) {
+			return false
+		}
+		g := time.Duration(1+rng.Intn(8)) * time.Millisecond
+		if rng.Intn(10) == 0 {
+			g = 18 * time.Millisecond
+			if now.Sub(start) > time.Second {
+				big++
+			}
+		}
+		nextRun = now.Add(g)
+		return true
+	}
+	m.rtt = time.Hour  // polls are answered when the neighbour runs
+	m.run(time.Second) // warm-up
+	m.susp = 0
+	m.run(5 * time.Second)
+	if m.susp != 0 {
+		t.Fatalf("jittery link suspected %d times after warm-up", m.susp)
+	}
+	if big == 0 {
+		t.Fatal("no silence above Fast: the test proves nothing")
+	}
+	cut := m.now
+	m.alive = until(cut)
+	m.run(time.Second)
+	d := m.s.Detector()
+	if got := m.firstSuspect.Sub(cut); m.susp == 0 || got > d.Ceiling+2*time.Millisecond {
+		t.Fatalf("cut found after %v (suspected %d), want within the ceiling %v", got, m.susp, d.Ceiling)
+	}
+}
+
+// TestSessionStarvedHost: this host stops for 200 ms in the middle of
+// traffic: its late tick asks for a (starved) hello at once and does
+// not suspect the neighbour, whose packets queued meanwhile.
+func TestSessionStarvedHost(t *testing.T) {
+	m := newSim(t)
+	m.sending = every(time.Millisecond)
+	m.peerTraffic = every(time.Millisecond)
+	m.run(time.Second)
+	hellos := m.hellos
+	m.stalledUntil = m.now.Add(200 * time.Millisecond)
+	m.run(200*time.Millisecond + 100*time.Microsecond)
+	if m.hellos != hellos+1 {
+		t.Fatalf("%d hellos right after the stall, want one (flagged starved by the owner)", m.hellos-hellos)
+	}
+	m.run(time.Second)
+	if m.susp != 0 {
+		t.Fatalf("neighbour suspected %d times for this host's stall", m.susp)
+	}
+	if b := m.s.Detector().Bound(); b != scfg.Fast {
+		t.Fatalf("bound %v after the stall, want the floor %v: the stall was learned", b, scfg.Fast)
+	}
+}
+
+// TestSessionPeerStall: the neighbour stops for 40 ms under traffic:
+// it is suspected (the owner only steers around it locally), and heard
+// again as soon as it runs.
+func TestSessionPeerStall(t *testing.T) {
+	m := newSim(t)
+	m.sending = every(time.Millisecond)
+	m.peerTraffic = every(time.Millisecond)
+	m.run(time.Second)
+	from := m.now
+	m.alive = func(now time.Time) bool { return now.Before(from) || !now.Before(from.Add(40*time.Millisecond)) }
+	m.run(40 * time.Millisecond)
+	if m.susp == 0 {
+		t.Fatal("a 40 ms silence under traffic not suspected")
+	}
+	m.susp = 0
+	m.run(2 * time.Millisecond)
+	m.susp = 0
+	m.run(time.Second)
+	if m.susp != 0 {
+		t.Fatalf("suspected %d times after the neighbour ran again", m.susp)
+	}
+}
+
+// TestSessionRealCut: a cut of an idle link is found within the
+// neighbour's announced interval × Mult (+ Fast); a link that turns
+// active after a long silence is given Fast from then, not suspected
+// at once for the idle silence.
+func TestSessionRealCut(t *testing.T) {
+	m := newSim(t)
+	m.run(time.Second)
+	cut := m.now
+	m.alive = until(cut)
+	m.run(2 * time.Second)
+	bound := scfg.Idle*time.Duration(scfg.Mult) + scfg.Fast
+	if got := m.firstSuspect.Sub(cut); m.susp == 0 || got > bound+2*time.Millisecond || got < bound-scfg.Idle {
+		t.Fatalf("idle cut found after %v (suspected %d), want about %v", got, m.susp, bound)
+	}
+
+	m = newSim(t)
+	m.run(time.Second)
+	cut = m.now
+	m.alive = until(cut.Add(-100 * time.Millisecond)) // dead for 100 ms, unnoticed while idle
+	m.sending = func(now time.Time) bool { return !now.Before(cut) }
+	m.run(400 * time.Millisecond)
+	// The owner notices the traffic at its next tick, at most Idle later.
+	if got := m.firstSuspect.Sub(cut); m.susp == 0 || got > scfg.Idle+scfg.Fast+2*time.Millisecond {
+		t.Fatalf("cut of a link that turned active found after %v (suspected %d), want within %v", got, m.susp, scfg.Idle+scfg.Fast)
+	}
+}
+
+// TestSessionPeerInterval: the neighbour's announced interval sets the
+// idle bound, within [Fast, 8 × Idle].
+func TestSessionPeerInterval(t *testing.T) {
+	s := NewSession(scfg, start)
+	for _, tc := range []struct{ in, want time.Duration }{
+		{time.Second, 3*time.Second + scfg.Fast},
+		{time.Hour, 8*scfg.Idle*3 + scfg.Fast},
+		{0, scfg.Fast*3 + scfg.Fast},
+	} {
+		s.SetPeerIdle(tc.in)
+		if got := s.Bound(); got != tc.want {
+			t.Errorf("peer interval %v: bound %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestSessionLoadedHostFindsCut: this host is so loaded that every tick
+// comes 15 ms late. Each late tick forgives only its own lateness, so a
+// neighbour that is gone is still found, on an idle link and on an
+// active one.
+func TestSessionLoadedHostFindsCut(t *testing.T) {
+	for _, active := range []bool{false, true} {
+		m := newSim(t)
+		m.lag = 15 * time.Millisecond
+		if active {
+			m.sending = every(time.Millisecond)
+			m.peerTraffic = every(time.Millisecond)
+		}
+		m.run(2 * time.Second)
+		m.susp = 0
+		cut := m.now
+		m.alive = until(cut)
+		m.run(3 * time.Second)
+		bound := scfg.Idle*time.Duration(scfg.Mult) + scfg.Fast
+		if active {
+			bound = 200 * time.Millisecond
+		}
+		if got := m.firstSuspect.Sub(cut); m.susp == 0 || got > 2*bound {
+			t.Fatalf("active %v: cut found after %v (suspected %d), want within %v", active, got, m.susp, 2*bound)
+		}
+	}
+}
