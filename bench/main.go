@@ -46,6 +46,18 @@
 // JSON: bench/out/grid.json; exit status 1 if it fails or no ping
 // reply comes back).
 //
+// With -stall it instead stops (SIGSTOP) the unicast IPCP carrying a
+// 1 ms ping stream in the square for 40 ms, -n times (default 5), then
+// once for 2 s, and reports how fast its neighbours steer around it and
+// take it back, and whether they flooded a withdrawal (stall.go; JSON:
+// bench/out/stall.json; exit status 1 on a failed round).
+//
+// With -silentcut (root) it instead cuts one of two bridged paths
+// between two namespaces under eight 1 ms ping streams, -n times
+// silently (a bridge port detached, carrier stays up) and -n times by
+// carrier loss, and reports the worst stream's loss (silentcut.go;
+// JSON: bench/out/silentcut.json; exit status 1 above 15 packets).
+//
 // With -soak it instead floods one path (-path, default unicast2) with
 // -s-byte packets for -d (default 60 s), samples the resident memory
 // (VmRSS) of every IPCP, of this process (which hosts the IRMds) and of
@@ -138,6 +150,8 @@ type config struct {
 	interval  time.Duration
 	soak      bool
 	idle      bool
+	stall     bool
+	silent    bool
 	soakPath  string
 	soakSize  int
 	soakBase  time.Duration
@@ -170,6 +184,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.graceful, "graceful", false, "failover: stop the lower IPCP with SIGTERM instead of killing it")
 	fs.Var(cliflag.Duration{D: &c.interval}, "i", "failover: ping interval")
 	fs.BoolVar(&c.idle, "idle", false, "measure the CPU of the idle udp4 square over -d (default 10s)")
+	fs.BoolVar(&c.silent, "silentcut", false, "root: cut one of two bridged paths under eight 1 ms ping streams, silently and by carrier loss, -n times each (default 5; see silentcut.go)")
+	fs.BoolVar(&c.stall, "stall", false, "stop the unicast IPCP carrying a ping stream in the square for 40 ms (-n times, default 5) and 2 s (see stall.go)")
 	fs.BoolVar(&c.soak, "soak", false, "flood one path for -d (default 60s) and check that every process's RSS stays flat")
 	fs.StringVar(&c.soakPath, "path", pathUnicast2, "soak: the path to flood ("+strings.Join(soakPaths(), ", ")+")")
 	fs.IntVar(&c.soakSize, "s", 1000, "soak: packet size in bytes")
@@ -197,7 +213,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	if c.cong && !dSet {
 		c.duration = 5 * time.Second
 	}
-	if c.ovpn && !nSet {
+	if (c.ovpn || c.stall || c.silent) && !nSet {
 		c.n = 5
 	}
 	if c.events && !nSet {
@@ -273,6 +289,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			name = "scale.json"
 		} else if c.mem {
 			name = "mem.json"
+		} else if c.stall {
+			name = "stall.json"
+		} else if c.silent {
+			name = "silentcut.json"
 		} else if c.grid > 0 {
 			name = "grid.json"
 		} else if c.soak {
@@ -330,6 +350,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "bench: grid: %v\n", err)
 			code = 1
 		} else if r.Ping.Received == 0 {
+			code = 1
+		}
+		result = r
+	} else if c.silent {
+		r, err := silentCut(ctx, e, c.n, stdout)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: silentcut: %v\n", err)
+			return 1
+		}
+		if !r.Pass {
+			code = 1
+		}
+		result = r
+	} else if c.stall {
+		r, err := stallRun(ctx, e, c.n, stdout)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: stall: %v\n", err)
+			return 1
+		}
+		if r.Failed > 0 {
 			code = 1
 		}
 		result = r
