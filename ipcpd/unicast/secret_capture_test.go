@@ -17,6 +17,7 @@ import (
 
 	"github.com/ouro-net/ouro/internal/topo"
 	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/liveness"
 	"github.com/ouro-net/ouro/lib/seal"
 )
 
@@ -154,16 +155,16 @@ func TestSecretLayerCapture(t *testing.T) {
 		t.Fatal("the secret layer's management frame is on the wire in clear")
 	}
 
-	// A sealed keepalive (a 1-byte frame: 26 bytes sealed, after the
-	// udp shim's header of h bytes) towards one of the members,
-	// captured on the secret layer's adjacency.
+	// A sealed keepalive (a frame of 1 + liveness.HelloLen bytes,
+	// sealed, after the udp shim's header of h bytes) towards one of the
+	// members, captured on the secret layer's adjacency.
 	var frame []byte
 	h := 0
 	for end := time.Now().Add(5 * time.Second); frame == nil && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		cp.mu.Lock()
 		for i := len(cp.frames) - 1; i >= 0; i-- {
 			p := udpPayload(cp.frames[i])
-			if h = len(p) - (1 + seal.Overhead); h >= 0 && h <= 8 && p[h] == seal.KindData {
+			if h = len(p) - (1 + liveness.HelloLen + seal.Overhead); h >= 0 && h <= 8 && p[h] == seal.KindData {
 				frame = cp.frames[i]
 				break
 			}
