@@ -24,6 +24,7 @@ type sim struct {
 	arrivals             []time.Time
 	lastPeerHello        time.Time
 	hellos, polls, susp  int
+	ticks                int
 	firstSuspect         time.Time
 	stalledUntil         time.Time     // this side does not run until then
 	lag                  time.Duration // every tick comes this late (a loaded host)
@@ -79,6 +80,7 @@ func (m *sim) run(d time.Duration) {
 			if d := m.now.Sub(m.next); d > scfg.Fast {
 				late = d
 			}
+			m.ticks++
 			act := m.s.Tick(m.now, heard, m.sentSinceTick, late)
 			m.sentSinceTick = false
 			if act.Hello {
@@ -124,6 +126,11 @@ func TestSessionIdleLink(t *testing.T) {
 	}
 	if want := int(10 * time.Second / scfg.Idle); m.hellos < want-1 || m.hellos > want+1 || m.polls != 0 {
 		t.Fatalf("%d hellos (%d polls) in 10 s of idle, want %d and no poll", m.hellos, m.polls, want)
+	}
+	// The owner sleeps between hellos: about one tick per hello, plus
+	// the checks of the neighbour's bound.
+	if max := 3 * int(10*time.Second/scfg.Idle); m.ticks > max {
+		t.Fatalf("%d ticks in 10 s of idle, want at most %d", m.ticks, max)
 	}
 }
 
@@ -327,6 +334,22 @@ func TestSessionLoadedHostFindsCut(t *testing.T) {
 		}
 		if got := m.firstSuspect.Sub(cut); m.susp == 0 || got > 2*bound {
 			t.Fatalf("active %v: cut found after %v (suspected %d), want within %v", active, got, m.susp, 2*bound)
+		}
+	}
+}
+
+// TestSessionTurnsActive: a live neighbour on an idle link (last heard
+// up to an idle interval ago) is not suspected when this side starts
+// sending: fast detection counts from then, and the polls are answered.
+func TestSessionTurnsActive(t *testing.T) {
+	for _, startAt := range []time.Duration{1100 * time.Millisecond, 1240 * time.Millisecond} {
+		m := newSim(t)
+		m.lastPeerHello = start.Add(-125 * time.Millisecond) // out of phase with ours
+		from := start.Add(startAt)
+		m.sending = func(now time.Time) bool { return !now.Before(from) && now.Sub(start)%time.Millisecond == 0 }
+		m.run(2 * time.Second)
+		if m.susp != 0 || m.polls == 0 {
+			t.Fatalf("turning active at %v: suspected %d times, %d polls", startAt, m.susp, m.polls)
 		}
 	}
 }
