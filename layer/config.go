@@ -41,6 +41,10 @@ type Config struct {
 	// its secret (the bootstrap parameter secret FILE). The secret
 	// itself is never part of the configuration.
 	Secret bool `msgpack:"secret,omitempty"`
+	// Encrypt says every flow of the layer must be encrypted end to end
+	// (the bootstrap parameter encrypt required): members refuse to
+	// allocate or accept a flow whose QoS does not ask for it.
+	Encrypt bool `msgpack:"encrypt,omitempty"`
 }
 
 // Defaults returns the configuration of a layer called name.
@@ -54,7 +58,7 @@ func Defaults(name string) Config {
 }
 
 // ParamNames lists the bootstrap parameters a unicast layer takes.
-const ParamNames = "addr, eid, ttl, routing, address, hello, multiplier, holddown, damping, refresh, maxage, secret"
+const ParamNames = "addr, eid, ttl, routing, address, hello, multiplier, holddown, damping, refresh, maxage, secret, encrypt"
 
 // FromParams applies bootstrap parameters to the defaults. It returns
 // the configuration and an explicit address if one was given (0 if not).
@@ -88,6 +92,11 @@ func FromParams(name string, params map[string]string) (Config, uint64, error) {
 			c.RefreshInterval, err = parseDuration(v)
 		case "maxage":
 			c.MaxAge, err = parseDuration(v)
+		case "encrypt":
+			if v != "required" {
+				return c, 0, fmt.Errorf("parameter encrypt: bad value %q (want required)", v)
+			}
+			c.Encrypt = true
 		case "secret":
 			// The file is read by the unicast IPCP (SecretParam);
 			// here it only marks the layer.

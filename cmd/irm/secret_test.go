@@ -164,3 +164,33 @@ connect = [{ dst = "a" }]
 		}
 	}
 }
+
+// TestEncryptRequired: in a layer bootstrapped with `encrypt required`
+// a flow without -x is refused with an error saying what to do, and an
+// encrypted one passes; layer show says so.
+func TestEncryptRequired(t *testing.T) {
+	tp := layerTopo(t, []string{"a", "b"}, [][2]string{{"b", "a"}}, map[string]string{"encrypt": "required"})
+	if st := layerStatus(t, tp, "b"); !st.Config.EncryptRequired || st.Config.Security != "open" {
+		t.Fatalf("config %+v", st.Config)
+	}
+	if out := irmAt(t, tp, "a", "layer", "show", "net"); !strings.Contains(out, "flows encrypt required") {
+		t.Fatalf("layer show:\n%s", out)
+	}
+	pingServer(t, tp, "a", "eping")
+	bdir := tp.Hosts["b"].Dir
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, code := testenv.Run(t, "", bdir, "oping", "-n", "eping", "-x", "-c", "1", "-Q"); code == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("b cannot reach eping with -x")
+		}
+	}
+	if out := testenv.MustRun(t, "", bdir, "oping", "-n", "eping", "-x", "-c", "20", "-f", "-Q"); !strings.Contains(out, "20 received") {
+		t.Fatalf("encrypted ping:\n%s", out)
+	}
+	out, code := testenv.Run(t, "", bdir, "oping", "-n", "eping", "-c", "1", "-Q")
+	if code != 1 || !strings.Contains(out, "requires end-to-end encrypted flows") {
+		t.Fatalf("plain ping in an encrypt-required layer: exit %d\n%s", code, out)
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/qos"
 	"github.com/ouro-net/ouro/lib/seal"
 )
 
@@ -84,6 +85,20 @@ func (u *IPCP) EnrollSecret(ctx context.Context, name, dst, secret string) (ctrl
 func authErr(layer, dst string, err error) error {
 	if errors.Is(err, flow.ErrAuth) {
 		return fmt.Errorf("enroll in %s via %s: enrollment refused: %w (no authenticated answer: %s holds another secret, or none)", layer, dst, flow.ErrAuth, dst)
+	}
+	return nil
+}
+
+// requireEncrypt refuses a flow without end-to-end encryption in a
+// layer bootstrapped with `encrypt required`, on the allocating member
+// and (should a member ask anyway) on the accepting one. Refusing,
+// rather than upgrading the flow, because the flow library decides on
+// the key exchange from the QoS its application asked for, and the
+// allocation's answer does not carry a changed QoS back to it; the
+// error says what to do.
+func (u *IPCP) requireEncrypt(q qos.Spec) error {
+	if u.cfg.Encrypt && !q.Encrypt {
+		return fmt.Errorf("layer %s requires end-to-end encrypted flows (encrypt required): allocate with -x (qos.Spec.Encrypt)", u.cfg.Name)
 	}
 	return nil
 }

@@ -140,6 +140,9 @@ func (u *IPCP) Alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
 	if !u.isJoined() {
 		return 0, errors.New("IPCP is not in a layer")
 	}
+	if err := u.requireEncrypt(f.QoS); err != nil {
+		return 0, err
+	}
 	addrs := u.dir.Lookup(f.Name)
 	if len(addrs) == 0 {
 		return 0, fmt.Errorf("name %q is not registered in layer %s", f.Name, u.cfg.Name)
@@ -749,6 +752,12 @@ func (u *IPCP) acceptFlow(m layer.FAMsg) {
 	if !registered {
 		u.releaseIncoming(m.SrcAddr)
 		resp.Err = fmt.Sprintf("name %q is not registered here", m.Name)
+		u.answerFA(m, &resp)
+		return
+	}
+	if err := u.requireEncrypt(m.QoS); err != nil {
+		u.releaseIncoming(m.SrcAddr)
+		resp.Err = err.Error()
 		u.answerFA(m, &resp)
 		return
 	}

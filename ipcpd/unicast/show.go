@@ -24,7 +24,7 @@ func (u *IPCP) Status(_ context.Context) (*ctrl.Status, error) {
 	us := &ctrl.UnicastStatus{Config: ctrl.UnicastConfig{
 		Address: c.FormatAddr(u.addr), Addr: u.addr, Routing: c.Routing, AddrSize: c.AddrSize, EIDSize: c.EIDSize,
 		TTL: int(c.TTL), HelloInterval: c.HelloInterval, HelloMultiplier: c.HelloMultiplier, HoldDown: c.HoldDown, Damping: c.Damping,
-		Security: "open",
+		Security: "open", EncryptRequired: c.Encrypt,
 	}}
 	if c.Secret {
 		us.Config.Security = "secret"

@@ -68,6 +68,9 @@ type UnicastConfig struct {
 	// Security is "secret" for a layer that admits only holders of its
 	// secret (bootstrap ... secret FILE), else "open".
 	Security string `msgpack:"security" json:"security"`
+	// EncryptRequired: every flow of the layer must be encrypted end to
+	// end (bootstrap ... encrypt required).
+	EncryptRequired bool `msgpack:"enc_req,omitempty" json:"encrypt_required"`
 }
 
 // Member is one member of a unicast layer.

@@ -109,8 +109,12 @@ func (s *UnicastStatus) writeText(w io.Writer, at time.Time) {
 		k.RoutingOwnNewer, k.RoutingFlushes, k.RoutingRestarts, k.RoutingPurged, k.DirOwnNewer, k.DirFlushes, k.AddrConflicts,
 		k.HandshakesRefused, k.EnrollRefused, k.LSUsRefused, k.DirRefused)
 	if c.Security != "" {
-		fmt.Fprintf(w, "security: layer %s; joiners without the secret refused %d; key exchanges refused %d (auth failed %d, replayed %d, malformed %d, evicted %d)\n",
-			c.Security, k.AuthRefused, k.HandshakesFailed, k.HandshakesAuth, k.HandshakesReplayed, k.HandshakesMalformed, k.HandshakesEvicted)
+		enc := ""
+		if c.EncryptRequired {
+			enc = ", flows encrypt required"
+		}
+		fmt.Fprintf(w, "security: layer %s%s; joiners without the secret refused %d; key exchanges refused %d (auth failed %d, replayed %d, malformed %d, evicted %d)\n",
+			c.Security, enc, k.AuthRefused, k.HandshakesFailed, k.HandshakesAuth, k.HandshakesReplayed, k.HandshakesMalformed, k.HandshakesEvicted)
 		for _, a := range s.Adjacencies {
 			if a.Sealed {
 				fmt.Fprintf(w, "  sealed #%d to %s: auth failures %d, replayed %d\n", a.ID, a.Peer, a.AuthFailures, a.Replayed)
