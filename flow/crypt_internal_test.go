@@ -102,3 +102,68 @@ func TestServerHandshakeDeadline(t *testing.T) {
 		t.Fatalf("silent client: %v after %v", err, time.Since(start))
 	}
 }
+
+// TestServerHandshakePSKFirstMessage plays strangers on the IPCP side
+// of flows to a listener with a layer secret: garbage, a truncated
+// hello, a hello under another secret and a member's hello replayed on
+// a second flow each end the exchange at once without an answer, each
+// counted under its reason; the member's own hello is answered.
+func TestServerHandshakePSKFirstMessage(t *testing.T) {
+	psk, _ := seal.NewPSK(bytes.Repeat([]byte{1}, seal.SecretLen), nil)
+	other, _ := seal.NewPSK(bytes.Repeat([]byte{2}, seal.SecretLen), nil)
+	o := options{psk: func() *seal.PSK { return psk }}
+	var hc hsCounters
+	member, _ := seal.NewClientPSK(psk, nil, 0)
+	stranger, _ := seal.NewClientPSK(other, nil, 0)
+	run := func(first []byte) ([]byte, error) {
+		p, ipcp, err := pipe.Pair()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ipcp.Close()
+		q := qos.Raw()
+		q.Encrypt = true
+		f, _ := newFlow(ctrl.FlowInfo{ID: 1, Name: "x", QoS: q, MTU: 1400}, p)
+		defer f.closeRaw()
+		ipcp.Write(first)
+		err = f.start(func() error { return f.serverHandshake(o, &hc) })
+		if err != nil {
+			return nil, err
+		}
+		buf := make([]byte, 4096)
+		n, _, rerr := ipcp.Read(buf)
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		if !f.Authenticated() {
+			t.Fatal("exchange passed but the flow is not authenticated")
+		}
+		return buf[:n], nil
+	}
+	for _, c := range []struct {
+		what  string
+		first []byte
+	}{
+		{"garbage", []byte("GET / HTTP/1.0")},
+		{"truncated", member.Hello()[:200]},
+		{"oversized", append(bytes.Clone(member.Hello()), 0)},
+		{"other secret", stranger.Hello()},
+	} {
+		if _, err := run(c.first); err == nil {
+			t.Fatalf("%s: exchange passed", c.what)
+		}
+	}
+	reply, err := run(member.Hello())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := member.Finish(reply); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run(member.Hello()); !errors.Is(err, seal.ErrHelloReplay) {
+		t.Fatalf("replayed hello on a new flow: %v", err)
+	}
+	if a, r, m := hc.auth.Load(), hc.replayed.Load(), hc.malformed.Load(); a != 1 || r != 1 || m != 3 {
+		t.Fatalf("counted auth %d replayed %d malformed %d, want 1 1 3", a, r, m)
+	}
+}

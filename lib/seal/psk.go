@@ -3,7 +3,6 @@ package seal
 import (
 	"crypto/hkdf"
 	"crypto/hmac"
-	"crypto/mlkem"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -229,8 +228,6 @@ func (c *Client) finishPSK(reply []byte) ([]byte, error) {
 	plain[0] = KindReply
 	return plain, nil
 }
-
-var _ = mlkem.CiphertextSize768 // sizes above derive from it
 
 // Layer secret files: SecretLen random bytes, raw, mode 0600 or
 // stricter.
