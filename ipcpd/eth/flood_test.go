@@ -3,8 +3,6 @@ package eth_test
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/ouro-net/ouro/ipcpd/shim/wire"
-	"github.com/ouro-net/ouro/lib/ctrl"
 	"net"
 	"os"
 	"runtime"
@@ -18,6 +16,8 @@ import (
 	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 	"github.com/ouro-net/ouro/ipcpd/shim/admit"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
+	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/qos"
 )

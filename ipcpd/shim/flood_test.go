@@ -2,98 +2,50 @@ package shim_test
 
 import (
 	"context"
-	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
+	"github.com/ouro-net/ouro/ipcpd/shim/shimtest"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/pipe"
 )
 
-// ethFlooder sends allocation requests to a station from one MAC, each
-// with a new eid, and reads what comes back to that MAC on its own hub
-// port; with confirm set it confirms every OK.
-type ethFlooder struct {
-	port              *port
-	victim, src       frame.MAC
-	confirm           bool
-	sent, recvd       atomic.Uint64 // bytes
-	oks, busy, others atomic.Uint64
-	stop              chan struct{}
-	wg                sync.WaitGroup
-}
-
-func startEthFlooder(t *testing.T, h *hub, victim, src frame.MAC, name string, confirm bool) *ethFlooder {
+// startEthFlooder floods victim with allocation requests from src on
+// a port of its own on the hub (shimtest.Flooder); with confirm set it
+// confirms every OK.
+func startEthFlooder(t *testing.T, h *hub, victim, src frame.MAC, name string, confirm bool) *shimtest.Flooder {
 	t.Helper()
-	fl := &ethFlooder{port: h.port(), victim: victim, src: src, confirm: confirm, stop: make(chan struct{})}
-	fl.wg.Add(2)
-	go func() {
-		defer fl.wg.Done()
-		for eid := uint16(1); ; eid++ {
-			select {
-			case <-fl.stop:
-				return
-			default:
-			}
-			if eid == 0 {
-				eid = 1
-			}
-			b := mgmtFrame(victim, src, wire.Msg{Type: wire.AllocReq, Src: uint32(eid), Hash: namehash.Of(name)})
-			fl.port.WriteFrame(b)
-			fl.sent.Add(uint64(len(b)))
-			if eid%32 == 0 {
-				time.Sleep(time.Millisecond)
-			}
-		}
-	}()
-	go func() {
-		defer fl.wg.Done()
-		for {
-			var b []byte
-			select {
-			case b = <-fl.port.in:
-			case <-fl.stop:
-				return
-			}
-			hd, p, err := frame.Decode(b)
-			if err != nil || hd.Dst != src {
-				continue
-			}
-			fl.recvd.Add(uint64(len(b)))
-			m, err := decodeMgmt(p)
-			if err != nil || m.Type != wire.AllocResp {
-				fl.others.Add(1)
-				continue
-			}
-			switch m.Status {
-			case wire.OK:
-				fl.oks.Add(1)
-				if fl.confirm {
-					fl.port.WriteFrame(mgmtFrame(victim, src, wire.Msg{Type: wire.Confirm, Src: m.Dst, Dst: m.Src}))
+	p, done := h.port(), make(chan struct{})
+	hdr := frame.Header{Dst: victim, Src: src, EtherType: etype}
+	med := shimtest.Medium{
+		Send: func(msg []byte) (int, error) {
+			b := frame.Append(nil, hdr, msg)
+			return len(b), p.WriteFrame(b)
+		},
+		Recv: func() ([]byte, int, bool) {
+			for {
+				select {
+				case b := <-p.in:
+					if hd, msg, err := frame.Decode(b); err == nil && hd.Dst == src && hd.EID == frame.MgmtEID {
+						return msg, len(b), true
+					}
+				case <-done:
+					return nil, 0, false
 				}
-			case wire.Busy:
-				fl.busy.Add(1)
 			}
-		}
-	}()
-	t.Cleanup(fl.halt)
-	return fl
+		},
+		Close: func() { close(done) },
+	}
+	return shimtest.Start(t, med, wire.Msg{Type: wire.AllocReq, Hash: namehash.Of(name), MTU: 1400}, maxEthEID, 32, confirm)
 }
 
-func (fl *ethFlooder) halt() {
-	select {
-	case <-fl.stop:
-		return
-	default:
-	}
-	close(fl.stop)
-	fl.wg.Wait()
-}
+// maxEthEID is the largest eid an Ethernet frame carries.
+const maxEthEID = 0xFFFF
 
 // sourceLine reports whether Show names src.
 func sourceLine(text string, src frame.MAC) bool { return strings.Contains(text, src.String()) }
@@ -158,7 +110,7 @@ func TestAllocFlood(t *testing.T) {
 	fl := startEthFlooder(t, h, b.mac, mac(0xee), "srv", false)
 	eventually(t, "refusals under the flood", func() bool {
 		check("unconfirmed flood")
-		return c.Refused.PeerPending.Load() > 0 && fl.oks.Load() > 0
+		return c.Refused.PeerPending.Load() > 0 && fl.OKs.Load() > 0
 	})
 	a := newStation(t, h, 0xa, clock.Real(), quick())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -177,7 +129,7 @@ func TestAllocFlood(t *testing.T) {
 		check("unconfirmed flood")
 		return c.ExpiredUnconfirmed.Load() > 0
 	})
-	fl.halt()
+	fl.Halt()
 	eventually(t, "the flooder's flows to go", func() bool {
 		_, _, f, _, _ := st()
 		return f == 0
@@ -197,15 +149,13 @@ func TestAllocFlood(t *testing.T) {
 	}
 	app2.Close()
 	check("confirming flood")
-	fl2.halt()
-	for _, f := range []*ethFlooder{fl, fl2} {
-		if f.recvd.Load() > f.sent.Load() {
-			t.Errorf("amplification: flooder sent %d bytes, got %d back", f.sent.Load(), f.recvd.Load())
+	fl2.Halt()
+	for _, f := range []*shimtest.Flooder{fl, fl2} {
+		if err := f.Amplified(); err != nil {
+			t.Error(err)
 		}
 	}
-	t.Logf("flood 1: sent %d B got %d B, %d ok %d busy; flood 2: sent %d B got %d B, %d ok %d busy",
-		fl.sent.Load(), fl.recvd.Load(), fl.oks.Load(), fl.busy.Load(),
-		fl2.sent.Load(), fl2.recvd.Load(), fl2.oks.Load(), fl2.busy.Load())
+	t.Logf("flood 1: %s; flood 2: %s", fl, fl2)
 	t.Logf("counters: %s", c.String())
 	if c.ConfirmsIn.Load() == 0 {
 		t.Error("no confirmation counted")

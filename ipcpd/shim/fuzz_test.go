@@ -1,11 +1,11 @@
 package shim_test
 
 import (
-	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"testing"
 	"time"
 
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/qos"

@@ -3,7 +3,6 @@ package shim_test
 import (
 	"context"
 	"errors"
-	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"net"
 	"os"
 	"runtime"
@@ -16,6 +15,7 @@ import (
 	"github.com/ouro-net/ouro/ipcpd"
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 	"github.com/ouro-net/ouro/ipcpd/shim"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/pipe"
 	"github.com/ouro-net/ouro/lib/qos"

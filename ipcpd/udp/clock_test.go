@@ -2,8 +2,6 @@ package udp
 
 import (
 	"context"
-	"github.com/ouro-net/ouro/ipcpd/shim"
-	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"net"
 	"testing"
 	"time"
@@ -11,7 +9,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ouro-net/ouro/ipcpd"
+	"github.com/ouro-net/ouro/ipcpd/shim"
 	"github.com/ouro-net/ouro/ipcpd/shim/admit"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/pipe"

@@ -2,7 +2,6 @@ package udp
 
 import (
 	"context"
-	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"net"
 	"net/netip"
 	"os"
@@ -16,92 +15,45 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/ouro-net/ouro/ipcpd"
+	"github.com/ouro-net/ouro/ipcpd/shim/shimtest"
+	"github.com/ouro-net/ouro/ipcpd/shim/wire"
 	"github.com/ouro-net/ouro/lib/namehash"
 	"github.com/ouro-net/ouro/lib/pipe"
 	"github.com/ouro-net/ouro/lib/qos"
 )
 
-// flooder sends alloc requests for one name from one socket, as fast as
-// it can, each with a new eid, and offers a data port so that every
-// accepted flow costs the victim a data socket. With confirm set it
-// confirms every "ok", as a real (abusive) requester would.
-type flooder struct {
-	c                 *net.UDPConn
-	confirm           bool
-	sent, recvd       atomic.Uint64 // bytes
-	oks, busy, others atomic.Uint64
-	stop              chan struct{}
-	wg                sync.WaitGroup
-}
-
-func startFlooder(t *testing.T, from string, to netip.AddrPort, name string, confirm bool) *flooder {
+// startFlooder floods to from a socket on from with alloc requests for
+// name, each offering a data port so that every accepted flow costs the
+// victim a data socket (shimtest.Flooder); with confirm set it confirms
+// every "ok". It returns the flooder and its source address.
+func startFlooder(t *testing.T, from string, to netip.AddrPort, name string, confirm bool) (*shimtest.Flooder, netip.AddrPort) {
 	t.Helper()
 	c, err := net.DialUDP("udp4", &net.UDPAddr{IP: net.ParseIP(from)}, net.UDPAddrFromAddrPort(to))
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl := &flooder{c: c, confirm: confirm, stop: make(chan struct{})}
-	fl.wg.Add(2)
-	go func() { // send
-		defer fl.wg.Done()
-		req := wire.Msg{Type: wire.AllocReq, Hash: namehash.Of(name), MTU: 1400, Port: 9, QoS: qos.Raw()}
-		buf := make([]byte, 0, maxMgmtLen)
-		for eid := uint32(1); ; eid++ {
-			select {
-			case <-fl.stop:
-				return
-			default:
-			}
-			req.Src = eid
-			buf = mgmtFrame(buf, &req)
-			if _, err := c.Write(buf); err == nil {
-				fl.sent.Add(uint64(len(buf)))
-			}
-			if eid%64 == 0 {
-				time.Sleep(time.Millisecond) // a flood, not a busy loop starving the test
-			}
-		}
-	}()
-	go func() { // read the answers
-		defer fl.wg.Done()
-		buf := make([]byte, 2048)
-		out := make([]byte, 0, maxMgmtLen)
-		for {
-			n, err := c.Read(buf)
-			if err != nil {
-				return
-			}
-			fl.recvd.Add(uint64(n))
-			var m wire.Msg
-			if dec(buf[:n], &m) != nil || m.Type != wire.AllocResp {
-				fl.others.Add(1)
-				continue
-			}
-			switch m.Status {
-			case wire.OK:
-				fl.oks.Add(1)
-				if fl.confirm {
-					out = mgmtFrame(out, &wire.Msg{Type: wire.Confirm, Dst: m.Src, Src: m.Dst})
-					c.Write(out)
+	var out []byte
+	buf := make([]byte, 2048)
+	med := shimtest.Medium{
+		Send: func(msg []byte) (int, error) {
+			out = append(append(out[:0], 0, 0, 0, 0), msg...)
+			return c.Write(out)
+		},
+		Recv: func() ([]byte, int, bool) {
+			for {
+				n, err := c.Read(buf)
+				if err != nil {
+					return nil, 0, false
 				}
-			case wire.Busy:
-				fl.busy.Add(1)
+				if eid, p, err := splitFrame(buf[:n]); err == nil && eid == 0 {
+					return p, n, true
+				}
 			}
-		}
-	}()
-	t.Cleanup(fl.halt)
-	return fl
-}
-
-func (fl *flooder) halt() {
-	select {
-	case <-fl.stop:
-		return
-	default:
+		},
+		Close: func() { c.Close() },
 	}
-	close(fl.stop)
-	fl.c.Close()
-	fl.wg.Wait()
+	req := wire.Msg{Type: wire.AllocReq, Hash: namehash.Of(name), MTU: 1400, Port: 9, QoS: qos.Raw()}
+	return shimtest.Start(t, med, req, 1<<32-1, 64, confirm), netip.MustParseAddrPort(c.LocalAddr().String())
 }
 
 // openFDs counts this process's descriptors.
@@ -201,11 +153,10 @@ func TestAllocFlood(t *testing.T) {
 	}
 
 	// Phase 1: a flood that never confirms.
-	fl := startFlooder(t, "127.0.0.3", b.local, "echo", false)
-	src := netip.MustParseAddrPort(fl.c.LocalAddr().String())
+	fl, src := startFlooder(t, "127.0.0.3", b.local, "echo", false)
 	waitFor(t, "refusals under the flood", func() bool {
 		check("unconfirmed flood", src)
-		return b.eng.Counters.Refused.PeerPending.Load() > 0 && fl.oks.Load() > 0
+		return b.eng.Counters.Refused.PeerPending.Load() > 0 && fl.OKs.Load() > 0
 	})
 	// An honest peer allocates and echoes meanwhile.
 	a, _ := newIPCP(t, "udp4", "127.0.0.2", "0", b.local.String())
@@ -227,7 +178,7 @@ func TestAllocFlood(t *testing.T) {
 		check("unconfirmed flood", src)
 		return b.eng.Counters.ExpiredUnconfirmed.Load() > 0
 	})
-	fl.halt()
+	fl.Halt()
 	waitFor(t, "the flooder's flows to go", func() bool {
 		f, _ := sourceFlows(b, src)
 		return f == 0
@@ -239,8 +190,7 @@ func TestAllocFlood(t *testing.T) {
 
 	// Phase 2: a flood that confirms every answer keeps at most its
 	// per-source share.
-	fl2 := startFlooder(t, "127.0.0.3", b.local, "echo", true)
-	src2 := netip.MustParseAddrPort(fl2.c.LocalAddr().String())
+	fl2, src2 := startFlooder(t, "127.0.0.3", b.local, "echo", true)
 	waitFor(t, "the confirming flooder to reach its cap", func() bool {
 		check("confirming flood", src2)
 		f, _ := sourceFlows(b, src2)
@@ -255,15 +205,13 @@ func TestAllocFlood(t *testing.T) {
 		t.Fatalf("second honest allocation: %v", err)
 	}
 	check("confirming flood", src2)
-	fl2.halt()
-	for _, f := range []*flooder{fl, fl2} {
-		if f.recvd.Load() > f.sent.Load() {
-			t.Errorf("amplification: flooder sent %d bytes, got %d back", f.sent.Load(), f.recvd.Load())
+	fl2.Halt()
+	for _, f := range []*shimtest.Flooder{fl, fl2} {
+		if err := f.Amplified(); err != nil {
+			t.Error(err)
 		}
 	}
-	t.Logf("flood 1: sent %d B got %d B, %d ok %d busy; flood 2: sent %d B got %d B, %d ok %d busy",
-		fl.sent.Load(), fl.recvd.Load(), fl.oks.Load(), fl.busy.Load(),
-		fl2.sent.Load(), fl2.recvd.Load(), fl2.oks.Load(), fl2.busy.Load())
+	t.Logf("flood 1: %s; flood 2: %s", fl, fl2)
 	for _, name := range []string{"refused-peer-pending-full", "refused-peer-flows-full", "expired-unconfirmed", "confirms-in"} {
 		if counter(b, name) == 0 {
 			t.Errorf("counter %s is 0", name)
