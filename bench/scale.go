@@ -77,15 +77,15 @@ func printScale(res *ScaleResult, w io.Writer) {
 	fmt.Fprintf(w, ";\nreal routing, directory and enrollment code; 1 hop = %.0f ms; layer defaults (refresh 30 s, hold-down 5 ms); 2 names per member\n\n",
 		res.Rows[0].HopMS)
 	fmt.Fprintln(w, "idle, per member per second, over one refresh interval:")
-	fmt.Fprintf(w, "%6s %6s %5s | %8s %8s %8s %8s %8s %9s | %8s %9s %9s %9s | %8s %8s\n",
+	fmt.Fprintf(w, "%6s %6s %5s | %8s %8s %8s %8s %8s %9s | %8s %9s %9s %9s %8s | %8s %8s\n",
 		"N", "links", "deg", "LSUs", "LSUs max", "dir ents", "dir new", "frames", "bytes",
-		"dir ents", "dir B", "enroll B", "max msg", "CPU us/f", "SPF us")
+		"dir ents", "dir B", "enroll B", "max msg", "KiB/mbr", "CPU us/f", "SPF us")
 	for _, r := range res.Rows {
-		fmt.Fprintf(w, "%6d %6d %5.2f | %8.1f %8.1f %8.1f %8.1f %8.1f %9.0f | %8d %9d %9d %9d | %8.1f %8.0f\n",
+		fmt.Fprintf(w, "%6d %6d %5.2f | %8.1f %8.1f %8.1f %8.1f %8.1f %9.0f | %8d %9d %9d %9d %8.0f | %8.1f %8.0f\n",
 			r.N, r.Links, r.Degree, r.Idle.LSUs, r.Idle.LSUsMax, r.Idle.DirEntries, r.Idle.DirFresh, r.Idle.Frames, r.Idle.Bytes,
-			r.DirEntries, r.DirBytes, r.EnrollBytes, max(r.MaxRoutingMsg, r.MaxDirMsg), r.FrameUS, r.SPFUS)
+			r.DirEntries, r.DirBytes, r.EnrollBytes, max(r.MaxRoutingMsg, r.MaxDirMsg), r.StateKiBPerMember, r.FrameUS, r.SPFUS)
 	}
-	fmt.Fprintln(w, "(dir: one member's directory, its encoded snapshot; enroll: the response a joiner gets; max msg: the largest routing or directory frame)")
+	fmt.Fprintln(w, "(dir: one member's directory, its encoded snapshot; enroll: the response a joiner gets; max msg: the largest routing or directory frame;\n KiB/mbr: the simulation's live heap after the bring-up per member, about what a member holds for the layer)")
 	fmt.Fprintln(w, "\nevents (virtual ms until the last table changed; SPF runs and LSUs received per member):")
 	fmt.Fprintf(w, "%6s | %9s %8s %8s | %9s %8s %8s %10s | %9s %8s %8s | %9s %9s %7s\n",
 		"N", "link ms", "SPF/m", "LSU/m", "member ms", "SPF/m", "LSU/m", "dir gone s", "join ms", "LSU/m", "dir/m", "bring-up", "frames/m", "wall s")

@@ -3,6 +3,7 @@ package scalesim
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"time"
 
@@ -153,6 +154,11 @@ type Result struct {
 	// frame on a lower flow, which refuses frames above its MTU.
 	MaxRoutingMsg int `json:"max_routing_msg"`
 	MaxDirMsg     int `json:"max_dir_msg"`
+	// StateKiBPerMember is the live heap of the whole simulation after
+	// the bring-up divided by N: about what one member holds for its
+	// layer (database, directory, table, timers), with the simulation's
+	// own small share.
+	StateKiBPerMember float64 `json:"state_kib_per_member"`
 	// WallS is the wall time of the whole measurement.
 	WallS float64 `json:"wall_s"`
 }
@@ -183,6 +189,10 @@ func Measure(cfg Config) (*Result, error) {
 	if bad := s.DirectoryInconsistent(); bad > 0 {
 		return nil, fmt.Errorf("bring-up: %d members' directories are incomplete", bad)
 	}
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	res.StateKiBPerMember = float64(ms.HeapAlloc) / 1024 / float64(cfg.N)
 	snap := s.members[0].dir.Snapshot()
 	res.DirEntries = len(snap)
 	if b, err := layer.EncodeDir(snap); err == nil {
