@@ -3,7 +3,6 @@ package shim_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -63,35 +62,9 @@ func TestAllocFlood(t *testing.T) {
 	b := newStation(t, h, 0xb, clock.Real(), timers)
 	b.eng.Register("srv")
 	// The accepting application: echoes until the flow ends.
-	var serving sync.WaitGroup
-	stopServe := make(chan struct{})
-	serving.Add(1)
-	go func() {
-		defer serving.Done()
-		for {
-			select {
-			case p := <-b.accepted:
-				serving.Add(1)
-				go func() {
-					defer serving.Done()
-					defer p.Close()
-					buf := make([]byte, 2048)
-					for {
-						n, k, err := p.Read(buf)
-						if err != nil || k == pipe.Dealloc {
-							return
-						}
-						if k == pipe.Data {
-							p.Write(buf[:n])
-						}
-					}
-				}()
-			case <-stopServe:
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { close(stopServe); b.eng.Close(); serving.Wait() })
+	var echo shimtest.Echoer
+	stopServe := shimtest.Accept(&echo, b.accepted, func(p *pipe.Pipe) *pipe.Pipe { return p })
+	t.Cleanup(func() { stopServe(); b.eng.Close(); echo.Wait() })
 
 	st := func() (flows, pending, srcFlows, srcPending int, text string) {
 		text = b.eng.Show()
@@ -175,21 +148,13 @@ func TestBusyIsRetried(t *testing.T) {
 	ta.AllocRetry = 20 * time.Millisecond
 	a := newStation(t, h, 0xa, clock.Real(), ta)
 	const n = 6
-	errs := make(chan error, n)
-	for range n {
-		go func() {
-			app, _, err := a.alloc(context.Background(), "srv")
-			if err == nil {
-				t.Cleanup(func() { app.Close() })
-			}
-			errs <- err
-		}()
-	}
-	for range n {
-		if err := <-errs; err != nil {
-			t.Fatalf("allocation in a burst: %v", err)
+	shimtest.AllocBurst(t, n, func() error {
+		app, _, err := a.alloc(context.Background(), "srv")
+		if err == nil {
+			t.Cleanup(func() { app.Close() })
 		}
-	}
+		return err
+	})
 	if b.eng.Counters.Refused.PeerPending.Load() == 0 {
 		t.Log("the burst never hit the pending cap (nothing retried)")
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -96,41 +95,9 @@ func TestAllocFlood(t *testing.T) {
 	t.Cleanup(func() { b.Close() })
 	b.Register(context.Background(), "echo")
 	// The acceptor: takes every flow, echoes, and closes on EOF.
-	var serving sync.WaitGroup
-	stopServe := make(chan struct{})
-	serving.Add(1)
-	go func() {
-		defer serving.Done()
-		for {
-			select {
-			case a := <-acc.ch:
-				serving.Add(1)
-				go func() {
-					defer serving.Done()
-					defer a.app.Close()
-					buf := make([]byte, 70000)
-					for {
-						n, k, err := a.app.Read(buf)
-						if err != nil || k == pipe.Dealloc {
-							return
-						}
-						switch k {
-						case pipe.Data:
-							a.app.Write(buf[:n])
-						case pipe.Direct:
-							// The flooder never sends there.
-							if f := a.app.TakeFile(); f != nil {
-								f.Close()
-							}
-						}
-					}
-				}()
-			case <-stopServe:
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { close(stopServe); b.Close(); serving.Wait() })
+	var echo shimtest.Echoer
+	stopServe := shimtest.Accept(&echo, acc.ch, func(a accepted) *pipe.Pipe { return a.app })
+	t.Cleanup(func() { stopServe(); b.Close(); echo.Wait() })
 
 	// No collection during the test: a leaked descriptor must not be
 	// closed by a finalizer before the count sees it.
@@ -241,18 +208,10 @@ func TestBusyIsRetried(t *testing.T) {
 	a, _ := newIPCP(t, "udp4", "127.0.0.2", "0", b.local.String())
 	a.tm.AllocRetry = 20 * time.Millisecond
 	const n = 6
-	errs := make(chan error, n)
-	for range n {
-		go func() {
-			_, _, err := alloc(t, a, "echo", qos.Raw())
-			errs <- err
-		}()
-	}
-	for range n {
-		if err := <-errs; err != nil {
-			t.Fatalf("allocation in a burst: %v", err)
-		}
-	}
+	shimtest.AllocBurst(t, n, func() error {
+		_, _, err := alloc(t, a, "echo", qos.Raw())
+		return err
+	})
 	if b.eng.Counters.Refused.PeerPending.Load() == 0 {
 		t.Log("the burst never hit the pending cap (nothing retried)")
 	}

@@ -1,6 +1,7 @@
 // Package shimtest holds what the tests of the shim media share: a
 // flooder of allocation requests that speaks the engine's management
-// messages (package wire) over whatever medium the test gives it.
+// messages (package wire) over whatever medium the test gives it, a
+// burst of allocations, and an echoing acceptor.
 package shimtest
 
 import (
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ouro-net/ouro/ipcpd/shim/wire"
+	"github.com/ouro-net/ouro/lib/pipe"
 )
 
 // Medium is how a flooder reaches its victim: Send sends one encoded
@@ -128,4 +130,73 @@ func (fl *Flooder) Amplified() error {
 // String sums the flooder up for logs.
 func (fl *Flooder) String() string {
 	return fmt.Sprintf("sent %d B got %d B, %d ok %d busy", fl.Sent.Load(), fl.Recvd.Load(), fl.OKs.Load(), fl.Busy.Load())
+}
+
+// AllocBurst runs n allocations at once (alloc, each in its own
+// goroutine) and fails the test if any fails.
+func AllocBurst(t testing.TB, n int, alloc func() error) {
+	t.Helper()
+	errs := make(chan error, n)
+	for range n {
+		go func() { errs <- alloc() }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("allocation in a burst: %v", err)
+		}
+	}
+}
+
+// Echoer echoes the packets of every flow given to Serve until the
+// flow ends (an application end of a shim flow: a direct data socket
+// handed over is closed, the flooders never send there).
+type Echoer struct{ wg sync.WaitGroup }
+
+// Serve echoes p in a goroutine of its own, and closes p at the end.
+func (e *Echoer) Serve(p *pipe.Pipe) {
+	e.wg.Add(1)
+	go func() { // owned: until p ends
+		defer e.wg.Done()
+		defer p.Close()
+		buf := make([]byte, 70000)
+		for {
+			n, k, err := p.Read(buf)
+			if err != nil || k == pipe.Dealloc {
+				return
+			}
+			switch k {
+			case pipe.Data:
+				p.Write(buf[:n])
+			case pipe.Direct:
+				if f := p.TakeFile(); f != nil {
+					f.Close()
+				}
+			}
+		}
+	}()
+}
+
+// Wait waits for every flow served to end.
+func (e *Echoer) Wait() { e.wg.Wait() }
+
+// Accept serves every flow that comes on ch (app gives its application
+// end) with e until the stop it returns is called; stop waits for the
+// accepting loop, Wait for the flows.
+func Accept[T any](e *Echoer, ch <-chan T, app func(T) *pipe.Pipe) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() { // owned: until stop
+		defer close(done)
+		for {
+			select {
+			case x := <-ch:
+				e.Serve(app(x))
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		close(quit)
+		<-done
+	}
 }
