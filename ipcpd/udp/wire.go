@@ -11,8 +11,6 @@ import (
 const (
 	// eidLen is the size of an endpoint id, and so of the data header.
 	eidLen = 4
-	// maxMgmtLen is the largest management frame: eid 0 and a message.
-	maxMgmtLen = eidLen + wire.MaxLen
 )
 
 // errShort is a datagram shorter than the data header.
@@ -32,7 +30,7 @@ func splitFrame(b []byte) (eid uint32, payload []byte, err error) {
 }
 
 // mgmtFrame appends m as a management frame (eid 0, then the message)
-// to b[:0] and returns it. With cap(b) >= maxMgmtLen it does not
+// to b[:0] and returns it. With cap(b) >= eidLen + wire.MaxLen it does not
 // allocate.
 func mgmtFrame(b []byte, m *wire.Msg) []byte {
 	return m.Append(append(b[:0], 0, 0, 0, 0))

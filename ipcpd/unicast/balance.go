@@ -320,16 +320,6 @@ func (b *balancer) place(now time.Time, hopOf func(label uint8) (uint64, bool)) 
 	return label
 }
 
-// flowMoves returns how many times the balancer moved flow eid.
-func (b *balancer) flowMoves(eid uint64) uint64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if f := b.flows[eid]; f != nil {
-		return f.moves
-	}
-	return 0
-}
-
 // startBalancer runs the IPCP's balancing loop, once; the first of our
 // flows starts it, and it ends with the IPCP.
 func (u *IPCP) startBalancer() {

@@ -13,22 +13,22 @@ var scfg = Config{Fast: 10 * time.Millisecond, Idle: 250 * time.Millisecond, Mul
 // arrive. The neighbour sends idle hellos every scfg.Idle, traffic as
 // peerTraffic says, and answers polls after rtt, while it is alive.
 type sim struct {
-	t                    *testing.T
-	s                    *Session
-	now                  time.Time
-	next                 time.Time
-	rtt                  time.Duration
-	alive                func(now time.Time) bool // the neighbour runs and the link carries
-	sending              func(now time.Time) bool // this side sends the neighbour traffic
-	peerTraffic          func(now time.Time) bool // the neighbour sends us traffic at now
-	arrivals             []time.Time
-	lastPeerHello        time.Time
-	hellos, polls, susp  int
-	ticks                int
-	firstSuspect         time.Time
-	stalledUntil         time.Time     // this side does not run until then
-	lag                  time.Duration // every tick comes this late (a loaded host)
-	sentSinceTick, stall bool
+	t                   *testing.T
+	s                   *Session
+	now                 time.Time
+	next                time.Time
+	rtt                 time.Duration
+	alive               func(now time.Time) bool // the neighbour runs and the link carries
+	sending             func(now time.Time) bool // this side sends the neighbour traffic
+	peerTraffic         func(now time.Time) bool // the neighbour sends us traffic at now
+	arrivals            []time.Time
+	lastPeerHello       time.Time
+	hellos, polls, susp int
+	ticks               int
+	firstSuspect        time.Time
+	stalledUntil        time.Time     // this side does not run until then
+	lag                 time.Duration // every tick comes this late (a loaded host)
+	sentSinceTick       bool
 }
 
 func newSim(t *testing.T) *sim {

@@ -21,7 +21,7 @@ func tool() (*Tool, *bytes.Buffer, *bytes.Buffer) {
 // TestParse: the shared flags, the tool's own and both checks; every
 // refusal is a usage error explained on stderr with the tool's name.
 func TestParse(t *testing.T) {
-	tl, _, errb := tool()
+	tl, _, _ := tool()
 	both := false
 	own := func(fs *flag.FlagSet) { fs.BoolVar(&both, "both", false, "") }
 	if err := tl.Parse([]string{"-n", "x", "-s", "200", "-both"}, "rate", own, nil); err != nil || tl.Name != "x" || tl.Size != 200 || !both {
@@ -36,7 +36,7 @@ func TestParse(t *testing.T) {
 		{[]string{"extra"}, nil, `t: unexpected argument "extra"`},
 		{nil, func() error { return errors.New("too slow") }, "t: too slow"},
 	} {
-		tl, _, errb = tool()
+		tl, _, errb := tool()
 		if err := tl.Parse(c.args, "rate", own, c.check); err != ErrUsage || !strings.Contains(errb.String(), c.want) {
 			t.Errorf("%v: %v, stderr %q, want usage error saying %q", c.args, err, errb, c.want)
 		}
