@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/lib/seal"
 )
 
 // refusedError is a server's refusal of a hello.
@@ -47,6 +48,10 @@ func (d *dialer) dial(ctx context.Context) (*flow.Flow, control, error) {
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, control{}, ctx.Err()
+		}
+		if errors.Is(err, seal.ErrIdentity) {
+			return nil, control{}, fmt.Errorf("allocate a flow to %q: %w (-k %s pins another server key: the wrong key file, or not the server you meant)",
+				d.cfg.name, err, d.cfg.keyFile)
 		}
 		return nil, control{}, fmt.Errorf("allocate a flow to %q: %w (is an ovpn -l serving it, and the name registered with irm name register?)",
 			d.cfg.name, err)
@@ -169,7 +174,7 @@ func (d *dialer) run(ctx context.Context) (rerr error) {
 				break
 			}
 			var re *refusedError
-			if errors.As(err, &re) && re.fatal() {
+			if errors.As(err, &re) && re.fatal() || errors.Is(err, seal.ErrIdentity) {
 				return err
 			}
 			backoff = min(2*backoff, d.cfg.backoffMax)
@@ -185,6 +190,8 @@ func (d *dialer) run(ctx context.Context) (rerr error) {
 // carry moves packets from f to the TUN device (fromTUN moves the other
 // way) until f fails or stays silent for the dead interval, and returns why.
 func (d *dialer) carry(ctx context.Context, f *flow.Flow, tun io.Writer) string {
+	d.st.track(f)
+	defer d.st.retire(f)
 	d.cur.Store(f)
 	defer d.cur.Store(nil)
 	stop := context.AfterFunc(ctx, func() { f.Close() })

@@ -107,6 +107,7 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"--ip", "10.9.0.1/24", "--max-clients", "0"}, "max-clients"},
 		{[]string{"--ip", "224.0.0.1/24"}, "not a unicast"},
 		{[]string{"--ip", "10.9.0.1/24", "extra"}, "unexpected argument"},
+		{[]string{"--ip", "10.9.0.2/24", "-k", "srv.pub"}, "add -x"},
 	} {
 		_, err := parse(tc.args, &errs)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -230,6 +231,65 @@ func TestTunnelLocal(t *testing.T) {
 		case <-e.tun.closed:
 		default:
 			t.Errorf("device %s not closed at exit", e.tun.name)
+		}
+	}
+}
+
+// TestTunnelLocalKeys runs ovpn's -k and -genkey in this process over a
+// local layer (no root): a server with an identity key, a client
+// pinning another key fails clearly and exits 1, one pinning the
+// server's key carries packets; bad key files are refused with the
+// reason, and -genkey never overwrites.
+func TestTunnelLocalKeys(t *testing.T) {
+	h := testenv.StartHost(t)
+	h.Bootstrap(t, "local", "lo", "lo", nil)
+	h.Register(t, "vpn", "lo")
+	dir := t.TempDir()
+	srvKey, otherKey := filepath.Join(dir, "srv.key"), filepath.Join(dir, "other.key")
+	for _, k := range []string{srvKey, otherKey} {
+		e := startEnd(t, "-genkey", k)
+		if code := e.exit(); code != 0 {
+			t.Fatalf("-genkey %s: exit %d:\n%s", k, code, e.out)
+		}
+	}
+	if e := startEnd(t, "-genkey", srvKey); e.exit() != 1 || !strings.Contains(e.out.String(), "exists") {
+		t.Errorf("-genkey over an existing key: exit %d:\n%s", e.exit(), e.out)
+	}
+	srv := startEnd(t, "-l", "-n", "vpn", "--ip", "10.9.0.1/24", "--rundir", h.Dir, "-k", srvKey)
+	srv.wait(t, "serving", 0)
+
+	wrong := startEnd(t, "-n", "vpn", "--ip", "10.9.0.2/24", "--rundir", h.Dir, "-x", "-k", otherKey+".pub")
+	if code := wrong.exit(); code != 1 || !strings.Contains(wrong.out.String(), "server identity check failed") ||
+		strings.Contains(wrong.out.String(), `"event":"up"`) {
+		t.Errorf("client pinning another key: exit %d:\n%s", code, wrong.out)
+	}
+	right := startEnd(t, "-n", "vpn", "--ip", "10.9.0.3/24", "--rundir", h.Dir, "-x", "-k", srvKey+".pub")
+	right.wait(t, "up", 0)
+	a, as := netip.MustParseAddr("10.9.0.3"), netip.MustParseAddr("10.9.0.1")
+	p := udp4(a, as, []byte("through a pinned, encrypted tunnel"))
+	right.tun.fromKernel <- p
+	expectPacket(t, srv.tun, p, "client to the server")
+	p = udp4(as, a, []byte("and back"))
+	srv.tun.fromKernel <- p
+	expectPacket(t, right.tun, p, "server to the client")
+
+	// Bad key files: the reason, exit 1.
+	short := filepath.Join(dir, "short.pub")
+	os.WriteFile(short, []byte("12345"), 0o644)
+	open := filepath.Join(dir, "open.key")
+	data, _ := os.ReadFile(srvKey)
+	os.WriteFile(open, data, 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-n", "vpn", "--ip", "10.9.0.4/24", "-x", "-k", short}, "5 bytes, want 32"},
+		{[]string{"-n", "vpn", "--ip", "10.9.0.4/24", "-x", "-k", filepath.Join(dir, "missing")}, "no such file"},
+		{[]string{"-l", "-n", "vpn2", "--ip", "10.9.1.1/24", "-k", open}, "chmod 600"},
+	} {
+		e := startEnd(t, append(tc.args, "--rundir", h.Dir)...)
+		if code := e.exit(); code != 1 || !strings.Contains(e.out.String(), tc.want) {
+			t.Errorf("%v: exit %d, want 1 and %q:\n%s", tc.args, code, tc.want, e.out)
 		}
 	}
 }

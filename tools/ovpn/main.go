@@ -3,8 +3,9 @@
 // iperf3, any TCP or UDP program) run over ouro and inherit its
 // multihoming and failover.
 //
-//	ovpn -l -n NAME --ip ADDR/PREFIX [--dev TUN] [-q QOS]   serve
-//	ovpn    -n NAME --ip ADDR/PREFIX [--dev TUN] [-q QOS]   dial
+//	ovpn -l -n NAME --ip ADDR/PREFIX [--dev TUN] [-q QOS] [-k KEY]          serve
+//	ovpn    -n NAME --ip ADDR/PREFIX [--dev TUN] [-q QOS] [-x [-k KEY.pub]] dial
+//	ovpn -genkey KEY                                                      new identity
 //
 // Each end creates a TUN device (default name ovpn0, ovpn1, ...), gives
 // it its address and an MTU, and brings it up; closing the device on
@@ -47,10 +48,28 @@
 // over flows into the TUN device, "out" what left the TUN device over
 // flows.
 //
+// -x makes the tunnel flow encrypted end to end (flow encryption, see
+// package flow): the IPCPs and shims below carry ciphertext only. It is
+// the client's choice; a server accepts plain and encrypted clients
+// alike. -k FILE means what it means for oping, operf and ocbr
+// (flow.KeyFileOption): a server's Ed25519 identity key (a 32-byte seed,
+// mode 0600), with which it signs its encrypted flows' key exchanges,
+// or the server public key a client pins (32 bytes; needs -x). A client
+// whose server proves another key (or none) fails with "server identity
+// check failed" and exits 1, also when it meets such a server while
+// reconnecting: retrying cannot make the key right. Without -k the key
+// exchange is unauthenticated: it stops an eavesdropper below the flow,
+// not a man in the middle at allocation. -genkey FILE writes a new
+// identity key to FILE and its public key to FILE.pub (as oping
+// -genkey). Packets of an encrypted flow that fail to open (forged,
+// truncated, replayed, stray key-exchange messages) are dropped by the
+// flow library; the status lines count them among the drops
+// (crypto-auth, crypto-short, crypto-replayed, crypto-handshake), and a
+// server counts the key exchanges it refused (key-exchange-failed).
+//
 // Errors say what to fix: not root and no CAP_NET_ADMIN, no TUN
 // support, the address already in use, the name not registered (or
-// nobody serving it). -x (an encrypted tunnel flow) is refused as not
-// yet supported until ouro's flow encryption exists.
+// nobody serving it), a server key that is not the pinned one.
 //
 // Exit status: 0 after SIGINT/SIGTERM, 1 when the tunnel could not be
 // set up or was refused, 2 on a usage error.
@@ -73,6 +92,7 @@ import (
 	"github.com/ouro-net/ouro/lib/cliflag"
 	"github.com/ouro-net/ouro/lib/clock"
 	"github.com/ouro-net/ouro/lib/qos"
+	"github.com/ouro-net/ouro/lib/seal"
 )
 
 func main() {
@@ -91,6 +111,9 @@ type config struct {
 	qos        qos.Spec
 	json       bool
 	dir        string
+	keyFile    string        // -k: the server's identity key, or the client's pinned server key
+	keys       []flow.Option // what keyFile means, loaded by runConfig
+	genKey     string        // -genkey: write a new identity key here and exit
 	status     time.Duration
 	maxClients int
 	queue      int
@@ -108,7 +131,9 @@ type config struct {
 	openTUN func(name string, p netip.Prefix, mtu int) (tunIface, error)
 }
 
-func (c *config) flowOpts() []flow.Option { return []flow.Option{flow.WithRunDir(c.dir)} }
+func (c *config) flowOpts() []flow.Option {
+	return append([]flow.Option{flow.WithRunDir(c.dir)}, c.keys...)
+}
 
 // errUsage is a usage error, already explained.
 var errUsage = errors.New("usage error")
@@ -126,6 +151,8 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	qosName := fs.String("q", "raw", "QoS of the tunnel flow ("+qos.Names()+")")
 	fs.StringVar(qosName, "qos", "raw", "QoS (same as -q)")
 	encrypt := fs.Bool("x", false, "encrypt the tunnel flow end to end (a client's choice; a server accepts both)")
+	fs.StringVar(&c.keyFile, "k", "", "key file: the server's identity key (-l), or the server public key a client pins (with -x)")
+	fs.StringVar(&c.genKey, "genkey", "", "write a new identity key to FILE (mode 0600) and its public key to FILE.pub, then exit")
 	fs.BoolVar(&c.json, "json", false, "status lines as JSON, one object per line")
 	fs.StringVar(&c.dir, "rundir", "", "IRMd run directory (default $OURO_RUNDIR)")
 	fs.Var(cliflag.Duration{D: &c.status}, "status", "print the counters this often (0: only on events and at exit)")
@@ -136,6 +163,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.genKey != "" {
+		return c, nil
 	}
 	if *ip == "" {
 		return nil, errors.New("--ip ADDR/PREFIX is required (for example --ip 10.9.0.1/24)")
@@ -152,6 +182,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 		return nil, err
 	}
 	c.qos.Encrypt = *encrypt
+	if c.keyFile != "" && !c.qos.Encrypt && !c.listen {
+		return nil, errors.New("-k pins the server key of an encrypted tunnel: add -x")
+	}
 	if c.maxClients < 1 {
 		return nil, errors.New("--max-clients must be at least 1")
 	}
@@ -179,6 +212,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // runConfig runs a parsed command line until ctx ends.
 func runConfig(ctx context.Context, c *config, stdout, stderr io.Writer) int {
 	var err error
+	if c.genKey != "" {
+		if err := seal.GenerateIdentity(c.genKey, c.genKey+".pub"); err != nil {
+			fmt.Fprintf(stderr, "ovpn: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	if c.keys, err = flow.KeyFileOption(c.keyFile, c.listen); err != nil {
+		fmt.Fprintf(stderr, "ovpn: -k: %v\n", err)
+		return 1
+	}
 	rep := &reporter{w: stdout, json: c.json, now: c.clock.Now}
 	st := &counters{}
 	if c.listen {
@@ -208,6 +252,7 @@ func runServer(ctx context.Context, c *config, st *counters, rep *reporter) erro
 		return err
 	}
 	defer l.Close()
+	st.keyExchangeFailures = l.HandshakeFailures
 	s := newServer(c, tun, st, rep)
 	s.setMTU = tun.SetMTU
 	// A device that fails under the server stops it.

@@ -67,6 +67,7 @@ type pair struct {
 	dir    map[string]string            // host -> IRMd run directory
 	daemon map[string]*testenv.Proc     // host -> IRMd
 	dev    map[string]map[string]string // host -> lower layer -> veth end
+	lowers []string                     // the lower layers, one veth pair each
 }
 
 var pairLowers = []string{"e1", "e2"}
@@ -78,7 +79,11 @@ func (p *pair) irm(t *testing.T, host string, args ...string) string {
 
 func (p *pair) register(t *testing.T, host, name string) {
 	t.Helper()
-	p.irm(t, host, "name", "register", name, "layer", "e1", "layer", "e2")
+	args := []string{"name", "register", name}
+	for _, l := range p.lowers {
+		args = append(args, "layer", l)
+	}
+	p.irm(t, host, args...)
 }
 
 // show returns the text of `irm layer show net` at host (for logs).
@@ -117,15 +122,22 @@ func (p *pair) knows(host, name string) bool {
 // both paths.
 func buildPair(t *testing.T) *pair {
 	t.Helper()
+	return buildPairOver(t, pairLowers)
+}
+
+// buildPairOver builds the pair with one veth pair per lower layer and
+// waits until A routes to B over all of them.
+func buildPairOver(t *testing.T, lowers []string) *pair {
+	t.Helper()
 	testenv.RequireRoot(t)
 	binaries(t)
 	t.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	p := &pair{ns: map[string]string{}, dir: map[string]string{}, daemon: map[string]*testenv.Proc{},
-		dev: map[string]map[string]string{"a": {}, "b": {}}}
+		dev: map[string]map[string]string{"a": {}, "b": {}}, lowers: lowers}
 	for _, h := range []string{"a", "b"} {
 		p.ns[h] = testenv.NetNS(t)
 	}
-	for _, l := range pairLowers {
+	for _, l := range lowers {
 		p.dev["a"][l], p.dev["b"][l] = testenv.Veth(t, p.ns["a"], p.ns["b"])
 	}
 	for _, h := range []string{"a", "b"} {
@@ -140,7 +152,7 @@ func buildPair(t *testing.T) *pair {
 		}
 	})
 	for _, h := range []string{"a", "b"} {
-		for _, l := range pairLowers {
+		for _, l := range lowers {
 			p.irm(t, h, "ipcp", "bootstrap", "type", "eth-dix", "name", h+"."+l, "layer", l, "dev", p.dev[h][l])
 		}
 	}
@@ -150,16 +162,16 @@ func buildPair(t *testing.T) *pair {
 	p.irm(t, "b", "ipcp", "create", "type", "unicast", "name", "b")
 	p.irm(t, "b", "ipcp", "enroll", "name", "b", "layer", "net", "dst", "a", "autobind")
 	p.register(t, "b", "b")
-	for _, l := range pairLowers {
+	for _, l := range lowers {
 		p.irm(t, "b", "ipcp", "connect", "name", "b", "dst", "a", "layer", l)
 	}
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if u, err := p.status("a"); err == nil && topo.RouteNextHops(u, "b") >= 2 {
+		if u, err := p.status("a"); err == nil && topo.RouteNextHops(u, "b") >= len(lowers) {
 			return p
 		}
 	}
 	text, _ := p.show("a")
-	t.Fatalf("A's route to B never ran over both paths:\n%s", text)
+	t.Fatalf("A's route to B never ran over all %d paths:\n%s", len(lowers), text)
 	return nil
 }
 

@@ -99,8 +99,10 @@ func (s *server) serve(ctx context.Context, l *flow.Listener) error {
 		s.flows[f] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
+		s.st.track(f)
 		go func() {
 			defer s.wg.Done()
+			defer s.st.retire(f)
 			s.handle(f)
 			s.mu.Lock()
 			delete(s.flows, f)

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/lib/seal"
 )
 
 // Drop reasons, each counted.
@@ -22,6 +25,14 @@ const (
 	dropNotIP      = "not-ip"      // a data packet that is not IPv4 or IPv6
 	dropBadControl = "bad-control" // a control message that does not parse
 	dropEarly      = "before-hello"
+
+	// Packets of an encrypted tunnel flow that the flow library dropped
+	// (its seal.Stats): they never reach ovpn's own code.
+	dropCryptoAuth      = "crypto-auth"         // failed authentication: forged or corrupted
+	dropCryptoShort     = "crypto-short"        // too short or not a sealed packet: truncated, garbage
+	dropCryptoReplayed  = "crypto-replayed"     // replayed, or older than the replay window
+	dropCryptoHandshake = "crypto-handshake"    // a key-exchange message after the exchange
+	dropKeyExchange     = "key-exchange-failed" // server: encrypted flows whose key exchange failed
 )
 
 // counters are the tunnel's packet and byte counts. "in" is what came
@@ -32,6 +43,45 @@ type counters struct {
 
 	mu    sync.Mutex
 	drops map[string]uint64
+	// live are the flows whose seal counters are added to the drops;
+	// retired holds the counts of the flows gone.
+	live    map[*flow.Flow]struct{}
+	retired seal.Stats
+
+	// keyExchangeFailures, if set (a server), counts the encrypted
+	// flows its Listener dropped in the key exchange.
+	keyExchangeFailures func() uint64
+}
+
+// track adds f's sealing drops (if f is encrypted) to the counters
+// until retire(f).
+func (c *counters) track(f *flow.Flow) {
+	c.mu.Lock()
+	if c.live == nil {
+		c.live = map[*flow.Flow]struct{}{}
+	}
+	c.live[f] = struct{}{}
+	c.mu.Unlock()
+}
+
+// retire keeps f's sealing drops and stops tracking it.
+func (c *counters) retire(f *flow.Flow) {
+	c.mu.Lock()
+	if _, ok := c.live[f]; ok {
+		delete(c.live, f)
+		addSeal(&c.retired, f.Crypto())
+	}
+	c.mu.Unlock()
+}
+
+func addSeal(sum *seal.Stats, s *seal.Stats) {
+	if s == nil {
+		return
+	}
+	sum.Auth += s.Auth
+	sum.Short += s.Short
+	sum.Replayed += s.Replayed
+	sum.Handshake += s.Handshake
 }
 
 func (c *counters) in(n int) {
@@ -66,13 +116,29 @@ func (c *counters) snapshot() snapshot {
 	s := snapshot{PacketsIn: c.pktsIn.Load(), BytesIn: c.bytesIn.Load(), PacketsOut: c.pktsOut.Load(),
 		BytesOut: c.bytesOut.Load()}
 	c.mu.Lock()
-	if len(c.drops) > 0 {
-		s.Drops = make(map[string]uint64, len(c.drops))
-		for k, v := range c.drops {
-			s.Drops[k] = v
-		}
+	drops := make(map[string]uint64, len(c.drops)+5)
+	for k, v := range c.drops {
+		drops[k] = v
+	}
+	sealed := c.retired
+	for f := range c.live {
+		addSeal(&sealed, f.Crypto())
 	}
 	c.mu.Unlock()
+	for k, v := range map[string]uint64{dropCryptoAuth: sealed.Auth, dropCryptoShort: sealed.Short,
+		dropCryptoReplayed: sealed.Replayed, dropCryptoHandshake: sealed.Handshake} {
+		if v > 0 {
+			drops[k] = v
+		}
+	}
+	if c.keyExchangeFailures != nil {
+		if n := c.keyExchangeFailures(); n > 0 {
+			drops[dropKeyExchange] = n
+		}
+	}
+	if len(drops) > 0 {
+		s.Drops = drops
+	}
 	return s
 }
 
