@@ -225,6 +225,9 @@ func addStatus(e *exposition, s *ctrl.Status, lbl []string) {
 	for _, k := range keys {
 		e.add("ouro_ipcp_counter", "untyped", "A named counter of an IPCP kind without a typed status.", u64(s.Counters[k]), with("name", k)...)
 	}
+	if s.Shim != nil {
+		addShim(e, s.Shim, lbl)
+	}
 	u := s.Unicast
 	if u == nil {
 		return
@@ -311,6 +314,35 @@ func addStatus(e *exposition, s *ctrl.Status, lbl []string) {
 		e.add("ouro_adjacency_dropped_total", "counter", adrop, u64(a.DropMalformed), append(al, "reason", "malformed")...)
 		e.add("ouro_adjacency_dropped_total", "counter", adrop, u64(a.DropQueueFull), append(al, "reason", "queue_full")...)
 		e.add("ouro_adjacency_ecn_marked_total", "counter", "Packets sent ECN-marked on the adjacency because its egress was congested.", u64(a.ECNMarked), al...)
+	}
+}
+
+// addShim adds the metrics of a shim's status (udp4/udp6, eth-dix,
+// tap): its carrier, flows, caps in use and its counters, the drops by
+// reason and the rest by event, under the names the text view shows
+// (with '_' for '-').
+func addShim(e *exposition, s *ctrl.ShimStatus, lbl []string) {
+	with := func(kv ...string) []string { return append(append([]string(nil), lbl...), kv...) }
+	carrier := "0"
+	if s.Carrier {
+		carrier = "1"
+	}
+	e.add("ouro_shim_carrier", "gauge", "1 while the shim's medium has carrier.", carrier, lbl...)
+	e.add("ouro_shim_flows", "gauge", "Flows of the shim, in every state.", strconv.Itoa(s.FlowCount), lbl...)
+	e.add("ouro_shim_pending_flows", "gauge", "Incoming flows not yet confirmed.", strconv.Itoa(s.Limits.Pending), lbl...)
+	keys := make([]string, 0, len(s.Counters))
+	for k := range s.Counters {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := strconv.FormatUint(s.Counters[k], 10)
+		name := strings.ReplaceAll(k, "-", "_")
+		if reason, ok := strings.CutPrefix(name, "drop_"); ok {
+			e.add("ouro_shim_dropped_total", "counter", "Frames the shim dropped, by reason.", v, with("reason", reason)...)
+			continue
+		}
+		e.add("ouro_shim_events_total", "counter", "The shim's other counters (frames, bytes, errors, refusals), by event.", v, with("event", name)...)
 	}
 }
 

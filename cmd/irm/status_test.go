@@ -74,6 +74,9 @@ func TestLayerStatusJSONAndDot(t *testing.T) {
 		`ouro_packets_dropped_total{layer="net",ipcp="b",reason="no_route"} `,
 		`ouro_ipcp_up{layer="udp1",ipcp="b.udp1",type="udp4"} 1`,
 		`ouro_failover_withdrawals_total{layer="net",ipcp="b"} `,
+		`ouro_shim_carrier{layer="udp1",ipcp="b.udp1"} 1`,
+		`ouro_shim_dropped_total{layer="udp1",ipcp="b.udp1",reason="bad_version"} `,
+		`ouro_shim_events_total{layer="udp1",ipcp="b.udp1",event="rx_datagrams"} `,
 	} {
 		if !strings.Contains(text, want) {
 			t.Fatalf("metrics lack %q:\n%s", want, text)
