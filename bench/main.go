@@ -354,7 +354,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		result = r
 	} else if c.silent {
-		r, err := silentCut(ctx, e, c.n, stdout)
+		r, err := silentCut(ctx, e, c.n, stdout, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "bench: silentcut: %v\n", err)
 			return 1

@@ -34,6 +34,7 @@ import (
 
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/flow/ping"
+	"github.com/ouro-net/ouro/internal/topo"
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/qos"
 )
@@ -68,7 +69,7 @@ type SilentCutResult struct {
 }
 
 // silentCut runs the -silentcut mode: n rounds of each shape.
-func silentCut(ctx context.Context, e *env, n int, out io.Writer) (*SilentCutResult, error) {
+func silentCut(ctx context.Context, e *env, n int, out, progress io.Writer) (*SilentCutResult, error) {
 	if os.Geteuid() != 0 {
 		return nil, errors.New("-silentcut needs root (network namespaces, veth, bridges)")
 	}
@@ -96,8 +97,15 @@ func silentCut(ctx context.Context, e *env, n int, out io.Writer) (*SilentCutRes
 	for _, shape := range []string{"silent", "carrier"} {
 		var worst []float64
 		for i := 1; i <= n && ctx.Err() == nil; i++ {
+			_, mark := o.adjLog(nil)
 			r := o.silentOnce(ctx, shape)
 			r.Round = i
+			if r.WorstLost > 2*silentTarget {
+				// An outlier: say what the adjacencies did (with
+				// -log-level warn or finer).
+				l, _ := o.adjLog(mark)
+				fmt.Fprintf(progress, "silentcut: %s round %d lost %d; adjacency events:\n%s", shape, i, r.WorstLost, l)
+			}
 			res.Rounds = append(res.Rounds, r)
 			line := fmt.Sprintf("%-8s  %5d  %4d  %17d  %8d / %d", shape, i, r.Path, r.WorstLost, r.TotalLost, r.Sent)
 			if r.Error != "" {
@@ -189,10 +197,49 @@ func (o *ovTopo) silentOnce(ctx context.Context, shape string) SilentCutRound {
 			errs = append(errs, "repair: "+err.Error())
 		}
 	}
-	if err := o.waitBoth(30 * time.Second); err != nil {
+	if err := o.waitBothWays(30 * time.Second); err != nil {
 		errs = append(errs, err.Error())
 	}
 	return r
+}
+
+// waitBothWays waits until A routes to B and B to A over both paths.
+func (o *ovTopo) waitBothWays(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for _, hd := range [][2]string{{"a", "b"}, {"b", "a"}} {
+		var info ctrl.LayerInfo
+		for {
+			if topo.Call(o.dir[hd[0]], ctrl.OpLayerShow, ctrl.LayerShow{Layer: "net"}, &info) == nil && routeFlows(info, hd[1]) >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("host %s's route to %s not over both paths after %v:\n%s", hd[0], hd[1], d, info.Render())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// adjLog returns the adjacency events in the logs of the IRMds (and
+// their IPCPs) since byte offsets from (nil: all), and the new offsets.
+func (o *ovTopo) adjLog(from []int) (string, []int) {
+	var b strings.Builder
+	var to []int
+	for i, p := range o.procs {
+		out := p.out.String()
+		start := 0
+		if i < len(from) {
+			start = min(from[i], len(out))
+		}
+		for _, l := range strings.Split(out[start:], "\n") {
+			if strings.Contains(l, "adjacency") {
+				b.WriteString(l + "\n")
+			}
+		}
+		to = append(to, len(out))
+	}
+	return b.String(), to
 }
 
 // buildPaths makes namespaces A, B and M with two bridged paths (as

@@ -149,6 +149,7 @@ func (u *IPCP) liveness() {
 	defer t.Stop()
 	due := u.clk.Now().Add(cfg.Fast)
 	var list []*adj
+	heardBuf := peerArrivals{}
 	for {
 		select {
 		case <-u.ctx.Done():
@@ -162,9 +163,10 @@ func (u *IPCP) liveness() {
 			late = d
 		}
 		list = u.allAdjs(list[:0])
+		heard := peerHeard(list, heardBuf)
 		next := cfg.Idle
 		for _, a := range list {
-			next = min(next, u.tickAdj(a, now, late))
+			next = min(next, u.tickAdj(a, now, late, heard.other(a)))
 		}
 		if len(list) == 0 {
 			// Nothing to keep alive: sleep until an adjacency comes.
@@ -197,9 +199,64 @@ func (u *IPCP) allAdjs(list []*adj) []*adj {
 	return list
 }
 
-// tickAdj is one keepalive round of one lower flow; it returns how long
-// the flow's Session may wait for the next.
-func (u *IPCP) tickAdj(a *adj, now time.Time, late time.Duration) time.Duration {
+// heardBy is a flow's last arrival.
+type heardBy struct {
+	id uint64
+	rx int64
+}
+
+// peerArrivals holds, per peer, the two up flows heard last.
+type peerArrivals map[uint64]*[2]heardBy
+
+// peerHeard fills (and returns) m with the two latest arrivals of each
+// peer's up flows.
+func peerHeard(list []*adj, m peerArrivals) peerArrivals {
+	for _, v := range m {
+		*v = [2]heardBy{}
+	}
+	for _, a := range list {
+		if !a.up.Load() {
+			continue
+		}
+		v := m[a.peer]
+		if v == nil {
+			v = &[2]heardBy{}
+			m[a.peer] = v
+		}
+		h := heardBy{a.id, a.lastRx.Load()}
+		switch {
+		case h.rx > v[0].rx:
+			v[1], v[0] = v[0], h
+		case h.rx > v[1].rx:
+			v[1] = h
+		}
+	}
+	return m
+}
+
+// other returns when a's peer was last heard on another up flow (0:
+// never, or no other flow).
+func (m peerArrivals) other(a *adj) int64 {
+	v := m[a.peer]
+	if v == nil {
+		return 0
+	}
+	if v[0].id != a.id {
+		return v[0].rx
+	}
+	return v[1].rx
+}
+
+// tickAdj is one keepalive round of one lower flow; otherRx is when its
+// peer was last heard on another flow (0: none). It returns how long
+// the flow's Session may wait for the next round.
+//
+// Link evidence: a peer heard on another flow within the last poll
+// interval is alive, so an active flow to it that stayed silent through
+// two polls has a link problem, not a host one: it is suspended then,
+// without waiting for the detector's bound (which may have learned the
+// patience a loaded peer needs).
+func (u *IPCP) tickAdj(a *adj, now time.Time, late time.Duration, otherRx int64) time.Duration {
 	select {
 	case <-a.done:
 		return u.liveConfig().Idle
@@ -231,9 +288,16 @@ func (u *IPCP) tickAdj(a *adj, now time.Time, late time.Duration) time.Duration 
 	}
 	act := l.sess.Tick(now, heard, sent, late)
 	if up {
-		if act.Suspect && a.f.Pending() == 0 {
+		cfg := u.liveConfig()
+		poll := cfg.Fast / time.Duration(cfg.Mult)
+		linkDead := l.sess.Active() && otherRx > 0 && now.Sub(time.Unix(0, otherRx)) <= poll &&
+			l.sess.Silence(now) > 2*poll
+		if (act.Suspect || linkDead) && a.f.Pending() == 0 {
 			silence, bound := l.sess.Silence(now), l.sess.Bound()
 			why := fmt.Sprintf("no hello for %v (bound %v)", silence.Round(time.Millisecond), bound.Round(time.Millisecond))
+			if !act.Suspect {
+				why = fmt.Sprintf("no hello for %v while the peer is heard on another flow", silence.Round(time.Millisecond))
+			}
 			switch {
 			case len(*u.adjs.Load()) > 1:
 				u.suspendAs(a, why, false)
