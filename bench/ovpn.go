@@ -25,7 +25,9 @@ package main
 // The figure is the longest gap between two replies around the failure.
 // Then the path is restored and the next round waits until it is used
 // again. Bulk: 200 MiB over TCP on the bare veth path, over ovpn, and
-// over ovpn with a carrier cut mid-way, each with a SHA-256 check.
+// over ovpn with a carrier cut mid-way, each with a SHA-256 check; then
+// the plain client gives way to an encrypted one (-x, pinning the
+// server's identity key with -k) and the same bulk runs through it.
 
 import (
 	"bytes"
@@ -55,6 +57,7 @@ import (
 	"github.com/ouro-net/ouro/internal/topo"
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/rundir"
+	"github.com/ouro-net/ouro/lib/seal"
 )
 
 // OvpnGap is one shape and system: the longest gap of each round.
@@ -105,6 +108,7 @@ type ovTopo struct {
 	br      [2]string
 	procs   []*bproc
 	client  *bproc
+	key     string // the server's identity key; key+".pub" its public key
 	cleanup []func()
 }
 
@@ -222,6 +226,11 @@ func ovpnBench(ctx context.Context, e *env, rounds int, out, progress io.Writer)
 	}
 	if st := o.client.out.String(); strings.Contains(st, `"event":"down"`) {
 		r.Notes = append(r.Notes, "the ovpn client's flow went down during the run (see its status lines)")
+	}
+	if ctx.Err() == nil {
+		res := o.encryptedBulk(ctx)
+		fmt.Fprintf(progress, "bench: bulk %s: %.0f Mbit/s intact %v %s\n", res.What, res.Mbps, res.Intact, res.Error)
+		r.Bulk = append(r.Bulk, res)
 	}
 	r.ElapsedS = time.Since(start).Seconds()
 	r.print(out)
@@ -352,7 +361,11 @@ func (o *ovTopo) build(ctx context.Context, tmp string) error {
 			return err
 		}
 	}
-	srv, err := o.start("b", o.ovpnBin, "-l", "-n", "ovpn", "--ip", "10.9.0.1/24", "--json")
+	o.key = filepath.Join(tmp, "ovpn.key")
+	if err := seal.GenerateIdentity(o.key, o.key+".pub"); err != nil {
+		return err
+	}
+	srv, err := o.start("b", o.ovpnBin, "-l", "-n", "ovpn", "--ip", "10.9.0.1/24", "-k", o.key, "--json")
 	if err != nil {
 		return err
 	}
@@ -728,6 +741,23 @@ func (o *ovTopo) gapOnce(ctx context.Context, shape, system string) (gap float64
 	}
 	time.Sleep(time.Second)
 	return gap, recovered, note, err
+}
+
+// encryptedBulk replaces the plain client by one with -x that pins the
+// server's key (another address: the server may not have seen the old
+// flow go yet) and runs the bulk transfer through it.
+func (o *ovTopo) encryptedBulk(ctx context.Context) OvpnBulk {
+	what := "tcp over ovpn -x (key pinned)"
+	o.client.stop()
+	c, err := o.start("a", o.ovpnBin, "-n", "ovpn", "--ip", "10.9.0.3/24", "-x", "-k", o.key+".pub", "--json")
+	if err == nil {
+		o.client = c
+		err = waitLine(c, `"event":"up"`, 20*time.Second)
+	}
+	if err != nil {
+		return OvpnBulk{What: what, Bytes: ovpnBulkBytes, Error: err.Error()}
+	}
+	return o.bulk(ctx, what, false)
 }
 
 // bulk moves ovpnBulkBytes from A to B and checks them.
