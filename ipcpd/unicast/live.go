@@ -62,7 +62,10 @@ import (
 // that comes back sooner was never withdrawn: no link-state update is
 // flooded about it. One silent flow of several to the same peer is a
 // link problem: routing sees the peer still up over the others, so
-// only the cost may change, at once. The only flow up is never taken
+// only the cost may change, at once; and an active flow silent through
+// two polls while the peer is heard on another flow is suspended then,
+// without waiting for a bound that may have learned a loaded peer's
+// patience (link evidence, tickAdj). The only flow up is never taken
 // out for a short silence (there is nowhere to steer to, and taking it
 // out would only drop traffic and management frames): it is withdrawn
 // once the silence outlives the detection bound plus withdrawHold. Hard
