@@ -10,7 +10,10 @@
 // version and the sender's address, answered by the peer's Hello.
 //
 // Every message is msgpack with an explicit version; an unknown version
-// is refused with a clear error.
+// is refused with a clear error. The enrollment response is sent in
+// parts that each fit the lower flow's MTU (parts.go: Frames, and
+// Exchange reassembles within bounds); a refusal for another version
+// goes as one frame, so that a member of any version can read it.
 package enroll
 
 import (
@@ -32,9 +35,11 @@ import (
 // header (path bending); version 3 the demand-mode keepalive
 // (lib/liveness: hellos carry the sender's interval, idle adjacencies
 // hello every 250 ms, which a version-2 member would take for a dead
-// peer). An older member is refused at enrollment and at the adjacency
-// hello.
-const Version = 3
+// peer); version 4 the enrollment response in parts (see Split: the
+// response of a large layer does not fit one frame of a lower flow,
+// which a version-3 member cannot reassemble). An older member is
+// refused at enrollment and at the adjacency hello.
+const Version = 4
 
 // MaxMessage bounds a decoded message.
 const MaxMessage = 1 << 20
@@ -110,6 +115,8 @@ func versionNote(v uint8) string {
 		return "version 1 has no path label in the data header; upgrade that member"
 	case v == 2:
 		return "version 2 expects a keepalive every hello interval, not the demand-mode keepalive; upgrade that member"
+	case v == 3:
+		return "version 3 sends the enrollment response in one frame, which a layer larger than one frame of the lower flow cannot carry; upgrade that member"
 	case v > Version:
 		return "the peer runs a newer ouro; upgrade this member"
 	}
@@ -134,7 +141,11 @@ const (
 
 // Exchange writes msg prefixed with kind, then reads one reply of the
 // same kind into reply, bounded by ctx (default 10 s). It repeats msg
-// while no reply has come (see RetryFirst).
+// while no reply has come (see RetryFirst). The reply may come whole or
+// in parts (Frames); parts are reassembled within MaxMessage bytes,
+// and while parts keep coming msg is not repeated. A reply in parts
+// that stays incomplete until the deadline is an error saying how much
+// of it came.
 func Exchange(ctx context.Context, c PacketConn, kind byte, msg, reply any) error {
 	b, err := Encode(msg)
 	if err != nil {
@@ -149,6 +160,9 @@ func Exchange(ctx context.Context, c PacketConn, kind byte, msg, reply any) erro
 		deadline = time.Now().Add(10 * time.Second)
 	}
 	defer c.SetReadDeadline(time.Time{})
+	// One reply at a time: a part of another reply (another id)
+	// replaces the one in progress.
+	parts := NewReassembler(ReassemblyLimits{MaxBytes: MaxMessage, MaxPending: 1, MaxTotal: MaxMessage, Timeout: time.Until(deadline)})
 	buf := make([]byte, MaxMessage)
 	wait := RetryFirst
 	next := time.Now().Add(wait)
@@ -165,13 +179,46 @@ func Exchange(ctx context.Context, c PacketConn, kind byte, msg, reply any) erro
 				next = time.Now().Add(wait)
 				continue
 			}
+			if m, held := parts.Pending(); m > 0 {
+				return fmt.Errorf("no answer: %w (a reply in parts stayed incomplete: %d bytes of it came)", err, held)
+			}
 			return fmt.Errorf("no answer: %w", err)
 		}
 		if n < 2 || buf[0] != kind {
 			continue
 		}
-		return Decode(buf[1:n], reply)
+		if !IsPart(buf[1:n]) {
+			return Decode(buf[1:n], reply)
+		}
+		whole, err := parts.Add(0, buf[1:n], time.Now())
+		if err != nil {
+			return fmt.Errorf("reply in parts: %w", err)
+		}
+		next = time.Now().Add(wait) // progress: no need to ask again yet
+		if whole != nil {
+			return Decode(whole, reply)
+		}
 	}
+}
+
+// Frames encodes msg and cuts it into frames led by kind that each fit
+// mtu bytes (see Split), all carrying id.
+func Frames(kind byte, id uint32, msg any, mtu int) ([][]byte, error) {
+	b, err := Encode(msg)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > MaxMessage {
+		return nil, fmt.Errorf("enrollment message of %d bytes is too large (at most %d)", len(b), MaxMessage)
+	}
+	parts, err := Split(id, b, mtu-1)
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range parts {
+		parts[i] = append([]byte{kind}, p...)
+	}
+	return parts, nil
 }
 
 func earliest(a, b time.Time) time.Time {

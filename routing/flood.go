@@ -31,7 +31,13 @@ func (r *Router) issueLocked(except uint64) {
 // floodLocked queues lsus, as updates, to every live neighbour except
 // except.
 func (r *Router) floodLocked(lsus []LSU, except uint64) {
-	msgs := r.encodeLocked(KindUpdate, lsus)
+	limit := r.cfg.MaxMessage
+	for _, k := range r.links {
+		if k.Neighbor != except {
+			limit = min(limit, r.maxMessageTo(k.Neighbor))
+		}
+	}
+	msgs := r.encodeLocked(KindUpdate, lsus, limit)
 	for _, k := range r.links {
 		if k.Neighbor != except {
 			r.queueLocked(k.Neighbor, msgs)
@@ -41,7 +47,18 @@ func (r *Router) floodLocked(lsus []LSU, except uint64) {
 
 // sendLocked queues lsus to neighbour n as messages of the given kind.
 func (r *Router) sendLocked(n uint64, kind Kind, lsus []LSU) {
-	r.queueLocked(n, r.encodeLocked(kind, lsus))
+	r.queueLocked(n, r.encodeLocked(kind, lsus, r.maxMessageTo(n)))
+}
+
+// maxMessageTo is the largest message to send neighbour n: MaxMessage,
+// or less if MaxMessageTo says so.
+func (r *Router) maxMessageTo(n uint64) int {
+	if r.cfg.MaxMessageTo != nil {
+		if m := r.cfg.MaxMessageTo(n); m > 0 {
+			return min(m, r.cfg.MaxMessage)
+		}
+	}
+	return r.cfg.MaxMessage
 }
 
 // encoded is one message and the number of LSUs in it.
@@ -58,9 +75,9 @@ func (r *Router) queueLocked(n uint64, msgs []encoded) {
 	}
 }
 
-// encodeLocked packs lsus into messages of at most MaxMessage bytes
+// encodeLocked packs lsus into messages of at most limit bytes
 // (estimated from an upper bound of the msgpack size of each LSU).
-func (r *Router) encodeLocked(kind Kind, lsus []LSU) []encoded {
+func (r *Router) encodeLocked(kind Kind, lsus []LSU, limit int) []encoded {
 	var out []encoded
 	start, size := 0, 0
 	flush := func(end int) {
@@ -78,7 +95,7 @@ func (r *Router) encodeLocked(kind Kind, lsus []LSU) []encoded {
 	}
 	for i := range lsus {
 		s := lsuSizeBound(&lsus[i])
-		if size > 0 && size+s > r.cfg.MaxMessage {
+		if size > 0 && size+s > limit {
 			flush(i)
 		}
 		size += s

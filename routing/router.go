@@ -66,6 +66,13 @@ type Config struct {
 	// (default DefaultMaxMessage): floods and syncs are split into
 	// several messages; an LSU larger than this still goes alone.
 	MaxMessage int
+	// MaxMessageTo, if set, gives the largest message neighbour may be
+	// sent now (the room in a frame of the lower flow to it, say); the
+	// router then splits at the smaller of it and MaxMessage, per
+	// neighbour for a sync, at the smallest of the receivers for a
+	// flood. A result of 0 or less means no further bound. It is called
+	// with the router's lock held: it must not call into the Router.
+	MaxMessageTo func(neighbor uint64) int
 	// Send hands msg to neighbour. It is called without internal locks
 	// held and may call back into the Router; msg may be shared between
 	// calls and must not be modified. nil drops every message.

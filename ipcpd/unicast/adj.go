@@ -238,9 +238,8 @@ func (u *IPCP) serveEnroll(f *flow.Flow, msg []byte) {
 		}
 		u.log.Info("enrolling", "ipcp", req.IPCP)
 	}
-	b, _ := enroll.Encode(resp)
-	frame := append([]byte{kindEnroll}, b...)
-	f.Write(frame)
+	frames := u.enrollFrames(f, resp)
+	writeAll(f, frames)
 	// Wait for the joiner to close (or give up) so the reply is read; a
 	// repeated request means the answer was lost: send it again.
 	f.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -251,7 +250,43 @@ func (u *IPCP) serveEnroll(f *flow.Flow, msg []byte) {
 			return
 		}
 		if n > 0 && buf[0] == kindEnroll {
-			f.Write(frame)
+			writeAll(f, frames)
+		}
+	}
+}
+
+// enrollFrames is the enrollment response as frames that fit the
+// enrollment flow: in parts (a version-4 joiner reassembles them), but
+// a refusal as one whole frame, which a joiner of any version reads
+// (an older joiner is refused for its version, and must understand
+// why). A response that cannot be cut small enough is replaced by a
+// refusal saying so.
+func (u *IPCP) enrollFrames(f *flow.Flow, resp enroll.Response) [][]byte {
+	if resp.Err == "" {
+		mtu := f.MTU()
+		if mtu <= 0 {
+			mtu = defaultMTU
+		}
+		u.parts.mu.Lock()
+		u.parts.next++
+		id := u.parts.next
+		u.parts.mu.Unlock()
+		frames, err := enroll.Frames(kindEnroll, id, resp, mtu)
+		if err == nil {
+			return frames
+		}
+		u.log.Warn("enrollment response does not fit the lower flow", "mtu", mtu, "error", err)
+		resp = enroll.Response{V: enroll.Version, Err: fmt.Sprintf("the enrollment response does not fit this lower flow: %v", err)}
+	}
+	b, _ := enroll.Encode(resp)
+	return [][]byte{append([]byte{kindEnroll}, b...)}
+}
+
+// writeAll writes frames on f, stopping at the first error.
+func writeAll(f *flow.Flow, frames [][]byte) {
+	for _, fr := range frames {
+		if _, err := f.Write(fr); err != nil {
+			return
 		}
 	}
 }
@@ -568,6 +603,10 @@ func (u *IPCP) receiveFrame(a *adj, out *outBatch, buf []byte) {
 
 // receiveMgmt handles the payload of a routing or directory frame.
 func (u *IPCP) receiveMgmt(a *adj, kind byte, payload []byte) {
+	payload, whole := u.joinMgmt(a, payload) // a message in parts: frag.go
+	if !whole {
+		return
+	}
 	if kind == kindRouting {
 		if err := u.router.Receive(a.peer, payload); err != nil {
 			u.log.Debug("bad routing update", "from", a.peerName, "error", err)
@@ -626,7 +665,9 @@ func (u *IPCP) floodOwnDir(e layer.DirEntry) {
 // sendRouting is the router's Send: reliably, over a management flow
 // to neighbor.
 func (u *IPCP) sendRouting(neighbor uint64, msg []byte) {
-	u.sendMgmt(neighbor, kindRouting, msg, nil)
+	// routing splits at mgmtRoom already; a single LSU larger than one
+	// frame goes in parts.
+	u.sendMgmtFit(neighbor, kindRouting, msg, nil, u.mgmtRoom(neighbor))
 }
 
 func (u *IPCP) sortedAdjs() []*adj {
@@ -652,12 +693,24 @@ func (u *IPCP) floodDir(entries []layer.DirEntry, except uint64) {
 	}
 }
 
+// sendDir sends directory entries to a's peer through a, packed into
+// updates that fit a's frames (each applied on its own); an entry too
+// large for one frame goes in parts. It reports whether every first
+// copy left.
 func (u *IPCP) sendDir(a *adj, entries []layer.DirEntry) bool {
-	b, err := layer.EncodeDir(entries)
+	room := frameRoom(a)
+	if room <= 0 {
+		room = enroll.MaxMessage
+	}
+	updates, err := layer.SplitDir(entries, room)
 	if err != nil {
 		return false
 	}
-	return u.sendMgmt(a.peer, kindDir, b, a)
+	ok := true
+	for _, b := range updates {
+		ok = u.sendMgmtFit(a.peer, kindDir, b, a, room) && ok
+	}
+	return ok
 }
 
 // onTable installs a new routing table into the forwarding table.

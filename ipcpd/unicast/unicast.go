@@ -96,6 +96,7 @@ type IPCP struct {
 	eps  sync.Map                        // local EID → *endpoint
 
 	arq        *mgmtARQ
+	parts      mgmtParts    // management messages in parts (frag.go)
 	handshakes atomic.Int64 // incoming lower flows in their opening handshake
 	enrollGate enrollGate
 	psk        atomic.Pointer[seal.PSK] // the layer secret, nil in an open layer (auth.go)
@@ -242,6 +243,8 @@ func (u *IPCP) start(cfg layer.Config, addr uint64, dir []layer.DirEntry, psk *s
 		// Flap damping is applied per lower flow by keepalive (holdTime),
 		// the only implementation: the router has none.
 		Send: u.sendRouting, OnTable: u.onTable,
+		// Split floods and syncs to fit the lower flows' frames (frag.go).
+		MaxMessageTo: u.mgmtRoom,
 	})
 	if err != nil {
 		return fmt.Errorf("routing: %w", err)

@@ -1,0 +1,125 @@
+package unicast_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/flow/ping"
+	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/lib/ctrl"
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+// TestLargeLayerOverEthernetMTUNetns: management messages that grow
+// with the layer fit the lower flows' MTU. Three hosts share one
+// network namespace whose loopback is set to an Ethernet MTU (1500), so
+// the udp4 lower flows carry at most 1472-byte frames. A (bootstrap)
+// holds 200 names, B enrolls and adds 100 more: B's enrollment
+// response (A's entry alone is about 5 KiB), A's directory entry sent
+// to B on the new adjacency and B's entry flooded back, and C's
+// enrollment response (the whole directory, some 8 KiB) are each many
+// frames. C then knows every name and pings a name at B through A.
+// Before the fix, B's enrollment failed ("no answer: EOF").
+func TestLargeLayerOverEthernetMTUNetns(t *testing.T) {
+	testenv.RequireRoot(t)
+	ns := testenv.NetNS(t)
+	testenv.IP(t, "-n", ns, "link", "set", "lo", "mtu", "1500")
+	hosts := []string{"a", "b", "c"}
+	ip := map[string]string{"a": "127.0.0.1", "b": "127.0.0.2", "c": "127.0.0.3"}
+	dir := map[string]string{}
+	for _, h := range hosts {
+		dir[h], _ = testenv.StartDaemon(t, ns)
+	}
+	call := func(h, op string, req any) {
+		t.Helper()
+		if err := testenv.CallDir(dir[h], op, req, nil); err != nil {
+			t.Fatalf("%s at %s: %v", op, h, err)
+		}
+	}
+	for _, h := range hosts {
+		var peers []string
+		for _, o := range hosts {
+			if o != h {
+				peers = append(peers, ip[o]+":3435")
+			}
+		}
+		call(h, ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: "udp4", Name: h + ".udp", Layer: "udp",
+			Params: map[string]string{"ip": ip[h], "port": "3435", "peer": strings.Join(peers, ",")}})
+	}
+	register := func(h, layer string, names ...string) {
+		t.Helper()
+		for _, n := range names {
+			call(h, ctrl.OpNameRegister, ctrl.NameRegister{Name: n, Layers: []string{layer}})
+		}
+	}
+	many := func(prefix string, n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf("%s-service-name-%d", prefix, i))
+		}
+		return out
+	}
+	aNames, bNames := many("a", 200), many("b", 100)
+
+	call("a", ctrl.OpIPCPBootstrap, ctrl.IPCPBootstrap{Type: "unicast", Name: "a", Layer: "net", Autobind: true})
+	register("a", "udp", "a", "net")
+	register("a", "net", aNames...)
+	join := func(h string) {
+		t.Helper()
+		call(h, ctrl.OpIPCPCreate, ctrl.IPCPCreate{Type: "unicast", Name: h})
+		call(h, ctrl.OpIPCPEnroll, ctrl.IPCPEnroll{Name: h, Layer: "net", Autobind: true})
+		register(h, "udp", h)
+		call(h, ctrl.OpIPCPConnect, ctrl.IPCPConnect{Name: h, Dst: "a"})
+	}
+	join("b")
+	register("b", "net", bNames...)
+	register("b", "net", "pingsrv")
+	waitNames(t, dir["a"], bNames[0], bNames[99], "pingsrv")
+	join("c")
+	waitNames(t, dir["c"], append(append([]string{"pingsrv"}, aNames...), bNames...)...)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := flow.Listen("pingsrv", flow.WithRunDir(dir["b"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go ping.Serve(ctx, l, nil)
+	f, err := flow.Alloc(ctx, "pingsrv", qos.Raw(), flow.WithRunDir(dir["c"]))
+	if err != nil {
+		info, _ := layerInfo(dir["c"], "net")
+		t.Fatalf("allocate from c to b: %v\n%s", err, info.Render())
+	}
+	defer f.Close()
+	st, err := ping.RunOn(ctx, f, ping.Config{Name: "pingsrv", Count: 20, Size: 1000})
+	if err != nil || st.Received != 20 {
+		t.Fatalf("ping c to b over 1500-MTU lower flows: %v %+v", err, st)
+	}
+	t.Logf("c to b: %s", strings.TrimSpace(st.Summary()))
+}
+
+// waitNames waits up to 20 s until the directory of the IRMd at dir
+// holds every name.
+func waitNames(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	var missing []string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		_, u := netStatus(t, dir, "net")
+		missing = missing[:0]
+		for _, n := range names {
+			if !knowsName(u, n) {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+	}
+	info, _ := layerInfo(dir, "net")
+	t.Fatalf("%d of %d names never reached the directory (first %s):\n%s", len(missing), len(names), missing[0], info.Render())
+}
