@@ -116,21 +116,20 @@
 //   - A dead member's directory entry is dropped by each member at its
 //     next directory refresh, so its names resolve for up to one
 //     RefreshInterval (30 s) after routing has converged.
-//   - The first limit is not flooding but frame size: the enrollment
+//   - The first limit was not flooding but frame size: the enrollment
 //     response (about 82 bytes per member) and the directory snapshot
-//     sent to a new neighbour (73 bytes per member) are one frame each,
-//     and a lower flow refuses a frame above its MTU. Over udp4 on an
-//     Ethernet MTU (1468 bytes of payload) enrollment stops working at
-//     about 18 members (checked: a unicast IPCP with 150 names could not
-//     be joined over udp4 on a 1500-byte loopback; with 10 it could), over
-//     udp4 on loopback (65000) at about 800, and enroll.MaxMessage (1 MiB)
-//     is reached at about 12800. A database sync is split at
-//     Config.MaxMessage (16 KiB), also above an Ethernet MTU.
+//     sent to a new neighbour (73 bytes per member) were one frame each,
+//     and a lower flow refuses a frame above its MTU: over udp4 on an
+//     Ethernet MTU (1468 bytes of payload) enrollment stopped working at
+//     about 18 members, over udp4 on loopback (65000) at about 800. The
+//     unicast IPCP now cuts every management message to the lower flow's
+//     MTU (ipcpd/unicast frag.go): Config.MaxMessageTo bounds this
+//     router's floods and syncs per neighbour, and a single LSU larger
+//     than a frame goes in parts. enroll.MaxMessage (1 MiB) still bounds
+//     the enrollment response, at about 12800 members.
 //
-// What a larger layer needs, in order: frames cut to the lower flow's
-// MTU (enrollment and directory snapshots in pieces, MaxMessage set to
-// the MTU); a longer refresh (IS-IS refreshes every 15 min and OSPF every
-// 30: floods are acknowledged and adjacencies sync on coming up, so the
+// What a larger layer needs, in order: a longer refresh (IS-IS
+// refreshes every 15 min and OSPF every 30: floods are acknowledged and adjacencies sync on coming up, so the
 // refresh only repairs), with the directory forgetting unreachable
 // members when the table changes rather than at its refresh; and beyond
 // some 10^4 members, areas (two-level link-state as in IS-IS: flooding
