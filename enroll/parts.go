@@ -25,10 +25,13 @@ import (
 //
 // The receiver reassembles in a Reassembler, which bounds what a peer
 // can make it hold: the parts of one message (MaxParts), the bytes of
-// one message, the messages pending at once and their bytes in total,
-// and how long a message may stay incomplete. Anything beyond is
-// refused with an error (and the incomplete message dropped), never
-// held.
+// one message, the messages pending at once (of one source and of all)
+// and their bytes in total, and how long a message may stay
+// incomplete. Anything beyond is refused with an error (and the
+// incomplete message dropped), never held; under pressure the source
+// holding the most gives way first, so one hostile peer cannot crowd
+// out the others. A part of a message just delivered (sent again
+// because its acknowledgement was lost) is recognised and ignored.
 
 // PartMarker leads every part (see above).
 const PartMarker = 0xc1
@@ -90,10 +93,14 @@ type ReassemblyLimits struct {
 	// MaxBytes bounds one reassembled message.
 	MaxBytes int
 	// MaxPending bounds the messages incomplete at once (of all
-	// sources); a new one beyond it evicts the oldest.
+	// sources); a new one beyond it evicts one (see evict).
 	MaxPending int
+	// MaxPerSource, if positive, bounds the messages incomplete at once
+	// from one source; a new one beyond it evicts that source's oldest,
+	// so one source cannot crowd out the others.
+	MaxPerSource int
 	// MaxTotal bounds the bytes held by all incomplete messages; a
-	// part beyond it evicts the oldest messages, or is refused.
+	// part beyond it evicts others (see evict), or is refused.
 	MaxTotal int
 	// Timeout is how long a message may stay incomplete; it is dropped
 	// at the next part that arrives after that.
@@ -118,6 +125,12 @@ type Reassembler struct {
 	lim     ReassemblyLimits
 	pending map[partKey]*partial
 	total   int
+	// done remembers the last completed messages, so that a part sent
+	// again after its message completed (its acknowledgement was lost)
+	// does not open a message that never completes.
+	done    [doneMemory]partKey
+	doneAt  int
+	doneSet map[partKey]bool
 	// Dropped counts incomplete messages given up (timed out, evicted,
 	// over a bound or inconsistent).
 	Dropped uint64
@@ -125,7 +138,20 @@ type Reassembler struct {
 
 // NewReassembler returns an empty Reassembler with the given limits.
 func NewReassembler(lim ReassemblyLimits) *Reassembler {
-	return &Reassembler{lim: lim, pending: map[partKey]*partial{}}
+	return &Reassembler{lim: lim, pending: map[partKey]*partial{}, doneSet: map[partKey]bool{}}
+}
+
+// doneMemory is how many completed messages a Reassembler remembers.
+const doneMemory = 64
+
+// remember records k as completed, forgetting the oldest one recorded.
+func (r *Reassembler) remember(k partKey) {
+	if len(r.doneSet) == doneMemory {
+		delete(r.doneSet, r.done[r.doneAt])
+	}
+	r.done[r.doneAt] = k
+	r.doneAt = (r.doneAt + 1) % doneMemory
+	r.doneSet[k] = true
 }
 
 // Pending returns the number of incomplete messages and their bytes.
@@ -153,13 +179,20 @@ func (r *Reassembler) Add(src uint64, b []byte, now time.Time) ([]byte, error) {
 	r.expire(now)
 	p := r.pending[k]
 	if p == nil {
+		if r.doneSet[k] {
+			return nil, nil // a part of a message already delivered
+		}
 		if n == 1 {
 			if len(data) > r.lim.MaxBytes {
 				return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrPartBounds, len(data), r.lim.MaxBytes)
 			}
 			return append([]byte(nil), data...), nil
 		}
-		for len(r.pending) >= r.lim.MaxPending && r.evictOldest() {
+		if r.lim.MaxPerSource > 0 {
+			for r.fromSource(k.src) >= r.lim.MaxPerSource && r.evictFrom(k.src) {
+			}
+		}
+		for len(r.pending) >= r.lim.MaxPending && r.evict(nil) {
 		}
 		p = &partial{parts: make([][]byte, n), started: now}
 		r.pending[k] = p
@@ -176,7 +209,7 @@ func (r *Reassembler) Add(src uint64, b []byte, now time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("%w: more than %d bytes", ErrPartBounds, r.lim.MaxBytes)
 	}
 	for r.total+len(data) > r.lim.MaxTotal {
-		if !r.evictOther(k) {
+		if !r.evict(&k) {
 			r.drop(k)
 			return nil, fmt.Errorf("%w: incomplete messages would hold more than %d bytes", ErrPartBounds, r.lim.MaxTotal)
 		}
@@ -194,6 +227,7 @@ func (r *Reassembler) Add(src uint64, b []byte, now time.Time) ([]byte, error) {
 	}
 	r.total -= p.bytes
 	delete(r.pending, k)
+	r.remember(k)
 	return msg, nil
 }
 
@@ -215,18 +249,58 @@ func (r *Reassembler) expire(now time.Time) {
 	}
 }
 
-// evictOldest drops the oldest incomplete message; false if none.
-func (r *Reassembler) evictOldest() bool { return r.evict(nil) }
+// fromSource counts the incomplete messages of src.
+func (r *Reassembler) fromSource(src uint64) int {
+	n := 0
+	for k := range r.pending {
+		if k.src == src {
+			n++
+		}
+	}
+	return n
+}
 
-// evictOther drops the oldest incomplete message other than keep.
-func (r *Reassembler) evictOther(keep partKey) bool { return r.evict(&keep) }
-
-func (r *Reassembler) evict(keep *partKey) bool {
+// evictFrom drops the oldest incomplete message of src; false if none.
+func (r *Reassembler) evictFrom(src uint64) bool {
 	var oldest partKey
 	var at time.Time
 	found := false
 	for k, p := range r.pending {
-		if (keep == nil || k != *keep) && (!found || p.started.Before(at)) {
+		if k.src == src && (!found || p.started.Before(at)) {
+			oldest, at, found = k, p.started, true
+		}
+	}
+	if found {
+		r.drop(oldest)
+	}
+	return found
+}
+
+// evict drops the oldest incomplete message of the source holding the
+// most bytes in incomplete messages (so a source filling the bounds
+// pays for it, not the others), never keep; false if there is none.
+func (r *Reassembler) evict(keep *partKey) bool {
+	held := map[uint64]int{}
+	for k, p := range r.pending {
+		if keep == nil || k != *keep {
+			held[k.src] += p.bytes + 1
+		}
+	}
+	var heavy uint64
+	most := 0
+	for src, b := range held {
+		if b > most || (b == most && src < heavy) {
+			heavy, most = src, b
+		}
+	}
+	if most == 0 {
+		return false
+	}
+	var oldest partKey
+	var at time.Time
+	found := false
+	for k, p := range r.pending {
+		if k.src == heavy && (keep == nil || k != *keep) && (!found || p.started.Before(at)) {
 			oldest, at, found = k, p.started, true
 		}
 	}

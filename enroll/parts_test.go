@@ -244,3 +244,38 @@ func TestVersion3Refused(t *testing.T) {
 		t.Fatalf("version 3: %v", err)
 	}
 }
+
+// TestReassemblyFairness: a source flooding incomplete messages (many,
+// or big) evicts its own, not another source's message in progress;
+// a part sent again after its message completed opens nothing.
+func TestReassemblyFairness(t *testing.T) {
+	now := time.Unix(1000, 0)
+	chunk := make([]byte, 1000)
+	r := NewReassembler(ReassemblyLimits{MaxBytes: 1 << 16, MaxPending: 8, MaxPerSource: 3, MaxTotal: 20000, Timeout: time.Minute})
+	if _, err := r.Add(1, part(1, 0, 2, chunk), now); err != nil {
+		t.Fatal(err)
+	}
+	for id := range uint32(200) {
+		// Many messages from source 2, some big enough to press on
+		// MaxTotal.
+		data := chunk
+		if id%10 == 0 {
+			data = make([]byte, 15000)
+		}
+		if _, err := r.Add(2, part(id, 0, 2, data), now.Add(time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		if n := r.fromSource(2); n > 3 {
+			t.Fatalf("source 2 holds %d incomplete messages, bound 3", n)
+		}
+	}
+	if m, err := r.Add(1, part(1, 1, 2, chunk), now); err != nil || len(m) != 2000 {
+		t.Fatalf("source 1's message after source 2's flood: %d bytes, %v", len(m), err)
+	}
+	if m, err := r.Add(1, part(1, 0, 2, chunk), now); m != nil || err != nil {
+		t.Fatalf("a part of a delivered message: %v, %v", m, err)
+	}
+	if r.fromSource(1) != 0 {
+		t.Fatal("a part of a delivered message opened a new one")
+	}
+}

@@ -30,13 +30,15 @@ import (
 // mgmtPartLimits bound what neighbours can make this IPCP hold in
 // incomplete management messages: 1 MiB per message (an LSU of
 // routing.MaxLinks links, a directory entry of layer.MaxDirNamesPerEntry
-// names fit), 16 messages and 4 MiB in all, 15 s to complete (the
-// acknowledged frames are sent again for about that long).
+// names fit), 4 messages per neighbour, 16 messages and 4 MiB in all,
+// 15 s to complete (the acknowledged frames are sent again for about
+// that long).
 var mgmtPartLimits = enroll.ReassemblyLimits{
-	MaxBytes:   enroll.MaxMessage,
-	MaxPending: 16,
-	MaxTotal:   4 << 20,
-	Timeout:    15 * time.Second,
+	MaxBytes:     enroll.MaxMessage,
+	MaxPending:   16,
+	MaxPerSource: 4,
+	MaxTotal:     4 << 20,
+	Timeout:      15 * time.Second,
 }
 
 // mgmtParts is the sending id and the receiving reassembly of
