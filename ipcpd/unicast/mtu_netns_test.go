@@ -7,9 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ouro-net/ouro/enroll"
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/flow/ping"
 	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/layer"
 	"github.com/ouro-net/ouro/lib/ctrl"
 	"github.com/ouro-net/ouro/lib/qos"
 )
@@ -22,8 +24,11 @@ import (
 // response (A's entry alone is about 5 KiB), A's directory entry sent
 // to B on the new adjacency and B's entry flooded back, and C's
 // enrollment response (the whole directory, some 8 KiB) are each many
-// frames. C then knows every name and pings a name at B through A.
-// Before the fix, B's enrollment failed ("no answer: EOF").
+// frames. A fake neighbour then announces 300 more members (one name
+// each) to A, so the member list in C's enrollment response (addresses
+// in use, directory entries) alone is larger than a frame. C then knows
+// every name and pings a name at B through A. Before the fix, B's
+// enrollment failed ("no answer: EOF").
 func TestLargeLayerOverEthernetMTUNetns(t *testing.T) {
 	testenv.RequireRoot(t)
 	ns := testenv.NetNS(t)
@@ -79,8 +84,13 @@ func TestLargeLayerOverEthernetMTUNetns(t *testing.T) {
 	register("b", "net", bNames...)
 	register("b", "net", "pingsrv")
 	waitNames(t, dir["a"], bNames[0], bNames[99], "pingsrv")
+	ghosts := announceMembers(t, dir["b"], 300)
+	waitNames(t, dir["a"], ghosts...)
 	join("c")
-	waitNames(t, dir["c"], append(append([]string{"pingsrv"}, aNames...), bNames...)...)
+	waitNames(t, dir["c"], append(append(append([]string{"pingsrv"}, aNames...), bNames...), ghosts...)...)
+	if _, u := netStatus(t, dir["c"], "net"); len(u.Directory) < 303 {
+		t.Fatalf("c's directory has %d members, want at least 303", len(u.Directory))
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -101,6 +111,44 @@ func TestLargeLayerOverEthernetMTUNetns(t *testing.T) {
 		t.Fatalf("ping c to b over 1500-MTU lower flows: %v %+v", err, st)
 	}
 	t.Logf("c to b: %s", strings.TrimSpace(st.Summary()))
+}
+
+// announceMembers opens an adjacency to A from the test process (through
+// the IRMd of dir, over layer udp) as a fake member and sends directory
+// updates announcing n members of one name each, in frames that fit the
+// lower flow; it returns the names.
+func announceMembers(t *testing.T, dir string, n int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f, err := flow.Alloc(ctx, "a", qos.Raw(), flow.WithRunDir(dir), flow.WithLayer("udp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	var reply enroll.Hello
+	if err := enroll.Exchange(ctx, f, 1, enroll.Hello{V: enroll.Version, Addr: 0xfeed, IPCP: "announcer", Layer: "net"}, &reply); err != nil || reply.Err != "" {
+		t.Fatalf("hello: %v %+v", err, reply)
+	}
+	var names []string
+	var entries []layer.DirEntry
+	for i := range n {
+		names = append(names, fmt.Sprintf("ghost-name-%d", i))
+		entries = append(entries, layer.DirEntry{Origin: uint64(0x10000 + i), IPCP: fmt.Sprintf("ghost-%d", i), Seq: 1, Names: []string{names[i]}})
+	}
+	updates, err := layer.SplitDir(entries, f.MTU()-5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, u := range updates {
+		// Directory frame: kind 3, a 4-byte sequence number, the update.
+		frame := append([]byte{3, 0, 0, byte(i >> 8), byte(i + 1)}, u...)
+		if _, err := f.Write(frame); err != nil {
+			t.Fatalf("directory update %d of %d (%d bytes, MTU %d): %v", i+1, len(updates), len(frame), f.MTU(), err)
+		}
+	}
+	t.Logf("announced %d members in %d frames of at most %d bytes", n, len(updates), f.MTU())
+	return names
 }
 
 // waitNames waits up to 20 s until the directory of the IRMd at dir
