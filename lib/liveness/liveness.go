@@ -42,7 +42,7 @@
 // across the processes it crosses, and detection only matters where
 // traffic flows, where the traffic itself proves the neighbour alive.
 // Idle links then cost almost nothing, and links that carry traffic
-// can afford a detection floor of a third of the old one.
+// can afford a detection floor of half the old one.
 //
 // A stall of this host (its own tick late) is discounted, not learned,
 // and announced (the Starved flag) so that neighbours that suspended it

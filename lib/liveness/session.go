@@ -19,9 +19,10 @@ import "time"
 //     nothing while they carry nothing.
 //   - Active: this side forwards through the neighbour, so it must know
 //     fast. Every arrival proves the neighbour alive; after a silence of
-//     Fast/Mult it polls (a hello the neighbour answers at once), again
-//     every Fast/Mult, and it suspects the neighbour once the silence
-//     exceeds the learned Detector's bound (floor Fast, see Detector).
+//     one poll interval (Config.Poll, default Fast/Mult) it polls (a
+//     hello the neighbour answers at once), again every poll interval,
+//     and it suspects the neighbour once the silence exceeds the learned
+//     Detector's bound (floor Fast, see Detector).
 //     Only gaps seen while active are learned: idle gaps say nothing
 //     about how fast the neighbour answers.
 //
@@ -53,9 +54,11 @@ type Config struct {
 	// Idle is this side's hello interval on an idle adjacency, sent in
 	// every hello.
 	Idle time.Duration
-	// Mult is the number of missed idle hellos (and of unanswered polls
-	// within Fast) that make the neighbour suspect.
+	// Mult is the number of missed idle hellos that make the neighbour
+	// suspect.
 	Mult int
+	// Poll is the poll interval on an active adjacency (0: Fast/Mult).
+	Poll time.Duration
 }
 
 // Action is what a Tick asks of its owner.
@@ -197,8 +200,14 @@ func (s *Session) downEvery(now time.Time) time.Duration {
 }
 
 func (s *Session) pollEvery() time.Duration {
+	if s.cfg.Poll > 0 {
+		return s.cfg.Poll
+	}
 	return max(s.cfg.Fast/time.Duration(s.cfg.Mult), time.Millisecond)
 }
+
+// PollEvery returns the poll interval on an active adjacency.
+func (s *Session) PollEvery() time.Duration { return s.pollEvery() }
 
 // Next returns how long the owner may sleep after a Tick at now before
 // this session needs the next one.
