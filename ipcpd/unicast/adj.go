@@ -241,19 +241,28 @@ func (u *IPCP) serveEnroll(f *flow.Flow, msg []byte) {
 	frames := u.enrollFrames(f, resp)
 	writeAll(f, frames)
 	// Wait for the joiner to close (or give up) so the reply is read; a
-	// repeated request means the answer was lost: send it again.
+	// repeated request means the answer was lost: send it again, at most
+	// enrollResends times and not twice within enroll.RetryFirst/2 (the
+	// joiner repeats no faster), so that repeating a small request
+	// cannot make us send the whole directory without end.
 	f.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 64)
+	resends, last := 0, time.Now()
 	for {
 		n, err := f.Read(buf)
 		if err != nil && !errors.Is(err, io.ErrShortBuffer) {
 			return
 		}
-		if n > 0 && buf[0] == kindEnroll {
+		if n > 0 && buf[0] == kindEnroll && resends < enrollResends && time.Since(last) >= enroll.RetryFirst/2 {
+			resends++
+			last = time.Now()
 			writeAll(f, frames)
 		}
 	}
 }
+
+// enrollResends bounds how often one enrollment response is sent again.
+const enrollResends = 8
 
 // enrollFrames is the enrollment response as frames that fit the
 // enrollment flow: in parts (a version-4 joiner reassembles them), but

@@ -171,3 +171,48 @@ func waitNames(t *testing.T, dir string, names ...string) {
 	info, _ := layerInfo(dir, "net")
 	t.Fatalf("%d of %d names never reached the directory (first %s):\n%s", len(missing), len(names), missing[0], info.Render())
 }
+
+// TestEnrollmentRepeatsBounded: a joiner repeating its request many
+// times a second gets the response again only a bounded number of times
+// (enrollResends), however long it keeps asking: a small request cannot
+// make a member send its whole directory without end.
+func TestEnrollmentRepeatsBounded(t *testing.T) {
+	const resends = 8 // enrollResends
+	tp := pair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f, err := flow.Alloc(ctx, "net", qos.Raw(), tp.Hosts["b"].Opt(), flow.WithLayer("udp1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	req, _ := enroll.Encode(enroll.Request{V: enroll.Version, IPCP: "repeater", Layer: "net"})
+	req = append([]byte{4}, req...)
+	got := make(chan int)
+	go func() {
+		n := 0
+		buf := make([]byte, 1<<16)
+		f.SetReadDeadline(time.Now().Add(4 * time.Second))
+		for {
+			m, err := f.Read(buf)
+			if err != nil {
+				got <- n
+				return
+			}
+			if m > 0 && buf[0] == 4 {
+				n++
+			}
+		}
+	}()
+	for range 300 { // 3 s of requests, one every 10 ms
+		if _, err := f.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n := <-got
+	if n < 2 || n > 1+resends {
+		t.Fatalf("%d responses to 300 requests, want between 2 and %d", n, 1+resends)
+	}
+	t.Logf("%d responses to 300 requests", n)
+}
