@@ -182,6 +182,17 @@ func (s *Scheduler) Enqueue(pkt []byte, c Class) bool {
 	return true
 }
 
+// Full reports whether class c's queue is at its limit (Enqueue would
+// refuse a packet), so that a producer may wait instead of dropping.
+func (s *Scheduler) Full(c Class) bool {
+	if c >= NumClasses {
+		c = ClassBestEffort
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.q[c].size >= s.cfg.Limit[c]
+}
+
 // Dequeue removes the next packet to send; ok is false when every
 // queue is empty.
 func (s *Scheduler) Dequeue() (pkt []byte, c Class, ok bool) {

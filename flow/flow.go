@@ -591,6 +591,11 @@ func (f *Flow) SetWriteDeadline(t time.Time) error {
 // congestion of its egress towards the flow.
 func (f *Flow) Queued() int { return f.data().Queued() }
 
+// SetSendBuffer sets the send buffer of the flow's channel (or data
+// socket) to about 2n bytes (see pipe.Pipe.SetSendBuffer): writes block
+// beyond that.
+func (f *Flow) SetSendBuffer(n int) error { return f.data().SetSendBuffer(n) }
+
 // Pending reports how many bytes are queued for Read; liveness checks
 // use it to tell a silent peer from a reader that is behind.
 func (f *Flow) Pending() int { return f.data().Pending() }

@@ -41,6 +41,7 @@ type adj struct {
 	done      chan struct{}
 	closeOnce sync.Once
 	ctr       dt.Counters
+	eg        egress // the egress scheduler (egress.go)
 	// live is the keepalive state of this flow, owned by the IPCP's
 	// liveness loop (live.go).
 	live adjLive

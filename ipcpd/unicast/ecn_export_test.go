@@ -42,6 +42,10 @@ func (l *ForwardLoop) DeliverECN(ecn uint8, batched bool) {
 // Marked returns how many packets the adjacency sent marked.
 func (l *ForwardLoop) Marked() uint64 { return l.a.ctr.Snapshot().ECNMarked }
 
+// Queueing reports whether the loop's adjacency queues in its egress
+// scheduler (its channel passed the threshold and has not drained).
+func (l *ForwardLoop) Queueing() bool { return l.a.eg.active.Load() }
+
 // PacketECN returns the ECN field of a frame read from the lower flow.
 func PacketECN(frame []byte) uint8 {
 	e, _ := dt.DefaultLayout().ECN(frame[1:])

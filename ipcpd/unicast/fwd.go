@@ -432,7 +432,18 @@ func (u *IPCP) flush(ob *outBatch) {
 	}
 	switch {
 	case ob.a != nil:
-		level := ecnLevel(ob.a.f.Queued())
+		// A congested egress queues in its scheduler (egress.go); the
+		// channel's own queue is read only while it is not.
+		if ob.a.eg.active.Load() {
+			u.queueOut(ob.a, ob.pkts)
+			break
+		}
+		q := ob.a.f.Queued()
+		if q > egressAbove {
+			u.queueOut(ob.a, ob.pkts)
+			break
+		}
+		level := ecnLevel(q)
 		if level != 0 {
 			for _, p := range ob.pkts {
 				if _, err := u.layout.RaiseECN(p[1:], level); err == nil {

@@ -443,6 +443,24 @@ func (p *Pipe) doQueued(fd uintptr) {
 	}
 }
 
+// SetSendBuffer asks for this end's send buffer (SO_SNDBUF) to be n
+// bytes; the kernel doubles the figure for its bookkeeping, so a writer
+// blocks once about 2n bytes (records with their overhead) wait for the
+// other end. A forwarder that queues and orders packets itself keeps
+// the kernel's FIFO under it short this way (ipcpd/unicast's egress).
+func (p *Pipe) SetSendBuffer(n int) error {
+	var serr error
+	if err := p.rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, n)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("set send buffer: %w", serr)
+	}
+	return nil
+}
+
 // Pending reports how many bytes wait in this end's receive queue: a
 // peer whose packets are queued is not silent, however late we read.
 func (p *Pipe) Pending() int {
