@@ -1,6 +1,7 @@
 package unicast
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -36,12 +37,13 @@ import (
 // class and holds back only its own sender, while a low-latency ping
 // and the other cubes keep their turns.
 //
-// Management frames (hellos, routing, directory, acknowledgements) do
-// not go through the scheduler: they are written straight into the
-// channel, so they wait behind the kernel's short FIFO (at most
-// egressKernel bytes) and never behind the data backlog — management
-// ahead of all data, without routing every management writer through
-// the forwarding path.
+// Management frames (routing, directory, acknowledgements: sendFrame)
+// go into the scheduler's management class while the egress queues, so
+// they leave ahead of all data, behind only the channel's short FIFO
+// (at most egressKernel bytes); they never wait for room (a full
+// management queue drops, and the management ARQ repeats). Keepalive
+// hellos are not sent at all while data is queued (the data proves the
+// member alive, see live.go).
 const (
 	egressAbove    = ecnMarkAbove // channel bytes above which the egress queues
 	egressKernel   = 128 << 10    // channel send buffer while it does
@@ -66,6 +68,36 @@ type egress struct {
 	closed  bool     // the adjacency ended: nothing more is queued
 	wake    chan struct{}
 	space   sync.Cond // signalled when the drainer freed room
+}
+
+// errMgmtQueueFull: a management frame found the management queue of a
+// congested egress full (it is retransmitted like a lost one).
+var errMgmtQueueFull = errors.New("management queue of the egress full")
+
+// sendFrame writes a management frame on a's lower flow: straight in
+// while its egress is not queueing, else into the scheduler's
+// management class, which leaves ahead of all data. It never waits for
+// the data backlog; a full management queue drops the frame (counted).
+func (u *IPCP) sendFrame(a *adj, f []byte) error {
+	if a.eg.active.Load() {
+		e := &a.eg
+		e.mu.Lock()
+		if e.active.Load() && !e.closed {
+			defer e.mu.Unlock()
+			if e.sched.Full(dt.ClassManagement) {
+				a.ctr.Drop(dt.DropQueueFull)
+				return errMgmtQueueFull
+			}
+			b := e.buffer(len(f))
+			copy(b, f)
+			e.sched.Enqueue(b, dt.ClassManagement)
+			e.bytes += len(b)
+			return nil
+		}
+		e.mu.Unlock()
+	}
+	_, err := a.f.Write(f)
+	return err
 }
 
 // egressClass returns the scheduling class of a data frame (kind byte,
@@ -184,13 +216,18 @@ func (u *IPCP) drainEgress(a *adj) {
 			return
 		}
 		w, _ := a.f.WriteBatch(batch[:n])
+		fwd := 0
 		for _, p := range batch[:w] {
-			a.ctr.Out(len(p))
+			// Management frames were counted by their sender.
+			if p[0] == kindDT {
+				a.ctr.Out(len(p))
+				fwd++
+			}
 		}
 		for range n - w {
 			a.ctr.Drop(dt.DropQueueFull)
 		}
-		u.stats.fwd.Add(uint64(w))
+		u.stats.fwd.Add(uint64(fwd))
 		e.mu.Lock()
 		for i, p := range batch[:n] {
 			e.bytes -= len(p)

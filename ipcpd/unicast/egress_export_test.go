@@ -21,11 +21,8 @@ func (l *ForwardLoop) ForwardTagged(size int, cube uint8, tag uint16) {
 }
 
 // WriteMgmt writes a management frame on the loop's adjacency the way
-// hellos and routing frames are written: straight into its lower flow.
-func (l *ForwardLoop) WriteMgmt(frame []byte) error {
-	_, err := l.a.f.Write(frame)
-	return err
-}
+// routing and directory frames and their acknowledgements are written.
+func (l *ForwardLoop) WriteMgmt(frame []byte) error { return l.u.sendFrame(l.a, frame) }
 
 // EgressDrops returns the packets the adjacency dropped for a full queue.
 func (l *ForwardLoop) EgressDrops() uint64 { return l.a.ctr.Snapshot().DropQueueFull }

@@ -177,7 +177,7 @@ func (u *IPCP) sendMgmt(peer uint64, kind byte, payload []byte, via *adj) bool {
 	f := u.arq.frame(peer, kind, payload)
 	u.armRetransmit()
 	if via != nil && via.carriesMgmt() {
-		if _, err := via.f.Write(f); err == nil {
+		if err := u.sendFrame(via, f); err == nil {
 			via.ctr.Out(len(f))
 			return true
 		}
@@ -190,7 +190,7 @@ func (u *IPCP) sendMgmt(peer uint64, kind byte, payload []byte, via *adj) bool {
 func (u *IPCP) writeMgmt(peer uint64, f []byte) bool {
 	for _, a := range u.sortedAdjs() {
 		if a.peer == peer && a.carriesMgmt() {
-			if _, err := a.f.Write(f); err == nil {
+			if err := u.sendFrame(a, f); err == nil {
 				a.ctr.Out(len(f))
 				return true
 			}
@@ -204,7 +204,7 @@ func (u *IPCP) ackMgmt(a *adj, seq []byte) {
 	var f [1 + mgmtSeqLen]byte
 	f[0] = kindAck
 	copy(f[1:], seq)
-	if _, err := a.f.Write(f[:]); err == nil {
+	if err := u.sendFrame(a, f[:]); err == nil {
 		a.ctr.Out(len(f))
 	}
 }
