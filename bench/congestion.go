@@ -12,7 +12,8 @@ package main
 //	reliable  one reliable ouro flow A to B (FRCT congestion control)
 //	operf     the same through operf's client code (-q reliable -s 1400)
 //	ping      a low-latency ouro flow pinging every 10 ms: idle, while
-//	          the reliable flow fills the path, and while TCP does
+//	          the reliable flow fills the path, while TCP does, and
+//	          beside a raw ouro flood (no congestion control)
 //
 // The servers (sink and echo) run in this process: an ouro application
 // talks to its IRMd through the run directory, which no namespace
@@ -646,7 +647,8 @@ func (s *servers) runBulk(conn net.Conn, sinks chan *sink, d time.Duration) (Bul
 }
 
 // pingDuring pings over a low-latency flow every 10 ms for d; with
-// load set, a bulk flow (reliable ouro or TCP) runs meanwhile.
+// load set, a bulk flow (reliable ouro, TCP, or a raw ouro flood) runs
+// meanwhile.
 func (s *servers) pingDuring(ctx context.Context, load string, d time.Duration) (PingResult, error) {
 	res := PingResult{During: load}
 	var (
@@ -661,6 +663,11 @@ func (s *servers) pingDuring(ctx context.Context, load string, d time.Duration) 
 		if load == "tcp" {
 			conn, err = s.dialTCP()
 			sinks = s.tsinks
+		} else if load == "flood" {
+			// A raw flow, no congestion control: as fast as A's
+			// IPCP takes it.
+			conn, err = s.allocOuro(ctx, bulkName, qos.Raw())
+			sinks = s.sinks
 		} else {
 			conn, err = s.allocOuro(ctx, bulkName, qos.Reliable())
 			sinks = s.sinks
@@ -763,7 +770,7 @@ func congestion(ctx context.Context, e *env, d time.Duration, paths int, out io.
 		return nil, fmt.Errorf("operf: %w", err)
 	}
 	fmt.Fprintf(out, "congestion: operf -q reliable -s %d: %7.2f Mbit/s, %d packets, lost %d\n", bulkMsg, r.Operf.Mbps, r.Operf.Received, r.Operf.Lost)
-	for _, load := range []string{"idle", "reliable", "tcp"} {
+	for _, load := range []string{"idle", "reliable", "tcp", "flood"} {
 		pr, err := s.pingDuring(ctx, load, d)
 		if err != nil {
 			return nil, fmt.Errorf("ping during %s: %w", load, err)

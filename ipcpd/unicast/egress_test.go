@@ -50,7 +50,14 @@ func TestEgressServesByCube(t *testing.T) {
 		binary.BigEndian.PutUint16(frame[len(frame)-2:], tagMgmt)
 		mgmt <- loop.WriteMgmt(frame)
 	}()
-	time.Sleep(50 * time.Millisecond)
+	var mgmtErr error
+	mgmtDone := false
+	select {
+	case mgmtErr = <-mgmt:
+		mgmtDone = true
+	case <-time.After(2 * time.Second):
+		// Blocked on the full channel: the check below will say so.
+	}
 	total := be + 5 + 5 + 1
 	buf := make([]byte, 4096)
 	beSeen := 0
@@ -79,8 +86,11 @@ func TestEgressServesByCube(t *testing.T) {
 			beSeen++
 		}
 	}
-	if err := <-mgmt; err != nil {
-		t.Fatalf("management frame: %v", err)
+	if !mgmtDone {
+		mgmtErr = <-mgmt
+	}
+	if mgmtErr != nil {
+		t.Fatalf("management frame: %v", mgmtErr)
 	}
 	t.Logf("%d best-effort packets; low latency after %v of them, bulk after %v, management after %d", be, llAt, bulkAt, mgmtAt)
 	// FIFO would put every low-latency packet after all be of them.
