@@ -86,12 +86,13 @@
 // congestion mark through SchedConfig.Mark, normally [Layout.RaiseECN]
 // with a level that grows with the queue. Full queues drop and count.
 //
-// The unicast forwarding path does not use it yet: it writes to its
-// lower flows without a queue of its own (the lower flow's channel is
-// the queue, and a refused packet is a counted drop), so a scheduler
-// there needs a draining goroutine per adjacency and a small channel
-// below it. It marks instead from the lower flow's channel: a batch
-// that joins a send queue above a threshold leaves with RaiseECN
-// applied (counted in Counters, ECNMarked), and the delivering member
+// The unicast forwarding path (ipcpd/unicast/egress.go) gives each
+// adjacency one, used only while the lower flow's channel is congested
+// (above 64 KiB queued): packets are then copied into it, a goroutine
+// per adjacency drains it into the channel, whose send buffer is made
+// small so that the backlog builds here; management frames go into
+// ClassManagement; a producer whose class is Full waits (as it waited
+// on a full channel) instead of dropping. While the channel is short,
+// packets go straight in, unscheduled and unmarked. A delivering member
 // hands a marked packet to its application as a pipe.DataCE record.
 package dt

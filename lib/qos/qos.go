@@ -4,10 +4,9 @@
 // InOrder, Congestion and PeerTimeout into end-to-end behaviour (FRCT).
 // The Cube travels with the flow: the shims carry it in allocation
 // requests and the unicast layer in every packet's header, where it
-// takes part in choosing among equal-cost next hops. No layer serves
-// the cubes by priority yet: the egress scheduler that will
-// (dt.Scheduler) is not wired into forwarding, so under load every
-// cube queues alike.
+// takes part in choosing among equal-cost next hops. A unicast
+// member's egress serves the cubes by priority once a lower flow backs
+// up (dt.Scheduler, ipcpd/unicast/egress.go); the shims do not.
 //
 // A spec holds only what something acts on; a delay bound (MaxDelay)
 // that was carried through every codec and read nowhere was removed
@@ -23,11 +22,11 @@ import (
 )
 
 // Cube is the scheduling class a flow asks the layer for (see the
-// package documentation: carried, not yet scheduled by).
+// package documentation).
 type Cube uint8
 
-// Cubes. Their intended service order when queues build up is low
-// latency, best effort, bulk (dt.CubeClass); nothing enforces it yet.
+// Cubes. Their service order when queues build up is low latency,
+// best effort, bulk (dt.CubeClass), each with a guaranteed share.
 const (
 	CubeBestEffort Cube = 0
 	CubeLowLatency Cube = 1
