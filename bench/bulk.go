@@ -11,6 +11,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/ouro-net/ouro/flow"
@@ -28,8 +32,9 @@ type BulkRow struct {
 }
 
 // bulkLoopback measures TCP on loopback and a reliable flow over the
-// square.
-func bulkLoopback(ctx context.Context, e *env, d time.Duration) []BulkRow {
+// square; around the reliable one it calls during (when not nil) with
+// true, then false.
+func bulkLoopback(ctx context.Context, e *env, d time.Duration, during ...func(bool)) []BulkRow {
 	tcp := BulkRow{Path: "tcp"}
 	if r, err := bulkTCPLoopback(d); err != nil {
 		tcp.Error = err.Error()
@@ -37,7 +42,14 @@ func bulkLoopback(ctx context.Context, e *env, d time.Duration) []BulkRow {
 		tcp.Bulk = r
 	}
 	rel := BulkRow{Path: "reliable " + pathUnicast2}
-	if r, err := bulkReliableSquare(ctx, e, d); err != nil {
+	for _, f := range during {
+		f(true)
+	}
+	r, err := bulkReliableSquare(ctx, e, d)
+	for _, f := range during {
+		f(false)
+	}
+	if err != nil {
 		rel.Error = err.Error()
 	} else {
 		rel.Bulk = r
@@ -115,8 +127,79 @@ func printBulk(w io.Writer, rows []BulkRow) {
 		}
 		x := ""
 		if r.XTCP > 0 {
-			x = fmt.Sprintf("  (%.2fx tcp; cwnd %d, srtt %.3f ms, %d retransmitted)", r.XTCP, r.Bulk.Cwnd, r.Bulk.SRTTMS, r.Bulk.Retransmitted)
+			x = fmt.Sprintf("  (%.3fx tcp; cwnd %d, srtt %.3f ms, base %.3f ms, %d retransmitted, cuts %d delay %d loss %d rto)",
+				r.XTCP, r.Bulk.Cwnd, r.Bulk.SRTTMS, r.Bulk.BaseRTTMS, r.Bulk.Retransmitted, r.Bulk.DelayCuts, r.Bulk.LossCuts, r.Bulk.RTOCuts)
 		}
 		fmt.Fprintf(w, "  %-18s %9.1f Mbit/s%s\n", r.Path, r.Bulk.Mbps, x)
 	}
+}
+
+// BulkRun is the result of -bulk: the bulk rows, n rounds of each.
+type BulkRun struct {
+	Started time.Time   `json:"started"`
+	Rounds  [][]BulkRow `json:"rounds"`
+	// MedianTCP and MedianReliable are the medians over the rounds, in
+	// Mbit/s; XTCP is their ratio.
+	MedianTCP      float64 `json:"median_tcp_mbps"`
+	MedianReliable float64 `json:"median_reliable_mbps"`
+	XTCP           float64 `json:"x_tcp"`
+	LoadAvg        string  `json:"loadavg"`
+}
+
+// bulkRun measures the bulk rows n times, back to back. With
+// OURO_CPUPROFILE=DIR set, the bench process (the sending and the
+// receiving application) writes DIR/bench-bulk-N.cpu.pprof over the
+// reliable transfer of round N, and the IPCPs write theirs as they
+// exit (see cmd/irm; each round's square overwrites the last's).
+func bulkRun(ctx context.Context, e *env, n int, d time.Duration, stdout, progress io.Writer) *BulkRun {
+	r := &BulkRun{Started: time.Now()}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		r.LoadAvg = strings.TrimSpace(string(b))
+	}
+	var prof func(bool)
+	if dir := os.Getenv("OURO_CPUPROFILE"); dir != "" {
+		// The bench process is both applications; it profiles the
+		// reliable transfers only (one file per round).
+		var f *os.File
+		round := 0
+		prof = func(on bool) {
+			if !on {
+				if f != nil {
+					pprof.StopCPUProfile()
+					f.Close()
+					f = nil
+				}
+				return
+			}
+			round++
+			var err error
+			if f, err = os.Create(filepath.Join(dir, fmt.Sprintf("bench-bulk-%d.cpu.pprof", round))); err == nil {
+				if pprof.StartCPUProfile(f) != nil {
+					f.Close()
+					f = nil
+				}
+			}
+		}
+	}
+	var tcp, rel []float64
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		fmt.Fprintf(progress, "bench: bulk round %d of %d\n", i+1, n)
+		var rows []BulkRow
+		if prof != nil {
+			rows = bulkLoopback(ctx, e, d, prof)
+		} else {
+			rows = bulkLoopback(ctx, e, d)
+		}
+		r.Rounds = append(r.Rounds, rows)
+		printBulk(stdout, rows)
+		tcp = append(tcp, rows[0].Bulk.Mbps)
+		rel = append(rel, rows[1].Bulk.Mbps)
+	}
+	r.MedianTCP, r.MedianReliable = median(tcp), median(rel)
+	if r.MedianTCP > 0 {
+		r.XTCP = r.MedianReliable / r.MedianTCP
+	}
+	fmt.Fprintf(stdout, "\nmedians over %d rounds: tcp %.1f Mbit/s, reliable %.1f Mbit/s (%.3fx tcp); load average at start %s\n",
+		len(tcp), r.MedianTCP, r.MedianReliable, r.XTCP, r.LoadAvg)
+	return r
 }

@@ -167,6 +167,7 @@ type config struct {
 	grid      int
 	scale     scaleFlags
 	mem       bool
+	bulk      bool
 }
 
 func parse(args []string, stderr io.Writer) (*config, error) {
@@ -201,6 +202,7 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	fs.BoolVar(&c.events, "events", false, "time the promised events (DOWN on IPCP death, EOF on close, carrier DOWN as root) -n times each (default 10; see events.go)")
 	fs.IntVar(&c.grid, "grid", 0, "bring up a grid of N = R*R hosts and measure bring-up, idle CPU and RSS, false adjacency downs over -d (default 60s) idle and under a ping stream corner to corner (see grid.go)")
 	c.scale.register(fs)
+	fs.BoolVar(&c.bulk, "bulk", false, "only the bulk rows: TCP on loopback and one reliable flow over the square, -n times each (see bulk.go)")
 	fs.BoolVar(&c.mem, "mem", false, "report the memory (RSS, anonymous, PSS) of every kind of ouro process at idle (see mem.go)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -212,6 +214,9 @@ func parse(args []string, stderr io.Writer) (*config, error) {
 	}
 	if c.cong && !dSet {
 		c.duration = 5 * time.Second
+	}
+	if c.bulk && !nSet {
+		c.n = 1
 	}
 	if (c.ovpn || c.stall || c.silent) && !nSet {
 		c.n = 5
@@ -289,6 +294,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			name = "scale.json"
 		} else if c.mem {
 			name = "mem.json"
+		} else if c.bulk {
+			name = "bulk.json"
 		} else if c.stall {
 			name = "stall.json"
 		} else if c.silent {
@@ -455,6 +462,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		result = r
+	} else if c.bulk {
+		result = bulkRun(ctx, e, c.n, max(c.duration, 3*time.Second), stdout, stderr)
 	} else {
 		result = bench(ctx, e, c, stderr)
 		result.(*Table).Print(stdout)
