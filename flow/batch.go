@@ -33,11 +33,13 @@ func (f *Flow) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 	if f.sess != nil {
 		return f.readBatchSealed(bufs, sizes)
 	}
-	return f.readBatchRaw(bufs, sizes)
+	return f.readBatchRaw(bufs, sizes, nil)
 }
 
-// readBatchRaw is ReadBatch of the packets as the channel carries them.
-func (f *Flow) readBatchRaw(bufs [][]byte, sizes []int) (int, error) {
+// readBatchRaw is ReadBatch of the packets as the channel carries them;
+// when ce is not nil, ce[i] tells whether packet i arrived marked
+// congestion experienced (a DataCE record).
+func (f *Flow) readBatchRaw(bufs [][]byte, sizes []int, ce []bool) (int, error) {
 	if f.closed.Load() {
 		return 0, net.ErrClosed
 	}
@@ -47,7 +49,11 @@ func (f *Flow) readBatchRaw(bufs [][]byte, sizes []int) (int, error) {
 	var kinds [pipe.MaxBatch]pipe.Kind
 	for {
 		if dp := f.dp.Load(); dp != nil {
-			return f.readBatchDirect(dp, bufs, sizes)
+			n, err := f.readBatchDirect(dp, bufs, sizes)
+			for i := 0; i < n && i < len(ce); i++ {
+				ce[i] = false // the direct socket carries no marks
+			}
+			return n, err
 		}
 		n, err := f.p.ReadBatch(bufs, sizes, kinds[:])
 		if err != nil {
@@ -66,6 +72,9 @@ func (f *Flow) readBatchRaw(bufs [][]byte, sizes []int) (int, error) {
 						copy(bufs[got], bufs[i][:sizes[i]])
 					}
 					sizes[got] = sizes[i]
+				}
+				if got < len(ce) {
+					ce[got] = kinds[i] == pipe.DataCE
 				}
 				got++
 			case pipe.Dealloc:

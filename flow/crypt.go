@@ -365,7 +365,7 @@ func (f *Flow) readBatchSealed(bufs [][]byte, sizes []int) (int, error) {
 	}
 	k := min(len(f.rbat), len(bufs), len(sizes))
 	for {
-		n, err := f.readBatchRaw(f.rbat[:k], f.rsiz[:k])
+		n, err := f.readBatchRaw(f.rbat[:k], f.rsiz[:k], nil)
 		if err != nil {
 			return 0, err
 		}

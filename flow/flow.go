@@ -327,6 +327,53 @@ func (l lowerOf) ReadPacket(b []byte) (int, error) {
 	return n, err
 }
 
+// ReadPackets makes the flow's channel an frct.BatchLower: a raw flow
+// reads up to len(bufs) packets with one system call (an encrypted one
+// opens them one at a time).
+func (l lowerOf) ReadPackets(bufs [][]byte, sizes []int, ce []bool) (int, error) {
+	f := l.f
+	var (
+		n   int
+		err error
+	)
+	if f.sess != nil {
+		var c bool
+		n, c, err = f.readPacket(bufs[0])
+		if errors.Is(err, io.ErrShortBuffer) {
+			n, err = -1, nil
+		}
+		if err == nil {
+			sizes[0], ce[0] = n, c
+			n = 1
+		}
+	} else {
+		n, err = f.readBatchRaw(bufs, sizes, ce)
+	}
+	if errors.Is(err, ErrDown) {
+		return n, io.EOF
+	}
+	return n, err
+}
+
+// WritePackets sends the packets in order, a raw flow's with as few
+// system calls as the channel allows.
+func (l lowerOf) WritePackets(bufs [][]byte) (int, error) {
+	f := l.f
+	if f.sess != nil {
+		for i, b := range bufs {
+			if err := f.writePacket(b); err != nil {
+				return i, f.mapErr(err)
+			}
+		}
+		return len(bufs), nil
+	}
+	n, err := f.data().WriteBatch(bufs)
+	if err != nil {
+		return n, f.mapErr(err)
+	}
+	return n, nil
+}
+
 // ReadPacketECN makes the flow's channel an frct.ECNLower: a packet
 // the layer marked (a DataCE record) is reported, and FRCT echoes the
 // mark to the sender.

@@ -38,6 +38,32 @@ type ECNLower interface {
 	ReadPacketECN(b []byte) (n int, ce bool, err error)
 }
 
+// BatchLower is a Lower that also moves several packets per call (a
+// flow's channel: recvmmsg/sendmmsg). A Conn over it reads what has
+// arrived in one call, handles it under one lock and acknowledges it
+// with one ACK, and writes what it built in one call.
+type BatchLower interface {
+	Lower
+	// ReadPackets reads up to len(bufs) packets, waiting only for the
+	// first: packet i lands in bufs[i], its length in sizes[i] (-1
+	// when it was longer than bufs[i]: truncated, to be dropped) and
+	// whether it arrived marked congestion experienced in ce[i]. It
+	// returns how many packets it read; errors are as for ReadPacket.
+	ReadPackets(bufs [][]byte, sizes []int, ce []bool) (int, error)
+	// WritePackets sends the packets in order and returns how many it
+	// sent.
+	WritePackets(bufs [][]byte) (int, error)
+}
+
+// readBatch is the most packets a Conn over a BatchLower reads at once.
+const readBatch = 32
+
+// ackEvery is the most in-order packets one ACK covers while a batch of
+// packets is handled (a stretch ACK, as TCP's with GRO): a sender whose
+// window is a few packets still gets an ACK before its window is used
+// up; fewer ACKs cost less on a path whose cost is per packet.
+const ackEvery = 8
+
 // Conn is one end of an FRCT connection. It implements net.Conn; see
 // the package documentation for its semantics.
 type Conn struct {
@@ -49,6 +75,8 @@ type Conn struct {
 	maxMsgPkts int
 	dupSpan    int32
 	pool       sync.Pool
+	batch      BatchLower // the lower, when it moves batches; nil otherwise
+	views      sync.Pool  // *[][]byte for WritePackets
 
 	wsem, rsem chan struct{} // serialise Writes (messages never interleave) and Reads
 	rdl, wdl   *deadline
@@ -210,6 +238,10 @@ func newConn(lower Lower, cfg Config) (*Conn, error) {
 	}
 	c.maxMsgPkts = (cfg.MaxMessage + c.maxPayload - 1) / c.maxPayload
 	c.pool.New = func() any { b := make([]byte, mtu); return &b }
+	if bl, ok := lower.(BatchLower); ok {
+		c.batch = bl
+		c.views.New = func() any { v := make([][]byte, 0, 64); return &v }
+	}
 	if cfg.Reliable || cfg.congestionOn() {
 		c.ring = make([]spkt, cfg.Window)
 	}
@@ -258,6 +290,10 @@ func (c *Conn) start() {
 // lower fails or is closed.
 func (c *Conn) readLoop() {
 	defer close(c.readerDone)
+	if c.batch != nil {
+		c.readLoopBatch()
+		return
+	}
 	for {
 		buf := c.getBuf()
 		var (
@@ -299,6 +335,73 @@ func (c *Conn) readLoop() {
 	}
 }
 
+// readLoopBatch is readLoop over a BatchLower: every packet of a batch
+// is handled under one lock, and what they call for (retransmissions,
+// one ACK for up to ackEvery in-order packets) is built once and
+// written in one call.
+func (c *Conn) readLoopBatch() {
+	var (
+		bufs  [readBatch]*[]byte
+		views [readBatch][]byte
+		sizes [readBatch]int
+		ce    [readBatch]bool
+		out   outbox
+	)
+	for i := range bufs {
+		bufs[i] = c.getBuf()
+	}
+	defer func() {
+		for _, b := range bufs {
+			c.putBuf(b)
+		}
+	}()
+	for {
+		for i, b := range bufs {
+			views[i] = *b
+		}
+		n, err := c.batch.ReadPackets(views[:], sizes[:], ce[:])
+		if err != nil {
+			c.mu.Lock()
+			c.failLocked(fmt.Errorf("frct: lower flow failed (%v): %w", err, ErrPeerGone), &out)
+			c.mu.Unlock()
+			c.flush(&out)
+			return
+		}
+		c.mu.Lock()
+		c.handleBatchLocked(bufs[:n], sizes[:n], ce[:n], &out)
+		c.mu.Unlock()
+		c.flush(&out)
+	}
+}
+
+// handleBatchLocked handles the packets of one batch read: packet i is
+// in bufs[i][:sizes[i]] (a negative size: oversized, dropped), marked
+// when ce[i]; a buffer the receive buffers keep is replaced with a new
+// one. One ACK goes out for every ackEvery in-order packets and one for
+// the rest at the end, with whatever else the batch called for. c.mu
+// is held.
+func (c *Conn) handleBatchLocked(bufs []*[]byte, sizes []int, ce []bool, out *outbox) {
+	before := c.stats.PacketsReceived
+	for i := range bufs {
+		if sizes[i] < 0 {
+			c.stats.MalformedDropped++
+			continue
+		}
+		if c.err != nil {
+			return
+		}
+		if c.handleOneLocked(bufs[i], sizes[i], ce[i], out) {
+			bufs[i] = c.getBuf()
+		}
+		if c.ackPending >= ackEvery && c.err == nil {
+			c.finishInputLocked(c.lastRecv, out)
+		}
+	}
+	if c.err == nil && c.stats.PacketsReceived != before {
+		c.finishInputLocked(c.lastRecv, out)
+	}
+}
+
 func (c *Conn) getBuf() *[]byte { return c.pool.Get().(*[]byte) }
 
 func (c *Conn) putBuf(b *[]byte) {
@@ -310,10 +413,39 @@ func (c *Conn) putBuf(b *[]byte) {
 
 // flush writes the collected packets; c.mu is not held.
 func (c *Conn) flush(o *outbox) {
+	if c.batch != nil && len(o.pkts) > 1 {
+		c.flushBatch(o)
+		return
+	}
 	for i, p := range o.pkts {
 		if err := c.lower.WritePacket(*p); err != nil {
 			c.writeErrs.Add(1)
 		}
+		c.putBuf(p)
+		o.pkts[i] = nil
+	}
+	o.pkts = o.pkts[:0]
+	if o.closeLower {
+		o.closeLower = false
+		c.closeLower()
+	}
+}
+
+// flushBatch is flush over a BatchLower: one call for every packet.
+func (c *Conn) flushBatch(o *outbox) {
+	vp := c.views.Get().(*[][]byte)
+	v := (*vp)[:0]
+	for _, p := range o.pkts {
+		v = append(v, *p)
+	}
+	n, err := c.batch.WritePackets(v)
+	if err != nil {
+		c.writeErrs.Add(uint64(len(v) - n))
+	}
+	clear(v)
+	*vp = v[:0]
+	c.views.Put(vp)
+	for i, p := range o.pkts {
 		c.putBuf(p)
 		o.pkts[i] = nil
 	}

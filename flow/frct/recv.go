@@ -11,6 +11,18 @@ func (c *Conn) handlePacketLocked(buf *[]byte, n int, out *outbox) (kept bool) {
 // handlePacketCELocked is handlePacketLocked for a packet that arrived
 // marked congestion experienced when ce is set.
 func (c *Conn) handlePacketCELocked(buf *[]byte, n int, ce bool, out *outbox) (kept bool) {
+	before := c.stats.PacketsReceived
+	kept = c.handleOneLocked(buf, n, ce, out)
+	if c.err == nil && c.stats.PacketsReceived != before {
+		c.finishInputLocked(c.lastRecv, out)
+	}
+	return kept
+}
+
+// handleOneLocked is handlePacketCELocked without finishInputLocked:
+// what the packet calls for is left pending, for the caller to send
+// once for a batch of packets.
+func (c *Conn) handleOneLocked(buf *[]byte, n int, ce bool, out *outbox) (kept bool) {
 	h, payload, err := ParseHeader((*buf)[:n])
 	if err != nil {
 		c.stats.MalformedDropped++
@@ -43,7 +55,6 @@ func (c *Conn) handlePacketCELocked(buf *[]byte, n int, ce bool, out *outbox) (k
 	case h.Flags&FlagKeepAlive != 0:
 		c.ackNow = true
 	}
-	c.finishInputLocked(now, out)
 	return kept
 }
 
