@@ -17,6 +17,9 @@ const (
 	ccGainSlowStart = 2.0  // pacing gain in slow start (as Linux)
 	ccGainAvoid     = 1.25 // pacing gain in congestion avoidance
 	ccPaceQuantum   = time.Millisecond
+	// ccQueueDelay: the queueing delay a flow may always keep, however
+	// few packets of it that is (see controller.allowed).
+	ccQueueDelay = time.Millisecond
 	// ccProbeInterval: a flow whose base RTT was not confirmed for this
 	// long drains its queue for a round trip to measure it again.
 	ccProbeInterval = 2 * time.Second
@@ -172,6 +175,26 @@ func (cc *controller) queued() (q float64, ok bool) {
 	return cc.cwnd * max(0, r-b.Seconds()) / r, true
 }
 
+// allowed is how many packets of its own the flow may keep queued: its
+// share cc.queue, or, when more, what ccQueueDelay of queueing delay
+// holds at its rate (the window over the round's mean RTT). On a path
+// where cc.queue packets take longer than ccQueueDelay to drain (100
+// Mbit/s: 8 packets of 1400 bytes are 0.9 ms) nothing changes; on a
+// faster one a flow may queue up to ccQueueDelay, which a path whose
+// cost is per packet and per wake-up (loopback, IPCP processes that
+// batch what waits for them) needs to run at speed. Fairness holds: a
+// flow above its allowance gives back half its excess, r*(delay-T),
+// proportional to its rate r (a multiplicative decrease), and a flow
+// slower than cc.queue/ccQueueDelay still aims at cc.queue packets, so
+// it grows until every flow at the bottleneck has at least that rate.
+func (cc *controller) allowed() float64 {
+	if cc.roundN == 0 {
+		return cc.queue
+	}
+	r := (cc.roundSum / time.Duration(cc.roundN)).Seconds()
+	return max(cc.queue, cc.cwnd*ccQueueDelay.Seconds()/r)
+}
+
 // onAck is called for every ACK that advances the cumulative ACK:
 // acked data packets left flight, ece tells whether the ACK echoes
 // congestion experienced, una and nxt are the sender's edges after it.
@@ -224,13 +247,14 @@ func (cc *controller) decide(now time.Time, nxt uint32) {
 		return
 	}
 	q, ok := cc.queued()
+	allow := cc.allowed()
 	switch {
 	case !ok:
-	case q > cc.queue:
+	case q > allow:
 		// Too many packets of ours queued: give back half the excess
 		// (at most ccMaxDelayCut of the window).
 		cc.slowStart = false
-		cc.cwnd = max(cc.cwnd-min((q-cc.queue)/2, cc.cwnd*ccMaxDelayCut), ccMinWindow)
+		cc.cwnd = max(cc.cwnd-min((q-allow)/2, cc.cwnd*ccMaxDelayCut), ccMinWindow)
 		cc.ssthresh = cc.cwnd
 		cc.lastCut = now
 		cc.stats.delayCuts++

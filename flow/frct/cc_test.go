@@ -323,3 +323,30 @@ func TestCCBestEffortFlowThatAsks(t *testing.T) {
 		t.Errorf("after an outage: %.2f Mbit/s, %d timeouts", mbps(r[0]), s2.Timeouts)
 	}
 }
+
+// TestControllerQueueDelayAllowance: on a fast path a flow may keep up
+// to ccQueueDelay of queueing delay even when that is many more packets
+// than its share; beyond it the delay cut comes as before.
+func TestControllerQueueDelayAllowance(t *testing.T) {
+	cc := newController(1000, 8)
+	now := time.Unix(0, 0)
+	var una uint32
+	base := 50 * time.Microsecond
+	ccRound(cc, &now, &una, cc.window(), base, false)
+	cc.cwnd, cc.slowStart = 40, false
+	// 0.6 ms of queueing delay: about 37 of the 40 packets are queued,
+	// far above 8, but within 1 ms at this rate: no cut, one more.
+	for i := 0; i < 3; i++ {
+		w := cc.cwnd
+		ccRound(cc, &now, &una, cc.window(), base+600*time.Microsecond, false)
+		if cc.stats.delayCuts != 0 || cc.cwnd < w+0.9 {
+			t.Fatalf("0.6 ms of queue at %.0f packets: window %.1f from %.1f, %d delay cuts", w, cc.cwnd, w, cc.stats.delayCuts)
+		}
+	}
+	// 3 ms of queueing delay: above the allowance, cut.
+	w := cc.cwnd
+	ccRound(cc, &now, &una, cc.window(), base+3*time.Millisecond, false)
+	if cc.stats.delayCuts != 1 || cc.cwnd >= w {
+		t.Fatalf("3 ms of queue: window %.1f from %.1f, %d delay cuts", cc.cwnd, w, cc.stats.delayCuts)
+	}
+}
