@@ -11,9 +11,11 @@
 //
 // Every message is msgpack with an explicit version; an unknown version
 // is refused with a clear error. The enrollment response is sent in
-// parts that each fit the lower flow's MTU (parts.go: Frames, and
-// Exchange reassembles within bounds); a refusal for another version
-// goes as one frame, so that a member of any version can read it.
+// parts that each fit the lower flow's MTU (Frames; Split and the
+// bounded Reassembler in parts.go, which the unicast IPCP also uses for
+// single management records larger than a frame), and Exchange
+// reassembles them; a refusal goes as one whole frame, so that a
+// member of any version can read it.
 package enroll
 
 import (
