@@ -77,7 +77,7 @@
 // chords of mean degree 4, and two names per member:
 //
 //	N     idle frames    idle bytes   link failure   member failure  SPF     dir snapshot  enrollment
-//	      per member/s   per member/s conv, LSUs, SPF conv, LSUs, SPF  (1 run) (one frame)   response
+//	      per member/s   per member/s conv, LSUs, SPF conv, LSUs, SPF  (1 run) (in parts)    response
 //	100    19             1.1 kB       9 ms, 6, 1.00  8 ms, 15, 1.00  23 us    7.0 kB        8.0 kB
 //	250    50             3.0 kB       9 ms, 6, 1.00 11 ms, 12, 1.02  83 us   17.9 kB       20.3 kB
 //	500    99             6.0 kB      10 ms, 6, 1.00 11 ms, 21, 1.04  0.2 ms  36.2 kB       40.8 kB
