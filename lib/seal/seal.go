@@ -13,30 +13,64 @@
 //
 // The nonce is four zero bytes and the counter; the kind and counter
 // bytes are the additional data, so a changed header fails like a
-// changed payload. Each direction has its own key. The key of a
-// direction rolls over every RekeyAfter packets by a one-way step
-// (HKDF of the previous key): epoch e = counter / RekeyAfter uses key
-// k_e = HKDF(k_{e-1}, "rekey"), so no extra exchange is needed, both
-// ends know which key a packet used from its counter alone, and a key
-// once left behind is erased (a later compromise of the flow's state
-// does not open earlier epochs). A sender stops at RejectAfter packets
-// (ErrExhausted); the flow must then be allocated anew. Limits follow
-// WireGuard's model, with the per-key limit set from AES-GCM's data
-// bound (2^28 packets of up to 1400 bytes stay well under the 2^34.5
-// blocks per key of RFC 8446 section 5.5) instead of WireGuard's 2^60.
-// There is no time-based rekey: a flow's keys are its own and die with
-// it. (A time-based step, WireGuard's 2 minutes, would be cheap to add
-// by jumping the counter to the next epoch, but a sender that keeps
-// stepping while its packets are lost -- an adjacency keeps sending
-// keepalives through a long outage -- would leave the receiver more
-// than one epoch behind for good; that needs a receiver that derives
-// several epochs ahead at a bounded cost, not done yet.)
+// changed payload. Each direction has its own key.
 //
-// The receiver keeps a WireGuard-style sliding window (RFC 6479) of
-// WindowSize packets: a packet older than the window, or seen before,
-// is dropped and counted, as is one that fails authentication or is
-// too short. None of them ever reaches the application and none ends
-// the flow.
+// Key epochs. The counter space of a direction is cut into epochs of
+// RekeyAfter counters: epoch e = counter / RekeyAfter uses key k_e =
+// HKDF(k_{e-1}, "rekey"), a one-way step, so no extra exchange is
+// needed, both ends know which key a packet used from its counter
+// alone, and a key once left behind is erased (a later compromise of
+// the flow's state does not open earlier epochs). A sender moves to
+// the next epoch when its key sealed RekeyAfter packets or is
+// RekeyAfterTime (2 minutes, WireGuard's REKEY_AFTER_TIME) old,
+// whichever comes first: on time it jumps its counter to the next
+// epoch's first value. Time is read at each packet from an injected
+// clock (NewSessionClock); an idle sender does not step, so its first
+// packet after a long pause moves one epoch, not one per 2 minutes of
+// silence. The wire format is unchanged: a time step is only a
+// counter jump. A receiver of the version before time steps follows a
+// step of one epoch, but not a gap of several, and drops packets late
+// across a jump; both ends of a flow normally run the same flow
+// library.
+//
+// The receiver follows a packet of a later epoch up to MaxEpochSkip
+// (64) epochs ahead: it derives the keys up to that epoch (each from
+// the one before, kept in a look-ahead of at most 64 keys so each is
+// derived once however many packets claim it), tries the packet, and
+// only if it authenticates makes that epoch current, erasing the keys
+// it passed. A sender steps into an epoch the receiver never saw only
+// while its packets are lost: an adjacency keeps sealing keepalives
+// through an outage, one epoch per 2 minutes, so 64 epochs carry a
+// flow through an outage of two hours (a lower flow that long gone is
+// replaced long before by the layer's own liveness checks). The bound
+// is what a forger costs: a packet claiming a later epoch makes the
+// receiver derive at most 64 keys (about 1 us each here, each once per
+// epoch) and one AES key schedule before it fails; a packet further
+// ahead is dropped unopened and counted (Stats.Ahead, ErrAhead) and
+// leaves the session as it was. There is no bound a forger could push
+// the receiver past: only an authentic packet moves it.
+//
+// Each epoch has its own replay window of WindowSize packets
+// (WireGuard-style sliding window, RFC 6479): a packet older than its
+// window, or seen before, is dropped and counted, as is one that fails
+// authentication or is too short. After a rollover the previous
+// epoch's key and window stay for PreviousGrace (10 s), for packets
+// reordered across it, and no longer (dropped at the first packet
+// after the grace, or at the next rollover); a packet of any older
+// epoch is dropped as too old. None of these ever reaches the
+// application and none ends the flow. A sender stops at RejectAfter
+// packets (ErrExhausted); the flow must then be allocated anew.
+//
+// Limits follow WireGuard's model, with the per-key limit set from
+// AES-GCM's data bound (2^28 packets of up to 1400 bytes stay well
+// under the 2^34.5 blocks per key of RFC 8446 section 5.5) instead of
+// WireGuard's 2^60. Unlike WireGuard, a rollover is no new key
+// exchange: the ratchet gives forward secrecy between epochs (a key
+// captured now does not open earlier epochs' traffic), not healing (it
+// does open the later epochs of the same flow, until the flow is
+// allocated anew). Erasing covers the raw keys this package holds; the
+// AES key schedules inside the standard library's AEAD values cannot
+// be wiped and are left to the garbage collector.
 //
 // What it protects, and what not: see the threat model in
 // docs/architecture.md. In short, the IPCPs, shims and sockets below a
@@ -55,6 +89,9 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/ouro-net/ouro/lib/clock"
 )
 
 // Packet kinds: the first byte of everything an encrypting flow sends.
@@ -78,6 +115,18 @@ const (
 	// RekeyAfter is how many packets each key seals before the next
 	// epoch's key takes over.
 	RekeyAfter = 1 << 28
+	// RekeyAfterTime is how long a sender uses one key: the first
+	// packet it seals after that starts the next epoch (WireGuard's
+	// REKEY_AFTER_TIME).
+	RekeyAfterTime = 120 * time.Second
+	// MaxEpochSkip is how many epochs ahead of its own a receiver
+	// follows a packet; a packet further ahead is dropped unopened and
+	// counted (Stats.Ahead). See the package doc for why 64.
+	MaxEpochSkip = 64
+	// PreviousGrace is how long a receiver keeps the previous epoch's
+	// key after it moved on, for packets reordered across the
+	// rollover; then the key is dropped.
+	PreviousGrace = 10 * time.Second
 	// RejectAfter is the most packets one direction ever seals.
 	RejectAfter = 1<<64 - 1<<13 - 1
 )
@@ -90,8 +139,12 @@ var (
 	ErrShort = errors.New("seal: packet too short")
 	// ErrAuth means a packet failed authentication.
 	ErrAuth = errors.New("seal: packet failed authentication")
-	// ErrReplay means a packet was seen before or is older than the window.
+	// ErrReplay means a packet was seen before or is older than the
+	// window (or of an epoch whose key is gone).
 	ErrReplay = errors.New("seal: packet replayed or too old")
+	// ErrAhead means a packet claims an epoch more than MaxEpochSkip
+	// ahead of the receiver's.
+	ErrAhead = errors.New("seal: packet too many key epochs ahead")
 )
 
 // Stats counts a flow's sealed traffic.
@@ -100,27 +153,30 @@ type Stats struct {
 	Opened   uint64 // packets opened and delivered
 	Short    uint64 // packets dropped: too short or not a sealed packet
 	Auth     uint64 // packets dropped: failed authentication
-	Replayed uint64 // packets dropped: replayed or older than the window
-	Rekeys   uint64 // key rollovers, both directions
+	Replayed uint64 // packets dropped: replayed, older than the window, or of a forgotten epoch
+	Ahead    uint64 // packets dropped: more than MaxEpochSkip epochs ahead
+	Rekeys   uint64 // key epochs stepped, both directions
 	// Handshake counts handshake messages dropped on this flow:
 	// malformed ones, and repeats after the handshake.
 	Handshake uint64
 }
 
 // Dropped is the sum of the drop counters.
-func (s Stats) Dropped() uint64 { return s.Short + s.Auth + s.Replayed + s.Handshake }
+func (s Stats) Dropped() uint64 { return s.Short + s.Auth + s.Replayed + s.Ahead + s.Handshake }
 
 type counters struct {
-	sealed, opened, short, auth, replayed, rekeys, handshake atomic.Uint64
+	sealed, opened, short, auth, replayed, ahead, rekeys, handshake atomic.Uint64
 }
 
-// ratchet is the one-way step from an epoch's key to the next.
-func ratchet(key []byte) []byte {
-	k, err := hkdf.Key(sha256.New, key, nil, "ouro flow seal rekey", KeyLen)
+// ratchet sets dst to the key of the epoch after src's: one HKDF step,
+// one way.
+func ratchet(dst, src *[KeyLen]byte) {
+	k, err := hkdf.Key(sha256.New, src[:], nil, "ouro flow seal rekey", KeyLen)
 	if err != nil {
 		panic(err) // only for a key length HKDF cannot give
 	}
-	return k
+	copy(dst[:], k)
+	clear(k)
 }
 
 func newAEAD(key []byte) cipher.AEAD {
@@ -138,30 +194,50 @@ func newAEAD(key []byte) cipher.AEAD {
 // Sealer seals one direction's packets. It is safe for concurrent use.
 type Sealer struct {
 	mu    sync.Mutex
+	clk   clock.Clock
 	aead  cipher.AEAD
-	key   []byte
-	next  uint64 // counter of the next packet
-	limit uint64 // packets per key (RekeyAfter; smaller in tests)
+	key   [KeyLen]byte
+	epoch uint64    // the epoch of key
+	since time.Time // when key took over
+	next  uint64    // counter of the next packet
+	limit uint64    // packets per key (RekeyAfter; smaller in tests)
 	nonce [12]byte
 	c     *counters
+}
+
+// window is a replay window (RFC 6479): top is the highest counter
+// accepted + 1. The bitmap holds twice the window, so the words the
+// window spans never wrap onto each other.
+type window struct {
+	top  uint64
+	bits [2 * WindowSize / 64]uint64
 }
 
 // Opener opens the other direction's packets, with a replay window.
 // It is safe for concurrent use.
 type Opener struct {
 	mu    sync.Mutex
+	clk   clock.Clock
 	epoch uint64
 	cur   cipher.AEAD
-	key   []byte      // the current epoch's key
-	prev  cipher.AEAD // the previous epoch's, for packets late across a rollover
-	nxt   cipher.AEAD // the next epoch's, derived when first needed
-	nkey  []byte
-	limit uint64
-	nonce [12]byte
-	// Replay window (RFC 6479): top is the highest counter accepted + 1.
-	top  uint64
-	bits [2 * WindowSize / 64]uint64
-	c    *counters
+	key   [KeyLen]byte // the current epoch's key
+	win   window       // the current epoch's counters
+	// The previous epoch's AEAD and window, for packets late across a
+	// rollover, until prevEnd.
+	prev    cipher.AEAD
+	pwin    window
+	prevEnd time.Time
+	// Look-ahead: ahead[i] is the key of epoch epoch+1+i, for i <
+	// nAhead, derived when a packet first claimed a later epoch (so
+	// forged claims cost each derivation once per epoch, not once per
+	// packet), and cand the AEAD of epoch candE (0: none).
+	ahead  [MaxEpochSkip][KeyLen]byte
+	nAhead int
+	cand   cipher.AEAD
+	candE  uint64
+	limit  uint64
+	nonce  [12]byte
+	c      *counters
 }
 
 // Session is the sealing state of one flow end: a Sealer for what it
@@ -172,15 +248,24 @@ type Session struct {
 	c counters
 }
 
-// NewSession makes the session of one end from the two direction keys.
-// limit is the packets per key (0: RekeyAfter); tests make it small.
+// NewSession makes the session of one end from the two direction keys,
+// on the real clock. limit is the packets per key (0: RekeyAfter);
+// tests make it small.
 func NewSession(sendKey, recvKey []byte, limit uint64) *Session {
+	return NewSessionClock(sendKey, recvKey, limit, clock.Real())
+}
+
+// NewSessionClock is NewSession with the clock that times key epochs
+// (RekeyAfterTime) and the previous key's grace (PreviousGrace).
+func NewSessionClock(sendKey, recvKey []byte, limit uint64, clk clock.Clock) *Session {
 	if limit == 0 {
 		limit = RekeyAfter
 	}
 	s := &Session{}
-	s.Sealer = Sealer{aead: newAEAD(sendKey), key: append([]byte(nil), sendKey...), limit: limit, c: &s.c}
-	s.Opener = Opener{cur: newAEAD(recvKey), key: append([]byte(nil), recvKey...), limit: limit, c: &s.c}
+	s.Sealer = Sealer{clk: clk, aead: newAEAD(sendKey), since: clk.Now(), limit: limit, c: &s.c}
+	copy(s.Sealer.key[:], sendKey)
+	s.Opener = Opener{clk: clk, cur: newAEAD(recvKey), limit: limit, c: &s.c}
+	copy(s.Opener.key[:], recvKey)
 	return s
 }
 
@@ -188,8 +273,8 @@ func NewSession(sendKey, recvKey []byte, limit uint64) *Session {
 func (s *Session) Stats() Stats {
 	return Stats{
 		Sealed: s.c.sealed.Load(), Opened: s.c.opened.Load(), Short: s.c.short.Load(),
-		Auth: s.c.auth.Load(), Replayed: s.c.replayed.Load(), Rekeys: s.c.rekeys.Load(),
-		Handshake: s.c.handshake.Load(),
+		Auth: s.c.auth.Load(), Replayed: s.c.replayed.Load(), Ahead: s.c.ahead.Load(),
+		Rekeys: s.c.rekeys.Load(), Handshake: s.c.handshake.Load(),
 	}
 }
 
@@ -200,22 +285,33 @@ func (s *Session) CountHandshake() { s.c.handshake.Add(1) }
 func (s *Session) CountShort() { s.c.short.Add(1) }
 
 // Seal appends the sealed form of plain to dst and returns it. With
-// cap(dst)-len(dst) >= len(plain)+Overhead it does not allocate.
+// cap(dst)-len(dst) >= len(plain)+Overhead it does not allocate
+// (except at a key rollover).
 func (s *Sealer) Seal(dst, plain []byte) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ctr := s.next
+	if ctr/s.limit == s.epoch && s.clk.Now().Sub(s.since) >= RekeyAfterTime {
+		// The key is old: jump the counter to the next epoch's first.
+		e := s.epoch + 1
+		if e > RejectAfter/s.limit {
+			return dst, ErrExhausted
+		}
+		ctr = e * s.limit
+	}
 	if ctr >= RejectAfter {
 		return dst, ErrExhausted
 	}
-	if ctr != 0 && ctr%s.limit == 0 {
-		k := ratchet(s.key)
-		clear(s.key)
-		s.key = k
-		s.aead = newAEAD(k)
+	if e := ctr / s.limit; e != s.epoch {
+		// e is always s.epoch+1: counters only grow, one at a time or
+		// to the next epoch's first.
+		ratchet(&s.key, &s.key)
+		s.aead = newAEAD(s.key[:])
+		s.epoch = e
+		s.since = s.clk.Now()
 		s.c.rekeys.Add(1)
 	}
-	s.next++
+	s.next = ctr + 1
 	hdr := len(dst)
 	dst = append(dst, KindData)
 	dst = binary.BigEndian.AppendUint64(dst, ctr)
@@ -227,8 +323,9 @@ func (s *Sealer) Seal(dst, plain []byte) ([]byte, error) {
 
 // Open authenticates the sealed packet p and decrypts it in place,
 // returning the plaintext (a prefix of p[HeaderLen:]). A packet that is
-// short, forged, or replayed gives an error and is counted; nothing of
-// it may be used. It does not allocate (except at a key rollover).
+// short, forged, replayed, too old or too far ahead gives an error and
+// is counted; nothing of it may be used. It does not allocate (except
+// when a packet claims a later key epoch).
 func (o *Opener) Open(p []byte) ([]byte, error) {
 	if len(p) < Overhead || p[0] != KindData {
 		o.c.short.Add(1)
@@ -237,28 +334,37 @@ func (o *Opener) Open(p []byte) ([]byte, error) {
 	ctr := binary.BigEndian.Uint64(p[1:HeaderLen])
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if ctr >= RejectAfter || !o.fresh(ctr) {
+	if o.prev != nil && o.clk.Now().After(o.prevEnd) {
+		o.prev = nil // its grace is over
+	}
+	if ctr >= RejectAfter {
 		o.c.replayed.Add(1)
 		return nil, ErrReplay
 	}
 	e := ctr / o.limit
 	var a cipher.AEAD
+	var w *window
 	switch {
 	case e == o.epoch:
-		a = o.cur
+		a, w = o.cur, &o.win
 	case e+1 == o.epoch && o.prev != nil:
-		a = o.prev
-	case e == o.epoch+1:
-		if o.nxt == nil {
-			o.nkey = ratchet(o.key)
-			o.nxt = newAEAD(o.nkey)
-		}
-		a = o.nxt
+		a, w = o.prev, &o.pwin
+	case e < o.epoch:
+		// Its key is gone: older than the previous epoch, or the
+		// previous epoch's grace is over.
+		o.c.replayed.Add(1)
+		return nil, ErrReplay
+	case e-o.epoch > MaxEpochSkip:
+		// Dropped unopened: no honest sender gets that far ahead
+		// (package doc), and trying would cost unbounded work.
+		o.c.ahead.Add(1)
+		return nil, ErrAhead
 	default:
-		// Older than the previous epoch (its key is gone) or more than
-		// one epoch ahead (no honest sender skips 2^28 packets).
-		o.c.auth.Add(1)
-		return nil, ErrAuth
+		a = o.candidate(e - o.epoch)
+	}
+	if w != nil && !w.fresh(ctr) {
+		o.c.replayed.Add(1)
+		return nil, ErrReplay
 	}
 	binary.BigEndian.PutUint64(o.nonce[4:], ctr)
 	out, err := a.Open(p[HeaderLen:HeaderLen], o.nonce[:], p[HeaderLen:], p[:HeaderLen])
@@ -266,54 +372,90 @@ func (o *Opener) Open(p []byte) ([]byte, error) {
 		o.c.auth.Add(1)
 		return nil, ErrAuth
 	}
-	if e == o.epoch+1 {
-		// The first authentic packet of the next epoch moves us on.
-		clear(o.key)
-		o.prev, o.cur, o.key = o.cur, o.nxt, o.nkey
-		o.nxt, o.nkey = nil, nil
-		o.epoch = e
-		o.c.rekeys.Add(1)
+	if w == nil {
+		// The first authentic packet of a later epoch moves us on.
+		o.advance(e - o.epoch)
+		w = &o.win
 	}
-	o.accept(ctr)
+	w.accept(ctr)
 	o.c.opened.Add(1)
 	return out, nil
 }
 
-// fresh reports whether ctr is inside the window and not yet seen.
-func (o *Opener) fresh(ctr uint64) bool {
-	if ctr >= o.top {
-		return true
+// candidate returns the AEAD of epoch o.epoch+k (1 <= k <=
+// MaxEpochSkip), deriving the keys up to it that are not derived yet.
+func (o *Opener) candidate(k uint64) cipher.AEAD {
+	for uint64(o.nAhead) < k {
+		src := &o.key
+		if o.nAhead > 0 {
+			src = &o.ahead[o.nAhead-1]
+		}
+		ratchet(&o.ahead[o.nAhead], src)
+		o.nAhead++
 	}
-	if o.top-ctr > WindowSize {
-		return false
+	if o.cand == nil || o.candE != o.epoch+k {
+		o.cand, o.candE = newAEAD(o.ahead[k-1][:]), o.epoch+k
 	}
-	i := (ctr / 64) % uint64(len(o.bits))
-	return o.bits[i]&(1<<(ctr%64)) == 0
+	return o.cand
 }
 
-// accept marks ctr seen, sliding the window forward if needed. The
-// bitmap holds twice the window, so the words the window spans never
-// wrap onto each other.
-func (o *Opener) accept(ctr uint64) {
-	n := uint64(len(o.bits))
-	if ctr >= o.top {
-		if o.top > 0 {
-			last, to := (o.top-1)/64, ctr/64
+// advance makes epoch o.epoch+k current (its AEAD is o.cand), keeps
+// the one before it for PreviousGrace, and erases the keys left behind.
+func (o *Opener) advance(k uint64) {
+	if k == 1 {
+		o.prev, o.pwin = o.cur, o.win
+	} else {
+		// The epochs in between were never seen: their packets were
+		// lost. Only the one just before the new epoch stays open,
+		// with an empty window, for packets reordered across the
+		// rollover.
+		o.prev, o.pwin = newAEAD(o.ahead[k-2][:]), window{}
+	}
+	o.prevEnd = o.clk.Now().Add(PreviousGrace)
+	o.cur, o.cand, o.candE = o.cand, nil, 0
+	o.key = o.ahead[k-1]
+	n := o.nAhead
+	copy(o.ahead[:], o.ahead[k:n])
+	clear(o.ahead[n-int(k) : n])
+	o.nAhead = n - int(k)
+	o.win = window{}
+	o.epoch += k
+	o.c.rekeys.Add(k)
+}
+
+// fresh reports whether ctr is inside the window and not yet seen.
+func (w *window) fresh(ctr uint64) bool {
+	if ctr >= w.top {
+		return true
+	}
+	if w.top-ctr > WindowSize {
+		return false
+	}
+	i := (ctr / 64) % uint64(len(w.bits))
+	return w.bits[i]&(1<<(ctr%64)) == 0
+}
+
+// accept marks ctr seen, sliding the window forward if needed.
+func (w *window) accept(ctr uint64) {
+	n := uint64(len(w.bits))
+	if ctr >= w.top {
+		if w.top > 0 {
+			last, to := (w.top-1)/64, ctr/64
 			if to-last >= n {
-				clear(o.bits[:])
+				clear(w.bits[:])
 			} else {
-				for w := last + 1; w <= to; w++ {
-					o.bits[w%n] = 0
+				for i := last + 1; i <= to; i++ {
+					w.bits[i%n] = 0
 				}
 			}
 		}
-		o.top = ctr + 1
+		w.top = ctr + 1
 	}
-	o.bits[(ctr/64)%n] |= 1 << (ctr % 64)
+	w.bits[(ctr/64)%n] |= 1 << (ctr % 64)
 }
 
 // String describes the stats for tools.
 func (s Stats) String() string {
-	return fmt.Sprintf("sealed %d opened %d dropped %d (short %d auth %d replay %d handshake %d) rekeys %d",
-		s.Sealed, s.Opened, s.Dropped(), s.Short, s.Auth, s.Replayed, s.Handshake, s.Rekeys)
+	return fmt.Sprintf("sealed %d opened %d dropped %d (short %d auth %d replay %d ahead %d handshake %d) rekeys %d",
+		s.Sealed, s.Opened, s.Dropped(), s.Short, s.Auth, s.Replayed, s.Ahead, s.Handshake, s.Rekeys)
 }
