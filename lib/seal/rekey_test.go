@@ -364,3 +364,43 @@ func BenchmarkRatchet(b *testing.B) {
 		ratchet(&k, &k)
 	}
 }
+
+// Both directions of a session through an outage of ten hours: each
+// sender stops stepping after MaxUnheardSteps epochs without hearing
+// the other, so both recover when the link returns.
+func TestTimeRekeyLongOutageBothWays(t *testing.T) {
+	a, b, ca, cb := timedPair(t, 0)
+	n := 0
+	exchange := func() {
+		t.Helper()
+		mustOpen(t, b, seal(t, a, n), n)
+		mustOpen(t, a, seal(t, b, n+1), n+1)
+		n += 2
+	}
+	exchange()
+	advance(RekeyAfterTime, ca, cb)
+	exchange()
+	// Ten hours of keepalives every 10 s each way, all lost.
+	for range 3600 {
+		advance(10*time.Second, ca, cb)
+		seal(t, a, -1)
+		seal(t, b, -1)
+	}
+	for _, s := range []*Session{a, b} {
+		// The last step before the outage counts: it too was taken
+		// without hearing the peer after it.
+		if e := s.Sealer.epoch; e < MaxUnheardSteps || e > 1+MaxUnheardSteps {
+			t.Fatalf("after the outage the sender is in epoch %d, want %d or %d", e, MaxUnheardSteps, 1+MaxUnheardSteps)
+		}
+	}
+	exchange()
+	// Heard again: the senders step on time as before.
+	advance(RekeyAfterTime, ca, cb)
+	exchange()
+	if a.Sealer.epoch != 2+MaxUnheardSteps || b.Opener.epoch != a.Sealer.epoch || a.Opener.epoch != b.Sealer.epoch {
+		t.Fatalf("epochs after recovery: a sends %d, b opens %d; b sends %d, a opens %d", a.Sealer.epoch, b.Opener.epoch, b.Sealer.epoch, a.Opener.epoch)
+	}
+	if as, bs := a.Stats(), b.Stats(); as.Dropped() != 0 || bs.Dropped() != 0 || as.Opened != 4 || bs.Opened != 4 {
+		t.Fatalf("a %v; b %v", as, bs)
+	}
+}

@@ -39,16 +39,25 @@
 // derived once however many packets claim it), tries the packet, and
 // only if it authenticates makes that epoch current, erasing the keys
 // it passed. A sender steps into an epoch the receiver never saw only
-// while its packets are lost: an adjacency keeps sealing keepalives
-// through an outage, one epoch per 2 minutes, so 64 epochs carry a
-// flow through an outage of two hours (a lower flow that long gone is
-// replaced long before by the layer's own liveness checks). The bound
-// is what a forger costs: a packet claiming a later epoch makes the
-// receiver derive at most 64 keys (about 1 us each here, each once per
-// epoch) and one AES key schedule before it fails; a packet further
-// ahead is dropped unopened and counted (Stats.Ahead, ErrAhead) and
-// leaves the session as it was. There is no bound a forger could push
-// the receiver past: only an authentic packet moves it.
+// while its packets are lost, one epoch per 2 minutes of sealing into
+// the outage (an adjacency keeps sealing keepalives through one). To
+// keep that bounded whatever the outage's length, a sender whose
+// session has opened nothing from the peer since its last time step
+// takes at most MaxUnheardSteps (32) such steps in a row, then keeps
+// its key (up to the packet limit) until it hears the peer again: an
+// outage of both directions leaves the receiver at most 32 epochs
+// behind, and 64 leave room for packets in flight around it. A
+// session that never heard its peer (a one-way flow) keeps stepping:
+// such a direction survives an outage of about two hours (64 epochs),
+// not more; so does one direction of an asymmetric outage (the sender
+// hears the peer, the peer hears nothing). The bound of 64 is also what
+// a forger costs: a packet claiming a later epoch makes the receiver
+// derive at most 64 keys (a few microseconds each, each once per epoch
+// however many packets claim it) and one AES key schedule before it
+// fails (about 1.5 us, BenchmarkOpenForgedAhead); a packet further
+// ahead is dropped unopened and counted (Stats.Ahead, ErrAhead). Either
+// way the session stays as it was: only an authentic packet moves the
+// receiver on.
 //
 // Each epoch has its own replay window of WindowSize packets
 // (WireGuard-style sliding window, RFC 6479): a packet older than its
@@ -123,6 +132,10 @@ const (
 	// follows a packet; a packet further ahead is dropped unopened and
 	// counted (Stats.Ahead). See the package doc for why 64.
 	MaxEpochSkip = 64
+	// MaxUnheardSteps is how many time steps in a row a sender takes
+	// while its session opens nothing from the peer (see the package
+	// doc); then it waits for the peer, or for the packet limit.
+	MaxUnheardSteps = MaxEpochSkip / 2
 	// PreviousGrace is how long a receiver keeps the previous epoch's
 	// key after it moved on, for packets reordered across the
 	// rollover; then the key is dropped.
@@ -199,10 +212,14 @@ type Sealer struct {
 	key   [KeyLen]byte
 	epoch uint64    // the epoch of key
 	since time.Time // when key took over
-	next  uint64    // counter of the next packet
-	limit uint64    // packets per key (RekeyAfter; smaller in tests)
-	nonce [12]byte
-	c     *counters
+	// Time steps taken since the session last opened a packet (heard:
+	// the opened count at the last step).
+	unheard int
+	heard   uint64
+	next    uint64 // counter of the next packet
+	limit   uint64 // packets per key (RekeyAfter; smaller in tests)
+	nonce   [12]byte
+	c       *counters
 }
 
 // window is a replay window (RFC 6479): top is the highest counter
@@ -291,7 +308,7 @@ func (s *Sealer) Seal(dst, plain []byte) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ctr := s.next
-	if ctr/s.limit == s.epoch && s.clk.Now().Sub(s.since) >= RekeyAfterTime {
+	if ctr/s.limit == s.epoch && s.clk.Now().Sub(s.since) >= RekeyAfterTime && s.mayStep() {
 		// The key is old: jump the counter to the next epoch's first.
 		e := s.epoch + 1
 		if e > RejectAfter/s.limit {
@@ -319,6 +336,22 @@ func (s *Sealer) Seal(dst, plain []byte) ([]byte, error) {
 	dst = s.aead.Seal(dst, s.nonce[:], plain, dst[hdr:hdr+HeaderLen])
 	s.c.sealed.Add(1)
 	return dst, nil
+}
+
+// mayStep reports whether the sender may take a time step now: unless
+// the session has heard from the peer since its last step (or never
+// heard anything: a one-way flow), it takes at most MaxUnheardSteps in
+// a row, so an outage of both directions leaves the peer's receiver at
+// most that many epochs behind, well inside MaxEpochSkip.
+func (s *Sealer) mayStep() bool {
+	if op := s.c.opened.Load(); op != s.heard || op == 0 {
+		s.heard, s.unheard = op, 0
+	}
+	if s.unheard >= MaxUnheardSteps {
+		return false
+	}
+	s.unheard++
+	return true
 }
 
 // Open authenticates the sealed packet p and decrypts it in place,
