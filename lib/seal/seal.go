@@ -55,7 +55,8 @@
 // derive at most 64 keys (a few microseconds each, each once per epoch
 // however many packets claim it) and one AES key schedule before it
 // fails (about 1.5 us, BenchmarkOpenForgedAhead); a packet further
-// ahead is dropped unopened and counted (Stats.Ahead, ErrAhead). Either
+// ahead is dropped unopened and counted (as an authentication failure,
+// and in Stats.Ahead; ErrAhead). Either
 // way the session stays as it was: only an authentic packet moves the
 // receiver on.
 //
@@ -165,17 +166,19 @@ type Stats struct {
 	Sealed   uint64 // packets sealed and sent
 	Opened   uint64 // packets opened and delivered
 	Short    uint64 // packets dropped: too short or not a sealed packet
-	Auth     uint64 // packets dropped: failed authentication
+	Auth     uint64 // packets dropped: failed authentication (or could not be tried: Ahead)
 	Replayed uint64 // packets dropped: replayed, older than the window, or of a forgotten epoch
-	Ahead    uint64 // packets dropped: more than MaxEpochSkip epochs ahead
-	Rekeys   uint64 // key epochs stepped, both directions
+	// Ahead counts the packets of Auth that were dropped unopened, more
+	// than MaxEpochSkip epochs ahead of the receiver.
+	Ahead  uint64
+	Rekeys uint64 // key epochs stepped, both directions
 	// Handshake counts handshake messages dropped on this flow:
 	// malformed ones, and repeats after the handshake.
 	Handshake uint64
 }
 
 // Dropped is the sum of the drop counters.
-func (s Stats) Dropped() uint64 { return s.Short + s.Auth + s.Replayed + s.Ahead + s.Handshake }
+func (s Stats) Dropped() uint64 { return s.Short + s.Auth + s.Replayed + s.Handshake }
 
 type counters struct {
 	sealed, opened, short, auth, replayed, ahead, rekeys, handshake atomic.Uint64
@@ -390,6 +393,7 @@ func (o *Opener) Open(p []byte) ([]byte, error) {
 	case e-o.epoch > MaxEpochSkip:
 		// Dropped unopened: no honest sender gets that far ahead
 		// (package doc), and trying would cost unbounded work.
+		o.c.auth.Add(1)
 		o.c.ahead.Add(1)
 		return nil, ErrAhead
 	default:
@@ -489,6 +493,6 @@ func (w *window) accept(ctr uint64) {
 
 // String describes the stats for tools.
 func (s Stats) String() string {
-	return fmt.Sprintf("sealed %d opened %d dropped %d (short %d auth %d replay %d ahead %d handshake %d) rekeys %d",
-		s.Sealed, s.Opened, s.Dropped(), s.Short, s.Auth, s.Replayed, s.Ahead, s.Handshake, s.Rekeys)
+	return fmt.Sprintf("sealed %d opened %d dropped %d (short %d auth %d (ahead %d) replay %d handshake %d) rekeys %d",
+		s.Sealed, s.Opened, s.Dropped(), s.Short, s.Auth, s.Ahead, s.Replayed, s.Handshake, s.Rekeys)
 }
