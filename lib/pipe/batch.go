@@ -161,9 +161,31 @@ func (p *Pipe) WriteBatchKinds(bufs [][]byte, kinds []Kind) (int, error) {
 		p.wbfn = p.doWriteBatch
 	}
 	b := p.wb
+	if p.dgram && p.gso == nil {
+		p.gso = new(gsoState)
+	}
 	sent := 0
 	for sent < len(bufs) {
 		n := min(len(bufs)-sent, MaxBatch)
+		if p.dgram && !p.gso.off {
+			if r := gsoRun(bufs[sent:]); r >= 2 {
+				ok, err := p.writeGSO(bufs[sent:sent+r], kinds, sent)
+				if err != nil {
+					return sent, err
+				}
+				if ok {
+					sent += r
+					continue
+				}
+			}
+			// Up to the next run that can go segmented.
+			for j := sent + 1; j < sent+n; j++ {
+				if gsoRun(bufs[j:]) >= 2 {
+					n = j - sent
+					break
+				}
+			}
+		}
 		for i := 0; i < n; i++ {
 			k := Data
 			if sent+i < len(kinds) {

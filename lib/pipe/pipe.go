@@ -14,7 +14,10 @@
 // IPCP hands its application a connected datagram socket that reaches
 // the peer application's socket, so that data no longer crosses the
 // IPCP process (see NewDatagram). The same record format then runs over
-// that socket, one record per datagram.
+// that socket, one record per datagram. On such a data socket,
+// WriteBatch sends a run of records of one size as one segmented send
+// (UDP_SEGMENT, see gso.go): on loopback the IP stack then runs once
+// per run, not once per record.
 package pipe
 
 import (
@@ -130,6 +133,7 @@ type Pipe struct {
 	wfn   func(uintptr) bool
 	wb    *batch // WriteBatch state, made on first use
 	wbfn  func(uintptr) bool
+	gso   *gsoState     // segmented sends of a data socket, made on first use
 	qfn   func(uintptr) // Queued's ioctl, under wmu
 	qn    int
 }
