@@ -151,7 +151,8 @@ func (e *Engine[A]) sendConfirm(fl *Flow[A]) {
 }
 
 // onAllocReq answers an alloc request: a repeated request for a flow
-// already set up gets the same "ok" again, one in progress gets
+// set up but not yet confirmed gets the same "ok" again, one in
+// progress, or one for a flow confirmed or ending (see below), gets
 // "pending", a new one starts an arrival (and gets "pending" at once,
 // so the requester knows this side is alive) if the caps on incoming
 // flows admit it. Refusals, which leave no state, are answered within
@@ -164,8 +165,18 @@ func (e *Engine[A]) onAllocReq(src A, m *wire.Msg) {
 	e.mu.Lock()
 	name, registered := e.names.Lookup(m.Hash)
 	switch fl := e.byRemote[key]; {
-	case fl != nil:
+	case fl != nil && fl.state.Load() == stateUp && !fl.Ending() && !fl.confirmed.Load():
 		resp.Src, resp.Status, resp.MTU, resp.Port = fl.Local, wire.OK, uint16(fl.MTU), fl.offered()
+	case fl != nil:
+		// The requester had our "ok" (it confirmed) or the flow is
+		// ending: this is a restarted requester reusing the eid of a
+		// flow it no longer has (its IPCP was killed and started
+		// again on the same address), or a late duplicate. An "ok"
+		// would hand it the old flow, which its own end no longer
+		// has (and our dealloc of it would then end its new flow):
+		// "pending" keeps it asking until the old flow is gone here.
+		resp.Status = wire.Pending
+		e.Counters.AllocsStale.Add(1)
 	case e.arriving[key]:
 		resp.Status = wire.Pending
 	case e.closed:

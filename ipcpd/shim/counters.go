@@ -37,6 +37,7 @@ type Counters struct {
 	QueriesIn, QueriesAnswered, QueriesLimited, QueriesOut atomic.Uint64
 	AllocsIn, AllocsRefused, AllocsOut, AllocsFailed       atomic.Uint64
 	AllocsTimedOut                                         atomic.Uint64 // the peer vanished mid-allocation
+	AllocsStale                                            atomic.Uint64 // requests for a flow confirmed or ending here: "pending"
 	DeallocsIn, DeallocsOut, DeallocsUnacked               atomic.Uint64
 	CarrierChanges                                         atomic.Uint64
 
@@ -71,6 +72,7 @@ func (c *Counters) List() []Counter {
 		{"queries-rate-limited", &c.QueriesLimited}, {"queries-out", &c.QueriesOut},
 		{"allocs-in", &c.AllocsIn}, {"allocs-refused", &c.AllocsRefused}, {"allocs-out", &c.AllocsOut},
 		{"allocs-failed", &c.AllocsFailed}, {"allocs-timed-out", &c.AllocsTimedOut},
+		{"allocs-stale", &c.AllocsStale},
 		{"deallocs-in", &c.DeallocsIn}, {"deallocs-out", &c.DeallocsOut}, {"deallocs-unacked", &c.DeallocsUnacked},
 		{"carrier-changes", &c.CarrierChanges},
 		{"refused-flows-full", &c.Refused.Flows}, {"refused-peer-flows-full", &c.Refused.PeerFlows},
