@@ -692,6 +692,14 @@ func (u *IPCP) handleFA(m layer.FAMsg) {
 		ch := u.pending[m.DstEID]
 		u.mu.Unlock()
 		if ch == nil {
+			// A second copy of the answer that set up our endpoint
+			// (the acceptor answers each repetition of the request):
+			// the flow is up, nothing to release.
+			if v, ok := u.eps.Load(m.DstEID); ok {
+				if ep := v.(*endpoint); ep.remoteAddr == m.SrcAddr && ep.remoteEID == m.SrcEID && m.Err == "" {
+					return
+				}
+			}
 			// The requester gave up before this answer came: release
 			// the endpoint the acceptor made for it.
 			if m.Err == "" && m.SrcEID != 0 {
