@@ -151,9 +151,9 @@ func (e *Engine[A]) sendConfirm(fl *Flow[A]) {
 }
 
 // onAllocReq answers an alloc request: a repeated request for a flow
-// set up but not yet confirmed gets the same "ok" again, one in
-// progress, or one for a flow confirmed or ending (see below), gets
-// "pending", a new one starts an arrival (and gets "pending" at once,
+// set up but not yet confirmed gets the same "ok" again (a request for
+// a confirmed one comes from a restarted requester: the old flow ends),
+// one in progress or for a flow ending here gets "pending", a new one starts an arrival (and gets "pending" at once,
 // so the requester knows this side is alive) if the caps on incoming
 // flows admit it. Refusals, which leave no state, are answered within
 // the source's answer budget; beyond it they are dropped and counted.
@@ -164,19 +164,29 @@ func (e *Engine[A]) onAllocReq(src A, m *wire.Msg) {
 	why := admit.Admitted
 	e.mu.Lock()
 	name, registered := e.names.Lookup(m.Hash)
+	if fl := e.byRemote[key]; fl != nil && fl.state.Load() == stateUp && fl.confirmed.Load() && !e.closed {
+		// The requester confirmed this flow, so it had our "ok" and
+		// asks for no flow under that eid any more: it is a new
+		// incarnation (its IPCP killed and started again on the same
+		// address, handing out the same eids), which no longer has
+		// the old flow. An "ok" would give it our end of the old flow
+		// (and our dealloc of it would end its new one): the old flow
+		// ends as if the peer had deallocated it, the request is a
+		// new one.
+		e.Counters.AllocsRestarted.Add(1)
+		if fl.end(endRemote) {
+			e.removeLocked(fl)
+		}
+		e.log.Info("flow request from a restarted peer: its old flow ended", "from", fmt.Sprint(src),
+			"peer_eid", m.Src, "eid", fl.Local)
+	}
 	switch fl := e.byRemote[key]; {
-	case fl != nil && fl.state.Load() == stateUp && !fl.Ending() && !fl.confirmed.Load():
+	case fl != nil && fl.state.Load() == stateUp && !fl.Ending():
 		resp.Src, resp.Status, resp.MTU, resp.Port = fl.Local, wire.OK, uint16(fl.MTU), fl.offered()
 	case fl != nil:
-		// The requester had our "ok" (it confirmed) or the flow is
-		// ending: this is a restarted requester reusing the eid of a
-		// flow it no longer has (its IPCP was killed and started
-		// again on the same address), or a late duplicate. An "ok"
-		// would hand it the old flow, which its own end no longer
-		// has (and our dealloc of it would then end its new flow):
-		// "pending" keeps it asking until the old flow is gone here.
+		// Ending here (our dealloc of it not acknowledged yet):
+		// "pending" keeps the requester asking until it is gone.
 		resp.Status = wire.Pending
-		e.Counters.AllocsStale.Add(1)
 	case e.arriving[key]:
 		resp.Status = wire.Pending
 	case e.closed:

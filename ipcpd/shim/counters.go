@@ -37,7 +37,7 @@ type Counters struct {
 	QueriesIn, QueriesAnswered, QueriesLimited, QueriesOut atomic.Uint64
 	AllocsIn, AllocsRefused, AllocsOut, AllocsFailed       atomic.Uint64
 	AllocsTimedOut                                         atomic.Uint64 // the peer vanished mid-allocation
-	AllocsStale                                            atomic.Uint64 // requests for a flow confirmed or ending here: "pending"
+	AllocsRestarted                                        atomic.Uint64 // requests for a confirmed flow (a restarted requester): the old flow ended
 	DeallocsIn, DeallocsOut, DeallocsUnacked               atomic.Uint64
 	CarrierChanges                                         atomic.Uint64
 
@@ -72,7 +72,7 @@ func (c *Counters) List() []Counter {
 		{"queries-rate-limited", &c.QueriesLimited}, {"queries-out", &c.QueriesOut},
 		{"allocs-in", &c.AllocsIn}, {"allocs-refused", &c.AllocsRefused}, {"allocs-out", &c.AllocsOut},
 		{"allocs-failed", &c.AllocsFailed}, {"allocs-timed-out", &c.AllocsTimedOut},
-		{"allocs-stale", &c.AllocsStale},
+		{"allocs-restarted-peer", &c.AllocsRestarted},
 		{"deallocs-in", &c.DeallocsIn}, {"deallocs-out", &c.DeallocsOut}, {"deallocs-unacked", &c.DeallocsUnacked},
 		{"carrier-changes", &c.CarrierChanges},
 		{"refused-flows-full", &c.Refused.Flows}, {"refused-peer-flows-full", &c.Refused.PeerFlows},
