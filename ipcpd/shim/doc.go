@@ -63,7 +63,12 @@
 // IRMd's 5 s wait for an auto-started program). A "busy" answer (the
 // responder's caps are full) is not final: the requester keeps asking
 // until the allocation times out. A repeated request for a flow already
-// set up gets the same "ok" again; an "ok" that arrives after the
+// set up but not yet confirmed gets the same "ok" again; one for a
+// confirmed flow comes from a requester that was restarted on the same
+// address and hands out the same eids (a killed lower IPCP brought
+// back): the old flow ends as if deallocated and the request is served
+// as a new one; one for a flow ending here gets "pending" until it is
+// gone. An "ok" that arrives after the
 // requester gave up is answered with a dealloc, so no half-flow
 // lingers. The requester confirms an "ok" (ConfirmRepeats confirmations
 // 100 ms apart, and one more for every repeated "ok"); data from it
