@@ -413,7 +413,7 @@ func (u *IPCP) watchCarrier(a *adj) {
 			f := a.live.flags.Swap(0) &^ helloAsked
 			if f != 0 || a.f.Queued() == 0 {
 				frame = liveness.AppendHello(append(frame[:0], kindKeepalive), liveness.Hello{Flags: byte(f), Interval: idle})
-				a.f.Write(frame)
+				u.sendFrame(a, frame) // through the egress scheduler when it queues: management class, ahead of data
 			}
 		case ev := <-a.f.Events():
 			if ev.State == flow.Down {
