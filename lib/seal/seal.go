@@ -289,6 +289,21 @@ func NewSessionClock(sendKey, recvKey []byte, limit uint64, clk clock.Clock) *Se
 	return s
 }
 
+// SetClock makes clk time the session's key epochs and the previous
+// key's grace from now on; the current epoch's age starts again at
+// clk.Now(). A flow library may call it at any time.
+func (s *Session) SetClock(clk clock.Clock) {
+	s.Sealer.mu.Lock()
+	s.Sealer.clk, s.Sealer.since = clk, clk.Now()
+	s.Sealer.mu.Unlock()
+	s.Opener.mu.Lock()
+	s.Opener.clk = clk
+	if s.Opener.prev != nil {
+		s.Opener.prevEnd = clk.Now().Add(PreviousGrace)
+	}
+	s.Opener.mu.Unlock()
+}
+
 // Stats returns the session's counters.
 func (s *Session) Stats() Stats {
 	return Stats{
