@@ -307,59 +307,11 @@ func (o *ovTopo) build(ctx context.Context, tmp string) error {
 			return err
 		}
 	}
-	// ouro: an IRMd per end, eth-dix per path, unicast over both.
-	for _, h := range []string{"a", "b"} {
-		o.dir[h] = filepath.Join(tmp, h)
-		if _, err := o.start(h, o.e.irm, "daemon", "--rundir", o.dir[h], "--log-level", o.e.logLevel); err != nil {
-			return err
-		}
+	if err := o.ouroTwoPaths(ctx, tmp); err != nil {
+		return err
 	}
-	for _, h := range []string{"a", "b"} {
-		deadline := time.Now().Add(10 * time.Second)
-		for flow.Call(ctx, o.dir[h], ctrl.OpIPCPList, nil, &ctrl.IPCPList{}) != nil {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("IRMd of %s does not answer", h)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	irm := func(h string, args ...string) error { return o.run(h, o.e.irm, args...) }
-	for _, h := range []string{"a", "b"} {
-		devs := o.devA
-		if h == "b" {
-			devs = o.devB
-		}
-		for k := 0; k < 2; k++ {
-			if err := irm(h, "ipcp", "bootstrap", "type", "eth-dix", "name", fmt.Sprintf("%s.e%d", h, k+1),
-				"layer", fmt.Sprintf("e%d", k+1), "dev", devs[k]); err != nil {
-				return err
-			}
-		}
-	}
-	reg := func(h, name string) error { return irm(h, "name", "register", name, "layer", "e1", "layer", "e2") }
-	for _, step := range []func() error{
-		func() error {
-			// Default liveness (hello 10 ms x 3); damping 10 ms, since the
-			// rounds cut the same two paths again and again within
-			// seconds, and flap damping (the default 1 s doubling with
-			// every flap in a minute, up to 32 s) would hold the repaired
-			// path out and leave the next round a single path.
-			return irm("a", "ipcp", "bootstrap", "type", "unicast", "name", "a", "layer", "net", "autobind",
-				"damping", "10ms")
-		},
-		func() error { return reg("a", "a") },
-		func() error { return reg("a", "net") },
-		func() error { return irm("b", "ipcp", "create", "type", "unicast", "name", "b") },
-		func() error { return irm("b", "ipcp", "enroll", "name", "b", "layer", "net", "dst", "a", "autobind") },
-		func() error { return reg("b", "b") },
-		func() error { return irm("b", "ipcp", "connect", "name", "b", "dst", "a", "layer", "e1") },
-		func() error { return irm("b", "ipcp", "connect", "name", "b", "dst", "a", "layer", "e2") },
-		func() error { return o.waitBoth(20 * time.Second) },
-		func() error { return irm("b", "name", "register", "ovpn", "layer", "net") },
-	} {
-		if err := step(); err != nil {
-			return err
-		}
+	if err := o.run("b", o.e.irm, "name", "register", "ovpn", "layer", "net"); err != nil {
+		return err
 	}
 	o.key = filepath.Join(tmp, "ovpn.key")
 	if err := seal.GenerateIdentity(o.key, o.key+".pub"); err != nil {
@@ -884,4 +836,62 @@ func (r *OvpnResult) print(w io.Writer) {
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}
+}
+
+// ouroTwoPaths brings up ouro on the two paths: an IRMd per end, an
+// eth-dix layer per path, and one unicast layer "net" over both, with
+// B enrolled at A and an adjacency over each path; a, b and net are
+// registered in both eth layers. Default liveness; damping 10 ms,
+// since the benches cut the same two paths again and again within
+// seconds, and flap damping (the default 1 s doubling with every flap
+// in a minute, up to 32 s) would hold the repaired path out and leave
+// the next round a single path.
+func (o *ovTopo) ouroTwoPaths(ctx context.Context, tmp string) error {
+	for _, h := range []string{"a", "b"} {
+		o.dir[h] = filepath.Join(tmp, h)
+		if _, err := o.start(h, o.e.irm, "daemon", "--rundir", o.dir[h], "--log-level", o.e.logLevel); err != nil {
+			return err
+		}
+	}
+	for _, h := range []string{"a", "b"} {
+		deadline := time.Now().Add(10 * time.Second)
+		for flow.Call(ctx, o.dir[h], ctrl.OpIPCPList, nil, &ctrl.IPCPList{}) != nil {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("IRMd of %s does not answer", h)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	irm := func(h string, args ...string) error { return o.run(h, o.e.irm, args...) }
+	for _, h := range []string{"a", "b"} {
+		devs := o.devA
+		if h == "b" {
+			devs = o.devB
+		}
+		for k := 0; k < 2; k++ {
+			if err := irm(h, "ipcp", "bootstrap", "type", "eth-dix", "name", fmt.Sprintf("%s.e%d", h, k+1),
+				"layer", fmt.Sprintf("e%d", k+1), "dev", devs[k]); err != nil {
+				return err
+			}
+		}
+	}
+	reg := func(h, name string) error { return irm(h, "name", "register", name, "layer", "e1", "layer", "e2") }
+	for _, step := range []func() error{
+		func() error {
+			return irm("a", "ipcp", "bootstrap", "type", "unicast", "name", "a", "layer", "net", "autobind", "damping", "10ms")
+		},
+		func() error { return reg("a", "a") },
+		func() error { return reg("a", "net") },
+		func() error { return irm("b", "ipcp", "create", "type", "unicast", "name", "b") },
+		func() error { return irm("b", "ipcp", "enroll", "name", "b", "layer", "net", "dst", "a", "autobind") },
+		func() error { return reg("b", "b") },
+		func() error { return irm("b", "ipcp", "connect", "name", "b", "dst", "a", "layer", "e1") },
+		func() error { return irm("b", "ipcp", "connect", "name", "b", "dst", "a", "layer", "e2") },
+		func() error { return o.waitBoth(20 * time.Second) },
+	} {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	return nil
 }

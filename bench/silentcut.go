@@ -27,7 +27,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -287,51 +286,5 @@ func (o *ovTopo) buildPaths(ctx context.Context, tmp, tag string) error {
 			}
 		}
 	}
-	for _, h := range []string{"a", "b"} {
-		o.dir[h] = filepath.Join(tmp, h)
-		if _, err := o.start(h, o.e.irm, "daemon", "--rundir", o.dir[h], "--log-level", o.e.logLevel); err != nil {
-			return err
-		}
-	}
-	for _, h := range []string{"a", "b"} {
-		deadline := time.Now().Add(10 * time.Second)
-		for flow.Call(ctx, o.dir[h], ctrl.OpIPCPList, nil, &ctrl.IPCPList{}) != nil {
-			if time.Now().After(deadline) {
-				return fmt.Errorf("IRMd of %s does not answer", h)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	irm := func(h string, args ...string) error { return o.run(h, o.e.irm, args...) }
-	for _, h := range []string{"a", "b"} {
-		devs := o.devA
-		if h == "b" {
-			devs = o.devB
-		}
-		for k := 0; k < 2; k++ {
-			if err := irm(h, "ipcp", "bootstrap", "type", "eth-dix", "name", fmt.Sprintf("%s.e%d", h, k+1),
-				"layer", fmt.Sprintf("e%d", k+1), "dev", devs[k]); err != nil {
-				return err
-			}
-		}
-	}
-	reg := func(h, name string) error { return irm(h, "name", "register", name, "layer", "e1", "layer", "e2") }
-	for _, step := range []func() error{
-		func() error {
-			return irm("a", "ipcp", "bootstrap", "type", "unicast", "name", "a", "layer", "net", "autobind", "damping", "10ms")
-		},
-		func() error { return reg("a", "a") },
-		func() error { return reg("a", "net") },
-		func() error { return irm("b", "ipcp", "create", "type", "unicast", "name", "b") },
-		func() error { return irm("b", "ipcp", "enroll", "name", "b", "layer", "net", "dst", "a", "autobind") },
-		func() error { return reg("b", "b") },
-		func() error { return irm("b", "ipcp", "connect", "name", "b", "dst", "a", "layer", "e1") },
-		func() error { return irm("b", "ipcp", "connect", "name", "b", "dst", "a", "layer", "e2") },
-		func() error { return o.waitBoth(20 * time.Second) },
-	} {
-		if err := step(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return o.ouroTwoPaths(ctx, tmp)
 }
