@@ -177,22 +177,22 @@ func (cc *controller) queued() (q float64, ok bool) {
 
 // allowed is how many packets of its own the flow may keep queued: its
 // share cc.queue, or, when more, what ccQueueDelay of queueing delay
-// holds at its rate (the window over the round's mean RTT). On a path
-// where cc.queue packets take longer than ccQueueDelay to drain (100
-// Mbit/s: 8 packets of 1400 bytes are 0.9 ms) nothing changes; on a
-// faster one a flow may queue up to ccQueueDelay, which a path whose
+// holds at its rate (the window over the round's mean RTT) less
+// cc.queue. Where ccQueueDelay holds fewer than 2*cc.queue packets
+// (below about 180 Mbit/s of 1400-byte packets) nothing changes; a
+// faster flow may queue up to about ccQueueDelay, which a path whose
 // cost is per packet and per wake-up (loopback, IPCP processes that
 // batch what waits for them) needs to run at speed. Fairness holds: a
-// flow above its allowance gives back half its excess, r*(delay-T),
-// proportional to its rate r (a multiplicative decrease), and a flow
-// slower than cc.queue/ccQueueDelay still aims at cc.queue packets, so
-// it grows until every flow at the bottleneck has at least that rate.
+// flow above its allowance gives back half its excess, about
+// r*(delay-T), proportional to its rate r (a multiplicative decrease),
+// and a slower flow still aims at cc.queue packets, so it grows until
+// every flow at the bottleneck has at least that rate.
 func (cc *controller) allowed() float64 {
 	if cc.roundN == 0 {
 		return cc.queue
 	}
 	r := (cc.roundSum / time.Duration(cc.roundN)).Seconds()
-	return max(cc.queue, cc.cwnd*ccQueueDelay.Seconds()/r)
+	return max(cc.queue, cc.cwnd*ccQueueDelay.Seconds()/r-cc.queue)
 }
 
 // onAck is called for every ACK that advances the cumulative ACK:
