@@ -120,8 +120,8 @@
 // queued packets makes the error relative to the whole queueing delay
 // instead. The 1 ms allowance changes nothing where 1 ms holds fewer
 // than 2*CCQueue packets of the flow (about 180 Mbit/s with the
-// default 8 and 1400-byte packets); it is for fast paths whose RTT is mostly wake-up
-// latency across processes (loopback: a 50 us minimum, 0.4 ms typical),
+// default 8 and 1400-byte packets); it is for fast paths whose RTT is
+// mostly wake-up latency across processes (loopback: a 50 us minimum, 0.4 ms typical),
 // where 8 packets in flight capped a flow at about 200 Mbit/s and the
 // processes on the way need a queue to batch what waits for them. The
 // excess a flow gives back, rate*(delay-1 ms), is proportional to its
@@ -130,7 +130,8 @@
 // least that rate. Allowing the whole 1 ms (not 1 ms less CCQueue
 // packets) let a flow on the 100 Mbit/s bench path keep more queue: a
 // ping beside it averaged 1.12-1.19 ms against 0.88-0.97 before; 0.5 ms
-// broke the fairness of four flows in the simulator (Jain 0.85). BBR was not taken: its bandwidth model needs per-packet
+// broke the fairness of four flows in the simulator (Jain 0.85).
+// BBR was not taken: its bandwidth model needs per-packet
 // delivery-rate state and its ProbeBW cycles keep up to a BDP queued
 // per flow; Copa's velocity machinery buys faster convergence than a
 // host whose ACK clock jitters by a millisecond can use. The mean, not
