@@ -101,8 +101,11 @@ func (f *Flow) readBatchRaw(bufs [][]byte, sizes []int, ce []bool) (int, error) 
 // with ErrTooBig before anything of it is sent. On a reliable flow it
 // writes the packets one by one.
 func (f *Flow) WriteBatch(bufs [][]byte) (int, error) {
-	if f.rel != nil || f.sess != nil {
-		// Reliable or encrypted: packet by packet.
+	if f.rel == nil && f.sess != nil {
+		return f.writeBatchSealed(bufs)
+	}
+	if f.rel != nil {
+		// Reliable: packet by packet (FRCT batches on its own).
 		for i, b := range bufs {
 			if _, err := f.Write(b); err != nil {
 				return i, err

@@ -197,4 +197,16 @@ func TestEncryptedBatch(t *testing.T) {
 	if st := b.Crypto(); st.Opened != uint64(len(out)) || st.Dropped() != 0 {
 		t.Fatalf("stats %v", st)
 	}
+	// A packet above the MTU in a batch: those before it are sent, the
+	// call says which one, nothing after it goes.
+	if mtu := a.MTU(); mtu > 0 {
+		big := [][]byte{[]byte("before"), make([]byte, mtu+1), []byte("after")}
+		if n, err := a.WriteBatch(big); n != 1 || !errors.Is(err, flow.ErrTooBig) {
+			t.Fatalf("WriteBatch with a packet above the MTU = %d, %v; want 1, ErrTooBig", n, err)
+		}
+		n, err := b.ReadBatch(bufs, sizes)
+		if err != nil || n != 1 || string(bufs[0][:sizes[0]]) != "before" {
+			t.Fatalf("after the refused batch: %d packets, %v", n, err)
+		}
+	}
 }

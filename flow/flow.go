@@ -251,9 +251,11 @@ type Flow struct {
 	rbuf      []byte     // sealed packet being read
 	rbat      [][]byte   // sealed packets being read by ReadBatch
 	rsiz      []int
-	wbuf      []byte // sealed packet being written
-	hsHello   []byte // server: the hello answered, for repeats
-	hsReply   []byte // server: the reply sent
+	wbuf      []byte   // sealed packet being written
+	wbat      [][]byte // sealed packets being written by WriteBatch
+	wout      [][]byte // the sealed packets of one batch write
+	hsHello   []byte   // server: the hello answered, for repeats
+	hsReply   []byte   // server: the reply sent
 	hsRepeats atomic.Int32
 	hsDrops   atomic.Uint64 // handshake messages dropped during the exchange
 	authed    bool          // the exchange proved the layer secret (WithPSK)
