@@ -63,6 +63,7 @@ func (e *Engine[A]) alloc(ctx context.Context, f *ipcpd.Flow) (int, error) {
 		fl.confirmsLeft.Store(admit.ConfirmRepeats - 1)
 		e.work.Add(1)
 		e.mu.Unlock()
+		e.kickSweep()
 		e.link.Agreed(fl, peerPort)
 		e.sendConfirm(fl)
 		e.log.Debug("flow allocated", "name", f.Name, "peer", fmt.Sprint(peer), "eid", fl.Local, "peer_eid", fl.Remote)
@@ -286,6 +287,7 @@ func (e *Engine[A]) arrival(key peerKey[A], name string, q qos.Spec, mtu int, po
 	fl.state.Store(stateUp)
 	e.byRemote[key] = fl
 	e.mu.Unlock()
+	e.kickSweep()
 	resp.Src, resp.Status, resp.MTU, resp.Port = fl.Local, wire.OK, uint16(mtu), fl.offered()
 	e.send(key.addr, &resp)
 	e.log.Debug("flow arrived", "name", name, "from", fmt.Sprint(key.addr), "eid", fl.Local, "peer_eid", fl.Remote)

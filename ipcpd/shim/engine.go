@@ -112,6 +112,13 @@ type Engine[A comparable] struct {
 
 	sigMu sync.Mutex // orders Down/Up signals per flow
 
+	// The sweeper's timer runs only while a flow needs it (expire.go):
+	// armed and kicked are guarded by sweepMu.
+	sweepMu     sync.Mutex
+	sweepT      clock.Timer
+	sweepArmed  bool
+	sweepKicked bool
+
 	mu        sync.RWMutex
 	closed    bool
 	carrier   bool
@@ -169,6 +176,7 @@ func New[A comparable](cfg Config[A]) (*Engine[A], error) {
 	e.adm = admit.New(e.t.limits(), cfg.Peers)
 	e.answers = admit.NewAnswers(e.t.QueryRate, float64(e.t.QueryBurst), cfg.Peers)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.sweepT, e.sweepArmed = e.clk.NewTimer(sweepEvery), true
 	e.work.Add(1)
 	go e.sweep()
 	return e, nil
