@@ -392,12 +392,13 @@ func (f *Flow) readBatchSealed(bufs [][]byte, sizes []int) (int, error) {
 	}
 }
 
-// writeBatchSealed seals bufs into the flow's own batch buffers (at
-// most batchBytes, made on the first batch write) and writes them with
-// one batch call per chunk, as a plain flow's WriteBatch does (one
-// system call, segmentation offload on a direct socket): an encrypted
-// flood costs the sealing, not a system call per packet. It returns how
-// many of bufs were written.
+// writeBatchSealed seals bufs into the flow's own batch arena
+// (batchBytes, made on the first batch write; each sealed packet takes
+// its own length, so small packets fill a whole MaxBatch) and writes
+// them with one batch call per chunk, as a plain flow's WriteBatch does
+// (one system call, segmentation offload on a direct socket): an
+// encrypted flood costs the sealing, not a system call per packet. It
+// returns how many of bufs were written.
 func (f *Flow) writeBatchSealed(bufs [][]byte) (int, error) {
 	if f.closed.Load() {
 		return 0, net.ErrClosed
@@ -405,34 +406,36 @@ func (f *Flow) writeBatchSealed(bufs [][]byte) (int, error) {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	if f.wbat == nil {
-		size := cap(f.wbuf)
-		k := max(1, min(MaxBatch, batchBytes/size))
-		f.wbat = make([][]byte, k)
-		for i := range f.wbat {
-			f.wbat[i] = make([]byte, 0, size)
-		}
-		f.wout = make([][]byte, k)
+		f.wbat = make([]byte, max(batchBytes, cap(f.wbuf)))
+		f.wout = make([][]byte, MaxBatch)
 	}
 	done := 0
 	for done < len(bufs) {
-		k := min(len(f.wbat), len(bufs)-done)
-		for i, b := range bufs[done : done+k] {
+		k, used := 0, 0
+		for k < len(f.wout) && done+k < len(bufs) {
+			b := bufs[done+k]
 			if f.info.MTU > 0 && len(b) > f.info.MTU {
-				n, err := f.writeSealed(i)
+				n, err := f.writeSealed(k)
 				if err != nil {
 					return done + n, err
 				}
-				return done + n, fmt.Errorf("%w: packet %d of the batch: %d bytes, MTU %d", ErrTooBig, done+i, len(b), f.info.MTU)
+				return done + n, fmt.Errorf("%w: packet %d of the batch: %d bytes, MTU %d", ErrTooBig, done+k, len(b), f.info.MTU)
 			}
-			p, err := f.sess.Seal(f.wbat[i][:0], b)
+			need := len(b) + seal.Overhead
+			if used+need > len(f.wbat) {
+				break // the arena is full: send what it holds
+			}
+			p, err := f.sess.Seal(f.wbat[used:used], b)
 			if err != nil {
-				n, werr := f.writeSealed(i)
+				n, werr := f.writeSealed(k)
 				if werr != nil {
 					return done + n, werr
 				}
 				return done + n, err
 			}
-			f.wout[i] = p
+			f.wout[k] = p
+			used += len(p)
+			k++
 		}
 		n, err := f.writeSealed(k)
 		done += n

@@ -252,7 +252,7 @@ type Flow struct {
 	rbat      [][]byte   // sealed packets being read by ReadBatch
 	rsiz      []int
 	wbuf      []byte   // sealed packet being written
-	wbat      [][]byte // sealed packets being written by WriteBatch
+	wbat      []byte   // arena of the sealed packets written by WriteBatch
 	wout      [][]byte // the sealed packets of one batch write
 	hsHello   []byte   // server: the hello answered, for repeats
 	hsReply   []byte   // server: the reply sent
