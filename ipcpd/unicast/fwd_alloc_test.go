@@ -1,16 +1,9 @@
 package unicast_test
 
 import (
-	"context"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/ouro-net/ouro/flow"
-	"github.com/ouro-net/ouro/internal/testenv"
-	"github.com/ouro-net/ouro/ipcpd/unicast"
-	"github.com/ouro-net/ouro/lib/pipe"
-	"github.com/ouro-net/ouro/lib/qos"
 )
 
 // TestForwardNoAlloc: the forwarding loop (receiveFrame, receiveDT,
@@ -22,32 +15,7 @@ func TestForwardNoAlloc(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector (.ci/run runs this test without -race)")
 	}
-	h := testenv.StartHost(t)
-	h.Bootstrap(t, "local", "lo", "lo", nil)
-	h.Register(t, "lower", "lo")
-	l, err := flow.Listen("lower", h.Opt())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	lower, err := flow.Alloc(ctx, "lower", qos.Raw(), h.Opt())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lower.Close()
-	peer, err := l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	epIPCP, epApp, err := pipe.Pair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer epIPCP.Close()
-	defer epApp.Close()
+	loop, lower, peer, epApp := forwardLoopOverLocal(t)
 	var forwarded, delivered atomic.Int64
 	drained := make(chan struct{}, 2)
 	drain := func(read func([]byte) error, n *atomic.Int64) {
@@ -59,11 +27,6 @@ func TestForwardNoAlloc(t *testing.T) {
 	}
 	go drain(func(b []byte) error { _, err := peer.Read(b); return err }, &forwarded)
 	go drain(func(b []byte) error { _, _, err := epApp.Read(b); return err }, &delivered)
-
-	loop, err := unicast.NewForwardLoop(lower, epIPCP)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const runs = 1000
 	allocs := testing.AllocsPerRun(runs, loop.Step)
 	// A burst the far end does not read at once queues in the

@@ -1,18 +1,13 @@
 package unicast_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/ouro-net/ouro/dt"
-	"github.com/ouro-net/ouro/flow"
-	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/ipcpd/unicast"
 	"github.com/ouro-net/ouro/layer"
 	"github.com/ouro-net/ouro/lib/clock"
-	"github.com/ouro-net/ouro/lib/pipe"
-	"github.com/ouro-net/ouro/lib/qos"
 )
 
 // TestLateAnswerDeallocated: an allocation answer for a requester that
@@ -21,36 +16,7 @@ import (
 // DeallocGap apart; a refusal is not (there is nothing to release), and
 // an answer someone waits for goes to them, not into a deallocation.
 func TestLateAnswerDeallocated(t *testing.T) {
-	h := testenv.StartHost(t)
-	h.Bootstrap(t, "local", "lo", "lo", nil)
-	h.Register(t, "lower", "lo")
-	l, err := flow.Listen("lower", h.Opt())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	lower, err := flow.Alloc(ctx, "lower", qos.Raw(), h.Opt())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lower.Close()
-	peer, err := l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
-	epIPCP, epApp, err := pipe.Pair()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer epIPCP.Close()
-	defer epApp.Close()
-	loop, err := unicast.NewForwardLoop(lower, epIPCP)
-	if err != nil {
-		t.Fatal(err)
-	}
+	loop, _, peer, _ := forwardLoopOverLocal(t)
 	fc := clock.NewFake(time.Unix(1000, 0))
 	loop.UseClock(fc)
 
