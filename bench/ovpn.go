@@ -249,48 +249,8 @@ func contains(s []string, v string) bool {
 // build creates the namespaces, links, daemons, layers, the tunnel and
 // the MPTCP configuration.
 func (o *ovTopo) build(ctx context.Context, tmp string) error {
-	pfx := fmt.Sprintf("ovb%d", os.Getpid()%100000)
-	for _, h := range []string{"a", "b", "m"} {
-		ns := pfx + h
-		if err := sh("ip", "netns", "add", ns); err != nil {
-			return err
-		}
-		o.cleanup = append(o.cleanup, func() { exec.Command("ip", "netns", "del", ns).Run() })
-		o.ns[h] = ns
-		if err := sh("ip", "-n", ns, "link", "set", "lo", "up"); err != nil {
-			return err
-		}
-	}
-	for k := 0; k < 2; k++ {
-		o.devA[k], o.devB[k] = fmt.Sprintf("%sa%d", pfx, k), fmt.Sprintf("%sb%d", pfx, k)
-		o.portA[k], o.portB[k] = fmt.Sprintf("%sma%d", pfx, k), fmt.Sprintf("%smb%d", pfx, k)
-		o.br[k] = fmt.Sprintf("%sbr%d", pfx, k)
-		devA, devB := o.devA[k], o.devB[k]
-		o.cleanup = append(o.cleanup, func() {
-			exec.Command("ip", "link", "del", devA).Run()
-			exec.Command("ip", "link", "del", devB).Run()
-		})
-		steps := [][]string{
-			{"ip", "link", "add", o.devA[k], "type", "veth", "peer", "name", o.portA[k]},
-			{"ip", "link", "add", o.devB[k], "type", "veth", "peer", "name", o.portB[k]},
-			{"ip", "link", "set", o.devA[k], "netns", o.ns["a"]},
-			{"ip", "link", "set", o.devB[k], "netns", o.ns["b"]},
-			{"ip", "link", "set", o.portA[k], "netns", o.ns["m"]},
-			{"ip", "link", "set", o.portB[k], "netns", o.ns["m"]},
-			{"ip", "-n", o.ns["m"], "link", "add", o.br[k], "type", "bridge"},
-			{"ip", "-n", o.ns["m"], "link", "set", o.br[k], "up"},
-			{"ip", "-n", o.ns["m"], "link", "set", o.portA[k], "master", o.br[k], "up"},
-			{"ip", "-n", o.ns["m"], "link", "set", o.portB[k], "master", o.br[k], "up"},
-			{"ip", "-n", o.ns["a"], "addr", "add", fmt.Sprintf("10.10.%d.1/24", k+1), "dev", o.devA[k]},
-			{"ip", "-n", o.ns["b"], "addr", "add", fmt.Sprintf("10.10.%d.2/24", k+1), "dev", o.devB[k]},
-			{"ip", "-n", o.ns["a"], "link", "set", o.devA[k], "up"},
-			{"ip", "-n", o.ns["b"], "link", "set", o.devB[k], "up"},
-		}
-		for _, s := range steps {
-			if err := sh(s...); err != nil {
-				return err
-			}
-		}
+	if err := o.bridgedPaths(fmt.Sprintf("ovb%d", os.Getpid()%100000), true); err != nil {
+		return err
 	}
 	// MPTCP: A's endpoint on the second path's device opens a second
 	// subflow, bound to that device so it runs over the second path (a
@@ -891,6 +851,60 @@ func (o *ovTopo) ouroTwoPaths(ctx context.Context, tmp string) error {
 	} {
 		if err := step(); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// bridgedPaths makes the namespaces a, b and m (names prefixed pfx) and
+// two paths A - bridge in m - B of veth pairs, all up; with addrs, A
+// and B get 10.10.K.1 and 10.10.K.2 on path K (for IP and MPTCP).
+// Everything it makes is removed by o.close.
+func (o *ovTopo) bridgedPaths(pfx string, addrs bool) error {
+	for _, h := range []string{"a", "b", "m"} {
+		ns := pfx + h
+		if err := sh("ip", "netns", "add", ns); err != nil {
+			return err
+		}
+		o.cleanup = append(o.cleanup, func() { exec.Command("ip", "netns", "del", ns).Run() })
+		o.ns[h] = ns
+		if err := sh("ip", "-n", ns, "link", "set", "lo", "up"); err != nil {
+			return err
+		}
+	}
+	for k := 0; k < 2; k++ {
+		o.devA[k], o.devB[k] = fmt.Sprintf("%sa%d", pfx, k), fmt.Sprintf("%sb%d", pfx, k)
+		o.portA[k], o.portB[k] = fmt.Sprintf("%sma%d", pfx, k), fmt.Sprintf("%smb%d", pfx, k)
+		o.br[k] = fmt.Sprintf("%sbr%d", pfx, k)
+		devA, devB := o.devA[k], o.devB[k]
+		o.cleanup = append(o.cleanup, func() {
+			exec.Command("ip", "link", "del", devA).Run()
+			exec.Command("ip", "link", "del", devB).Run()
+		})
+		steps := [][]string{
+			{"ip", "link", "add", o.devA[k], "type", "veth", "peer", "name", o.portA[k]},
+			{"ip", "link", "add", o.devB[k], "type", "veth", "peer", "name", o.portB[k]},
+			{"ip", "link", "set", o.devA[k], "netns", o.ns["a"]},
+			{"ip", "link", "set", o.devB[k], "netns", o.ns["b"]},
+			{"ip", "link", "set", o.portA[k], "netns", o.ns["m"]},
+			{"ip", "link", "set", o.portB[k], "netns", o.ns["m"]},
+			{"ip", "-n", o.ns["m"], "link", "add", o.br[k], "type", "bridge"},
+			{"ip", "-n", o.ns["m"], "link", "set", o.br[k], "up"},
+			{"ip", "-n", o.ns["m"], "link", "set", o.portA[k], "master", o.br[k], "up"},
+			{"ip", "-n", o.ns["m"], "link", "set", o.portB[k], "master", o.br[k], "up"},
+		}
+		if addrs {
+			steps = append(steps,
+				[]string{"ip", "-n", o.ns["a"], "addr", "add", fmt.Sprintf("10.10.%d.1/24", k+1), "dev", o.devA[k]},
+				[]string{"ip", "-n", o.ns["b"], "addr", "add", fmt.Sprintf("10.10.%d.2/24", k+1), "dev", o.devB[k]})
+		}
+		steps = append(steps,
+			[]string{"ip", "-n", o.ns["a"], "link", "set", o.devA[k], "up"},
+			[]string{"ip", "-n", o.ns["b"], "link", "set", o.devB[k], "up"})
+		for _, s := range steps {
+			if err := sh(s...); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -26,7 +26,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -246,45 +245,8 @@ func (o *ovTopo) adjLog(from []int) (string, []int) {
 // ouro layers: an IRMd per end, eth-dix per path, unicast "net" over
 // both with damping 10 ms.
 func (o *ovTopo) buildPaths(ctx context.Context, tmp, tag string) error {
-	pfx := fmt.Sprintf("%s%d", tag, os.Getpid()%100000)
-	for _, h := range []string{"a", "b", "m"} {
-		ns := pfx + h
-		if err := sh("ip", "netns", "add", ns); err != nil {
-			return err
-		}
-		o.cleanup = append(o.cleanup, func() { exec.Command("ip", "netns", "del", ns).Run() })
-		o.ns[h] = ns
-		if err := sh("ip", "-n", ns, "link", "set", "lo", "up"); err != nil {
-			return err
-		}
-	}
-	for k := 0; k < 2; k++ {
-		o.devA[k], o.devB[k] = fmt.Sprintf("%sa%d", pfx, k), fmt.Sprintf("%sb%d", pfx, k)
-		o.portA[k], o.portB[k] = fmt.Sprintf("%sma%d", pfx, k), fmt.Sprintf("%smb%d", pfx, k)
-		o.br[k] = fmt.Sprintf("%sbr%d", pfx, k)
-		devA, devB := o.devA[k], o.devB[k]
-		o.cleanup = append(o.cleanup, func() {
-			exec.Command("ip", "link", "del", devA).Run()
-			exec.Command("ip", "link", "del", devB).Run()
-		})
-		for _, s := range [][]string{
-			{"ip", "link", "add", o.devA[k], "type", "veth", "peer", "name", o.portA[k]},
-			{"ip", "link", "add", o.devB[k], "type", "veth", "peer", "name", o.portB[k]},
-			{"ip", "link", "set", o.devA[k], "netns", o.ns["a"]},
-			{"ip", "link", "set", o.devB[k], "netns", o.ns["b"]},
-			{"ip", "link", "set", o.portA[k], "netns", o.ns["m"]},
-			{"ip", "link", "set", o.portB[k], "netns", o.ns["m"]},
-			{"ip", "-n", o.ns["m"], "link", "add", o.br[k], "type", "bridge"},
-			{"ip", "-n", o.ns["m"], "link", "set", o.br[k], "up"},
-			{"ip", "-n", o.ns["m"], "link", "set", o.portA[k], "master", o.br[k], "up"},
-			{"ip", "-n", o.ns["m"], "link", "set", o.portB[k], "master", o.br[k], "up"},
-			{"ip", "-n", o.ns["a"], "link", "set", o.devA[k], "up"},
-			{"ip", "-n", o.ns["b"], "link", "set", o.devB[k], "up"},
-		} {
-			if err := sh(s...); err != nil {
-				return err
-			}
-		}
+	if err := o.bridgedPaths(fmt.Sprintf("%s%d", tag, os.Getpid()%100000), false); err != nil {
+		return err
 	}
 	return o.ouroTwoPaths(ctx, tmp)
 }
