@@ -5,14 +5,49 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
-var nsSeq atomic.Uint64
+var (
+	nsSeq     atomic.Uint64
+	sweepOnce sync.Once
+)
+
+// nsPrefix starts the names of the namespaces NetNS makes: nsPrefix,
+// the creating process's pid, '-', a sequence number.
+const nsPrefix = "ourons-"
+
+// sweepStaleNetNS deletes the namespaces NetNS made in test processes
+// that are gone without their cleanups (a test binary killed by its
+// -timeout runs no t.Cleanup). A namespace whose creator still runs,
+// or whose name does not parse, is left alone.
+func sweepStaleNetNS() {
+	ents, err := os.ReadDir("/var/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), nsPrefix)
+		if !ok {
+			continue
+		}
+		pidText, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + pidText); err == nil {
+			continue // its process runs (or the pid was reused): not ours to judge
+		}
+		exec.Command("ip", "netns", "del", e.Name()).Run()
+	}
+}
 
 // RequireRoot skips the test, saying so, unless it runs as root with
 // the ip tool available.
@@ -56,7 +91,8 @@ func InNS(t testing.TB, ns string, args ...string) string {
 func NetNS(t testing.TB) string {
 	t.Helper()
 	RequireRoot(t)
-	name := uniq("ourons")
+	sweepOnce.Do(sweepStaleNetNS)
+	name := fmt.Sprintf("%s%d-%d", nsPrefix, os.Getpid(), nsSeq.Add(1))
 	IP(t, "netns", "add", name)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
 	IP(t, "-n", name, "link", "set", "lo", "up")
