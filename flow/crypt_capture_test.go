@@ -2,16 +2,11 @@ package flow_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"net"
 	"os"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/internal/testenv"
@@ -50,89 +45,6 @@ func udpHosts(t *testing.T, names ...string) (*testenv.Host, *testenv.Host) {
 	return h, g
 }
 
-// capture records the UDP/IPv4 frames sent on lo (AF_PACKET) until stop.
-type capture struct {
-	fd     int
-	lo     int
-	mu     sync.Mutex
-	frames [][]byte
-	stop   atomic.Bool
-	done   chan struct{}
-}
-
-func startCapture(t *testing.T) *capture {
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
-	if err != nil {
-		t.Fatalf("packet socket: %v", err)
-	}
-	lo, err := net.InterfaceByName("lo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: lo.Index}); err != nil {
-		t.Fatal(err)
-	}
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20)
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000})
-	c := &capture{fd: fd, lo: lo.Index, done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		buf := make([]byte, 70000)
-		for !c.stop.Load() {
-			n, from, err := unix.Recvfrom(fd, buf, 0)
-			if err != nil || n < 14+20+8 {
-				continue
-			}
-			if ll, ok := from.(*unix.SockaddrLinklayer); !ok || ll.Pkttype != unix.PACKET_OUTGOING {
-				continue // each frame on lo is seen going out and coming in
-			}
-			if binary.BigEndian.Uint16(buf[12:]) != unix.ETH_P_IP || buf[14+9] != unix.IPPROTO_UDP {
-				continue
-			}
-			c.mu.Lock()
-			c.frames = append(c.frames, bytes.Clone(buf[:n]))
-			c.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { c.stop.Store(true); <-c.done; unix.Close(fd) })
-	return c
-}
-
-// payloads returns the UDP payloads captured so far.
-func (c *capture) payloads() [][]byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var out [][]byte
-	for _, f := range c.frames {
-		ihl := int(f[14]&0x0f) * 4
-		out = append(out, f[14+ihl+8:])
-	}
-	return out
-}
-
-// inject sends a captured frame again, with its payload changed by
-// edit, and no UDP checksum (the loopback capture's is not final).
-func (c *capture) inject(t *testing.T, frame []byte, edit func(payload []byte)) {
-	f := bytes.Clone(frame)
-	ihl := int(f[14]&0x0f) * 4
-	binary.BigEndian.PutUint16(f[14+ihl+6:], 0)
-	edit(f[14+ihl+8:])
-	// A raw IP socket sends the IP packet as captured (its source
-	// address included) back through lo.
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
-	if err != nil {
-		t.Fatalf("raw socket: %v", err)
-	}
-	defer unix.Close(fd)
-	var dst unix.SockaddrInet4
-	copy(dst.Addr[:], f[14+16:14+20])
-	if err := unix.Sendto(fd, f[14:], 0, &dst); err != nil {
-		t.Fatalf("inject: %v", err)
-	}
-}
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
 // TestCaptureSeesNoPlaintext runs flows over a udp4 layer on loopback
 // (the direct UDP data sockets) under an AF_PACKET capture of lo: a
 // marker written on a plain flow is seen on the wire, the marker
@@ -144,7 +56,7 @@ func TestCaptureSeesNoPlaintext(t *testing.T) {
 		t.Skip("needs root for an AF_PACKET capture on lo")
 	}
 	h, g := udpHosts(t, "cap-plain", "cap-enc")
-	cap := startCapture(t)
+	cap := testenv.CaptureLo(t)
 	stamp := strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	send := func(name string, q qos.Spec, marker []byte) (*flow.Flow, *flow.Flow) {
 		a, b, err := pairOpts(t, h, g, name, q, nil, nil)
@@ -177,7 +89,7 @@ func TestCaptureSeesNoPlaintext(t *testing.T) {
 	for end := time.Now().Add(5 * time.Second); sealed < 0 && time.Now().Before(end); {
 		time.Sleep(50 * time.Millisecond)
 		seenPlain, seenSecret, sealed = 0, 0, -1
-		pl = cap.payloads()
+		pl = cap.Payloads()
 		for i, p := range pl {
 			if bytes.Contains(p, plain[:40]) {
 				seenPlain++
@@ -200,13 +112,11 @@ func TestCaptureSeesNoPlaintext(t *testing.T) {
 	if sealed < 0 {
 		t.Fatal("no sealed datagram captured")
 	}
-	cap.mu.Lock()
-	frame := cap.frames[sealed]
-	cap.mu.Unlock()
+	frame := cap.Frames()[sealed]
 	off := len(secret) + seal.Overhead
-	cap.inject(t, frame, func(p []byte) {})                                         // replay
-	cap.inject(t, frame, func(p []byte) { p[len(p)-1] ^= 1 })                       // flipped tag byte
-	cap.inject(t, frame, func(p []byte) { p[len(p)-off+seal.HeaderLen-1] ^= 0x80 }) // flipped counter: a new number, a bad tag
+	testenv.InjectUDP(t, frame, func(p []byte) {})                                         // replay
+	testenv.InjectUDP(t, frame, func(p []byte) { p[len(p)-1] ^= 1 })                       // flipped tag byte
+	testenv.InjectUDP(t, frame, func(p []byte) { p[len(p)-off+seal.HeaderLen-1] ^= 0x80 }) // flipped counter: a new number, a bad tag
 	delivered := make(chan []byte, 8)
 	go func() {
 		buf := make([]byte, 4096)
