@@ -25,6 +25,7 @@ func (u *IPCP) rxLoop() {
 			u.handle(b, src, trunc)
 		}
 		u.flushRx()
+		u.rx.adapt()
 	}
 }
 

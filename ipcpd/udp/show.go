@@ -38,7 +38,7 @@ func (u *IPCP) Show(context.Context) (string, error) {
 	fmt.Fprintf(&b, "%s IPCP %s in layer %s\n", u.h.Type, u.h.Name, u.h.Layer())
 	fmt.Fprintf(&b, "  address  %s\n", u.local)
 	fmt.Fprintf(&b, "  mtu      %d (link %d, data header %d bytes)\n", u.mtu, u.linkMTU, eidLen)
-	fmt.Fprintf(&b, "  buffers  rcvbuf %d sndbuf %d bytes, recvmmsg batch %d\n", u.rcvBuf, u.sndBuf, rxBatch)
+	fmt.Fprintf(&b, "  buffers  rcvbuf %d sndbuf %d bytes, recvmmsg batch %d of %d\n", u.rcvBuf, u.sndBuf, u.rx.slots.Load(), rxBatch)
 	fmt.Fprintf(&b, "  peers    %s\n", orNone(addrStrings(u.peers)))
 	if u.loss != 0 {
 		fmt.Fprintf(&b, "  drill    %.1f%% of each flow's data packets dropped at random\n", u.loss*100)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -13,7 +14,7 @@ import (
 // sockBuf is the SO_RCVBUF/SO_SNDBUF size asked for.
 const sockBuf = 4 << 20
 
-// rxBatch is how many datagrams one recvmmsg call may return.
+// rxBatch is how many datagrams one recvmmsg call may return at most.
 const rxBatch = 16
 
 // listen binds the IPCP's socket, sizes its buffers and makes the
@@ -53,44 +54,105 @@ func listen(network string, bind netip.AddrPort) (*net.UDPConn, int, int, error)
 	return c, rcv, snd, nil
 }
 
-// receiver reads datagrams in batches with recvmmsg into buffers
-// allocated once. Only the receive goroutine uses it.
+// rxShrinkCalls is how many batches the receiver reads between looks
+// at whether its batch could be smaller (see receiver).
+const rxShrinkCalls = 4096
+
+// receiver reads datagrams in batches with recvmmsg. Only the receive
+// goroutine uses it.
+//
+// Each slot of the batch needs a buffer for the largest datagram the
+// link can carry (64 KiB on loopback), so a full batch costs rxBatch
+// times that. The receiver holds only what the traffic needs: it starts
+// with one slot, doubles its batch (up to rxBatch) when two calls in a
+// row return a full batch without the socket running dry between them
+// (a backlog), and every rxShrinkCalls calls cuts it to the smallest
+// power of two that held the largest batch seen since, if that is at
+// most half of it (a load steady at one batch size does not thrash:
+// at worst one grow and one cut per rxShrinkCalls batches). An idle IPCP holds one buffer; a loaded one reads rxBatch
+// datagrams per call and allocates nothing per datagram.
 type receiver struct {
 	hdrs  [rxBatch]unix.Mmsghdr
 	iovs  [rxBatch]unix.Iovec
 	names [rxBatch]unix.RawSockaddrInet6
 	bufs  [rxBatch][]byte
-	n     int   // datagrams in the last batch
-	errno error // error of the last call, if any
+	size  int          // bytes per buffer
+	cur   int          // slots in use (a power of two, 1..rxBatch)
+	n     int          // datagrams in the last batch
+	errno error        // error of the last call, if any
+	full  int          // consecutive full batches, no EAGAIN between
+	calls int          // calls since the last look at shrinking
+	peak  int          // largest batch since the last look
+	slots atomic.Int32 // cur, for show
 	fn    func(fd uintptr) bool
 }
 
-// newReceiver prepares a batch of buffers of size bytes each.
+// newReceiver prepares a receiver whose buffers take size bytes each;
+// it holds one until traffic asks for more.
 func newReceiver(size int) *receiver {
-	r := &receiver{}
-	slab := make([]byte, rxBatch*size)
+	r := &receiver{size: size}
 	for i := range r.hdrs {
-		r.bufs[i] = slab[i*size : (i+1)*size : (i+1)*size]
-		r.iovs[i].Base = &r.bufs[i][0]
-		r.iovs[i].SetLen(size)
 		h := &r.hdrs[i].Hdr
 		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
 		h.Iov = &r.iovs[i]
 		h.SetIovlen(1)
 	}
+	r.resize(1)
 	r.fn = r.recv
 	return r
 }
 
+// resize makes the batch n slots: new slots get a buffer, dropped ones
+// let theirs go. Only between batches (no datagram of the last batch in
+// use).
+func (r *receiver) resize(n int) {
+	for i := r.cur; i < n; i++ {
+		r.bufs[i] = make([]byte, r.size)
+		r.iovs[i].Base = &r.bufs[i][0]
+		r.iovs[i].SetLen(r.size)
+	}
+	for i := n; i < r.cur; i++ {
+		r.bufs[i] = nil
+		r.iovs[i].Base = nil
+		r.iovs[i].SetLen(0)
+	}
+	r.cur = n
+	r.slots.Store(int32(n))
+}
+
+// adapt sizes the batch to the traffic after a batch was handled (see
+// receiver).
+func (r *receiver) adapt() {
+	r.peak = max(r.peak, r.n)
+	r.calls++
+	switch {
+	case r.full >= 2 && r.cur < rxBatch:
+		r.resize(r.cur * 2)
+		r.full, r.calls, r.peak = 0, 0, 0
+	case r.calls >= rxShrinkCalls:
+		want := 1
+		for want < r.peak {
+			want *= 2
+		}
+		if want*2 <= r.cur {
+			r.resize(want)
+		}
+		r.calls, r.peak = 0, 0
+	}
+}
+
 // recv is the body of one RawConn.Read: false asks the poller to wait.
 func (r *receiver) recv(fd uintptr) bool {
-	for i := range r.hdrs {
+	for i := range r.hdrs[:r.cur] {
 		r.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 		r.hdrs[i].Hdr.Flags = 0
 		r.hdrs[i].Len = 0
 	}
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), rxBatch, 0, 0, 0)
+	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(r.cur), 0, 0, 0)
 	if e == unix.EAGAIN || e == unix.EINTR {
+		if e == unix.EAGAIN {
+			r.full = 0 // the socket ran dry: no backlog
+		}
 		return false
 	}
 	r.n, r.errno = 0, nil
@@ -99,6 +161,11 @@ func (r *receiver) recv(fd uintptr) bool {
 		return true
 	}
 	r.n = int(n)
+	if r.n == r.cur {
+		r.full++
+	} else {
+		r.full = 0
+	}
 	return true
 }
 
