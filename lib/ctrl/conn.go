@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -13,11 +14,24 @@ import (
 
 // Conn sends and receives single control messages over a SOCK_SEQPACKET
 // UNIX socket. Send is safe for concurrent use; Recv is not.
+//
+// The receive buffer follows the messages seen rather than their bound
+// (an IRMd holds one Conn per client and IPCP): Recv first peeks at the
+// length of the next message (MSG_PEEK|MSG_TRUNC), then reads it into a
+// buffer that fits. Messages up to keepBuf bytes go into a buffer kept
+// for the next ones, grown to the largest seen (a power of two, from
+// minBuf); a larger one, up to MaxMsgSize, into a buffer of its own that
+// is let go once decoded; a longer one is read into one byte, truncated
+// and refused (ErrTooBig) without a buffer its size.
 type Conn struct {
 	uc   *net.UnixConn
+	rc   syscall.RawConn
 	wmu  sync.Mutex
-	rbuf []byte
+	rbuf []byte  // kept receive buffer, nil until a message comes
+	one  [1]byte // what an empty or oversized message is read into
 	oob  []byte
+	rcv  recvd // the last read (Recv only)
+	rfn  func(fd uintptr) bool
 	// sendTimeout, if set, bounds each Send (a peer that does not read
 	// cannot hold a sender forever); guarded by wmu.
 	sendTimeout time.Duration
@@ -40,12 +54,81 @@ func Dial(path string) (*Conn, error) {
 	return NewConn(uc), nil
 }
 
+// Receive buffer sizes (see Conn).
+const (
+	minBuf  = 512
+	keepBuf = 4 << 10
+)
+
+// recvd is what one read took: the buffer, and recvmsg's results.
+type recvd struct {
+	buf            []byte
+	n, oobn, flags int
+	err            error
+}
+
 // NewConn wraps a connected seqpacket socket.
 func NewConn(uc *net.UnixConn) *Conn {
-	return &Conn{
-		uc:   uc,
-		rbuf: make([]byte, MaxMsgSize+1),
-		oob:  make([]byte, unix.CmsgSpace(4*MaxFiles)),
+	c := &Conn{uc: uc, oob: make([]byte, unix.CmsgSpace(4*MaxFiles))}
+	if rc, err := uc.SyscallConn(); err == nil {
+		c.rc = rc
+	}
+	c.rfn = c.read
+	return c
+}
+
+// buffer returns a buffer for a message of size bytes (see Conn).
+func (c *Conn) buffer(size int) []byte {
+	switch {
+	case size == 0 || size > MaxMsgSize:
+		return c.one[:]
+	case size <= len(c.rbuf):
+		return c.rbuf
+	case size > keepBuf:
+		return make([]byte, size)
+	}
+	n := minBuf
+	for n < size {
+		n *= 2
+	}
+	c.rbuf = make([]byte, n)
+	return c.rbuf
+}
+
+// read is the body of one RawConn.Read: it peeks at the next message's
+// length, then takes the message into a buffer that fits. False asks
+// the poller to wait.
+func (c *Conn) read(fd uintptr) bool {
+	var size uintptr
+	for {
+		var e syscall.Errno
+		size, _, e = unix.Syscall6(unix.SYS_RECVFROM, fd, 0, 0, unix.MSG_PEEK|unix.MSG_TRUNC|unix.MSG_DONTWAIT, 0, 0)
+		if e == unix.EINTR {
+			continue
+		}
+		if e == unix.EAGAIN {
+			return false
+		}
+		if e != 0 {
+			c.rcv = recvd{err: os.NewSyscallError("recvfrom", e)}
+			return true
+		}
+		break
+	}
+	buf := c.buffer(int(size))
+	for {
+		n, oobn, flags, _, err := unix.Recvmsg(int(fd), buf, c.oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return false
+		}
+		if err != nil {
+			err = os.NewSyscallError("recvmsg", err)
+		}
+		c.rcv = recvd{buf: buf, n: n, oobn: oobn, flags: flags, err: err}
+		return true
 	}
 }
 
@@ -155,10 +238,19 @@ func (c *Conn) Send(m *Msg, files ...*os.File) error {
 // ErrVersion together with whatever of the message could be parsed;
 // such errors leave the connection usable. Other errors are fatal.
 func (c *Conn) Recv() (*Msg, []*os.File, error) {
-	n, oobn, flags, _, err := c.uc.ReadMsgUnix(c.rbuf, c.oob)
-	if err != nil {
+	if c.rc == nil {
+		return nil, nil, errors.New("control connection: no raw socket")
+	}
+	c.rcv = recvd{}
+	if err := c.rc.Read(c.rfn); err != nil {
 		return nil, nil, err
 	}
+	r := c.rcv
+	c.rcv = recvd{}
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	n, oobn, flags := r.n, r.oobn, r.flags
 	files := parseFiles(c.oob[:oobn])
 	if n == 0 && oobn == 0 {
 		return nil, nil, errClosed
@@ -171,7 +263,7 @@ func (c *Conn) Recv() (*Msg, []*os.File, error) {
 		closeFiles(files)
 		return nil, nil, fmt.Errorf("%w: too many descriptors", ErrMalformed)
 	}
-	m, err := Decode(c.rbuf[:n])
+	m, err := Decode(r.buf[:n])
 	if err != nil {
 		closeFiles(files)
 		return m, nil, err
