@@ -20,6 +20,9 @@ type DirEntry struct {
 	Gone   bool     `msgpack:"gone"`
 	// seen is when the entry was last refreshed (local only).
 	seen time.Time
+	// lost is since when routing has not reached the member, zero
+	// while it does (local only; see Directory.Expire).
+	lost time.Time
 }
 
 // MaxDirSeq is the highest directory sequence number. Sequence numbers
@@ -66,9 +69,10 @@ const (
 
 // Directory maps names to the addresses of the members where they are
 // registered. Each member floods its whole entry, with a sequence
-// number, whenever it changes and every refresh interval; entries not
-// refreshed within MaxAge, and entries of members routing no longer
-// reaches, are dropped. Safe for concurrent use.
+// number, whenever it changes and every refresh interval (less up to
+// RefreshJitter of it at random: see NextRefresh); entries not refreshed
+// within MaxAge, and entries of members routing has not reached for a
+// grace period, are dropped (see Expire). Safe for concurrent use.
 //
 // A withdrawal (Gone) removes exactly the instance it names and leaves
 // a tombstone, which refuses late copies of that instance and gives way
@@ -273,23 +277,76 @@ func (d *Directory) Lookup(name string) []uint64 {
 	return out
 }
 
-// Expire drops entries not refreshed since before cutoff and entries of
-// members for which alive returns false; it returns how many it dropped.
-func (d *Directory) Expire(cutoff time.Time, alive func(uint64) bool) int {
+// Reach records which members routing reaches now (alive says), for
+// Expire's grace period: call it on every change of the routing table.
+func (d *Directory) Reach(alive func(uint64) bool, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.reachLocked(alive, now)
+}
+
+func (d *Directory) reachLocked(alive func(uint64) bool, now time.Time) {
+	for o, e := range d.entries {
+		switch {
+		case o == d.self:
+		case alive(o):
+			e.lost = time.Time{}
+		case e.lost.IsZero():
+			e.lost = now
+		}
+	}
+}
+
+// Expire drops the entries not refreshed since before now-maxAge, and
+// the entries of members routing has not reached for grace or longer:
+// since Reach or an earlier Expire first saw alive say no, with no yes
+// between. It returns how many it dropped.
+//
+// The grace keeps the names of a member that is only briefly
+// unreachable (a stall of a few tens of milliseconds, a short
+// partition, a link held down by damping): were they dropped, they
+// would be learnt again only at the member's next refresh, since the
+// database sync of a returning adjacency floods them no further than
+// the first members that still hold them. A stale entry costs little
+// meanwhile: a lookup ranks unreachable members last. The unicast IPCP
+// gives the layer's RefreshInterval as grace and expires at each
+// refresh, so the entries of a member that is gone go within two
+// refresh intervals of its loss, and within MaxAge in any case.
+func (d *Directory) Expire(now time.Time, maxAge, grace time.Duration, alive func(uint64) bool) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if alive != nil {
+		d.reachLocked(alive, now)
+	}
+	cutoff := now.Add(-maxAge)
 	n := 0
 	for o, e := range d.entries {
 		if o == d.self {
 			continue
 		}
-		if e.seen.Before(cutoff) || (alive != nil && !alive(o)) {
+		if e.seen.Before(cutoff) || (!e.lost.IsZero() && now.Sub(e.lost) >= grace) {
 			d.names -= len(e.Names)
 			delete(d.entries, o)
 			n++
 		}
 	}
 	return n
+}
+
+// RefreshJitter is the largest share of the refresh interval cut at
+// random from each wait between two directory refreshes of a member, so
+// that members which came up together do not flood their entries
+// together ever after. Waits are only ever shortened (as IS-IS jitters
+// its timers, ISO 10589 10.1): an entry is still refreshed at least
+// every refresh interval, so none expires sooner than without jitter.
+const RefreshJitter = 0.25
+
+// NextRefresh returns the wait before a member's next directory
+// refresh: interval less a share of up to RefreshJitter of it; u is
+// drawn uniformly from [0, 1) by the caller's random source.
+func NextRefresh(interval time.Duration, u float64) time.Duration {
+	u = min(max(u, 0), 1)
+	return interval - time.Duration(u*RefreshJitter*float64(interval))
 }
 
 // Members returns address → IPCP name of every known member.

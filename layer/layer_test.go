@@ -68,7 +68,7 @@ func TestDirectory(t *testing.T) {
 	if d.Own().Seq <= own.Seq+10 {
 		t.Fatal("own seq not bumped past a stale copy")
 	}
-	if n := d.Expire(now.Add(time.Second), nil); n != 1 || len(d.Lookup("y")) != 0 {
+	if n := d.Expire(now.Add(time.Second), 0, time.Minute, nil); n != 1 || len(d.Lookup("y")) != 0 {
 		t.Fatalf("expire dropped %d", n)
 	}
 }
@@ -160,7 +160,7 @@ func TestDirectoryBounded(t *testing.T) {
 	if _, _, refused := d.Counters(); refused != 2 {
 		t.Fatalf("refused %d, want 2", refused)
 	}
-	d.Expire(now.Add(time.Second), nil)
+	d.Expire(now.Add(time.Second), 0, time.Minute, nil)
 	if d.names != 0 || len(d.entries) != 1 {
 		t.Fatalf("after expiry: %d names, %d entries", d.names, len(d.entries))
 	}

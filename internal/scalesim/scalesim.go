@@ -24,8 +24,9 @@
 // unicast.go, which is tied to lower flows and goroutines):
 //   - the directory flooding of adj.go (receiveMgmt, floodDir, sendDir,
 //     floodOwnDir) and the refresh of unicast.go (onRefresh: re-flood the
-//     own entry every RefreshInterval, expire entries older than MaxAge
-//     or unreachable in the routing table); the withdrawal and restart
+//     own entry every RefreshInterval less up to a quarter at random,
+//     expire entries older than MaxAge or unreachable in the routing
+//     table for a refresh interval; onTable's Reach); the withdrawal and restart
 //     at MaxDirSeq is left out (it needs 2^64 updates);
 //   - lower flows: a message sent in one round is delivered in the next,
 //     one round being Config.Hop of virtual time (propagation plus
@@ -350,6 +351,7 @@ func (s *Sim) startMember(m *member, addr uint64, dir []layer.DirEntry) error {
 				m.table = t
 				m.lastChange = s.clk.Now()
 				s.lastChange = m.lastChange
+				m.dir.Reach(func(a uint64) bool { _, ok := t[a]; return ok }, m.lastChange)
 			}
 		},
 	})
@@ -368,8 +370,8 @@ func (s *Sim) onRefresh(m *member) {
 	}
 	now := s.clk.Now()
 	s.floodOwnDir(m, m.dir.Refresh(now))
-	m.dir.Expire(now.Add(-s.lc.MaxAge), func(a uint64) bool { _, ok := m.table[a]; return ok })
-	m.refresh.Reset(s.lc.RefreshInterval)
+	m.dir.Expire(now, s.lc.MaxAge, s.lc.RefreshInterval, func(a uint64) bool { _, ok := m.table[a]; return ok })
+	m.refresh.Reset(layer.NextRefresh(s.lc.RefreshInterval, s.rng.Float64()))
 }
 
 // connect opens the adjacency a-b, as addAdj does at both ends.

@@ -724,7 +724,15 @@ func (u *IPCP) sendDir(a *adj, entries []layer.DirEntry) bool {
 }
 
 // onTable installs a new routing table into the forwarding table.
-func (u *IPCP) onTable(t routing.Table) { u.rebuildFIB(t) }
+// It also tells the directory which members are reachable, for the
+// grace its entries get while theirs are not (layer.Directory.Expire).
+func (u *IPCP) onTable(t routing.Table) {
+	u.rebuildFIB(t)
+	if u.dir == nil { // the bare IPCPs of some tests
+		return
+	}
+	u.dir.Reach(func(a uint64) bool { _, ok := t[a]; return ok }, u.clk.Now())
+}
 
 // rebuildFIB maps routing's next-hop neighbours onto the live lower
 // flows towards them (the cheapest flows of each neighbour).

@@ -88,6 +88,9 @@ type IPCP struct {
 	inFlows   map[uint64]int      // incoming flows per requesting member (see maxAccepting)
 	inTotal   int                 // incoming flows of all members
 	refresh   clock.Timer
+	// rnd draws the jitter of the directory refresh (uniform in [0, 1),
+	// under mu; rand.Float64 unless a test injects its own).
+	rnd func() float64
 	// dirRestart is armed while our directory entry is withdrawn at
 	// layer.MaxDirSeq (see floodOwnDir).
 	dirRestart clock.Timer
@@ -122,7 +125,7 @@ type stats struct {
 func New(h *ipcpd.Host) (ipcpd.IPCP, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	clk := clock.Real()
-	u := &IPCP{h: h, log: h.Log, clk: clk, ctx: ctx, cancel: cancel, arq: newMgmtARQ(clk),
+	u := &IPCP{h: h, log: h.Log, clk: clk, rnd: rand.Float64, ctx: ctx, cancel: cancel, arq: newMgmtARQ(clk),
 		names: map[string]bool{}, listeners: map[string]*flow.Listener{},
 		adjList: map[uint64]*adj{}, pending: map[uint64]chan layer.FAMsg{},
 		accepting: map[faKey]*faAccept{}, inFlows: map[uint64]int{}}
@@ -252,11 +255,15 @@ func (u *IPCP) start(cfg layer.Config, addr uint64, dir []layer.DirEntry, psk *s
 	u.router = r
 	u.psk.Store(psk)
 	u.joined = true
-	u.refresh = u.clk.AfterFunc(cfg.RefreshInterval, u.onRefresh)
+	u.refresh = u.clk.AfterFunc(layer.NextRefresh(cfg.RefreshInterval, u.rnd()), u.onRefresh)
 	return nil
 }
 
-// onRefresh re-floods our directory entry and ages out others.
+// onRefresh re-floods our directory entry and ages out others: those
+// not refreshed within MaxAge, and those of members routing has not
+// reached for a refresh interval (the grace of layer.Directory.Expire).
+// The next refresh comes after the interval less a random share of up
+// to a quarter of it (layer.NextRefresh).
 func (u *IPCP) onRefresh() {
 	if u.ctx.Err() != nil {
 		return
@@ -264,11 +271,11 @@ func (u *IPCP) onRefresh() {
 	now := u.clk.Now()
 	u.floodOwnDir(u.dir.Refresh(now))
 	table := u.router.Table()
-	if n := u.dir.Expire(now.Add(-u.cfg.MaxAge), func(a uint64) bool { _, ok := table[a]; return ok }); n > 0 {
+	if n := u.dir.Expire(now, u.cfg.MaxAge, u.cfg.RefreshInterval, func(a uint64) bool { _, ok := table[a]; return ok }); n > 0 {
 		u.log.Debug("directory entries aged out", "count", n)
 	}
 	u.mu.Lock()
-	u.refresh.Reset(u.cfg.RefreshInterval)
+	u.refresh.Reset(layer.NextRefresh(u.cfg.RefreshInterval, u.rnd()))
 	u.mu.Unlock()
 }
 
