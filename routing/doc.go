@@ -114,8 +114,10 @@
 //     The frame rate is proportional to N / RefreshInterval: a refresh
 //     of 5 min instead of 30 s moves that bound to N = 10000.
 //   - A dead member's directory entry is dropped by each member at its
-//     next directory refresh, so its names resolve for up to one
-//     RefreshInterval (30 s) after routing has converged.
+//     first directory refresh after a grace of one RefreshInterval from
+//     the loss (layer.Directory.Expire: a short outage must not flush
+//     names), so its names resolve for one to two RefreshIntervals
+//     (30-60 s) after routing has converged.
 //   - The first limit was not flooding but frame size: the enrollment
 //     response (about 82 bytes per member) and the directory snapshot
 //     sent to a new neighbour (73 bytes per member) were one frame each,

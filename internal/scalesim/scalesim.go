@@ -555,6 +555,18 @@ func (s *Sim) CutLink(a, b int) error {
 	return nil
 }
 
+// RestoreLink brings the adjacency a-b up again after CutLink, as
+// addAdj does at both ends (routing's NeighborUp, and a directory
+// snapshot each way).
+func (s *Sim) RestoreLink(a, b int) error {
+	ma, mb := s.members[a], s.members[b]
+	if !ma.alive || !mb.alive || s.linked(ma.idx, mb.idx) {
+		return fmt.Errorf("scalesim: cannot restore link %d-%d", a, b)
+	}
+	s.connect(ma, mb)
+	return nil
+}
+
 // Kill stops member i: its router and refresh stop, its links go down,
 // and its neighbours are told (NeighborDown), as their keepalives would.
 func (s *Sim) Kill(i int) {
