@@ -5,12 +5,14 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 // TestReceiverBatchFollowsLoad: the receive batch holds one buffer
 // while datagrams come one at a time, grows to rxBatch under a backlog
 // (every datagram whole and in order), and goes back to one buffer
-// after at most 2 x rxShrinkCalls quiet batches.
+// after at most 2 x rxShrinkCalls quiet batches, or two rxShrinkAfter
+// of (virtual) time with a few batches.
 func TestReceiverBatchFollowsLoad(t *testing.T) {
 	conn, _, _, err := listen("udp4", netip.MustParseAddrPort("127.0.0.1:0"))
 	if err != nil {
@@ -27,7 +29,8 @@ func TestReceiverBatchFollowsLoad(t *testing.T) {
 	}
 	defer out.Close()
 	const size = 2048
-	r := newReceiver(size)
+	clock := time.Unix(1000, 0)
+	r := newReceiver(size, func() time.Time { return clock })
 	held := func() int {
 		n := 0
 		for _, b := range r.bufs {
@@ -96,5 +99,25 @@ func TestReceiverBatchFollowsLoad(t *testing.T) {
 	}
 	if r.cur != 1 || held() != 1 {
 		t.Fatalf("after %d quiet batches: batch %d, %d buffers held, want 1 and 1", 2*rxShrinkCalls, r.cur, held())
+	}
+	// Another backlog, then a quiet spell of few batches: cut back
+	// once two windows of rxShrinkAfter have passed.
+	for range burst {
+		send()
+	}
+	for want := got + burst; got < want; {
+		read()
+	}
+	if r.cur != rxBatch {
+		t.Fatalf("after the second backlog: batch %d, want %d", r.cur, rxBatch)
+	}
+	for range 2 {
+		clock = clock.Add(rxShrinkAfter)
+		send()
+		read()
+		runDry()
+	}
+	if r.cur != 1 || held() != 1 {
+		t.Fatalf("after 2 x %v with few batches: batch %d, %d buffers held, want 1 and 1", rxShrinkAfter, r.cur, held())
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -54,9 +55,13 @@ func listen(network string, bind netip.AddrPort) (*net.UDPConn, int, int, error)
 	return c, rcv, snd, nil
 }
 
-// rxShrinkCalls is how many batches the receiver reads between looks
-// at whether its batch could be smaller (see receiver).
-const rxShrinkCalls = 4096
+// The receiver looks at whether its batch could be smaller every
+// rxShrinkCalls batches or rxShrinkAfter, whichever comes first (see
+// receiver).
+const (
+	rxShrinkCalls = 4096
+	rxShrinkAfter = 10 * time.Second
+)
 
 // receiver reads datagrams in batches with recvmmsg. Only the receive
 // goroutine uses it.
@@ -66,31 +71,34 @@ const rxShrinkCalls = 4096
 // times that. The receiver holds only what the traffic needs: it starts
 // with one slot, doubles its batch (up to rxBatch) when two calls in a
 // row return a full batch without the socket running dry between them
-// (a backlog), and every rxShrinkCalls calls cuts it to the smallest
-// power of two that held the largest batch seen since, if that is at
-// most half of it (a load steady at one batch size does not thrash:
-// at worst one grow and one cut per rxShrinkCalls batches). An idle IPCP holds one buffer; a loaded one reads rxBatch
+// (a backlog), and every rxShrinkCalls calls or rxShrinkAfter (looked
+// at when a batch comes) cuts it to the smallest power of two that held
+// the largest batch seen since, if that is at most half of it (a load
+// steady at one batch size does not thrash: at worst one grow and one
+// cut per window). An idle IPCP holds one buffer; a loaded one reads rxBatch
 // datagrams per call and allocates nothing per datagram.
 type receiver struct {
 	hdrs  [rxBatch]unix.Mmsghdr
 	iovs  [rxBatch]unix.Iovec
 	names [rxBatch]unix.RawSockaddrInet6
 	bufs  [rxBatch][]byte
-	size  int          // bytes per buffer
-	cur   int          // slots in use (a power of two, 1..rxBatch)
-	n     int          // datagrams in the last batch
-	errno error        // error of the last call, if any
-	full  int          // consecutive full batches, no EAGAIN between
-	calls int          // calls since the last look at shrinking
-	peak  int          // largest batch since the last look
+	size  int       // bytes per buffer
+	cur   int       // slots in use (a power of two, 1..rxBatch)
+	n     int       // datagrams in the last batch
+	errno error     // error of the last call, if any
+	full  int       // consecutive full batches, no EAGAIN between
+	calls int       // calls since the last look at shrinking
+	peak  int       // largest batch since the last look
+	since time.Time // when the window since the last look began
+	now   func() time.Time
 	slots atomic.Int32 // cur, for show
 	fn    func(fd uintptr) bool
 }
 
 // newReceiver prepares a receiver whose buffers take size bytes each;
-// it holds one until traffic asks for more.
-func newReceiver(size int) *receiver {
-	r := &receiver{size: size}
+// it holds one until traffic asks for more. now is the clock.
+func newReceiver(size int, now func() time.Time) *receiver {
+	r := &receiver{size: size, now: now, since: now()}
 	for i := range r.hdrs {
 		h := &r.hdrs[i].Hdr
 		h.Name = (*byte)(unsafe.Pointer(&r.names[i]))
@@ -125,11 +133,15 @@ func (r *receiver) resize(n int) {
 func (r *receiver) adapt() {
 	r.peak = max(r.peak, r.n)
 	r.calls++
-	switch {
-	case r.full >= 2 && r.cur < rxBatch:
+	if r.full >= 2 && r.cur < rxBatch {
 		r.resize(r.cur * 2)
-		r.full, r.calls, r.peak = 0, 0, 0
-	case r.calls >= rxShrinkCalls:
+		r.full, r.calls, r.peak, r.since = 0, 0, 0, r.now()
+		return
+	}
+	if r.cur == 1 {
+		return // nothing to cut: no need to look at the clock
+	}
+	if now := r.now(); r.calls >= rxShrinkCalls || now.Sub(r.since) >= rxShrinkAfter {
 		want := 1
 		for want < r.peak {
 			want *= 2
@@ -137,7 +149,7 @@ func (r *receiver) adapt() {
 		if want*2 <= r.cur {
 			r.resize(want)
 		}
-		r.calls, r.peak = 0, 0
+		r.calls, r.peak, r.since = 0, 0, now
 	}
 }
 

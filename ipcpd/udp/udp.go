@@ -253,7 +253,7 @@ func (u *IPCP) Bootstrap(_ context.Context, layer string, params map[string]stri
 	u.loss = cfg.loss
 	u.linkMTU = linkMTU(cfg.bind.Addr())
 	u.mtu = payloadMTU(u.linkMTU, u.v6)
-	u.rx = newReceiver(eidLen + u.mtu + 1)
+	u.rx = newReceiver(eidLen+u.mtu+1, u.clk.Now)
 	// Received sources have no IPv6 zone: the engine knows the peers
 	// by those; SendMgmt maps them back (canonical).
 	peers := make([]netip.AddrPort, 0, len(cfg.peers))
