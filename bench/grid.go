@@ -7,12 +7,17 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/flow/ping"
 	"github.com/ouro-net/ouro/internal/topo"
+	"github.com/ouro-net/ouro/lib/logging"
 )
 
 // gridConfig is one grid run: r x r hosts, idle for idle (CPU sampled
@@ -89,7 +94,21 @@ type GridResult struct {
 	IdleDowns int                  `json:"idle_false_adjacency_downs"`
 	// IdleDownsAt counts them by the host that declared them.
 	IdleDownsAt map[string]int `json:"idle_false_downs_by_host,omitempty"`
-	Ping        *GridPing      `json:"ping,omitempty"`
+	// UpDowns, IdleDownsWhy and PingDownsWhy are the downs of bring-up
+	// and settle, of the idle spell and of the ping stream, as the
+	// IPCPs logged them: kind (held or flooded) and why.
+	UpDowns      *GridDowns `json:"bring_up_downs,omitempty"`
+	IdleDownsWhy *GridDowns `json:"idle_downs,omitempty"`
+	PingDownsWhy *GridDowns `json:"ping_downs,omitempty"`
+	// Load is the load average (1 min) before and after the run.
+	// BusyIdle and BusyPing are how busy the whole machine was during
+	// the idle spell and the ping (all processes, % of all cores, from
+	// /proc/stat): near 100 the hosts starve whatever the detector.
+	BusyIdle   float64   `json:"machine_busy_pct_idle"`
+	BusyPing   float64   `json:"machine_busy_pct_ping"`
+	LoadBefore string    `json:"loadavg_before"`
+	LoadAfter  string    `json:"loadavg_after"`
+	Ping       *GridPing `json:"ping,omitempty"`
 	// Procs is every ouro process measured.
 	Procs []GridProc `json:"procs,omitempty"`
 	// RunDir held the hosts' run directories (removed at the end).
@@ -145,6 +164,13 @@ func gridRun(ctx context.Context, e *env, gc gridConfig, out, progress io.Writer
 	}
 	defer cleanup()
 	res.RunDir = dir
+	res.LoadBefore = loadAvg()
+	logs := filepath.Join(dir, "logs")
+	if err := os.Mkdir(logs, 0o700); err != nil {
+		return fail("run directory", err)
+	}
+	restoreLogs := setEnv(logDirEnv, logs)
+	defer restoreLogs()
 	from, to := hosts[0], hosts[len(hosts)-1]
 	fmt.Fprintf(progress, "bench: grid %dx%d: %d hosts, %d links (%d udp4 IPCPs), bringing up\n",
 		gc.r, gc.r, len(hosts), len(links), 2*len(links))
@@ -175,6 +201,7 @@ func gridRun(ctx context.Context, e *env, gc gridConfig, out, progress io.Writer
 	}
 	fmt.Fprintf(progress, "bench: grid: idle for %v (CPU of %d processes over the first %.0f s)\n", gc.idle, len(procs), res.CPUWindow)
 	t1 := time.Now()
+	busy0 := machineCPU()
 	wall, err := sampleCPU(ctx, procs, min(gc.cpuWindow, gc.idle))
 	if err != nil {
 		return fail("idle CPU", err)
@@ -208,6 +235,9 @@ func gridRun(ctx context.Context, e *env, gc gridConfig, out, progress io.Writer
 		return fail("idle", err)
 	}
 	res.IdleDowns, res.IdleDownsAt = downsSince(downs0, downs1)
+	t2 := time.Now()
+	busy1 := machineCPU()
+	res.BusyIdle = busy1.busyPct(busy0)
 
 	fmt.Fprintf(progress, "bench: grid: ping %s -> %s every %v for %v\n", from, to, gc.interval, gc.pingFor)
 	res.Ping = &GridPing{From: from, To: to, IntervalMS: float64(gc.interval) / 1e6, DurationS: gc.pingFor.Seconds()}
@@ -219,6 +249,16 @@ func gridRun(ctx context.Context, e *env, gc gridConfig, out, progress io.Writer
 		return fail("ping", err)
 	}
 	res.Ping.FalseDowns, res.Ping.FalseDownsAt = downsSince(downs1, downs2)
+	t3 := time.Now()
+	res.BusyPing = machineCPU().busyPct(busy1)
+	res.LoadAfter = loadAvg()
+	if evs, err := readGridEvents(logs); err != nil {
+		fmt.Fprintf(progress, "bench: grid: reading the IPCPs' logs: %v\n", err)
+	} else {
+		res.UpDowns = gridDownsIn(evs, t0, t1)
+		res.IdleDownsWhy = gridDownsIn(evs, t1, t2)
+		res.PingDownsWhy = gridDownsIn(evs, t2, t3)
+	}
 	res.print(out)
 	return res, nil
 }
@@ -260,6 +300,73 @@ func (g *GridResult) print(w io.Writer) {
 	} else {
 		fmt.Fprintln(w)
 	}
+	fmt.Fprintf(w, "load average: %s before, %s after; the machine (all processes) busy %.0f%% idle, %.0f%% under the ping\n",
+		g.LoadBefore, g.LoadAfter, g.BusyIdle, g.BusyPing)
+	g.UpDowns.print(w, "in bring-up and settle", 5)
+	g.IdleDownsWhy.print(w, "idle", 20)
+	g.PingDownsWhy.print(w, "under the ping", 20)
+}
+
+// logDirEnv makes every IPCP log in JSON lines to DIR/NAME.log
+// (cmd/irm, cmdIPCPD): the grid reads the adjacency events from there.
+const logDirEnv = "OURO_LOGDIR"
+
+// cpuTimes are the machine's CPU times (/proc/stat, all cores).
+type cpuTimes struct{ busy, total uint64 }
+
+// machineCPU reads them (zero if unknown).
+func machineCPU() cpuTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var c cpuTimes
+	for i, v := range f[1:min(len(f), 9)] { // user .. steal (guest time is in user)
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			continue
+		}
+		c.total += n
+		if i != 3 && i != 4 { // idle, iowait
+			c.busy += n
+		}
+	}
+	return c
+}
+
+// busyPct is the share of CPU time busy between before and c.
+func (c cpuTimes) busyPct(before cpuTimes) float64 {
+	if c.total <= before.total {
+		return 0
+	}
+	return 100 * float64(c.busy-before.busy) / float64(c.total-before.total)
+}
+
+// setEnv sets k to v and returns a function that restores it.
+func setEnv(k, v string) func() {
+	old, had := os.LookupEnv(k)
+	os.Setenv(k, v)
+	return func() {
+		if had {
+			os.Setenv(k, old)
+		} else {
+			os.Unsetenv(k)
+		}
+	}
+}
+
+// gridBuild builds the grid's topology: the IPCPs log at warn at least
+// (the adjacency events are warnings).
+func gridBuild(ctx context.Context, e *env, hosts []string, links [][2]string) (*topo.Topo, error) {
+	lvl, _ := logging.ParseLevel(e.logLevel)
+	child := e.logLevel
+	if lvl > hclog.Warn || lvl == hclog.NoLevel {
+		child = "warn"
+	}
+	return topo.Build(ctx, topo.Config{Hosts: hosts, Links: links, PerLink: true, Exe: e.irm, Types: ipcpTypes(),
+		Log: logging.New("irmd", lvl, e.log), LogLevel: child})
 }
 
 // buildBounded builds the grid with its run directories under a
@@ -276,7 +383,7 @@ func buildBounded(ctx context.Context, e *env, hosts []string, links [][2]string
 	ch := make(chan built, 1)
 	giveUp := make(chan struct{})
 	go func() { // owned: ends when topo.Build returns (its every call is bounded)
-		tp, err := e.topo(ctx, hosts, links, true)
+		tp, err := gridBuild(ctx, e, hosts, links)
 		select {
 		case ch <- built{tp, err}:
 		case <-giveUp:

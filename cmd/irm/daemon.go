@@ -16,6 +16,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/ouro-net/ouro/ipcpd"
 	"github.com/ouro-net/ouro/irmd"
 	"github.com/ouro-net/ouro/lib/logging"
@@ -143,6 +144,16 @@ func cmdIPCPD(args []string) error {
 		return usagef("ipcpd: %v", err)
 	}
 	log := logging.New("ipcpd."+*name, lvl, os.Stderr)
+	if d := os.Getenv("OURO_LOGDIR"); d != "" {
+		// A bench's hook: each IPCP logs in JSON lines to DIR/NAME.log
+		// instead of stderr (bench -grid reads the adjacency events).
+		f, err := os.OpenFile(filepath.Join(d, *name+".log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("ipcpd: OURO_LOGDIR: %w", err)
+		}
+		defer f.Close()
+		log = hclog.New(&hclog.LoggerOptions{Name: "ipcpd." + *name, Level: lvl, Output: f, JSONFormat: true})
+	}
 	if d := os.Getenv("OURO_CPUPROFILE"); d != "" {
 		// A developer's hook: each IPCP writes DIR/NAME.cpu.pprof as it
 		// exits (go tool pprof).
