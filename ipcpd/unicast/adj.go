@@ -389,13 +389,25 @@ func (u *IPCP) suspend(a *adj, why string) bool {
 	return u.suspendAs(a, why, true)
 }
 
+// adjEvent is the message of the log lines that tell what happened to
+// an adjacency (down, back, held suspension flooded): bench -grid
+// collects them from the IPCPs' logs (OURO_LOGDIR) to say which kind
+// of down each was and why. Every such line carries at_ns (this
+// host's clock, ns since the epoch) and the flow's id.
+const (
+	adjEventDown    = "adjacency down"
+	adjEventBack    = "adjacency back"
+	adjEventFlooded = "held suspension flooded"
+)
+
 // suspendAs is suspend; hard says whether the evidence is hard (carrier
 // loss, deallocation) rather than silence, which may be congestion or a
 // stalled host. Routing hears of a suspension for silence that takes
 // the peer's last flow only after withdrawHold, if the flow is still
 // down then (see live.go: host or link); hard evidence goes to routing
-// at once, also for a flow already suspended for silence.
-func (u *IPCP) suspendAs(a *adj, why string, hard bool) bool {
+// at once, also for a flow already suspended for silence. kv are more
+// fields for the log line (why the detector fired).
+func (u *IPCP) suspendAs(a *adj, why string, hard bool, kv ...any) bool {
 	if !a.up.CompareAndSwap(true, false) {
 		if hard {
 			u.withdraw(a)
@@ -424,7 +436,8 @@ func (u *IPCP) suspendAs(a *adj, why string, hard bool) bool {
 	u.stats.adjDown.Add(1)
 	u.stats.failovers.Add(1)
 	u.stats.lastFailover.Store(now.UnixNano())
-	u.log.Warn("adjacency down", "peer", a.peerName, "lower", a.lower, "id", a.id, "reason", why, "routes_repaired", moved, "withdraw_held", hold)
+	u.log.Warn(adjEventDown, append([]any{"peer", a.peerName, "lower", a.lower, "id", a.id, "reason", why,
+		"routes_repaired", moved, "withdraw_held", hold, "hard", hard, "at_ns", now.UnixNano()}, kv...)...)
 	if u.ctx.Err() != nil || hold || !a.carriesMgmt() {
 		return true
 	}
@@ -451,6 +464,9 @@ func (u *IPCP) withdraw(a *adj) {
 	a.live.withdraw.Stop()
 	u.mu.Unlock()
 	if u.ctx.Err() == nil {
+		now := u.clk.Now()
+		u.log.Warn(adjEventFlooded, "peer", a.peerName, "lower", a.lower, "id", a.id,
+			"held_ms", ms(now.Sub(time.Unix(0, a.downAt.Load()))), "at_ns", now.UnixNano())
 		u.tellRouterDown(a)
 	}
 }
@@ -493,8 +509,9 @@ func (u *IPCP) routerCostLocked(peer uint64) (n int, cost uint32) {
 // starving the hellos (or a stalled host), not a flapping link: it
 // does not count towards flap damping, so bursts of load never hold a
 // working link out. A suspension whose withdrawal was still held is
-// taken back without a word to routing: nothing was flooded.
-func (u *IPCP) revive(a *adj) {
+// taken back without a word to routing: nothing was flooded. by says
+// what brought it back, for the log.
+func (u *IPCP) revive(a *adj, by string) {
 	if !a.up.CompareAndSwap(false, true) {
 		return
 	}
@@ -512,7 +529,10 @@ func (u *IPCP) revive(a *adj) {
 	n, cost := u.routerCostLocked(a.peer)
 	u.mu.Unlock()
 	u.stats.adjUp.Add(1)
-	u.log.Warn("adjacency back", "peer", a.peerName, "lower", a.lower, "id", a.id, "withdrawal_held", held)
+	now := u.clk.Now()
+	u.log.Warn(adjEventBack, "peer", a.peerName, "lower", a.lower, "id", a.id, "withdrawal_held", held, "by", by,
+		"down_ms", ms(now.Sub(time.Unix(0, a.downAt.Load()))), "heard_after_ms", ms(time.Unix(0, a.lastRx.Load()).Sub(time.Unix(0, a.downAt.Load()))),
+		"at_ns", now.UnixNano())
 	if a.carriesMgmt() && !held {
 		if n == 1 {
 			u.router.NeighborUp(a.peer, a.cost)

@@ -227,6 +227,7 @@ func (u *IPCP) drainEgress(a *adj) {
 		for range n - w {
 			a.ctr.Drop(dt.DropQueueFull)
 		}
+		a.live.dataOut.Add(uint64(fwd))
 		u.stats.fwd.Add(uint64(fwd))
 		e.mu.Lock()
 		for i, p := range batch[:n] {

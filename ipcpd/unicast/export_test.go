@@ -143,7 +143,7 @@ func (d *Damper) Close() { d.u.router.Close() }
 func (d *Damper) Suspend(hard bool) { d.u.suspendAs(d.a, "test", hard) }
 
 // Revive puts it back.
-func (d *Damper) Revive() { d.u.revive(d.a) }
+func (d *Damper) Revive() { d.u.revive(d.a, "test") }
 
 // HoldTime is how long the damped flow must now stay down.
 func (d *Damper) HoldTime() time.Duration { return d.u.holdTime(d.a, d.damping) }
@@ -162,3 +162,65 @@ func (d *Damper) SetOther(up bool) {
 	d.u.publishAdjsLocked()
 	d.u.mu.Unlock()
 }
+
+// LiveProbe is the keepalive of one lower flow (live.go tickAdj) on an
+// IPCP in virtual time, hello 10 ms x 3, with a second lower flow to
+// another peer (so that a suspension is allowed), for tests. The peer
+// at the far end of lower never answers a poll: it is as silent as a
+// loaded peer that answers late.
+type LiveProbe struct {
+	u        *IPCP
+	a, other *adj
+	data     []byte
+}
+
+// NewLiveProbe builds it over lower, with the given clock.
+func NewLiveProbe(clk clock.Clock, lower *flow.Flow) (*LiveProbe, error) {
+	u := &IPCP{clk: clk, ctx: context.Background(), log: hclog.NewNullLogger(), fib: dt.NewFIB(1),
+		layout: dt.DefaultLayout(), addr: 1, adjList: map[uint64]*adj{}}
+	u.cfg.HelloInterval, u.cfg.HelloMultiplier, u.cfg.TTL = 10*time.Millisecond, 3, 16
+	r, err := routing.New(routing.Config{Self: 1, Clock: clk, Send: func(uint64, []byte) {}, OnTable: func(routing.Table) {}})
+	if err != nil {
+		return nil, err
+	}
+	u.router = r
+	p := &LiveProbe{u: u,
+		a:     &adj{id: 1, peer: 2, f: lower, cost: 1, hello: make(chan struct{}, 1), done: make(chan struct{})},
+		other: &adj{id: 2, peer: 3, comp: "dt", cost: 1, hello: make(chan struct{}, 1), done: make(chan struct{})}}
+	for _, a := range []*adj{p.a, p.other} {
+		a.up.Store(true)
+		a.carrier.Store(true)
+		u.adjList[a.id] = a
+	}
+	u.publishAdjsLocked()
+	u.fib.Set(2, dt.Entry{Primary: []dt.NextHop{{ID: p.a.id}}})
+	p.data = make([]byte, 1+u.layout.Len()+64)
+	p.data[0] = kindDT
+	if _, err := u.layout.Encode(p.data[1:], &dt.PCI{Dst: 2, TTL: 16, EID: 9}); err != nil {
+		return nil, err
+	}
+	p.Heard()
+	return p, nil
+}
+
+// Close stops the router.
+func (p *LiveProbe) Close() { p.u.router.Close() }
+
+// Heard stamps an arrival from the peer now, as the flow's reader does.
+func (p *LiveProbe) Heard() { p.a.lastRx.Store(p.u.clk.Now().UnixNano()) }
+
+// SendMgmt sends the peer a management frame (an acknowledgement, as
+// for each routing or directory update the peer floods).
+func (p *LiveProbe) SendMgmt() { p.u.ackMgmt(p.a, make([]byte, mgmtSeqLen)) }
+
+// SendData forwards one data packet through the peer.
+func (p *LiveProbe) SendData() bool {
+	return p.u.forward(append([]byte(nil), p.data...), 2, 9, 0)
+}
+
+// Tick runs one keepalive round of the flow now, on time, and returns
+// how long it may wait for the next.
+func (p *LiveProbe) Tick() time.Duration { return p.u.tickAdj(p.a, p.u.clk.Now(), 0, 0) }
+
+// Up says whether the flow is in service.
+func (p *LiveProbe) Up() bool { return p.a.up.Load() }

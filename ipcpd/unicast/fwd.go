@@ -464,6 +464,7 @@ func (u *IPCP) flush(ob *outBatch) {
 		for _, p := range ob.pkts[:n] {
 			ob.a.ctr.Out(len(p))
 		}
+		ob.a.live.dataOut.Add(uint64(n))
 		for range len(ob.pkts) - n {
 			ob.a.ctr.Drop(dt.DropQueueFull)
 		}
@@ -551,6 +552,7 @@ func (u *IPCP) forwardTo(ob *outBatch, pkt []byte, dst, eid uint64, cube, label 
 		return false
 	}
 	a.ctr.Out(len(pkt))
+	a.live.dataOut.Add(1)
 	u.stats.fwd.Add(1)
 	return true
 }

@@ -24,7 +24,8 @@ import (
 //     links are cheap and slow to declare dead, which costs nothing
 //     while they carry nothing. A flow that starts on an idle adjacency
 //     is noticed at the next tick, at most one idle interval later;
-//   - an active adjacency (we forward through the peer) is watched
+//   - an active adjacency (we forward data through the peer; our
+//     management frames do not count, see tickAdj) is watched
 //     fast: the loop ticks every iv/6, polls the peer after a silence of
 //     iv/activeSpeedup (the peer's reader answers a poll at once), and
 //     suspects it once the silence exceeds a bound learned from the
@@ -94,6 +95,10 @@ const idleFactor = 25
 type liveLoop struct {
 	once sync.Once
 	kick chan struct{} // an adjacency was added or heard: wake the loop
+	// stallAt and stall are this host's last own stall (a late tick)
+	// and how late it was, for the log (owned by the loop).
+	stallAt time.Time
+	stall   time.Duration
 }
 
 // adjLive is the keepalive state of one lower flow.
@@ -101,7 +106,10 @@ type adjLive struct {
 	// Owned by the loop.
 	sess   *liveness.Session
 	seenRx int64  // the lastRx fed to sess
-	out    uint64 // packets out at the last tick
+	out    uint64 // dataOut at the last tick
+	// dataOut counts the data packets sent on the flow (fwd.go,
+	// egress.go): only data makes an adjacency active (see tickAdj).
+	dataOut atomic.Uint64
 	// flags go out in the next hello (set by the loop and the reader,
 	// taken by watchCarrier).
 	flags atomic.Uint32
@@ -174,6 +182,7 @@ func (u *IPCP) liveness() {
 		var late time.Duration // how late this tick is: we were not running
 		if d := now.Sub(due); d > cfg.Fast {
 			late = d
+			u.live.stallAt, u.live.stall = now, d
 		}
 		list = u.allAdjs(list[:0])
 		heard := peerHeard(list, heardBuf)
@@ -280,7 +289,7 @@ func (u *IPCP) tickAdj(a *adj, now time.Time, late time.Duration, otherRx int64)
 	if l.sess == nil {
 		l.sess = liveness.NewSession(u.liveConfig(), time.Unix(0, rx))
 		l.seenRx = rx
-		l.out = a.ctr.Snapshot().PacketsOut
+		l.out = l.dataOut.Load()
 	}
 	if p := l.peerIdle.Load(); p > 0 {
 		l.sess.SetPeerIdle(time.Duration(p))
@@ -290,7 +299,12 @@ func (u *IPCP) tickAdj(a *adj, now time.Time, late time.Duration, otherRx int64)
 		heard = time.Unix(0, rx)
 		l.seenRx = rx
 	}
-	out := a.ctr.Snapshot().PacketsOut
+	// Only data makes the adjacency active: management frames (floods,
+	// directory updates, their acks) are resent by their ARQ and need
+	// no fast detection, and an adjacency turned active for a burst of
+	// them was polled for Fast x Mult against the active bound, where
+	// a loaded peer's late answer was a false down (bench -grid).
+	out := l.dataOut.Load()
 	sent := out != l.out
 	l.out = out
 	up := a.up.Load()
@@ -303,27 +317,29 @@ func (u *IPCP) tickAdj(a *adj, now time.Time, late time.Duration, otherRx int64)
 	if up {
 		poll := l.sess.PollEvery()
 		linkDead := l.sess.Active() && otherRx > 0 && now.Sub(time.Unix(0, otherRx)) <= poll &&
-			l.sess.Silence(now) > 2*poll
+			l.sess.Silence(now) > 2*poll && l.sess.PolledFor(now) > poll
 		if (act.Suspect || linkDead) && a.f.Pending() == 0 {
 			silence, bound := l.sess.Silence(now), l.sess.Bound()
 			why := fmt.Sprintf("no hello for %v (bound %v)", silence.Round(time.Millisecond), bound.Round(time.Millisecond))
+			rule := "bound"
 			if !act.Suspect {
 				why = fmt.Sprintf("no hello for %v while the peer is heard on another flow", silence.Round(time.Millisecond))
+				rule = "link"
 			}
 			switch {
 			case len(*u.adjs.Load()) > 1:
-				u.suspendAs(a, why, false)
+				u.suspendAs(a, why, false, u.downFields(a, now, rule)...)
 				l.sess.SetDown(now)
 			case silence > bound+u.withdrawHold():
 				// The only way out: never taken out of the table for a
 				// short silence (there is no other way to steer to),
 				// withdrawn once the silence outlived the hold.
-				u.suspendAs(a, why+", the only flow up", true)
+				u.suspendAs(a, why+", the only flow up", true, u.downFields(a, now, "only")...)
 				l.sess.SetDown(now)
 			}
 		}
 	} else if u.mayRevive(a, now, rx) {
-		u.revive(a)
+		u.revive(a, "heard")
 		l.sess.SetDown(time.Time{})
 	}
 	if act.Hello {
@@ -338,6 +354,35 @@ func (u *IPCP) tickAdj(a *adj, now time.Time, late time.Duration, otherRx int64)
 	}
 	return l.sess.Next(now)
 }
+
+// downFields are the log fields that say why a's Session suspected
+// its peer at now: the rule that fired (bound: the detector's bound;
+// link: link evidence; only: the only flow up, past the hold), the
+// mode, the silence and the bound, the detector's learned figures,
+// the polls left unanswered, how long the flow and the active spell
+// have lasted, and this host's last own stall.
+func (u *IPCP) downFields(a *adj, now time.Time, rule string) []any {
+	s := a.live.sess
+	d := s.Detector()
+	mode := "idle"
+	if s.Active() {
+		mode = "active"
+	}
+	kv := []any{"rule", rule, "mode", mode, "silence_ms", ms(s.Silence(now)), "bound_ms", ms(s.Bound()),
+		"gaps", d.Gaps(), "mean_ms", ms(d.Mean()), "peak_ms", ms(d.Peak()), "unanswered", s.Unanswered(),
+		"polled_ms", ms(s.PolledFor(now)),
+		"since_up_ms", ms(now.Sub(a.since)), "queued", a.f.Queued()}
+	if t := s.ActiveSince(); !t.IsZero() && s.Active() {
+		kv = append(kv, "active_ms", ms(now.Sub(t)))
+	}
+	if !u.live.stallAt.IsZero() {
+		kv = append(kv, "own_stall_ms", ms(u.live.stall), "own_stall_ago_ms", ms(now.Sub(u.live.stallAt)))
+	}
+	return kv
+}
+
+// ms is d in milliseconds, to 0.1 ms, for log fields.
+func ms(d time.Duration) float64 { return float64(d.Round(100*time.Microsecond)) / 1e6 }
 
 // mayRevive says whether a suspended flow whose peer was last heard at
 // rx (ns) may come back at now: a suspension for silence still held
@@ -386,8 +431,12 @@ func (u *IPCP) heardHello(a *adj, h liveness.Hello) {
 	if a.up.Load() || !a.carrier.Load() {
 		return
 	}
-	if h.Flags&liveness.Starved != 0 || u.mayRevive(a, u.clk.Now(), a.lastRx.Load()) {
-		u.revive(a)
+	if h.Flags&liveness.Starved != 0 {
+		u.revive(a, "starved")
+		return
+	}
+	if u.mayRevive(a, u.clk.Now(), a.lastRx.Load()) {
+		u.revive(a, "hello")
 		return
 	}
 	u.live.wake()

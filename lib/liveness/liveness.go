@@ -142,6 +142,16 @@ func (d *Detector) Forgive(by time.Duration, now time.Time) {
 	}
 }
 
+// Gaps returns how many gaps the detector learned.
+func (d *Detector) Gaps() int { return d.n }
+
+// Mean returns the running mean gap.
+func (d *Detector) Mean() time.Duration { return time.Duration(d.mean) }
+
+// Peak returns the longest recent gap as last recorded (its decay since
+// the last arrival not applied).
+func (d *Detector) Peak() time.Duration { return time.Duration(d.peak) }
+
 // Last returns when the neighbour was last heard (or the last Pause).
 func (d *Detector) Last() time.Time { return d.last }
 

@@ -9,7 +9,9 @@ import "time"
 // neighbour is suspected.
 //
 // An adjacency is active while this side has sent it traffic within
-// Config.Fast × Config.Mult; otherwise it is idle.
+// Config.Fast × Config.Mult (what counts as traffic is the owner's
+// choice: ipcpd/unicast counts data, not management); otherwise it is
+// idle.
 //
 //   - Idle: traffic neither way costs nothing but a hello every
 //     Config.Idle (each hello carries the sender's interval, so the
@@ -22,7 +24,11 @@ import "time"
 //     one poll interval (Config.Poll, default Fast/Mult) it polls (a
 //     hello the neighbour answers at once), again every poll interval,
 //     and it suspects the neighbour once the silence exceeds the learned
-//     Detector's bound (floor Fast, see Detector).
+//     Detector's bound (floor Fast, see Detector) and the first poll of
+//     the silence has gone unanswered for that bound less one poll
+//     interval (the same moment when this host ticks on time; later by
+//     as much as a late tick sent the poll late: the neighbour is
+//     judged from when it was asked).
 //     Only gaps seen while active are learned: idle gaps say nothing
 //     about how fast the neighbour answers.
 //
@@ -43,6 +49,9 @@ type Session struct {
 	lastTx    time.Time // we last sent traffic (hellos do not count)
 	lastHello time.Time // we last asked for a hello
 	downSince time.Time // the owner took the adjacency out (zero: up)
+	activeAt  time.Time // the session last turned active
+	polls     int       // polls sent since the neighbour was last heard
+	firstPoll time.Time // the first of them (zero: none)
 	active    bool
 }
 
@@ -91,6 +100,7 @@ func (s *Session) Heard(t time.Time) {
 		return
 	}
 	s.heard = t
+	s.polls, s.firstPoll = 0, time.Time{}
 	if s.active {
 		s.det.Heard(t)
 	} else {
@@ -164,18 +174,17 @@ func (s *Session) Tick(now, heard time.Time, sent bool, stalled time.Duration) A
 	if s.active && !was {
 		// Fast detection starts now: an earlier silence was idle.
 		s.det.Pause(now)
+		s.activeAt = now
 	}
 	var a Action
-	if stalled > 0 {
-		s.lastHello = now
-		a.Hello = true
-	}
-	a.Suspect = s.Silence(now) > s.Bound()
-	if a.Hello {
-		return a
-	}
+	a.Suspect = s.Silence(now) > s.Bound() && s.answerWindowPassed(now)
 	poll := s.pollEvery()
 	switch {
+	case stalled > 0:
+		// A hello at once (the owner flags it starved); on an active
+		// or suspended adjacency it is a poll, the proof we now need.
+		a.Hello = true
+		a.Poll = s.active || !s.downSince.IsZero()
 	case !s.downSince.IsZero():
 		// A poll: a neighbour that hears it answers at once, which
 		// brings the adjacency back without waiting for its hello.
@@ -189,9 +198,46 @@ func (s *Session) Tick(now, heard time.Time, sent bool, stalled time.Duration) A
 	}
 	if a.Hello {
 		s.lastHello = now
+		if a.Poll {
+			if s.polls == 0 && s.downSince.IsZero() {
+				s.firstPoll = now
+			}
+			s.polls++
+		}
 	}
 	return a
 }
+
+// answerWindowPassed says whether an active neighbour was given its
+// chance to answer: the first poll since it was last heard went out at
+// least Bound - PollEvery ago. On time, that poll leaves one poll
+// interval into the silence, so this changes nothing; when this host's
+// ticks come late (by less than a stall: Forgive is for those), the
+// poll left late, and the neighbour is judged from when it was asked,
+// not from a silence that was partly ours.
+func (s *Session) answerWindowPassed(now time.Time) bool {
+	if !s.active {
+		return true
+	}
+	return !s.firstPoll.IsZero() && now.Sub(s.firstPoll) >= s.Bound()-s.pollEvery()
+}
+
+// PolledFor returns how long the first poll since the neighbour was
+// last heard has gone unanswered at now (0: none is out).
+func (s *Session) PolledFor(now time.Time) time.Duration {
+	if s.firstPoll.IsZero() {
+		return 0
+	}
+	return now.Sub(s.firstPoll)
+}
+
+// ActiveSince returns when the session last turned active (zero:
+// never).
+func (s *Session) ActiveSince() time.Time { return s.activeAt }
+
+// Unanswered returns how many polls went out since the neighbour was
+// last heard.
+func (s *Session) Unanswered() int { return s.polls }
 
 // downEvery is the hello interval while the adjacency is out: Fast,
 // slowing to Idle after 8 × Idle.

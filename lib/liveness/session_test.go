@@ -353,3 +353,78 @@ func TestSessionTurnsActive(t *testing.T) {
 		}
 	}
 }
+
+// unicastCfg is the Session configuration ipcpd/unicast runs with its
+// defaults (hello 10 ms x 3): active floor 15 ms, polls every 3.3 ms.
+var unicastCfg = Config{Fast: 15 * time.Millisecond, Idle: 250 * time.Millisecond, Mult: 3, Poll: 10 * time.Millisecond / 3}
+
+// steadySession returns a Session on an active link after 2 s of traffic both
+// ways every millisecond, ticked every millisecond, and the time of
+// the last tick (the last arrival).
+func steadySession(t *testing.T) (*Session, time.Time) {
+	s := NewSession(unicastCfg, start)
+	s.SetPeerIdle(unicastCfg.Idle)
+	now := start
+	for range 2000 {
+		now = now.Add(time.Millisecond)
+		if s.Tick(now, now, true, 0).Suspect {
+			t.Fatalf("steady link suspected at %v", now.Sub(start))
+		}
+	}
+	if b := s.Bound(); b != unicastCfg.Fast {
+		t.Fatalf("steady link: bound %v, want the floor %v", b, unicastCfg.Fast)
+	}
+	return s, now
+}
+
+// TestSessionLateTickPoll is the grid's cause of false downs under a
+// ping stream (bench -grid 49): the stream pauses (no traffic either
+// way) just as this host's tick comes 11 ms late, less than a stall
+// (the owner passes stalled only beyond Fast), so the first poll goes
+// out 12 ms into the silence; the neighbour answers it 5 ms later.
+// Judged by the silence alone it was suspected at 15 ms, before its
+// answer could arrive; judged from when it was asked, it is not. A
+// neighbour that does not answer is still found, late by only as much
+// as this host was.
+func TestSessionLateTickPoll(t *testing.T) {
+	for _, answers := range []bool{true, false} {
+		s, last := steadySession(t)
+		poll := unicastCfg.Poll
+		now := last.Add(12 * time.Millisecond) // the late tick
+		var asked, found time.Time
+		var answered []time.Time // the neighbour answers every poll 5 ms later
+		for now.Before(last.Add(100 * time.Millisecond)) {
+			var heard time.Time
+			for len(answered) > 0 && !now.Before(answered[0]) {
+				heard, answered = answered[0], answered[1:]
+			}
+			a := s.Tick(now, heard, false, 0)
+			if a.Poll {
+				if asked.IsZero() {
+					asked = now
+				}
+				if answers {
+					answered = append(answered, now.Add(5*time.Millisecond))
+				}
+			}
+			if a.Suspect {
+				found = now
+				break
+			}
+			now = now.Add(s.Next(now)) // on time from here on
+		}
+		if asked.IsZero() {
+			t.Fatalf("answers %v: no poll after the pause", answers)
+		}
+		switch {
+		case answers && !found.IsZero():
+			t.Fatalf("a neighbour asked %v into the silence and answering 5 ms later was suspected at %v (bound %v)",
+				asked.Sub(last), found.Sub(last), s.Bound())
+		case !answers && found.IsZero():
+			t.Fatal("a neighbour that never answered was not suspected in 100 ms")
+		case !answers && found.Sub(asked) > unicastCfg.Fast-poll+2*time.Millisecond:
+			t.Fatalf("a silent neighbour asked at %v was suspected only at %v, want within %v of the poll",
+				asked.Sub(last), found.Sub(last), unicastCfg.Fast-poll)
+		}
+	}
+}

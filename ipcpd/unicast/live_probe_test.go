@@ -1,0 +1,83 @@
+package unicast_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ouro-net/ouro/flow"
+	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/ipcpd/unicast"
+	"github.com/ouro-net/ouro/lib/clock"
+	"github.com/ouro-net/ouro/lib/qos"
+)
+
+// TestManagementBurstStaysIdle is the grid's cause of false downs at
+// idle (bench -grid 49: 108 of 114 in 60 s, all "active"): the
+// management traffic of an idle layer (routing and directory refresh
+// floods, and the acknowledgements of each) made an adjacency active,
+// so for Fast x Mult after each burst its peer was polled and judged
+// by the active bound (15 ms), and a loaded peer's answer that came
+// later was a false down. Management frames are resent by their ARQ
+// and need no fast detection: after a burst of them the adjacency
+// stays idle, and 40 ms of silence is nothing. Data does make it
+// active: the same silence after one data packet is a suspension.
+// Virtual time; the peer never answers a poll.
+func TestManagementBurstStaysIdle(t *testing.T) {
+	h := testenv.StartHost(t)
+	h.Bootstrap(t, "local", "lo", "lo", nil)
+	h.Register(t, "lower", "lo")
+	l, err := flow.Listen("lower", h.Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lower, err := flow.Alloc(ctx, "lower", qos.Raw(), h.Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lower.Close() })
+	peer, err := l.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	lower.SetWriteDeadline(time.Now().Add(30 * time.Second))
+
+	fc := clock.NewFake(time.Unix(1000, 0))
+	p, err := unicast.NewLiveProbe(fc, lower)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	// silence ticks the flow on time for d with no word from the peer.
+	silence := func(d time.Duration) {
+		end := fc.Now().Add(d)
+		for fc.Now().Before(end) && p.Up() {
+			fc.Advance(min(p.Tick(), time.Millisecond))
+		}
+	}
+	p.Tick()
+	fc.Advance(100 * time.Millisecond)
+	p.Heard() // the peer's idle keepalive
+	for range 3 {
+		for range 5 {
+			p.SendMgmt()
+		}
+		silence(40 * time.Millisecond)
+		if !p.Up() {
+			t.Fatal("an idle adjacency was suspended 40 ms after a burst of management frames")
+		}
+		fc.Advance(30 * time.Millisecond)
+		p.Heard()
+	}
+	if !p.SendData() {
+		t.Fatal("the data packet did not leave")
+	}
+	silence(40 * time.Millisecond)
+	if p.Up() {
+		t.Fatal("an adjacency carrying data was not suspended after 40 ms of silence")
+	}
+}
