@@ -127,8 +127,11 @@ func printBulk(w io.Writer, rows []BulkRow) {
 		}
 		x := ""
 		if r.XTCP > 0 {
-			x = fmt.Sprintf("  (%.3fx tcp; cwnd %d, srtt %.3f ms, base %.3f ms, %d retransmitted, cuts %d delay %d loss %d rto)",
-				r.XTCP, r.Bulk.Cwnd, r.Bulk.SRTTMS, r.Bulk.BaseRTTMS, r.Bulk.Retransmitted, r.Bulk.DelayCuts, r.Bulk.LossCuts, r.Bulk.RTOCuts)
+			b := r.Bulk
+			x = fmt.Sprintf("  (%.3fx tcp; cwnd %d seg = %d B, srtt %.3f ms, base %.3f ms, %d retransmitted, cuts %d delay %d loss %d rto;"+
+				" mtu %d, %d data packets, %.1f msgs/packet, %d packed with %d msgs)",
+				r.XTCP, b.Cwnd, b.CwndBytes, b.SRTTMS, b.BaseRTTMS, b.Retransmitted, b.DelayCuts, b.LossCuts, b.RTOCuts,
+				b.MTU, b.DataPackets, b.MsgsPerPacket, b.PackedPackets, b.PackedMessages)
 		}
 		fmt.Fprintf(w, "  %-18s %9.1f Mbit/s%s\n", r.Path, r.Bulk.Mbps, x)
 	}

@@ -392,6 +392,15 @@ type BulkResult struct {
 	ECNCuts       uint64  `json:"ecn_cuts,omitempty"`
 	Bends         uint64  `json:"bends,omitempty"`
 	Timeouts      uint64  `json:"timeouts,omitempty"`
+	// Packing (reliable flows): the lower flow's MTU, the window in
+	// bytes, DATA packets sent (first transmissions), how many were
+	// packed and the messages they carried, and messages per packet.
+	MTU            int     `json:"mtu,omitempty"`
+	CwndBytes      int     `json:"cwnd_bytes,omitempty"`
+	DataPackets    uint64  `json:"data_packets,omitempty"`
+	PackedPackets  uint64  `json:"packed_packets,omitempty"`
+	PackedMessages uint64  `json:"packed_messages,omitempty"`
+	MsgsPerPacket  float64 `json:"msgs_per_packet,omitempty"`
 }
 
 // PingResult is a low-latency ping run.
@@ -632,10 +641,17 @@ func (s *servers) runBulk(conn net.Conn, sinks chan *sink, d time.Duration) (Bul
 			r.SRTTMS, r.BaseRTTMS = float64(st.SRTT)/1e6, float64(st.BaseRTT)/1e6
 			r.DelayCuts, r.LossCuts, r.RTOCuts = st.DelayCuts, st.LossCuts, st.RTOCuts
 			r.ECNCuts, r.Bends, r.Timeouts = st.ECNCuts, st.Bends, st.Timeouts
+			r.MTU, r.CwndBytes = st.MTU, st.CwndBytes
+			r.PackedPackets, r.PackedMessages = st.PackedSent, st.PackedMessages
 		}
 	}
 	if cerr := conn.Close(); cerr != nil {
 		r.CloseErr = cerr.Error()
+	}
+	if f, ok := conn.(*flow.Flow); ok {
+		if st := f.Reliability(); st != nil {
+			r.DataPackets = st.DataSent // after Close: every message has left
+		}
 	}
 	select {
 	case <-sk.done:
@@ -643,6 +659,9 @@ func (s *servers) runBulk(conn net.Conn, sinks chan *sink, d time.Duration) (Bul
 		return r, errors.New("the sink never saw the end of the flow")
 	}
 	r.Bytes, r.Bad = sk.bytes.Load(), sk.bad.Load()
+	if r.DataPackets > 0 {
+		r.MsgsPerPacket = float64(r.Bytes/bulkMsg) / float64(r.DataPackets)
+	}
 	return r, err
 }
 

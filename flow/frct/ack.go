@@ -41,7 +41,7 @@ func (c *Conn) ackNewLocked(now time.Time, a uint32, ece bool) {
 	var sample time.Duration
 	var sampleSent time.Time
 	haveSample, karn, fresh := false, false, false
-	acked := 0
+	acked, units := 0, 0.0
 	if c.finSent && !seqLT(c.finSeq, c.sndUna) && seqLT(c.finSeq, a) {
 		c.finAcked = true
 		if c.finRtx == 0 {
@@ -74,8 +74,11 @@ func (c *Conn) ackNewLocked(now time.Time, a uint32, ece bool) {
 				continue
 			}
 			acked++
+			units += segments(ccSegment + sp.over)
 			if sp.sacked {
 				c.sacked--
+			} else {
+				c.overBytes -= sp.over
 			}
 			switch {
 			case sp.rtx > 0:
@@ -103,7 +106,7 @@ func (c *Conn) ackNewLocked(now time.Time, a uint32, ece bool) {
 			c.cc.undoRTO()
 			c.rtoRecovering = false
 		}
-		c.cc.onAck(now, acked, ece, c.sndUna, c.sndNxt, c.srtt)
+		c.cc.onAck(now, acked, units, ece, c.sndUna, c.sndNxt, c.srtt)
 		c.bendLocked()
 		c.afterTimeoutLocked()
 	}
@@ -138,7 +141,7 @@ func (c *Conn) afterTimeoutLocked() {
 		return
 	}
 	w := uint32(len(c.ring))
-	budget := c.cc.window()
+	budget := float64(c.cc.window()) // segments
 	for s := c.sndUna; budget > 0 && seqLT(s, c.rtoRecover) && seqLT(s, c.sndNxt); s++ {
 		if c.finSent && s == c.finSeq {
 			continue
@@ -149,7 +152,7 @@ func (c *Conn) afterTimeoutLocked() {
 		}
 		sp.sentAt = c.rtoAt.Add(1) // queued once
 		c.rtxPending = append(c.rtxPending, s)
-		budget--
+		budget -= segments(ccSegment + sp.over)
 	}
 }
 
@@ -172,6 +175,7 @@ func (c *Conn) onSACKLocked(now time.Time, a, bm uint32) {
 		if i >= 0 && bm&(1<<uint(i)) != 0 && !sp.sacked {
 			sp.sacked = true
 			c.sacked++
+			c.overBytes -= sp.over
 			wakeLocked(&c.wwake) // the packet left the pipe
 		}
 		if sp.sacked {

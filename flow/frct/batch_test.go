@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 // one. It also counts the calls.
 type batchEnd struct {
 	*memlink.End
-	reads, writes, written int
+	reads, writes, written atomic.Int64 // the reader, a writer and the pacer may write at once
 }
 
 func (b *batchEnd) ReadPackets(bufs [][]byte, sizes []int, ce []bool) (int, error) {
@@ -34,17 +35,17 @@ func (b *batchEnd) ReadPackets(bufs [][]byte, sizes []int, ce []bool) (int, erro
 		sizes[n], ce[n] = k, false
 		n++
 	}
-	b.reads++
+	b.reads.Add(1)
 	return n, nil
 }
 
 func (b *batchEnd) WritePackets(bufs [][]byte) (int, error) {
-	b.writes++
+	b.writes.Add(1)
 	for i, p := range bufs {
 		if err := b.WritePacket(p); err != nil {
 			return i, err
 		}
-		b.written++
+		b.written.Add(1)
 	}
 	return len(bufs), nil
 }
@@ -97,8 +98,8 @@ func TestBatchStretchACKs(t *testing.T) {
 		t.Errorf("%d packets in one batch: %d ACKs, want 1 to %d (at least 8 packets an ACK)", n, acks, n/8)
 	}
 	rcv.flush(&out)
-	if rcvEnd.writes != 1 || rcvEnd.written != acks {
-		t.Errorf("the batch's ACKs went out in %d calls (%d packets), want 1 call", rcvEnd.writes, rcvEnd.written)
+	if rcvEnd.writes.Load() != 1 || rcvEnd.written.Load() != int64(acks) {
+		t.Errorf("the batch's ACKs went out in %d calls (%d packets), want 1 call", rcvEnd.writes.Load(), rcvEnd.written.Load())
 	}
 	eventually(t, "the sender's window released", func() bool {
 		snd.mu.Lock()
@@ -157,12 +158,12 @@ func TestBatchLowerTransfer(t *testing.T) {
 		t.Fatalf("got %d bytes (sha %x), want %d (sha %x)", len(all), sha256.Sum256(all), len(data), sha256.Sum256(data))
 	}
 	sb := b.Stats()
-	if sb.PacketsReceived <= uint64(eb.reads) {
-		t.Errorf("receiver: %d packets in %d reads: never more than one per read", sb.PacketsReceived, eb.reads)
+	if sb.PacketsReceived <= uint64(eb.reads.Load()) {
+		t.Errorf("receiver: %d packets in %d reads: never more than one per read", sb.PacketsReceived, eb.reads.Load())
 	}
 	if sb.PacketsSent*2 > sb.PacketsReceived {
 		t.Errorf("receiver sent %d ACKs for %d packets: more than one per two", sb.PacketsSent, sb.PacketsReceived)
 	}
-	t.Logf("receiver: %d packets in %d reads, %d ACKs; sender: %d packets, %d retransmitted, %d writes", sb.PacketsReceived, eb.reads,
-		sb.PacketsSent, a.Stats().PacketsSent, a.Stats().Retransmitted, ea.writes)
+	t.Logf("receiver: %d packets in %d reads, %d ACKs; sender: %d packets, %d retransmitted, %d writes", sb.PacketsReceived, eb.reads.Load(),
+		sb.PacketsSent, a.Stats().PacketsSent, a.Stats().Retransmitted, ea.writes.Load())
 }

@@ -291,7 +291,7 @@ func TestBendOnSecondTimeout(t *testing.T) {
 	c.cc.bend = newBender(1)
 	now := time.Unix(100, 0)
 	c.bendOnTimeoutLocked(now)
-	c.cc.onAck(now, 1, false, 1, 2, c.srtt) // the path answered
+	c.cc.onAck(now, 1, 1, false, 1, 2, c.srtt) // the path answered
 	c.bendOnTimeoutLocked(now.Add(time.Second))
 	if len(lower.labels) != 0 {
 		t.Fatalf("bent on single timeouts: %v", lower.labels)

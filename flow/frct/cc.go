@@ -8,8 +8,8 @@ import (
 // Congestion controller parameters; see the package documentation,
 // section Congestion control, for the design and why.
 const (
-	ccInitialWindow = 10  // packets (RFC 6928)
-	ccMinWindow     = 2   // packets: never below, so a flow never stalls
+	ccInitialWindow = 10  // segments (RFC 6928)
+	ccMinWindow     = 2   // segments: never below, and a packet may always go when nothing is in flight, so a flow never stalls
 	ccLossBeta      = 0.7 // window kept on a loss (as CUBIC)
 	ccRTOBeta       = 0.5 // window kept on a retransmission timeout
 	ccMaxDelayCut   = 0.5 // largest share one delay decrease takes
@@ -24,7 +24,20 @@ const (
 	// long drains its queue for a round trip to measure it again.
 	ccProbeInterval = 2 * time.Second
 	ccBaseEpoch     = 3 * time.Second // base RTT: the smallest sample of the last 3 to 6 s
+	// ccSegment is the unit of the window, in bytes: a packet counts
+	// as its size on the wire in segments, and at least one (see
+	// Congestion control in the package documentation).
+	ccSegment = 1500
 )
+
+// segments is what a packet of wire bytes counts in the window: one
+// segment per ccSegment bytes, at least one.
+func segments(wire int) float64 {
+	if wire <= ccSegment {
+		return 1
+	}
+	return float64(wire) / ccSegment
+}
 
 // controller is the congestion controller of a Conn's sender: a window
 // in packets that keeps about queue packets of the flow in the
@@ -57,8 +70,9 @@ type controller struct {
 	roundEnd    uint32
 	roundSum    time.Duration // RTT samples of packets sent after lastCut
 	roundN      int
-	roundAcked  int
-	roundMarked int
+	roundAcked  int       // packets
+	roundMarked int       // packets
+	roundUnits  float64   // segments acknowledged
 	cwndLimited bool      // the window, not the application, limited sending this round
 	lastCut     time.Time // samples of packets sent before it do not count
 	recoverSeq  uint32    // losses below it belong to the last cut
@@ -70,8 +84,8 @@ type controller struct {
 
 	alpha float64 // DCTCP's estimate of the marked share
 
-	// pacing: a token bucket in packets
-	rate   float64 // packets per second; 0: not paced yet (no RTT)
+	// pacing: a token bucket in segments
+	rate   float64 // segments per second; 0: not paced yet (no RTT)
 	tokens float64
 	tokAt  time.Time
 
@@ -86,8 +100,10 @@ type ccStats struct {
 	marked, probes, rtoUndone             uint64
 }
 
-func newController(window int, queue int) *controller {
-	maxW := float64(window)
+// newController makes a controller whose window never exceeds maxWnd
+// segments.
+func newController(maxWnd float64, queue int) *controller {
+	maxW := maxWnd
 	return &controller{
 		queue:     float64(queue),
 		maxWnd:    maxW,
@@ -98,7 +114,7 @@ func newController(window int, queue int) *controller {
 	}
 }
 
-// window is the number of packets the controller lets be in flight.
+// window is the number of segments the controller lets be in flight.
 func (cc *controller) window() int { return max(int(cc.cwnd), 1) }
 
 // base returns the base RTT, or 0 before any sample.
@@ -196,10 +212,12 @@ func (cc *controller) allowed() float64 {
 }
 
 // onAck is called for every ACK that advances the cumulative ACK:
-// acked data packets left flight, ece tells whether the ACK echoes
-// congestion experienced, una and nxt are the sender's edges after it.
-func (cc *controller) onAck(now time.Time, acked int, ece bool, una, nxt uint32, srtt time.Duration) {
+// acked data packets, of units segments, left flight, ece tells whether
+// the ACK echoes congestion experienced, una and nxt are the sender's
+// edges after it.
+func (cc *controller) onAck(now time.Time, acked int, units float64, ece bool, una, nxt uint32, srtt time.Duration) {
 	cc.roundAcked += acked
+	cc.roundUnits += units
 	if cc.bend != nil {
 		cc.bend.rtos = 0 // the path answers
 	}
@@ -211,7 +229,7 @@ func (cc *controller) onAck(now time.Time, acked int, ece bool, una, nxt uint32,
 		cc.haveRecovery = false
 	}
 	if cc.slowStart {
-		cc.grow(float64(acked))
+		cc.grow(units)
 	}
 	if seqLT(una, cc.roundEnd) {
 		cc.setRate(srtt)
@@ -227,7 +245,7 @@ func (cc *controller) onAck(now time.Time, acked int, ece bool, una, nxt uint32,
 	}
 	cc.roundEnd = nxt
 	cc.roundSum, cc.roundN = 0, 0
-	cc.roundAcked, cc.roundMarked = 0, 0
+	cc.roundAcked, cc.roundMarked, cc.roundUnits = 0, 0, 0
 	cc.cwndLimited = false
 	cc.setRate(srtt)
 }
@@ -259,9 +277,9 @@ func (cc *controller) decide(now time.Time, nxt uint32) {
 		cc.lastCut = now
 		cc.stats.delayCuts++
 	case !cc.slowStart:
-		// Additive increase: one packet per round, less when fewer
-		// packets than a window were acknowledged.
-		cc.grow(min(1, float64(cc.roundAcked)/cc.cwnd) * cc.cwnd)
+		// Additive increase: one segment per round, less when fewer
+		// segments than a window were acknowledged.
+		cc.grow(min(1, cc.roundUnits/cc.cwnd) * cc.cwnd)
 	}
 }
 
@@ -350,7 +368,7 @@ func (cc *controller) setRate(srtt time.Duration) {
 	cc.rate = g * cc.cwnd / srtt.Seconds()
 }
 
-// burst is the most packets the pacer lets go back to back.
+// burst is the most segments the pacer lets go back to back.
 func (cc *controller) burst() float64 {
 	return max(ccMinWindow, min(cc.rate*ccPaceQuantum.Seconds(), cc.cwnd/2))
 }
@@ -382,14 +400,20 @@ func (cc *controller) paceWait(now time.Time) time.Duration {
 	return max(time.Duration(want/cc.rate*float64(time.Second)), time.Microsecond)
 }
 
-// onSend takes a token for a new packet; limited tells whether the
-// window is now full (the window, not the application, limits).
-func (cc *controller) onSend(now time.Time, limited bool) {
+// onSend takes a token for a new packet of one segment; limited tells
+// whether the window is now full (the window, not the application,
+// limits).
+func (cc *controller) onSend(now time.Time, limited bool) { cc.onSendUnits(now, 1, limited) }
+
+// onSendUnits is onSend for a packet of units segments: it takes that
+// many tokens (the bucket may owe up to one packet's worth), so a large
+// packet waits as long as the small ones it replaces.
+func (cc *controller) onSendUnits(now time.Time, units float64, limited bool) {
 	cc.refill(now)
 	if cc.rate > 0 {
-		cc.tokens--
-		if cc.tokens < -1 {
-			cc.tokens = -1
+		cc.tokens -= units
+		if cc.tokens < -units {
+			cc.tokens = -units
 		}
 	}
 	if limited {

@@ -172,7 +172,7 @@ func ccRound(cc *controller, clk *time.Time, una *uint32, n int, rtt time.Durati
 	for i := 0; i < n; i++ {
 		*una++
 		cc.onSample(now, sent, rtt)
-		cc.onAck(now, 1, ece, *una, nxt, rtt)
+		cc.onAck(now, 1, 1, ece, *una, nxt, rtt)
 		cc.onSend(now, true)
 	}
 }
@@ -241,7 +241,7 @@ func TestControllerGrowsOnlyWhenWindowLimited(t *testing.T) {
 		for j := 0; j < 3; j++ {
 			una++
 			cc.onSample(now, now.Add(-time.Millisecond), time.Millisecond)
-			cc.onAck(now, 1, false, una, una+uint32(2-j), time.Millisecond)
+			cc.onAck(now, 1, 1, false, una, una+uint32(2-j), time.Millisecond)
 		}
 	}
 	if cc.cwnd != w {

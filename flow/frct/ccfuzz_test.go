@@ -42,7 +42,7 @@ func FuzzCongestion(f *testing.F) {
 					if !open || pace > 0 {
 						break
 					}
-					c.sendDataLocked(fc.Now(), FlagData|FlagFirst|FlagLast, []byte("payload"), &out)
+					c.sendDataLocked(fc.Now(), FlagData|FlagFirst|FlagLast, false, []byte("payload"), &out)
 				}
 				c.mu.Unlock()
 			case 1: // time passes

@@ -165,7 +165,7 @@ func (f *simFlow) pump() {
 		if !open {
 			break
 		}
-		c.sendDataLocked(now, FlagData|FlagFirst|FlagLast, payload, &out)
+		c.sendDataLocked(now, FlagData|FlagFirst|FlagLast, false, payload, &out)
 	}
 	c.mu.Unlock()
 	c.flush(&out)

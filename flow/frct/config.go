@@ -24,6 +24,9 @@ const (
 	DefaultLinger = DefaultPeerTimeout
 	// DefaultCCQueue is the default Config.CCQueue.
 	DefaultCCQueue = 8
+	// DefaultSendBuffer is the default Config.SendBuffer: four packets
+	// of the largest loopback MTU, enough to keep such packets full.
+	DefaultSendBuffer = 256 << 10
 )
 
 // MaxWindow is the largest window the 16-bit header field can carry.
@@ -77,6 +80,12 @@ type Config struct {
 	// a flow keep queued at the bottleneck (default DefaultCCQueue): at
 	// 100 Mbit/s, 8 packets of 1400 bytes are 0.9 ms of queue.
 	CCQueue int
+	// SendBuffer bounds, in bytes, the small messages a reliable
+	// connection holds when it cannot send them at once; they leave
+	// packed, several to a packet (see Packing in the package
+	// documentation). Default DefaultSendBuffer; negative: no buffer
+	// and no packing, Write waits for the windows as before.
+	SendBuffer int
 	// NoBend keeps the connection on its path: without it a connection
 	// with congestion control over a Bender lower changes its path
 	// label on sustained congestion (see Path bending in the package
@@ -132,6 +141,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxMessage == 0 {
 		c.MaxMessage = DefaultMaxMessage
+	}
+	if c.SendBuffer == 0 {
+		c.SendBuffer = DefaultSendBuffer
 	}
 	return c, c.validate()
 }

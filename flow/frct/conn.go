@@ -119,6 +119,12 @@ type Conn struct {
 	persistIvl     time.Duration
 	cc             *controller // congestion control; nil when off
 	sacked         int         // packets in flight the peer has SACKed
+	overBytes      int         // bytes beyond one segment of the packets in flight not SACKed (see segments)
+	maxRecord      int         // largest message the send buffer takes; 0: no send buffer
+	sq             []byte      // send buffer: whole messages as packed records, from sqHead
+	sqHead         int
+	sqMsgs         int         // messages in the send buffer
+	finWanted      bool        // CloseWrite or Close: the FIN follows the send buffer
 	paceTimer      clock.Timer // wakes a writer held back by the pacer
 	rtoAt          time.Time   // last retransmission timeout (with congestion control)
 	rtoRecover     uint32      // sndNxt at that timeout
@@ -149,7 +155,9 @@ type spkt struct {
 	used   bool
 	sacked bool
 	lost   bool // retransmitted on loss evidence since the last timeout
+	packed bool // a packed packet: its payload is records
 	flags  Flags
+	over   int // wire bytes beyond one segment (see segments)
 	rtx    int
 	sentAt time.Time
 	buf    *[]byte
@@ -158,9 +166,10 @@ type spkt struct {
 
 // rslot is a reorder-buffer slot.
 type rslot struct {
-	state slotState
-	flags Flags
-	frag  frag
+	state  slotState
+	packed bool
+	flags  Flags
+	frag   frag
 }
 
 type slotState uint8
@@ -245,8 +254,13 @@ func newConn(lower Lower, cfg Config) (*Conn, error) {
 	if cfg.Reliable || cfg.congestionOn() {
 		c.ring = make([]spkt, cfg.Window)
 	}
+	if cfg.Reliable && cfg.SendBuffer > 0 {
+		c.maxRecord = min(c.maxPayload-recordHeader, 1<<16-1)
+	}
 	if cfg.congestionOn() {
-		c.cc = newController(cfg.Window, cfg.CCQueue)
+		// The window is in segments; it may grow to as many bytes as
+		// Window packets of the lower's MTU hold.
+		c.cc = newController(float64(cfg.Window)*max(1, float64(mtu)/ccSegment), cfg.CCQueue)
 		if _, ok := lower.(Bender); ok && !cfg.NoBend {
 			c.cc.bend = newBender(rand.Uint64())
 		}
@@ -553,8 +567,9 @@ func (c *Conn) doClose() error {
 	}
 	var out outbox
 	c.mu.Lock()
-	if c.err == nil && !c.finSent {
-		c.sendFINLocked(c.clk.Now(), &out)
+	if c.err == nil && !c.finWanted {
+		c.finWanted = true
+		c.sendBufferedLocked(c.clk.Now(), &out)
 	}
 	c.mu.Unlock()
 	c.flush(&out)
@@ -563,7 +578,7 @@ func (c *Conn) doClose() error {
 	if unacked != 0 {
 		// Never a silent loss: the caller learns that the peer may not
 		// have had everything.
-		return fmt.Errorf("frct: close: %d data packets never acknowledged (linger %v): %w", unacked, c.cfg.Linger, ErrUnacked)
+		return fmt.Errorf("frct: close: %d data packets or buffered messages never acknowledged (linger %v): %w", unacked, c.cfg.Linger, ErrUnacked)
 	}
 	if c.lowerErr != nil {
 		return fmt.Errorf("frct: closing lower flow: %w", c.lowerErr)
@@ -584,7 +599,7 @@ func (c *Conn) linger() uint32 {
 	defer t.Stop()
 	for {
 		c.mu.Lock()
-		if c.err != nil || c.sndUna == c.sndNxt {
+		if c.err != nil || c.sndUna == c.sndNxt && c.sqMsgs == 0 && (c.finSent || !c.finWanted) {
 			n := c.unackedDataLocked()
 			c.mu.Unlock()
 			return n
@@ -602,13 +617,14 @@ func (c *Conn) linger() uint32 {
 }
 
 // unackedDataLocked counts the data packets sent and not acknowledged
-// (the FIN, last in sequence, is not data).
+// (the FIN, last in sequence, is not data) and the messages still in
+// the send buffer.
 func (c *Conn) unackedDataLocked() uint32 {
 	n := c.sndNxt - c.sndUna
 	if n > 0 && c.finSent && !seqLT(c.finSeq, c.sndUna) {
 		n--
 	}
-	return n
+	return n + uint32(c.sqMsgs)
 }
 
 // teardown stops timers, closes the lower and waits for the reader.
@@ -639,7 +655,8 @@ func (c *Conn) CloseWrite() error {
 	c.mu.Lock()
 	err := c.writeErrLocked()
 	if err == nil {
-		c.sendFINLocked(c.clk.Now(), &out)
+		c.finWanted = true
+		c.sendBufferedLocked(c.clk.Now(), &out)
 	} else if errors.Is(err, errWriteShut) {
 		err = nil
 	}

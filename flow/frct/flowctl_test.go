@@ -2,6 +2,7 @@ package frct
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -98,12 +99,28 @@ func TestSlowReaderBlocksWriterUntilDeadline(t *testing.T) {
 	}
 }
 
+// TestZeroWindowProbeRecoversLostUpdate: a lost window update cannot
+// stall a sender for good, whether the writer waits in Write (no send
+// buffer) or its messages wait in the send buffer.
 func TestZeroWindowProbeRecoversLostUpdate(t *testing.T) {
+	for _, sb := range []int{-1, 0} {
+		t.Run(fmt.Sprintf("SendBuffer=%d", sb), func(t *testing.T) { testZeroWindowProbe(t, sb) })
+	}
+}
+
+func testZeroWindowProbe(t *testing.T, sendBuffer int) {
 	leakCheck(t)
 	fc := clock.NewFake(time.Unix(1000, 0))
 	cfg := virtualCfg(fc)
 	cfg.Window = 8
+	cfg.SendBuffer = sendBuffer
 	a, b, la, _ := newPair(t, cfg, memlink.Config{Clock: fc})
+	waiting := func() bool {
+		if sendBuffer < 0 {
+			return writerBlocked(a)
+		}
+		return a.Stats().SendBuffered == 20-cfg.Window
+	}
 
 	wrote := make(chan error, 1)
 	go func() {
@@ -116,7 +133,7 @@ func TestZeroWindowProbeRecoversLostUpdate(t *testing.T) {
 		wrote <- nil
 	}()
 	eventually(t, "zero window", func() bool {
-		return writerBlocked(a) && a.Stats().Unacked == 0 && b.Stats().Buffered == cfg.Window
+		return waiting() && a.Stats().Unacked == 0 && b.Stats().Buffered == cfg.Window
 	})
 
 	la.Cut() // the window update the reads trigger is lost
@@ -127,7 +144,7 @@ func TestZeroWindowProbeRecoversLostUpdate(t *testing.T) {
 		}
 	}
 	la.Restore()
-	if !writerBlocked(a) {
+	if !waiting() {
 		t.Fatal("writer unblocked without a window update")
 	}
 	probes := a.Stats().KeepAlivesSent

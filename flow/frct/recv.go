@@ -52,6 +52,9 @@ func (c *Conn) handleOneLocked(buf *[]byte, n int, ce bool, out *outbox) (kept b
 			c.ceState = ce
 		}
 		kept = c.onDataLocked(h, frag{buf: buf, data: payload})
+		if h.Packed {
+			c.stats.PackedReceived++
+		}
 	case h.Flags&FlagKeepAlive != 0:
 		c.ackNow = true
 	}
@@ -66,6 +69,11 @@ func (c *Conn) finishInputLocked(now time.Time, out *outbox) {
 		c.retransmitLocked(now, s, out)
 	}
 	c.rtxPending = c.rtxPending[:0]
+	if c.sqMsgs > 0 {
+		// The ACKs may have opened the window: buffered messages go
+		// now, carrying the ACK.
+		c.sendBufferedLocked(now, out)
+	}
 	switch {
 	case c.ackNow || c.ackPending >= 2 || c.ackPending > 0 && c.cfg.DelayedACK < 0:
 		out.add(c.buildLocked(now, 0, c.sndNxt, nil))
@@ -97,11 +105,15 @@ func (c *Conn) onDataLocked(h Header, f frag) bool {
 	}
 	kept := c.compact(&f)
 	if d == 0 {
-		c.consumeLocked(h.Flags, f)
+		c.consumeLocked(h.Flags, h.Packed, f)
 		if c.drainLocked() {
 			c.ackNow = true // a hole was filled: tell the sender at once
 		} else {
-			c.ackPending++
+			// Counted in segments, as TCP counts bytes: a large
+			// (packed) packet is acknowledged at once, not after the
+			// delayed-ACK timer, which would halve a sender whose
+			// window holds one such packet.
+			c.ackPending += int(segments(HeaderLen + len(f.data)))
 		}
 		return kept
 	}
@@ -115,7 +127,7 @@ func (c *Conn) onDataLocked(h Header, f frag) bool {
 		c.stats.ReorderDropped++
 		return false
 	}
-	*slot = rslot{state: slotHeld, flags: h.Flags, frag: f}
+	*slot = rslot{state: slotHeld, flags: h.Flags, packed: h.Packed, frag: f}
 	c.oooCount++
 	c.ackNow = true // out of order: SACK at once so the sender can repair
 	if !c.cfg.Reliable || !c.cfg.InOrder {
@@ -147,7 +159,7 @@ func (c *Conn) recvEdgeLocked() uint32 {
 }
 
 // consumeLocked takes the packet at rcvNxt.
-func (c *Conn) consumeLocked(flags Flags, f frag) {
+func (c *Conn) consumeLocked(flags Flags, packed bool, f frag) {
 	c.rcvNxt++
 	if flags&FlagFIN != 0 {
 		c.finRcvd = true
@@ -157,7 +169,43 @@ func (c *Conn) consumeLocked(flags Flags, f frag) {
 		wakeLocked(&c.rwake)
 		return
 	}
+	if packed {
+		c.finishMessageLocked() // its FIRST ends an unfinished message
+		c.pushPackedLocked(f)
+		return
+	}
 	c.appendFragLocked(flags, f)
+}
+
+// pushPackedLocked delivers each record of a packed packet (validated
+// by ParseHeader) as a message of its own. The records stay in the
+// packet's buffer, which the last of them owns and which counts once
+// in the window: messages are read in order, so it is recycled when
+// the last is read. An unreliable connection may drop a message when
+// its reader lags, so there each record is copied out instead.
+func (c *Conn) pushPackedLocked(f frag) {
+	own := c.cfg.Reliable || f.buf == nil
+	p := f.data
+	for len(p) > 0 {
+		var rec []byte
+		rec, p = nextRecord(p)
+		m := &message{frags: make([]frag, 1, 1)}
+		if own {
+			m.frags[0].data = rec
+		} else {
+			m.frags[0].data = append([]byte(nil), rec...)
+		}
+		if len(p) == 0 {
+			m.pkts = 1
+			if own {
+				m.frags[0].buf = f.buf
+			}
+		}
+		c.pushMessageLocked(m)
+	}
+	if !own {
+		c.putBuf(f.buf)
+	}
 }
 
 // drainLocked consumes the packets that became in order; it reports
@@ -177,7 +225,7 @@ func (c *Conn) drainLocked() bool {
 			s := *slot
 			*slot = rslot{}
 			c.oooCount--
-			c.consumeLocked(s.flags, s.frag)
+			c.consumeLocked(s.flags, s.packed, s.frag)
 		}
 		any = true
 	}
@@ -281,6 +329,13 @@ func (c *Conn) deliverCompleteLocked(seq uint32) {
 	}
 	if at(first).flags&FlagFIN != 0 {
 		return // the FIN is only taken in order
+	}
+	if sl := at(first); sl.packed {
+		f := sl.frag
+		*sl = rslot{state: slotDelivered}
+		c.oooCount--
+		c.pushPackedLocked(f)
+		return
 	}
 	m := &message{}
 	for s := first; ; s++ {

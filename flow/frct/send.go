@@ -1,6 +1,7 @@
 package frct
 
 import (
+	"encoding/binary"
 	"net"
 	"time"
 )
@@ -11,6 +12,14 @@ import (
 // fragment has been handed to the lower flow, not once acknowledged. On
 // error, n counts the bytes whose fragments were sent, and the peer
 // receives exactly those bytes (the cut message ends early).
+//
+// A message that fits in one packet with room for a record header, on
+// a reliable connection with a send buffer (Config.SendBuffer), goes
+// out at once when nothing is queued and the windows and the pacer let
+// it; otherwise Write copies it into the send buffer and returns, and
+// the buffered messages leave packed, several to a packet, as the
+// windows open (see Packing in the package documentation). Write
+// blocks, until the write deadline, only while the buffer is full.
 func (c *Conn) Write(b []byte) (int, error) {
 	if err := c.acquire("write", c.wsem, c.wdl); err != nil {
 		return 0, err
@@ -45,7 +54,7 @@ func (c *Conn) writeErrLocked() error {
 		return net.ErrClosed
 	case c.err != nil:
 		return c.err
-	case c.finSent:
+	case c.finSent || c.finWanted:
 		return errWriteShut
 	}
 	return nil
@@ -53,6 +62,9 @@ func (c *Conn) writeErrLocked() error {
 
 // writeMessage fragments one message into the window.
 func (c *Conn) writeMessage(m []byte) (int, error) {
+	if len(m) <= c.maxRecord {
+		return c.writeSmall(m)
+	}
 	var out outbox
 	defer c.flush(&out)
 	off := 0
@@ -69,12 +81,16 @@ func (c *Conn) writeMessage(m []byte) (int, error) {
 			return off, timeoutError("write")
 		}
 		now := c.clk.Now()
+		if c.sqMsgs > 0 {
+			// Buffered messages go first: wait until they are sent.
+			c.sendBufferedLocked(now, &out)
+		}
 		open, pace := c.sendGateLocked(now)
-		if pace > 0 {
+		if pace > 0 && c.sqMsgs == 0 {
 			c.paceLocked(pace, &out)
 			continue
 		}
-		if !open {
+		if !open || c.sqMsgs > 0 {
 			c.writerBlocked = true
 			if c.sndUna == c.sndNxt && !c.tPersist.armed() {
 				c.persistIvl = c.rto
@@ -100,7 +116,7 @@ func (c *Conn) writeMessage(m []byte) (int, error) {
 		if off+n == len(m) {
 			flags |= FlagLast
 		}
-		c.sendDataLocked(now, flags, m[off:off+n], &out)
+		c.sendDataLocked(now, flags, false, m[off:off+n], &out)
 		off += n
 		if len(out.pkts) >= 32 {
 			c.mu.Unlock()
@@ -111,12 +127,134 @@ func (c *Conn) writeMessage(m []byte) (int, error) {
 	return off, nil
 }
 
+// writeSmall sends a message that fits in a record of a packed packet:
+// at once when nothing is buffered and the gates are open, else through
+// the send buffer. It blocks only while the buffer is full.
+func (c *Conn) writeSmall(m []byte) (int, error) {
+	var out outbox
+	defer c.flush(&out)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if err := c.writeErrLocked(); err != nil {
+			return 0, opError("write", err)
+		}
+		if c.wdl.expired() {
+			return 0, timeoutError("write")
+		}
+		now := c.clk.Now()
+		if c.sqMsgs == 0 {
+			if open, pace := c.sendGateLocked(now); open && pace == 0 {
+				c.sendDataLocked(now, FlagData|FlagFirst|FlagLast, false, m, &out)
+				return len(m), nil
+			}
+		}
+		if c.sqMsgs == 0 || len(c.sq)-c.sqHead+recordHeader+len(m) <= c.cfg.SendBuffer {
+			c.enqueueLocked(m)
+			c.sendBufferedLocked(now, &out)
+			return len(m), nil
+		}
+		ch := waitChLocked(&c.wwake)
+		c.mu.Unlock()
+		c.flush(&out)
+		select {
+		case <-ch:
+		case <-c.wdl.done():
+		case <-c.dead:
+		}
+		c.mu.Lock()
+	}
+}
+
+// enqueueLocked appends m to the send buffer as a record. The buffer is
+// compacted when its free head is at least as large as what it holds
+// (each byte moves at most once per pass), else it grows; it holds at
+// most Config.SendBuffer bytes (one message more when empty).
+func (c *Conn) enqueueLocked(m []byte) {
+	if c.sqHead > 0 && len(c.sq)+recordHeader+len(m) > cap(c.sq) && c.sqHead >= len(c.sq)-c.sqHead {
+		n := copy(c.sq, c.sq[c.sqHead:])
+		c.sq, c.sqHead = c.sq[:n], 0
+	}
+	c.sq = appendRecord(c.sq, m)
+	c.sqMsgs++
+}
+
+// sendBufferedLocked sends what the send buffer holds while the gates are
+// open: as many whole messages as fit in one packet (at most MaxPacked)
+// go as one packed packet, a lone one as a plain packet. A closed pacer
+// arms its timer, which drains again; a zero window with nothing in
+// flight arms the persist timer; an ACK that opens the window drains
+// (finishInputLocked). The FIN follows the last buffered message.
+func (c *Conn) sendBufferedLocked(now time.Time, out *outbox) {
+	if c.err != nil {
+		return
+	}
+	took := false
+	limit := c.maxPayload
+	if c.cc != nil {
+		// At least two packets to a window, as TCP sizes its TSO
+		// packets: one packet per window would leave the path idle
+		// while its ACK comes back.
+		limit = min(limit, max(recordHeader+1, int(c.cc.cwnd*ccSegment/2)))
+	}
+	for c.sqMsgs > 0 {
+		open, pace := c.sendGateLocked(now)
+		if pace > 0 {
+			c.armPaceLocked(pace)
+			break
+		}
+		if !open {
+			if c.sndUna == c.sndNxt && !c.tPersist.armed() {
+				c.persistIvl = c.rto
+				c.tPersist.arm(now, c.persistIvl)
+			}
+			break
+		}
+		p := c.sq[c.sqHead:]
+		size, k := 0, 0
+		for k < c.sqMsgs && k < MaxPacked {
+			l := recordHeader + int(binary.BigEndian.Uint16(p[size:]))
+			if size+l > limit && k > 0 {
+				break
+			}
+			size += l
+			k++
+		}
+		if k == 1 {
+			rec, _ := nextRecord(p)
+			c.sendDataLocked(now, FlagData|FlagFirst|FlagLast, false, rec, out)
+		} else {
+			c.sendDataLocked(now, FlagData|FlagFirst|FlagLast, true, p[:size], out)
+			c.stats.PackedSent++
+			c.stats.PackedMessages += uint64(k)
+		}
+		c.sqHead += size
+		c.sqMsgs -= k
+		took = true
+	}
+	if c.sqMsgs == 0 {
+		c.sq, c.sqHead = c.sq[:0], 0
+		if c.finWanted && !c.finSent {
+			c.sendFINLocked(now, out)
+		}
+	}
+	if took {
+		wakeLocked(&c.wwake) // room in the buffer, or a large message may go
+	}
+}
+
+// inflightLocked is what the congestion window is counted against: the
+// packets in flight less those SACKed, in segments.
+func (c *Conn) inflightLocked() float64 {
+	return float64(int(c.sndNxt-c.sndUna)-c.sacked) + float64(c.overBytes)/ccSegment
+}
+
 // canSendLocked reports whether the windows allow a new DATA packet:
 // the ring, the peer's receive window and the congestion window, which
-// counts the packets in flight less those the peer has SACKed.
+// counts the segments in flight less those the peer has SACKed.
 func (c *Conn) canSendLocked() bool {
 	flight := c.sndNxt - c.sndUna
-	if c.cc != nil && int(flight)-c.sacked >= c.cc.window() {
+	if c.cc != nil && c.inflightLocked() >= float64(c.cc.window()) {
 		return false
 	}
 	if !c.cfg.Reliable { // never held back by the peer's window
@@ -147,11 +285,7 @@ func (c *Conn) sendGateLocked(now time.Time) (open bool, pace time.Duration) {
 // writer is woken; it flushes what was built first. c.mu is held.
 func (c *Conn) paceLocked(d time.Duration, out *outbox) {
 	ch := waitChLocked(&c.wwake)
-	if c.paceTimer == nil {
-		c.paceTimer = c.clk.AfterFunc(d, c.paceWake)
-	} else {
-		c.paceTimer.Reset(d)
-	}
+	c.armPaceLocked(d)
 	c.mu.Unlock()
 	c.flush(out)
 	select {
@@ -162,34 +296,51 @@ func (c *Conn) paceLocked(d time.Duration, out *outbox) {
 	c.mu.Lock()
 }
 
-// paceWake wakes a writer waiting for the pacer.
-func (c *Conn) paceWake() {
-	c.mu.Lock()
-	wakeLocked(&c.wwake)
-	c.mu.Unlock()
+// armPaceLocked sets the pacer's timer to fire in d.
+func (c *Conn) armPaceLocked(d time.Duration) {
+	if c.paceTimer == nil {
+		c.paceTimer = c.clk.AfterFunc(d, c.paceWake)
+	} else {
+		c.paceTimer.Reset(d)
+	}
 }
 
-// sendDataLocked sends a new DATA packet and, when reliable, keeps it
-// for retransmission.
-func (c *Conn) sendDataLocked(now time.Time, flags Flags, payload []byte, out *outbox) {
+// paceWake wakes a writer waiting for the pacer and sends what the send
+// buffer holds.
+func (c *Conn) paceWake() {
+	var out outbox
+	c.mu.Lock()
+	wakeLocked(&c.wwake)
+	if c.sqMsgs > 0 && !c.closed {
+		c.sendBufferedLocked(c.clk.Now(), &out)
+	}
+	c.mu.Unlock()
+	c.flush(&out)
+}
+
+// sendDataLocked sends a new DATA packet (packed: its payload is
+// records) and, when reliable, keeps it for retransmission.
+func (c *Conn) sendDataLocked(now time.Time, flags Flags, packed bool, payload []byte, out *outbox) {
 	seq := c.sndNxt
 	c.sndNxt++
 	if c.ring != nil {
-		sp := spkt{used: true, flags: flags, sentAt: now}
+		wire := HeaderLen + len(payload)
+		sp := spkt{used: true, flags: flags, packed: packed, sentAt: now, over: max(0, wire-ccSegment)}
 		if c.cfg.Reliable {
 			sp.buf = c.getBuf()
 			sp.n = copy(*sp.buf, payload)
 		}
 		c.ring[seq%uint32(len(c.ring))] = sp
+		c.overBytes += sp.over
 		if !c.tRTO.armed() {
 			c.tRTO.arm(now, c.rto)
 		}
 		if c.cc != nil {
-			c.cc.onSend(now, int(c.sndNxt-c.sndUna)-c.sacked >= c.cc.window())
+			c.cc.onSendUnits(now, segments(wire), c.inflightLocked() >= float64(c.cc.window()))
 		}
 	}
 	c.stats.DataSent++
-	out.add(c.buildLocked(now, flags, seq, payload))
+	out.add(c.buildPackedLocked(now, flags, packed, seq, payload))
 }
 
 // sendFINLocked sends the FIN, which takes the next sequence number and
@@ -228,7 +379,7 @@ func (c *Conn) retransmitLocked(now time.Time, seq uint32, out *outbox) bool {
 	sp.rtx++
 	sp.sentAt = now
 	c.stats.Retransmitted++
-	out.add(c.buildLocked(now, sp.flags, seq, (*sp.buf)[:sp.n]))
+	out.add(c.buildPackedLocked(now, sp.flags, sp.packed, seq, (*sp.buf)[:sp.n]))
 	return true
 }
 
@@ -252,8 +403,13 @@ func (c *Conn) recvWindowLocked() int {
 // every packet sent carries it, so building one satisfies any pending
 // ACK.
 func (c *Conn) buildLocked(now time.Time, flags Flags, seq uint32, payload []byte) *[]byte {
+	return c.buildPackedLocked(now, flags, false, seq, payload)
+}
+
+// buildPackedLocked is buildLocked for a packet that may be packed.
+func (c *Conn) buildPackedLocked(now time.Time, flags Flags, packed bool, seq uint32, payload []byte) *[]byte {
 	wnd := c.recvWindowLocked()
-	h := Header{Flags: flags | FlagAck, Window: uint16(wnd), Seq: seq, Ack: c.rcvNxt}
+	h := Header{Flags: flags | FlagAck, Window: uint16(wnd), Seq: seq, Ack: c.rcvNxt, Packed: packed}
 	if c.ceState {
 		h.Flags |= FlagECE
 	}

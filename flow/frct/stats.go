@@ -19,6 +19,12 @@ type Stats struct {
 	OverflowDropped    uint64 // unreliable: messages dropped, reader too slow
 	WriteErrors        uint64 // lower WritePacket errors (left to recovery)
 
+	PackedSent     uint64 // packed DATA packets sent (first transmissions)
+	PackedMessages uint64 // messages sent inside them
+	PackedReceived uint64 // packed DATA packets received and accepted
+	SendBuffered   int    // messages waiting in the send buffer
+	SendBufBytes   int    // bytes they take, record headers included
+
 	CEReceived uint64 // DATA packets that arrived marked congestion experienced
 	ECNEchoed  uint64 // sent packets the peer acknowledged with ECN echo
 	LossCuts   uint64 // congestion window decreases on loss
@@ -32,8 +38,10 @@ type Stats struct {
 	BendErrors uint64 // bends the lower flow refused
 	Label      uint8  // current path label
 
-	Cwnd       int           // congestion window in packets (0: no congestion control)
-	PacingRate float64       // packets per second the pacer allows (0: not paced)
+	Cwnd       int           // congestion window in segments of 1500 bytes (0: no congestion control)
+	CwndBytes  int           // the same in bytes
+	PacingRate float64       // segments per second the pacer allows (0: not paced)
+	MTU        int           // the lower flow's MTU
 	BaseRTT    time.Duration // smallest recent round-trip time
 	SlowStart  bool          // the controller is in slow start
 
@@ -53,11 +61,14 @@ func (c *Conn) Stats() Stats {
 	s.WriteErrors = c.writeErrs.Load()
 	s.RTO, s.SRTT, s.RTTVar = c.rto, c.srtt, c.rttvar
 	s.Unacked = c.unackedLocked()
+	s.MTU = c.mtu
+	s.SendBuffered, s.SendBufBytes = c.sqMsgs, len(c.sq)-c.sqHead
 	if cc := c.cc; cc != nil {
 		s.ECNEchoed = cc.stats.marked
 		s.LossCuts, s.ECNCuts, s.DelayCuts, s.RTOCuts = cc.stats.lossCuts, cc.stats.ecnCuts, cc.stats.delayCuts, cc.stats.rtoCuts
 		s.Probes, s.RTOUndone = cc.stats.probes, cc.stats.rtoUndone
 		s.Cwnd, s.PacingRate, s.BaseRTT, s.SlowStart = cc.window(), cc.rate, cc.base(), cc.slowStart
+		s.CwndBytes = int(cc.cwnd * ccSegment)
 		if b := cc.bend; b != nil {
 			s.Bends, s.BendsHeld, s.BendErrors, s.Label = b.bends, b.held, b.failed, b.label
 		}

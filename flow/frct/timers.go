@@ -61,6 +61,9 @@ func (c *Conn) forgetFlightLocked(now time.Time) bool {
 	c.bendOnTimeoutLocked(now)
 	w := uint32(len(c.ring))
 	for s := c.sndUna; s != end; s++ {
+		if sp := &c.ring[s%w]; sp.used && !sp.sacked {
+			c.overBytes -= sp.over
+		}
 		c.ring[s%w] = spkt{}
 	}
 	c.sndUna = end
@@ -93,7 +96,7 @@ func (c *Conn) onKeepAlive(now time.Time, out *outbox) {
 // onPersist probes a zero window so that a lost window update cannot
 // stall a blocked writer forever.
 func (c *Conn) onPersist(now time.Time, out *outbox) {
-	if !c.writerBlocked || c.sndUna != c.sndNxt || seqLT(c.sndNxt, c.peerEdge) {
+	if !c.writerBlocked && c.sqMsgs == 0 || c.sndUna != c.sndNxt || seqLT(c.sndNxt, c.peerEdge) {
 		return
 	}
 	c.sendProbeLocked(now, out)
