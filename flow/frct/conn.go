@@ -123,14 +123,19 @@ type Conn struct {
 	maxRecord      int         // largest message the send buffer takes; 0: no send buffer
 	sq             []byte      // send buffer: whole messages as packed records, from sqHead
 	sqHead         int
-	sqMsgs         int         // messages in the send buffer
-	finWanted      bool        // CloseWrite or Close: the FIN follows the send buffer
-	paceTimer      clock.Timer // wakes a writer held back by the pacer
-	rtoAt          time.Time   // last retransmission timeout (with congestion control)
-	rtoRecover     uint32      // sndNxt at that timeout
-	rtoRecovering  bool        // packets sent before rtoAt are still unacknowledged
-	rtoCheck       bool        // the next new ACK tells whether the timeout was spurious
-	rtoSeq         uint32      // the packet the timeout retransmitted
+	sqMsgs         int  // messages in the send buffer
+	finWanted      bool // CloseWrite or Close: the FIN follows the send buffer
+	// draining: an outbox holding packets from the send buffer is
+	// being flushed. Only one at a time, so that the reader, the
+	// pacer and the writer, which all send from the buffer, never put
+	// its packets on the wire out of order.
+	draining      bool
+	paceTimer     clock.Timer // wakes a writer held back by the pacer
+	rtoAt         time.Time   // last retransmission timeout (with congestion control)
+	rtoRecover    uint32      // sndNxt at that timeout
+	rtoRecovering bool        // packets sent before rtoAt are still unacknowledged
+	rtoCheck      bool        // the next new ACK tells whether the timeout was spurious
+	rtoSeq        uint32      // the packet the timeout retransmitted
 
 	// receiver
 	rcvNxt     uint32
@@ -199,6 +204,7 @@ type message struct {
 type outbox struct {
 	pkts       []*[]byte
 	closeLower bool
+	drained    bool // holds packets from the send buffer: its flush ends the drain (Conn.draining)
 }
 
 func (o *outbox) add(p *[]byte) { o.pkts = append(o.pkts, p) }
@@ -425,8 +431,28 @@ func (c *Conn) putBuf(b *[]byte) {
 	}
 }
 
-// flush writes the collected packets; c.mu is not held.
+// flush writes the collected packets; c.mu is not held. When they
+// came from the send buffer, the drain ends: what the buffer still
+// holds and the windows allow goes next, from here.
 func (c *Conn) flush(o *outbox) {
+	for {
+		c.write(o)
+		if !o.drained {
+			return
+		}
+		o.drained = false
+		c.mu.Lock()
+		c.draining = false
+		wakeLocked(&c.wwake)
+		if c.sqMsgs > 0 || c.finWanted && !c.finSent {
+			c.sendBufferedLocked(c.clk.Now(), o)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// write hands the collected packets to the lower.
+func (c *Conn) write(o *outbox) {
 	if c.batch != nil && len(o.pkts) > 1 {
 		c.flushBatch(o)
 		return

@@ -19,6 +19,11 @@ func FuzzParseHeader(f *testing.F) {
 	f.Add(Header{Flags: FlagKeepAlive | FlagAck, Window: 65535}.Append(nil))
 	f.Add(append([]byte{2}, make([]byte, 20)...))
 	f.Add(append([]byte{Version, 0xff}, make([]byte, 14)...))
+	packedH := Header{Flags: FlagData | FlagAck | FlagFirst | FlagLast, Seq: 3, Packed: true}
+	f.Add(append(packedH.Append(nil), appendRecord(appendRecord(nil, []byte("one")), []byte("two"))...))
+	f.Add(append(packedH.Append(nil), 0xff, 0xff, 'x'))               // a lying record length
+	f.Add(append(packedH.Append(nil), 0, 0, 0, 0))                    // empty records
+	f.Add(append([]byte{Version | 0x30}, packedH.Append(nil)[1:]...)) // unknown form
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, payload, err := ParseHeader(b)
 		if err != nil {
@@ -82,6 +87,17 @@ func FuzzConnInput(f *testing.F) {
 	f.Add(uint8(2), framePackets(pkt(d|FlagFirst|FlagLast, 3, 0, "x"), pkt(d|FlagFirst|FlagLast, 1, 0, "y"), pkt(FlagFIN, 4, 0, "")))
 	f.Add(uint8(3), framePackets(pkt(d, 0, 9, "forged"), pkt(FlagKeepAlive, 0, 0, ""), []byte{1, 2, 3}))
 	f.Add(uint8(0), framePackets(pkt(d|FlagFirst, 0, 0, "aaaa"), pkt(d, 1, 0, "bbbb"), pkt(d, 2, 0, "cccc"), pkt(d, 3, 0, "dd")))
+	pp := func(seq uint32, recs ...string) []byte {
+		var p []byte
+		for _, r := range recs {
+			p = appendRecord(p, []byte(r))
+		}
+		return append(Header{Flags: d | FlagFirst | FlagLast | FlagAck, Seq: seq, Window: 4, Packed: true}.Append(nil), p...)
+	}
+	f.Add(uint8(0), framePackets(pp(0, "a", "bb", "ccc"), nil, nil, nil, pkt(FlagFIN, 1, 0, "")))
+	f.Add(uint8(2), framePackets(pp(1, "x", "y"), pp(0, "u", "v", "w"), nil, nil))
+	f.Add(uint8(1), framePackets(pp(2, "late", "r"), pp(0, "p", "q"), nil, pp(0, "p", "q")))
+	f.Add(uint8(0), framePackets(pkt(d|FlagFirst, 0, 0, "cut"), pp(1, "after", "cut"), nil, nil, nil))
 	f.Fuzz(func(t *testing.T, mode uint8, in []byte) {
 		fc := clock.NewFake(time.Unix(0, 0))
 		cfg := Config{Clock: fc, Reliable: mode&1 == 0, InOrder: mode&2 == 0, Window: 8, ReorderBuffer: 6, MaxMessage: 40}

@@ -85,12 +85,13 @@ func (c *Conn) writeMessage(m []byte) (int, error) {
 			// Buffered messages go first: wait until they are sent.
 			c.sendBufferedLocked(now, &out)
 		}
+		queued := c.sqMsgs > 0 || c.draining
 		open, pace := c.sendGateLocked(now)
-		if pace > 0 && c.sqMsgs == 0 {
+		if pace > 0 && !queued {
 			c.paceLocked(pace, &out)
 			continue
 		}
-		if !open || c.sqMsgs > 0 {
+		if !open || queued {
 			c.writerBlocked = true
 			if c.sndUna == c.sndNxt && !c.tPersist.armed() {
 				c.persistIvl = c.rto
@@ -143,7 +144,7 @@ func (c *Conn) writeSmall(m []byte) (int, error) {
 			return 0, timeoutError("write")
 		}
 		now := c.clk.Now()
-		if c.sqMsgs == 0 {
+		if c.sqMsgs == 0 && !c.draining {
 			if open, pace := c.sendGateLocked(now); open && pace == 0 {
 				c.sendDataLocked(now, FlagData|FlagFirst|FlagLast, false, m, &out)
 				return len(m), nil
@@ -186,8 +187,8 @@ func (c *Conn) enqueueLocked(m []byte) {
 // flight arms the persist timer; an ACK that opens the window drains
 // (finishInputLocked). The FIN follows the last buffered message.
 func (c *Conn) sendBufferedLocked(now time.Time, out *outbox) {
-	if c.err != nil {
-		return
+	if c.err != nil || c.draining {
+		return // another flush of buffered packets is on: it sends the rest
 	}
 	took := false
 	limit := c.maxPayload
@@ -231,6 +232,7 @@ func (c *Conn) sendBufferedLocked(now time.Time, out *outbox) {
 		c.sqHead += size
 		c.sqMsgs -= k
 		took = true
+		c.draining, out.drained = true, true
 	}
 	if c.sqMsgs == 0 {
 		c.sq, c.sqHead = c.sq[:0], 0
