@@ -46,11 +46,17 @@ type simLower struct {
 	peer   func() *Conn
 	after  func()                  // runs after each delivery (drain the reader, refill the writer)
 	mangle func(b []byte) [][]byte // optional: rewrite or multiply packets on the way
+	mtu    int                     // 0: simMTU
 }
 
 func (l *simLower) ReadPacket([]byte) (int, error) { return 0, io.EOF }
-func (l *simLower) MTU() int                       { return simMTU }
-func (l *simLower) Close() error                   { return nil }
+func (l *simLower) MTU() int {
+	if l.mtu > 0 {
+		return l.mtu
+	}
+	return simMTU
+}
+func (l *simLower) Close() error { return nil }
 
 func (l *simLower) WritePacket(b []byte) error {
 	pkts := [][]byte{append([]byte(nil), b...)}
@@ -94,6 +100,7 @@ type simFlow struct {
 	wake     time.Time
 	stopped  bool
 	buf      []byte
+	payload  int // bytes per packet
 }
 
 func simCfg(sim *bottleneck.Sim) Config {
@@ -103,9 +110,16 @@ func simCfg(sim *bottleneck.Sim) Config {
 // addFlow starts a bulk flow over n.
 func (n *simNet) addFlow(t *testing.T, cfg Config, mangleAcks func([]byte) [][]byte) *simFlow {
 	t.Helper()
-	f := &simFlow{n: n, buf: make([]byte, 1<<16)}
-	ls := &simLower{n: n, link: n.fwd, peer: func() *Conn { return f.rcv }}
-	lr := &simLower{n: n, link: n.rev, peer: func() *Conn { return f.snd }, mangle: mangleAcks}
+	return n.addFlowMTU(t, cfg, mangleAcks, simMTU)
+}
+
+// addFlowMTU is addFlow over lowers of the given MTU, the sender
+// filling every packet.
+func (n *simNet) addFlowMTU(t *testing.T, cfg Config, mangleAcks func([]byte) [][]byte, mtu int) *simFlow {
+	t.Helper()
+	f := &simFlow{n: n, buf: make([]byte, 1<<16), payload: mtu - HeaderLen}
+	ls := &simLower{n: n, link: n.fwd, peer: func() *Conn { return f.rcv }, mtu: mtu}
+	lr := &simLower{n: n, link: n.rev, peer: func() *Conn { return f.snd }, mangle: mangleAcks, mtu: mtu}
 	var err error
 	if f.snd, err = newConn(ls, cfg); err != nil {
 		t.Fatal(err)
@@ -150,7 +164,7 @@ func (f *simFlow) pump() {
 	c := f.snd
 	var out outbox
 	c.mu.Lock()
-	payload := f.buf[:simPayload]
+	payload := f.buf[:f.payload]
 	for i := 0; c.err == nil && i < 1000; i++ { // bounded: a sender with no window at all would never stop
 		now := c.clk.Now()
 		open, pace := c.sendGateLocked(now)

@@ -311,12 +311,17 @@ func TestHostilePacked(t *testing.T) {
 	lying = append(lying, 0xff, 0xff, 'x') // claims 65535 bytes, has 1
 	short := appendRecord(nil, []byte("ok"))
 	short = append(short, 0x00) // half a length
+	past := appendRecord(nil, []byte("ok"))
+	past = append(past, 0, 2, 'x') // claims one byte more than is left
 	bad := [][]byte{
 		packed(whole, 0, zeros),
 		packed(whole, 0, ones),
 		packed(whole, 0, lying),
 		packed(whole, 0, short),
-		packed(whole, 0, nil), // no record at all
+		packed(whole, 0, past),
+		packed(whole, 0, []byte{0, 0, 0, 0, 0, 0}),                     // three empty records
+		packed(whole, 0, append(appendRecord(nil, []byte("a")), 0, 0)), // a record, then an empty one
+		packed(whole, 0, nil),                                          // no record at all
 		packed(FlagData|FlagFirst|FlagAck, 0, appendRecord(nil, []byte("x"))), // not a whole message
 		packed(FlagAck, 0, nil), // packed without DATA
 		append([]byte{Version | 0x20}, Header{Flags: whole}.Append(nil)[1:]...), // unknown form
@@ -405,6 +410,8 @@ func FuzzPacked(f *testing.F) {
 	f.Add([]byte{0, 0})
 	f.Add([]byte{0xff, 0xff, 1})
 	f.Add([]byte{0, 5, 1, 2})
+	f.Add([]byte{0, 2, 'x'})
+	f.Add([]byte{0, 1})
 	var many []byte
 	for i := 0; i <= MaxPacked; i++ {
 		many = appendRecord(many, []byte{byte(i)})
@@ -475,5 +482,28 @@ func TestPackedRandomSizes(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCCLargePacketsKeepQueueShort: in the simulator, a bulk flow of
+// 9000-byte packets (six segments each, as packed packets are) over the
+// 100 Mbit/s bottleneck fills it and keeps the queue as short, in time,
+// as 1400-byte packets do: the window counts their bytes. Counted as one
+// packet each, CCQueue packets queued would be six times as long.
+func TestCCLargePacketsKeepQueueShort(t *testing.T) {
+	const mtu = 9016
+	n := newSimNet(simRate, simRTT, simLimit, 0)
+	f := n.addFlowMTU(t, simCfg(n.sim), nil, mtu)
+	n.run(2 * time.Second)
+	n.fwd.ResetStats()
+	r := n.rates(3 * time.Second)
+	st := n.fwd.Stats()
+	t.Logf("goodput %.2f Mbit/s; queue mean %v max %v; drops %d; cwnd %d segments", mbps(r[0]), st.MeanQueueDelay(), st.QueueDelayMax, st.Dropped, f.snd.Stats().Cwnd)
+	if r[0] < 0.9*simRate*float64(mtu-HeaderLen)/mtu {
+		t.Errorf("goodput %.2f Mbit/s, want >= 90%% of %d Mbit/s", mbps(r[0]), simRate/mbit)
+	}
+	// DefaultCCQueue segments of 1500 bytes are 0.96 ms at 100 Mbit/s.
+	if st.MeanQueueDelay() > 2*time.Millisecond {
+		t.Errorf("mean queueing delay %v: the window counts packets, not bytes", st.MeanQueueDelay())
 	}
 }
