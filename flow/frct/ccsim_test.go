@@ -100,7 +100,7 @@ type simFlow struct {
 	wake     time.Time
 	stopped  bool
 	buf      []byte
-	payload  int // bytes per packet
+	payload  int // bytes per packet (0: simPayload)
 }
 
 func simCfg(sim *bottleneck.Sim) Config {
@@ -164,7 +164,10 @@ func (f *simFlow) pump() {
 	c := f.snd
 	var out outbox
 	c.mu.Lock()
-	payload := f.buf[:f.payload]
+	payload := f.buf[:simPayload]
+	if f.payload > 0 {
+		payload = f.buf[:f.payload]
+	}
 	for i := 0; c.err == nil && i < 1000; i++ { // bounded: a sender with no window at all would never stop
 		now := c.clk.Now()
 		open, pace := c.sendGateLocked(now)
