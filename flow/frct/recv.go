@@ -189,7 +189,7 @@ func (c *Conn) pushPackedLocked(f frag) {
 	for len(p) > 0 {
 		var rec []byte
 		rec, p = nextRecord(p)
-		m := &message{frags: make([]frag, 1, 1)}
+		m := &message{frags: make([]frag, 1)}
 		if own {
 			m.frags[0].data = rec
 		} else {
