@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -95,16 +96,25 @@ func readGridEvents(dir string) ([]gridEvent, error) {
 				continue
 			}
 			var m map[string]any
-			if json.Unmarshal(line, &m) != nil {
+			dec := json.NewDecoder(bytes.NewReader(line))
+			dec.UseNumber() // at_ns needs all 64 bits
+			if dec.Decode(&m) != nil {
 				continue
 			}
 			msg, _ := m["@message"].(string)
 			if msg != evDown && msg != evBack && msg != evFlooded {
 				continue
 			}
-			at, _ := m["at_ns"].(float64)
-			id, _ := m["id"].(float64)
-			evs = append(evs, gridEvent{Host: host, Msg: msg, At: time.Unix(0, int64(at)), ID: uint64(id), F: m})
+			n, _ := m["at_ns"].(json.Number)
+			at, _ := n.Int64()
+			n, _ = m["id"].(json.Number)
+			id, _ := n.Int64()
+			for k, v := range m {
+				if n, ok := v.(json.Number); ok {
+					m[k], _ = n.Float64()
+				}
+			}
+			evs = append(evs, gridEvent{Host: host, Msg: msg, At: time.Unix(0, at), ID: uint64(id), F: m})
 		}
 		f.Close()
 		if err := sc.Err(); err != nil {

@@ -99,6 +99,9 @@ type liveLoop struct {
 	// and how late it was, for the log (owned by the loop).
 	stallAt time.Time
 	stall   time.Duration
+	// slow is how late the loop's ticks came lately (owned by the loop):
+	// every active bound gets that much slack.
+	slow liveness.Slowness
 }
 
 // adjLive is the keepalive state of one lower flow.
@@ -180,10 +183,12 @@ func (u *IPCP) liveness() {
 		}
 		now := u.clk.Now()
 		var late time.Duration // how late this tick is: we were not running
-		if d := now.Sub(due); d > cfg.Fast {
+		d := now.Sub(due)
+		if d > cfg.Fast {
 			late = d
 			u.live.stallAt, u.live.stall = now, d
 		}
+		u.live.slow.Late(max(d, 0), now)
 		list = u.allAdjs(list[:0])
 		heard := peerHeard(list, heardBuf)
 		next := cfg.Idle
@@ -294,6 +299,7 @@ func (u *IPCP) tickAdj(a *adj, now time.Time, late time.Duration, otherRx int64)
 	if p := l.peerIdle.Load(); p > 0 {
 		l.sess.SetPeerIdle(time.Duration(p))
 	}
+	l.sess.SetSlack(u.live.slow.At(now))
 	var heard time.Time
 	if rx > l.seenRx {
 		heard = time.Unix(0, rx)
@@ -371,7 +377,7 @@ func (u *IPCP) downFields(a *adj, now time.Time, rule string) []any {
 	kv := []any{"rule", rule, "mode", mode, "silence_ms", ms(s.Silence(now)), "bound_ms", ms(s.Bound()),
 		"gaps", d.Gaps(), "mean_ms", ms(d.Mean()), "peak_ms", ms(d.Peak()), "unanswered", s.Unanswered(),
 		"polled_ms", ms(s.PolledFor(now)),
-		"since_up_ms", ms(now.Sub(a.since)), "queued", a.f.Queued()}
+		"since_up_ms", ms(now.Sub(a.since)), "queued", a.f.Queued(), "slack_ms", ms(u.live.slow.At(now))}
 	if t := s.ActiveSince(); !t.IsZero() && s.Active() {
 		kv = append(kv, "active_ms", ms(now.Sub(t)))
 	}

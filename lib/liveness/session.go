@@ -1,6 +1,9 @@
 package liveness
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Session is the keepalive of one adjacency in demand mode (after BFD's
 // demand mode and poll sequence, RFC 5880 section 6.6): it decides, at
@@ -52,6 +55,7 @@ type Session struct {
 	activeAt  time.Time // the session last turned active
 	polls     int       // polls sent since the neighbour was last heard
 	firstPoll time.Time // the first of them (zero: none)
+	slack     time.Duration
 	active    bool
 }
 
@@ -128,17 +132,32 @@ func (s *Session) Silence(now time.Time) time.Duration {
 // the current mode.
 func (s *Session) Bound() time.Duration {
 	if s.active {
-		return s.det.Bound()
+		b := s.det.Bound()
+		return min(b+s.slack, max(b, s.det.Ceiling))
 	}
-	return s.idleBound()
+	return s.idleBound() + min(s.slack, s.peerInterval())
 }
 
+// SetSlack adds d to the bound (on an active adjacency never beyond
+// the Detector's ceiling, on an idle one at most one of the
+// neighbour's intervals): the owner's own recent slowness (Slowness),
+// which delays the neighbour's packets on this side as much as on the
+// wire. Stalls beyond Fast are forgiven by Tick; this is for the
+// lateness short of that, and for the time after a stall while the
+// host stays loaded.
+func (s *Session) SetSlack(d time.Duration) { s.slack = max(d, 0) }
+
 func (s *Session) idleBound() time.Duration {
-	iv := s.peerIdle
-	if iv == 0 {
-		iv = s.cfg.Idle
+	return s.peerInterval()*time.Duration(s.cfg.Mult) + s.cfg.Fast
+}
+
+// peerInterval is the neighbour's idle hello interval (ours until it
+// says).
+func (s *Session) peerInterval() time.Duration {
+	if s.peerIdle == 0 {
+		return s.cfg.Idle
 	}
-	return iv*time.Duration(s.cfg.Mult) + s.cfg.Fast
+	return s.peerIdle
 }
 
 // SetDown tells the session whether its owner has taken the adjacency
@@ -265,8 +284,32 @@ func (s *Session) Next(now time.Time) time.Duration {
 		return max(s.pollEvery()/2, time.Millisecond)
 	}
 	d := s.cfg.Idle - now.Sub(s.lastHello)
-	d = min(d, s.idleBound()-s.Silence(now)+time.Millisecond)
+	d = min(d, s.Bound()-s.Silence(now)+time.Millisecond)
 	return max(d, time.Millisecond)
+}
+
+// SlownessHalfLife is how fast Slowness forgets a late tick.
+const SlownessHalfLife = 2 * time.Second
+
+// Slowness is a host's own recent lateness: the latest of its ticks,
+// halving every SlownessHalfLife. Its zero value is ready.
+type Slowness struct {
+	peak float64
+	at   time.Time
+}
+
+// Late records a tick at now that came late by d (0: on time).
+func (w *Slowness) Late(d time.Duration, now time.Time) {
+	w.peak = max(float64(w.At(now)), float64(d))
+	w.at = now
+}
+
+// At returns the recorded lateness, decayed to now.
+func (w *Slowness) At(now time.Time) time.Duration {
+	if w.peak == 0 || !now.After(w.at) {
+		return time.Duration(w.peak)
+	}
+	return time.Duration(w.peak * math.Exp2(-float64(now.Sub(w.at))/float64(SlownessHalfLife)))
 }
 
 func later(a, b time.Time) time.Time {

@@ -428,3 +428,50 @@ func TestSessionLateTickPoll(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionOwnSlowness: this host ran 12 ms late 200 ms ago (short of
+// a stall) and is still loaded, so the answers to its polls wait 14 ms
+// on its own side before it reads them. With its own slowness as slack
+// (as ipcpd/unicast sets it), the neighbour is not suspected; one that
+// does not answer is still found within the bound plus that slack.
+func TestSessionOwnSlowness(t *testing.T) {
+	for _, answers := range []bool{true, false} {
+		s, last := steadySession(t)
+		var slow Slowness
+		slow.Late(12*time.Millisecond, last.Add(-200*time.Millisecond))
+		if got := slow.At(last); got < 11*time.Millisecond || got > 12*time.Millisecond {
+			t.Fatalf("12 ms late 200 ms ago: slowness %v", got)
+		}
+		now := last
+		var answered []time.Time
+		var found time.Time
+		for now.Before(last.Add(200 * time.Millisecond)) {
+			now = now.Add(s.Next(now))
+			var heard time.Time
+			for len(answered) > 0 && !now.Before(answered[0]) {
+				heard, answered = answered[0], answered[1:]
+			}
+			slow.Late(0, now)
+			s.SetSlack(slow.At(now))
+			a := s.Tick(now, heard, false, 0)
+			if a.Poll && answers {
+				answered = append(answered, now.Add(14*time.Millisecond))
+			}
+			if a.Suspect {
+				found = now
+				break
+			}
+		}
+		switch {
+		case answers && !found.IsZero():
+			t.Fatalf("a neighbour whose answers waited 14 ms on a slow host was suspected at %v (bound %v)", found.Sub(last), s.Bound())
+		case !answers && (found.IsZero() || found.Sub(last) > unicastCfg.Fast+12*time.Millisecond+2*time.Millisecond):
+			t.Fatalf("a silent neighbour was found at %v, want within %v", found.Sub(last), unicastCfg.Fast+12*time.Millisecond)
+		}
+	}
+	var w Slowness
+	w.Late(40*time.Millisecond, start)
+	if got := w.At(start.Add(SlownessHalfLife)); got != 20*time.Millisecond {
+		t.Errorf("after one half-life: %v, want 20ms", got)
+	}
+}
