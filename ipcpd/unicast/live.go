@@ -365,8 +365,9 @@ func (u *IPCP) tickAdj(a *adj, now time.Time, late time.Duration, otherRx int64)
 // its peer at now: the rule that fired (bound: the detector's bound;
 // link: link evidence; only: the only flow up, past the hold), the
 // mode, the silence and the bound, the detector's learned figures,
-// the polls left unanswered, how long the flow and the active spell
-// have lasted, and this host's last own stall.
+// the polls left unanswered and for how long, how long the flow and
+// the active spell have lasted, this host's last own stall, and its
+// own recent slowness (the slack on the bound is that, at most Fast).
 func (u *IPCP) downFields(a *adj, now time.Time, rule string) []any {
 	s := a.live.sess
 	d := s.Detector()
@@ -377,7 +378,7 @@ func (u *IPCP) downFields(a *adj, now time.Time, rule string) []any {
 	kv := []any{"rule", rule, "mode", mode, "silence_ms", ms(s.Silence(now)), "bound_ms", ms(s.Bound()),
 		"gaps", d.Gaps(), "mean_ms", ms(d.Mean()), "peak_ms", ms(d.Peak()), "unanswered", s.Unanswered(),
 		"polled_ms", ms(s.PolledFor(now)),
-		"since_up_ms", ms(now.Sub(a.since)), "queued", a.f.Queued(), "slack_ms", ms(u.live.slow.At(now))}
+		"since_up_ms", ms(now.Sub(a.since)), "queued", a.f.Queued(), "own_slow_ms", ms(u.live.slow.At(now))}
 	if t := s.ActiveSince(); !t.IsZero() && s.Active() {
 		kv = append(kv, "active_ms", ms(now.Sub(t)))
 	}

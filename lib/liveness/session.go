@@ -135,17 +135,17 @@ func (s *Session) Bound() time.Duration {
 		b := s.det.Bound()
 		return min(b+s.slack, max(b, s.det.Ceiling))
 	}
-	return s.idleBound() + min(s.slack, s.peerInterval())
+	return s.idleBound() + s.slack
 }
 
-// SetSlack adds d to the bound (on an active adjacency never beyond
-// the Detector's ceiling, on an idle one at most one of the
-// neighbour's intervals): the owner's own recent slowness (Slowness),
+// SetSlack adds d, at most Fast, to the bound (on an active adjacency
+// never beyond the Detector's ceiling): the owner's own recent
+// slowness (Slowness),
 // which delays the neighbour's packets on this side as much as on the
 // wire. Stalls beyond Fast are forgiven by Tick; this is for the
 // lateness short of that, and for the time after a stall while the
 // host stays loaded.
-func (s *Session) SetSlack(d time.Duration) { s.slack = max(d, 0) }
+func (s *Session) SetSlack(d time.Duration) { s.slack = min(max(d, 0), s.cfg.Fast) }
 
 func (s *Session) idleBound() time.Duration {
 	return s.peerInterval()*time.Duration(s.cfg.Mult) + s.cfg.Fast
@@ -289,7 +289,7 @@ func (s *Session) Next(now time.Time) time.Duration {
 }
 
 // SlownessHalfLife is how fast Slowness forgets a late tick.
-const SlownessHalfLife = 2 * time.Second
+const SlownessHalfLife = time.Second
 
 // Slowness is a host's own recent lateness: the latest of its ticks,
 // halving every SlownessHalfLife. Its zero value is ready.
