@@ -73,6 +73,16 @@ func TestGrid4(t *testing.T) {
 	if os.TempDir() != tmpBefore {
 		t.Errorf("TMPDIR left at %s", os.TempDir())
 	}
+	if v, ok := os.LookupEnv(logDirEnv); ok {
+		t.Errorf("%s left at %s", logDirEnv, v)
+	}
+	// The IPCPs' logs were read: every spell has its down summary.
+	if r.UpDowns == nil || r.IdleDownsWhy == nil || r.PingDownsWhy == nil {
+		t.Errorf("down summaries missing: %+v %+v %+v", r.UpDowns, r.IdleDownsWhy, r.PingDownsWhy)
+	}
+	if logs, _ := filepath.Glob(filepath.Join(r.RunDir, "logs", "*.log")); len(logs) != 0 {
+		t.Errorf("IPCP logs left: %v", logs)
+	}
 	// Cleaned up: no IPCP process of the run is left (the IRMds reap
 	// them, so a gone pid has no /proc entry), and no run directory.
 	var pids []int
