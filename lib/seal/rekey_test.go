@@ -404,3 +404,61 @@ func TestTimeRekeyLongOutageBothWays(t *testing.T) {
 		t.Fatalf("a %v; b %v", as, bs)
 	}
 }
+
+// countingClock counts the reads of a virtual clock.
+type countingClock struct {
+	*clock.Fake
+	reads int
+}
+
+func (c *countingClock) Now() time.Time {
+	c.reads++
+	return c.Fake.Now()
+}
+
+// TestSealOpenReadNoClock: sealing and opening read no clock per packet
+// (a key's age and the previous key's grace are timers), steady or in
+// the grace after a rollover; the time step still happens, and Close
+// leaves no timer armed.
+func TestSealOpenReadNoClock(t *testing.T) {
+	k1, k2 := make([]byte, KeyLen), make([]byte, KeyLen)
+	rand.Read(k1)
+	rand.Read(k2)
+	ca, cb := &countingClock{Fake: clock.NewFake(t0)}, &countingClock{Fake: clock.NewFake(t0)}
+	a, b := NewSessionClock(k1, k2, 0, ca), NewSessionClock(k2, k1, 0, cb)
+	n := 0
+	pingPong := func(count int) {
+		for range count {
+			mustOpen(t, b, seal(t, a, n), n)
+			mustOpen(t, a, seal(t, b, n), n)
+			n++
+		}
+	}
+	ca.reads, cb.reads = 0, 0
+	pingPong(1000)
+	if ca.reads != 0 || cb.reads != 0 {
+		t.Fatalf("1000 round trips read the clocks %d and %d times", ca.reads, cb.reads)
+	}
+	// A rollover on time: a few reads at the step, none per packet in
+	// the previous key's grace.
+	advance(RekeyAfterTime, ca.Fake, cb.Fake)
+	pingPong(1)
+	if st := a.Stats(); st.Rekeys != 2 {
+		t.Fatalf("no time step: %v", st)
+	}
+	ca.reads, cb.reads = 0, 0
+	pingPong(1000)
+	if ca.reads != 0 || cb.reads != 0 {
+		t.Fatalf("1000 round trips in the grace read the clocks %d and %d times", ca.reads, cb.reads)
+	}
+	a.Close()
+	b.Close()
+	if pa, pb := ca.Pending(), cb.Pending(); pa != 0 || pb != 0 {
+		t.Fatalf("%d and %d timers armed after Close", pa, pb)
+	}
+	a.SetClock(ca)
+	if ca.Pending() != 0 {
+		t.Fatal("SetClock after Close armed a timer")
+	}
+	pingPong(10) // a closed session still seals and opens
+}
