@@ -120,6 +120,10 @@ func (f *Flow) Crypto() *seal.Stats {
 // setSession installs the agreed keys: from now on packets are sealed.
 func (f *Flow) setSession(s *seal.Session) {
 	f.sess = s
+	f.live.Store(s)
+	if f.closed.Load() && f.live.CompareAndSwap(s, nil) {
+		s.Close() // closed during the exchange (an eviction)
+	}
 	f.lowMTU = f.info.MTU
 	size := 1 << 16
 	if f.info.MTU > 0 {
@@ -319,6 +323,15 @@ func (f *Flow) readPacket(b []byte) (int, bool, error) {
 			}
 			return 0, ce, err
 		}
+		if n-seal.Overhead <= len(b) {
+			// The common case: the plaintext fits the caller's buffer
+			// and is decrypted straight into it.
+			pt, ok := f.openTo(b, f.rbuf[:n])
+			if !ok {
+				continue
+			}
+			return len(pt), ce, nil
+		}
 		pt, ok := f.open(f.rbuf[:n])
 		if !ok {
 			continue
@@ -335,15 +348,34 @@ func (f *Flow) readPacket(b []byte) (int, bool, error) {
 // repeated hello is answered again) or a packet that fails to open is
 // counted and gives false.
 func (f *Flow) open(p []byte) ([]byte, bool) {
-	if len(p) > 0 && (p[0] == seal.KindHello || p[0] == seal.KindReply || p[0] == seal.KindHelloPSK || p[0] == seal.KindReplyPSK) {
-		f.sess.CountHandshake()
-		if f.hsHello != nil && bytes.Equal(p, f.hsHello) && f.hsRepeats.Add(1) <= helloRepeats {
-			f.data().Write(f.hsReply) // our reply was lost; best effort
-		}
+	if f.handshakeMsg(p) {
 		return nil, false
 	}
 	pt, err := f.sess.Open(p)
 	return pt, err == nil // a failure is counted by the session
+}
+
+// openTo is open into dst, which holds the plaintext (see
+// seal.Opener.OpenTo); on failure dst's contents are undefined.
+func (f *Flow) openTo(dst, p []byte) ([]byte, bool) {
+	if f.handshakeMsg(p) {
+		return nil, false
+	}
+	pt, err := f.sess.OpenTo(dst, p)
+	return pt, err == nil // a failure is counted by the session
+}
+
+// handshakeMsg reports whether p is a handshake message arriving after
+// the exchange: counted, and a repeated hello is answered again.
+func (f *Flow) handshakeMsg(p []byte) bool {
+	if len(p) == 0 || (p[0] != seal.KindHello && p[0] != seal.KindReply && p[0] != seal.KindHelloPSK && p[0] != seal.KindReplyPSK) {
+		return false
+	}
+	f.sess.CountHandshake()
+	if f.hsHello != nil && bytes.Equal(p, f.hsHello) && f.hsRepeats.Add(1) <= helloRepeats {
+		f.data().Write(f.hsReply) // our reply was lost; best effort
+	}
+	return true
 }
 
 // batchBytes bounds the memory of an encrypted flow's batch buffers.
@@ -376,7 +408,17 @@ func (f *Flow) readBatchSealed(bufs [][]byte, sizes []int) (int, error) {
 				f.sess.CountShort() // longer than any sealed packet of this flow
 				continue
 			}
-			pt, ok := f.open(f.rbat[i][:f.rsiz[i]])
+			p := f.rbat[i][:f.rsiz[i]]
+			if len(p)-seal.Overhead <= len(bufs[got]) {
+				pt, ok := f.openTo(bufs[got], p)
+				if !ok {
+					continue
+				}
+				sizes[got] = len(pt)
+				got++
+				continue
+			}
+			pt, ok := f.open(p)
 			if !ok {
 				continue
 			}

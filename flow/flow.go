@@ -246,10 +246,11 @@ type Flow struct {
 	// Encryption (crypt.go): sess is set once by the key exchange,
 	// before the flow is handed to the caller or FRCT.
 	sess      *seal.Session
-	lowMTU    int        // the path MTU before sealing's overhead
-	rmu, wmu  sync.Mutex // guard rbuf and wbuf
-	rbuf      []byte     // sealed packet being read
-	rbat      [][]byte   // sealed packets being read by ReadBatch
+	live      atomic.Pointer[seal.Session] // sess until closeRaw closes it (its timers)
+	lowMTU    int                          // the path MTU before sealing's overhead
+	rmu, wmu  sync.Mutex                   // guard rbuf and wbuf
+	rbuf      []byte                       // sealed packet being read
+	rbat      [][]byte                     // sealed packets being read by ReadBatch
 	rsiz      []int
 	wbuf      []byte   // sealed packet being written
 	wbat      []byte   // arena of the sealed packets written by WriteBatch
@@ -578,6 +579,9 @@ func (f *Flow) Close() error {
 func (f *Flow) closeRaw() {
 	f.once.Do(func() {
 		f.closed.Store(true)
+		if s := f.live.Swap(nil); s != nil {
+			s.Close()
+		}
 		f.p.Dealloc()
 		if dp := f.dp.Load(); dp != nil {
 			dp.Close()
