@@ -10,7 +10,10 @@
 //	udp       two IRMds, a udp4 layer on 127.0.0.1-2
 //	unicast1  a unicast layer over that udp4 layer: one hop
 //	unicast2  the dual-homed square A-B-D-C-A, A to D: two hops
-//	udp-x, unicast2-x  udp and unicast2 with encrypted flows (-x)
+//	udp-x, unicast2-x  udp and unicast2 with encrypted flows (-x); their
+//	          round trips are measured with probes alternating with an
+//	          unencrypted flow on the same path (xpair.go), printed
+//	          under the table with the ratio
 //	unicast2-s  unicast2 in a layer with a secret (sealed adjacencies)
 //
 // The far end of every measurement is this program re-executed with a

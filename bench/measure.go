@@ -72,7 +72,11 @@ func measure(ctx context.Context, t *target, size int, d time.Duration) Row {
 		}
 	}
 	settle()
-	if err := rtt(ctx, t, size, d, &row); err != nil {
+	rttOf := rtt
+	if t.DialPlain != nil {
+		rttOf = rttPaired
+	}
+	if err := rttOf(ctx, t, size, d, &row); err != nil {
 		errs = append(errs, "rtt: "+err.Error())
 	}
 	settle()

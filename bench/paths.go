@@ -83,6 +83,10 @@ type target struct {
 	Dirs map[string]string
 	// ServerPID is the pid of the serving process at the far end.
 	ServerPID int
+	// DialPlain, set on the encrypted (-x) paths, dials the same path
+	// with the flow unencrypted: the baseline their round trips are
+	// measured against, interleaved (xpair.go).
+	DialPlain func(ctx context.Context, name string) (net.Conn, error)
 }
 
 // unicastHealth gives t the Settle and Downs of a unicast layer in tp:
@@ -160,13 +164,19 @@ func (e *env) flowTarget(path, srvDir, cliDir, layer string, closeAll func()) (*
 	opts := []flow.Option{flow.WithRunDir(cliDir), flow.WithLayer(layer)}
 	q := qos.Raw()
 	q.Encrypt = encrypted(path)
-	return &target{Path: path, ServerPID: c.cmd.Process.Pid,
+	t := &target{Path: path, ServerPID: c.cmd.Process.Pid,
 		Close: func() {
 			c.Stop()
 			closeAll()
 		},
 		Dial: func(ctx context.Context, name string) (net.Conn, error) { return allocRetryQ(ctx, name, q, opts) },
-	}, nil
+	}
+	if q.Encrypt {
+		plain := q
+		plain.Encrypt = false
+		t.DialPlain = func(ctx context.Context, name string) (net.Conn, error) { return allocRetryQ(ctx, name, plain, opts) }
+	}
+	return t, nil
 }
 
 // allocRetry allocates a raw flow, retrying for a while: a name takes

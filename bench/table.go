@@ -26,6 +26,13 @@ type Row struct {
 	// AdjDowns counts the adjacencies of a unicast layer that went down
 	// during the flood (hellos starved by data).
 	AdjDowns int `json:"adjacency_downs_in_flood"`
+	// On an encrypted (-x) path: the same path's round trips with the
+	// flow unencrypted, measured interleaved with the encrypted ones
+	// (xpair.go), and the ratio of the medians (encrypted/plain).
+	RTTPlainMedianMS float64 `json:"rtt_plain_median_ms,omitempty"`
+	RTTPlainP99MS    float64 `json:"rtt_plain_p99_ms,omitempty"`
+	RTTPlainSamples  int     `json:"rtt_plain_samples,omitempty"`
+	RTTVsPlain       float64 `json:"rtt_median_x_plain,omitempty"`
 	// Ratios to raw UDP at the same size (0 when there is no baseline):
 	// round trips as path/raw (above 1 is slower), packets/s as
 	// path/raw (below 1 is slower).
@@ -109,6 +116,7 @@ func (t *Table) Print(w io.Writer) {
 			r.RTTP99MS, x(r.RTTP99X), r.PPS, x(r.PPSX), r.Mbps, r.LossPct, downs)
 	}
 	tw.Flush()
+	printPaired(w, t.Rows)
 	for _, r := range t.Rows {
 		if r.Error != "" {
 			fmt.Fprintf(w, "  %s %d B: %s\n", r.Path, r.Size, r.Error)
