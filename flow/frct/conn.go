@@ -194,6 +194,7 @@ type frag struct {
 // message is a (partly) reassembled message and its read position.
 type message struct {
 	frags []frag
+	one   [1]frag // frags of a message from a packed packet: no second allocation
 	pkts  int
 	idx   int // next fragment to read
 	off   int // offset in frags[idx]

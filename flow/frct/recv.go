@@ -189,7 +189,8 @@ func (c *Conn) pushPackedLocked(f frag) {
 	for len(p) > 0 {
 		var rec []byte
 		rec, p = nextRecord(p)
-		m := &message{frags: make([]frag, 1)}
+		m := &message{}
+		m.frags = m.one[:]
 		if own {
 			m.frags[0].data = rec
 		} else {
