@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"sort"
 	"strings"
 	"time"
 
@@ -29,6 +30,104 @@ type BulkRow struct {
 	Bulk  BulkResult `json:"result"`
 	XTCP  float64    `json:"x_tcp,omitempty"`
 	Error string     `json:"error,omitempty"`
+}
+
+// PingPongRow is the round trip of one message at a time over a
+// reliable flow across the square (the latency packing must not cost).
+type PingPongRow struct {
+	Size     int     `json:"size"`
+	N        int     `json:"n"`
+	MedianMS float64 `json:"rtt_median_ms"`
+	P99MS    float64 `json:"rtt_p99_ms"`
+	// DataSent and PackedSent are the client's FRCT counters: one DATA
+	// packet per message, none packed, when nothing waits.
+	DataSent   uint64 `json:"data_sent"`
+	PackedSent uint64 `json:"packed_sent"`
+	Error      string `json:"error,omitempty"`
+}
+
+// pingPongN and pingPongSize shape the reliable ping-pong of -bulk.
+const (
+	pingPongN    = 2000
+	pingPongSize = 64
+	pingPongName = "bulkping"
+)
+
+// pingPongSquare sends n messages of size bytes one at a time over a
+// reliable flow from A to an echo on D, each after the last came back,
+// and returns the round trips.
+func pingPongSquare(ctx context.Context, e *env, n, size int) PingPongRow {
+	row := PingPongRow{Size: size, N: n}
+	fail := func(err error) PingPongRow { row.Error = err.Error(); return row }
+	tp, err := e.buildSquare(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer tp.Close()
+	dirD, dirA := tp.Hosts["d"].Dir, tp.Hosts["a"].Dir
+	if err := topo.Call(dirD, ctrl.OpNameRegister, ctrl.NameRegister{Name: pingPongName, Layers: []string{"net"}}, nil); err != nil {
+		return fail(fmt.Errorf("register %s: %w", pingPongName, err))
+	}
+	l, err := flow.Listen(pingPongName, flow.WithRunDir(dirD))
+	if err != nil {
+		return fail(err)
+	}
+	defer l.Close()
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		f, err := l.Accept(lctx)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		buf := make([]byte, 1<<16)
+		for {
+			k, err := f.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := f.Write(buf[:k]); err != nil {
+				return
+			}
+		}
+	}()
+	s := &servers{p: &shapedPath{dirA: dirA}}
+	f, err := s.allocOuro(ctx, pingPongName, qos.Reliable())
+	if err != nil {
+		return fail(err)
+	}
+	defer f.Close()
+	msg, buf := make([]byte, size), make([]byte, 1<<16)
+	rtts := make([]float64, 0, n)
+	f.SetDeadline(time.Now().Add(30 * time.Second))
+	for i := 0; i < n+n/10; i++ { // the first tenth warms up
+		t0 := time.Now()
+		if _, err := f.Write(msg); err != nil {
+			return fail(err)
+		}
+		if _, err := io.ReadFull(f, buf[:size]); err != nil {
+			return fail(err)
+		}
+		if i >= n/10 {
+			rtts = append(rtts, float64(time.Since(t0))/1e6)
+		}
+	}
+	sort.Float64s(rtts)
+	row.MedianMS, row.P99MS = rtts[len(rtts)/2], rtts[len(rtts)*99/100]
+	if st := f.Reliability(); st != nil {
+		row.DataSent, row.PackedSent = st.DataSent, st.PackedSent
+	}
+	return row
+}
+
+func printPingPong(w io.Writer, r PingPongRow) {
+	if r.Error != "" {
+		fmt.Fprintf(w, "  reliable ping-pong %d B: error: %s\n", r.Size, r.Error)
+		return
+	}
+	fmt.Fprintf(w, "  reliable ping-pong %d B, %d round trips over the square: median %.3f ms, p99 %.3f ms (client: %d DATA packets, %d packed)\n",
+		r.Size, r.N, r.MedianMS, r.P99MS, r.DataSent, r.PackedSent)
 }
 
 // bulkLoopback measures TCP on loopback and a reliable flow over the
@@ -147,6 +246,10 @@ type BulkRun struct {
 	MedianReliable float64 `json:"median_reliable_mbps"`
 	XTCP           float64 `json:"x_tcp"`
 	LoadAvg        string  `json:"loadavg"`
+	// PingPong is one reliable ping-pong per round; MedianPingMS the
+	// median of their medians.
+	PingPong     []PingPongRow `json:"ping_pong"`
+	MedianPingMS float64       `json:"median_ping_ms"`
 }
 
 // bulkRun measures the bulk rows n times, back to back. With
@@ -184,7 +287,7 @@ func bulkRun(ctx context.Context, e *env, n int, d time.Duration, stdout, progre
 			}
 		}
 	}
-	var tcp, rel []float64
+	var tcp, rel, pings []float64
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		fmt.Fprintf(progress, "bench: bulk round %d of %d\n", i+1, n)
 		var rows []BulkRow
@@ -197,12 +300,19 @@ func bulkRun(ctx context.Context, e *env, n int, d time.Duration, stdout, progre
 		printBulk(stdout, rows)
 		tcp = append(tcp, rows[0].Bulk.Mbps)
 		rel = append(rel, rows[1].Bulk.Mbps)
+		pp := pingPongSquare(ctx, e, pingPongN, pingPongSize)
+		printPingPong(stdout, pp)
+		r.PingPong = append(r.PingPong, pp)
+		if pp.Error == "" {
+			pings = append(pings, pp.MedianMS)
+		}
 	}
+	r.MedianPingMS = median(pings)
 	r.MedianTCP, r.MedianReliable = median(tcp), median(rel)
 	if r.MedianTCP > 0 {
 		r.XTCP = r.MedianReliable / r.MedianTCP
 	}
-	fmt.Fprintf(stdout, "\nmedians over %d rounds: tcp %.1f Mbit/s, reliable %.1f Mbit/s (%.3fx tcp); load average at start %s\n",
-		len(tcp), r.MedianTCP, r.MedianReliable, r.XTCP, r.LoadAvg)
+	fmt.Fprintf(stdout, "\nmedians over %d rounds: tcp %.1f Mbit/s, reliable %.1f Mbit/s (%.3fx tcp), reliable ping-pong %.3f ms; load average at start %s\n",
+		len(tcp), r.MedianTCP, r.MedianReliable, r.XTCP, r.MedianPingMS, r.LoadAvg)
 	return r
 }
