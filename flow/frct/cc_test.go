@@ -13,8 +13,22 @@ const (
 	simLimit = simRate / 8 / 50 // 20 ms of queue, in bytes
 )
 
+// bothWriters runs a congestion test with the simulator's writer
+// sending directly (as a writer that may send at once does) and
+// through the send buffer (as Write does when it may not: the ACKs and
+// the pacer's timer drain it).
+func bothWriters(t *testing.T, test func(t *testing.T, buffered bool)) {
+	t.Run("direct", func(t *testing.T) { test(t, false) })
+	t.Run("buffered", func(t *testing.T) { test(t, true) })
+}
+
 func TestCCSingleFlowFillsLinkWithShortQueue(t *testing.T) {
+	bothWriters(t, testCCSingleFlow)
+}
+
+func testCCSingleFlow(t *testing.T, buffered bool) {
 	n := newSimNet(simRate, simRTT, simLimit, 0)
+	n.buffered = buffered
 	f := n.addFlow(t, simCfg(n.sim), nil)
 	n.run(2 * time.Second) // start-up
 	n.fwd.ResetStats()
@@ -33,8 +47,13 @@ func TestCCSingleFlowFillsLinkWithShortQueue(t *testing.T) {
 }
 
 func TestCCFlowsShareFairly(t *testing.T) {
+	bothWriters(t, testCCFlowsShareFairly)
+}
+
+func testCCFlowsShareFairly(t *testing.T, buffered bool) {
 	for _, k := range []int{2, 4} {
 		n := newSimNet(simRate, simRTT, simLimit, 0)
+		n.buffered = buffered
 		cfg := simCfg(n.sim)
 		for i := 0; i < k; i++ {
 			n.addFlow(t, cfg, nil)

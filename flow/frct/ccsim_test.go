@@ -28,6 +28,7 @@ type simNet struct {
 	sim      *bottleneck.Sim
 	fwd, rev *bottleneck.Link
 	flows    []*simFlow
+	buffered bool // flows added from now on write through the send buffer
 }
 
 func newSimNet(rate int64, rtt time.Duration, limit, markAbove int) *simNet {
@@ -100,7 +101,8 @@ type simFlow struct {
 	wake     time.Time
 	stopped  bool
 	buf      []byte
-	payload  int // bytes per packet (0: simPayload)
+	payload  int  // bytes per packet (0: simPayload)
+	buffered bool // write as Write does through the send buffer, which the ACKs and the pacer drain
 }
 
 func simCfg(sim *bottleneck.Sim) Config {
@@ -117,7 +119,7 @@ func (n *simNet) addFlow(t *testing.T, cfg Config, mangleAcks func([]byte) [][]b
 // filling every packet.
 func (n *simNet) addFlowMTU(t *testing.T, cfg Config, mangleAcks func([]byte) [][]byte, mtu int) *simFlow {
 	t.Helper()
-	f := &simFlow{n: n, buf: make([]byte, 1<<16), payload: mtu - HeaderLen}
+	f := &simFlow{n: n, buf: make([]byte, 1<<16), payload: mtu - HeaderLen, buffered: n.buffered}
 	ls := &simLower{n: n, link: n.fwd, peer: func() *Conn { return f.rcv }, mtu: mtu}
 	lr := &simLower{n: n, link: n.rev, peer: func() *Conn { return f.snd }, mangle: mangleAcks, mtu: mtu}
 	var err error
@@ -164,6 +166,19 @@ func (f *simFlow) pump() {
 	c := f.snd
 	var out outbox
 	c.mu.Lock()
+	if f.buffered {
+		// Write as Write does while the buffer has room (a message
+		// as large as a record may be: enqueue, then send what the
+		// gates allow); with 64 messages buffered the writer waits,
+		// and only the ACKs and the pacer's timer send more.
+		for c.err == nil && c.sqMsgs < 64 {
+			c.enqueueLocked(f.buf[:c.maxRecord])
+			c.sendBufferedLocked(c.clk.Now(), &out)
+		}
+		c.mu.Unlock()
+		c.flush(&out)
+		return
+	}
 	payload := f.buf[:simPayload]
 	if f.payload > 0 {
 		payload = f.buf[:f.payload]
