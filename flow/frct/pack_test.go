@@ -471,15 +471,17 @@ func TestPackedRandomSizes(t *testing.T) {
 		}
 		done <- nil
 	}()
-	for i, n := range sizes {
-		m := make([]byte, n)
-		if n >= 4 {
-			binary.BigEndian.PutUint32(m, uint32(i))
+	go func() { // a reader that stops closes the window: the writer must not hold the test
+		for i, n := range sizes {
+			m := make([]byte, n)
+			if n >= 4 {
+				binary.BigEndian.PutUint32(m, uint32(i))
+			}
+			if _, err := a.Write(m); err != nil {
+				return // the test failed and closed the Conns
+			}
 		}
-		if _, err := a.Write(m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	}()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
