@@ -89,9 +89,12 @@ type GridResult struct {
 	CPUPct float64 `json:"idle_cpu_pct_of_a_core"`
 	// Kinds is per process kind: "irmd" is this process, which hosts
 	// all the IRMds (one per host), "udp4" and "unicast" the IPCPs.
-	Kinds     map[string]*GridKind `json:"kinds"`
-	RSSMiB    float64              `json:"rss_total_mib"`
-	IdleDowns int                  `json:"idle_false_adjacency_downs"`
+	Kinds map[string]*GridKind `json:"kinds"`
+	// PingCPU is each process kind's CPU while the ping stream ran,
+	// in % of one core: what forwarding the stream costs.
+	PingCPU   map[string]float64 `json:"ping_cpu_pct_of_a_core,omitempty"`
+	RSSMiB    float64            `json:"rss_total_mib"`
+	IdleDowns int                `json:"idle_false_adjacency_downs"`
 	// IdleDownsAt counts them by the host that declared them.
 	IdleDownsAt map[string]int `json:"idle_false_downs_by_host,omitempty"`
 	// UpDowns, IdleDownsWhy and PingDownsWhy are the downs of bring-up
@@ -241,9 +244,12 @@ func gridRun(ctx context.Context, e *env, gc gridConfig, out, progress io.Writer
 
 	fmt.Fprintf(progress, "bench: grid: ping %s -> %s every %v for %v\n", from, to, gc.interval, gc.pingFor)
 	res.Ping = &GridPing{From: from, To: to, IntervalMS: float64(gc.interval) / 1e6, DurationS: gc.pingFor.Seconds()}
+	ticks0 := procTicks(procs)
+	pingStart := time.Now()
 	if err := gridPing(ctx, tp, res.Ping, gc); err != nil {
 		return fail("ping", err)
 	}
+	res.PingCPU = kindCPU(procs, ticks0, procTicks(procs), time.Since(pingStart))
 	downs2, err := gridDowns(tp, hosts)
 	if err != nil {
 		return fail("ping", err)
@@ -300,11 +306,48 @@ func (g *GridResult) print(w io.Writer) {
 	} else {
 		fmt.Fprintln(w)
 	}
+	if len(g.PingCPU) > 0 {
+		fmt.Fprintf(w, "CPU under the ping, %% of one core:")
+		for _, n := range kinds {
+			fmt.Fprintf(w, " %s %.1f", n, g.PingCPU[n])
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "load average: %s before, %s after; the machine (all processes) busy %.0f%% idle, %.0f%% under the ping\n",
 		g.LoadBefore, g.LoadAfter, g.BusyIdle, g.BusyPing)
 	g.UpDowns.print(w, "in bring-up and settle", 5)
 	g.IdleDownsWhy.print(w, "idle", 20)
 	g.PingDownsWhy.print(w, "under the ping", 20)
+}
+
+// procTicks reads the CPU ticks of procs (-1 for one that is gone).
+func procTicks(procs []IdleProc) []int64 {
+	t := make([]int64, len(procs))
+	for i, p := range procs {
+		n, err := cpuTicks(p.PID)
+		if err != nil {
+			n = -1
+		}
+		t[i] = n
+	}
+	return t
+}
+
+// kindCPU sums the CPU each process kind spent between two procTicks
+// readings wall apart, in % of one core.
+func kindCPU(procs []IdleProc, before, after []int64, wall time.Duration) map[string]float64 {
+	m := make(map[string]float64)
+	if wall <= 0 {
+		return m
+	}
+	for i, p := range procs {
+		if before[i] < 0 || after[i] < 0 {
+			continue
+		}
+		ms := float64(after[i]-before[i]) * 1000 / float64(clockTicks)
+		m[p.Type] += ms / float64(wall.Milliseconds()) * 100
+	}
+	return m
 }
 
 // logDirEnv makes every IPCP log in JSON lines to DIR/NAME.log
