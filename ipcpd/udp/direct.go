@@ -129,8 +129,12 @@ func (u *IPCP) handOver(fl *uflow, d *dflow, dport uint16) bool {
 		return false
 	}
 	unix.CloseOnExec(fd)
-	own, err := pipe.NewDatagram(os.NewFile(uintptr(fd), "udp data socket"))
+	// The IPCP's copy only writes: a writer outside the runtime's
+	// poller, or every packet the application receives on the socket
+	// would wake this process too.
+	own, err := pipe.NewDatagramWriter(fd)
 	if err != nil {
+		unix.Close(fd)
 		return false
 	}
 	if err := fl.App.Pipe.WriteFile(pipe.Direct, f); err != nil {

@@ -24,7 +24,7 @@ type dflow struct {
 	// IPCP's copy of it once handed over.
 	data   *os.File
 	dport  uint16
-	direct atomic.Pointer[pipe.Pipe]
+	direct atomic.Pointer[pipe.DatagramWriter]
 }
 
 // ShowState says "direct" for a flow whose data bypasses the IPCP.
@@ -35,7 +35,7 @@ func (d *dflow) ShowState() string {
 	return ""
 }
 
-func direct(fl *uflow) *pipe.Pipe {
+func direct(fl *uflow) *pipe.DatagramWriter {
 	if d, ok := fl.Medium.(*dflow); ok {
 		return d.direct.Load()
 	}
