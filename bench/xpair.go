@@ -79,6 +79,7 @@ func pingPair(ctx context.Context, conns [2]net.Conn, size int, d time.Duration)
 	var readErr [2]error
 	var wg sync.WaitGroup
 	for i, c := range conns {
+		c.SetReadDeadline(time.Time{}) // a conn used before ends with a passed one
 		replies[i] = make(chan reply, 1)
 		wg.Add(1)
 		go func() { // owned: ends when its conn's deadline passes below
