@@ -3,6 +3,7 @@ package flow_test
 import (
 	"bytes"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"testing"
@@ -56,7 +57,8 @@ func TestCaptureSeesNoPlaintext(t *testing.T) {
 		t.Skip("needs root for an AF_PACKET capture on lo")
 	}
 	h, g := udpHosts(t, "cap-plain", "cap-enc")
-	cap := testenv.CaptureLo(t)
+	// Every datagram of these flows is from or to 127.0.0.2.
+	cap := testenv.CaptureLo(t, netip.MustParseAddr("127.0.0.2"))
 	stamp := strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	send := func(name string, q qos.Spec, marker []byte) (*flow.Flow, *flow.Flow) {
 		a, b, err := pairOpts(t, h, g, name, q, nil, nil)
