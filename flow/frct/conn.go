@@ -129,7 +129,13 @@ type Conn struct {
 	// being flushed. Only one at a time, so that the reader, the
 	// pacer and the writer, which all send from the buffer, never put
 	// its packets on the wire out of order.
-	draining      bool
+	draining bool
+	// writerWaiting: a Write waits for room in the send buffer (or
+	// for it to empty). The writer then drains the buffer itself when
+	// woken, so the reader never blocks in a write to the lower while
+	// ACKs wait to be read, as a writer blocked on the window never
+	// made it do before packing.
+	writerWaiting bool
 	paceTimer     clock.Timer // wakes a writer held back by the pacer
 	rtoAt         time.Time   // last retransmission timeout (with congestion control)
 	rtoRecover    uint32      // sndNxt at that timeout

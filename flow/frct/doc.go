@@ -85,7 +85,13 @@
 // buffered; Close's linger waits for it and counts buffered messages it
 // could not send as unacknowledged. Only one flush of buffered packets
 // runs at a time (the reader, the pacer's timer and the writer all
-// drain the buffer), so its packets leave in sequence order. Messages
+// drain the buffer), so its packets leave in sequence order. While a
+// writer waits for room, the ACK or the pacer wakes it and it sends the
+// buffered packets itself, as a writer blocked on the window did before
+// packing: the reader sends them only when no writer waits, so it does
+// not sit in a write to a full lower while ACKs wait to be read (two
+// flows over two 100 Mbit/s shaped paths lost up to a third of their
+// rate to timeouts that way). Messages
 // too large for a record, and unreliable connections, are sent as
 // before; a large message waits for the buffer to empty first. On
 // loopback, where a flow's MTU is about 64 KiB and the cost is per

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"math/rand"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -508,4 +510,95 @@ func TestCCLargePacketsKeepQueueShort(t *testing.T) {
 	if st.MeanQueueDelay() > 2*time.Millisecond {
 		t.Errorf("mean queueing delay %v: the window counts packets, not bytes", st.MeanQueueDelay())
 	}
+}
+
+// blockingLower holds every DATA packet written while blocked, until
+// released: a lower flow whose channel is full.
+type blockingLower struct {
+	*memlink.End
+	mu      sync.Mutex
+	blocked bool
+	release chan struct{}
+	held    atomic.Int64 // writes waiting
+}
+
+func (l *blockingLower) WritePacket(b []byte) error {
+	l.mu.Lock()
+	block, ch := l.blocked, l.release
+	l.mu.Unlock()
+	if h, _, err := ParseHeader(b); block && err == nil && h.Flags&FlagData != 0 {
+		l.held.Add(1)
+		<-ch
+		l.held.Add(-1)
+	}
+	return l.End.WritePacket(b)
+}
+
+// TestWaitingWriterSendsItself: with a writer waiting for room in the
+// send buffer, the ACK that opens the window wakes the writer, which
+// sends the buffered packets itself; the reader goes on reading even
+// when the lower blocks those writes (a full channel), so ACKs and the
+// peer's data keep coming in. Sending from the reader there stalled ACK
+// processing behind the lower (two flows on two shaped paths lost a
+// third of their rate to timeouts).
+func TestWaitingWriterSendsItself(t *testing.T) {
+	leakCheck(t)
+	la, lb := memlink.NewPair(memlink.Config{QueueLen: 1024})
+	low := &blockingLower{End: la, release: make(chan struct{})}
+	cfg := fastCfg()
+	cfg.Window = 4
+	cfg.SendBuffer = 200
+	cfg.Linger = -1
+	cfg.Congestion = CongestionOff
+	c, err := New(low, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(low.release)
+		}
+	}
+	t.Cleanup(func() {
+		release()
+		lb.Close()
+		c.Close()
+	})
+	p := rawPeer{t, lb}
+	wrote := make(chan error, 1)
+	go func() {
+		for i := 0; i < 20; i++ {
+			if _, err := c.Write(packMsg(i, 40)); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	eventually(t, "a writer waiting for room", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.writerWaiting && c.sndNxt-c.sndUna == 4
+	})
+	low.mu.Lock()
+	low.blocked = true
+	low.mu.Unlock()
+	// The peer acknowledges the four packets and sends a message; then
+	// another. Both must be read while the sender's writes are held.
+	p.send(Header{Flags: FlagData | FlagFirst | FlagLast | FlagAck, Seq: 0, Ack: 4, Window: 4}, "one")
+	eventually(t, "the woken writer held in the lower", func() bool { return low.held.Load() > 0 })
+	p.send(Header{Flags: FlagData | FlagFirst | FlagLast | FlagAck, Seq: 1, Ack: 4, Window: 4}, "two")
+	buf := make([]byte, 16)
+	for _, want := range []string{"one", "two"} {
+		if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		k, err := c.Read(buf)
+		if err != nil || string(buf[:k]) != want {
+			t.Fatalf("Read while the sender's writes are held = %q, %v; want %q (the reader is stuck sending)", buf[:k], err, want)
+		}
+	}
+	release()
 }

@@ -69,9 +69,11 @@ func (c *Conn) finishInputLocked(now time.Time, out *outbox) {
 		c.retransmitLocked(now, s, out)
 	}
 	c.rtxPending = c.rtxPending[:0]
-	if c.sqMsgs > 0 {
+	if c.sqMsgs > 0 && !c.writerWaiting {
 		// The ACKs may have opened the window: buffered messages go
-		// now, carrying the ACK.
+		// now, carrying the ACK. A writer waiting for room sends them
+		// itself (the ACK woke it), so that the reader does not block
+		// in a write to the lower.
 		c.sendBufferedLocked(now, out)
 	}
 	switch {

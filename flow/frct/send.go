@@ -70,20 +70,21 @@ func (c *Conn) writeMessage(m []byte) (int, error) {
 	off := 0
 	c.mu.Lock()
 	defer func() {
-		c.writerBlocked = false
+		c.writerBlocked, c.writerWaiting = false, false
 		c.mu.Unlock()
 	}()
 	for off < len(m) {
+		now := c.clk.Now()
+		if c.sqMsgs > 0 {
+			// Buffered messages go first: wait until they are sent
+			// (and send them even when about to fail, see writeSmall).
+			c.sendBufferedLocked(now, &out)
+		}
 		if err := c.writeErrLocked(); err != nil {
 			return off, opError("write", err)
 		}
 		if c.wdl.expired() {
 			return off, timeoutError("write")
-		}
-		now := c.clk.Now()
-		if c.sqMsgs > 0 {
-			// Buffered messages go first: wait until they are sent.
-			c.sendBufferedLocked(now, &out)
 		}
 		queued := c.sqMsgs > 0 || c.draining
 		open, pace := c.sendGateLocked(now)
@@ -93,6 +94,7 @@ func (c *Conn) writeMessage(m []byte) (int, error) {
 		}
 		if !open || queued {
 			c.writerBlocked = true
+			c.writerWaiting = queued
 			if c.sndUna == c.sndNxt && !c.tPersist.armed() {
 				c.persistIvl = c.rto
 				c.tPersist.arm(now, c.persistIvl)
@@ -106,7 +108,7 @@ func (c *Conn) writeMessage(m []byte) (int, error) {
 			case <-c.dead:
 			}
 			c.mu.Lock()
-			c.writerBlocked = false
+			c.writerBlocked, c.writerWaiting = false, false
 			continue
 		}
 		n := min(c.maxPayload, len(m)-off)
@@ -136,26 +138,39 @@ func (c *Conn) writeSmall(m []byte) (int, error) {
 	defer c.flush(&out)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	room := func() bool { return c.sqMsgs == 0 || len(c.sq)-c.sqHead+recordHeader+len(m) <= c.cfg.SendBuffer }
 	for {
-		if err := c.writeErrLocked(); err != nil {
-			return 0, opError("write", err)
-		}
-		if c.wdl.expired() {
-			return 0, timeoutError("write")
-		}
 		now := c.clk.Now()
-		if c.sqMsgs == 0 && !c.draining {
-			if open, pace := c.sendGateLocked(now); open && pace == 0 {
-				c.sendDataLocked(now, FlagData|FlagFirst|FlagLast, false, m, &out)
+		err := c.writeErrLocked()
+		if err == nil && !c.wdl.expired() {
+			if c.sqMsgs == 0 && !c.draining {
+				if open, pace := c.sendGateLocked(now); open && pace == 0 {
+					c.sendDataLocked(now, FlagData|FlagFirst|FlagLast, false, m, &out)
+					return len(m), nil
+				}
+			}
+			if room() {
+				// Behind the others, and sent with them.
+				c.enqueueLocked(m)
+				c.sendBufferedLocked(now, &out)
 				return len(m), nil
 			}
 		}
-		if c.sqMsgs == 0 || len(c.sq)-c.sqHead+recordHeader+len(m) <= c.cfg.SendBuffer {
-			c.enqueueLocked(m)
+		if c.sqMsgs > 0 {
+			// Even when about to fail: a writer that waited for room
+			// is the one to send what the ACK that woke it allowed.
 			c.sendBufferedLocked(now, &out)
-			return len(m), nil
+		}
+		switch {
+		case err != nil:
+			return 0, opError("write", err)
+		case c.wdl.expired():
+			return 0, timeoutError("write")
+		case room():
+			continue
 		}
 		ch := waitChLocked(&c.wwake)
+		c.writerWaiting = true
 		c.mu.Unlock()
 		c.flush(&out)
 		select {
@@ -164,6 +179,7 @@ func (c *Conn) writeSmall(m []byte) (int, error) {
 		case <-c.dead:
 		}
 		c.mu.Lock()
+		c.writerWaiting = false
 	}
 }
 
@@ -313,7 +329,7 @@ func (c *Conn) paceWake() {
 	var out outbox
 	c.mu.Lock()
 	wakeLocked(&c.wwake)
-	if c.sqMsgs > 0 && !c.closed {
+	if c.sqMsgs > 0 && !c.closed && !c.writerWaiting {
 		c.sendBufferedLocked(c.clk.Now(), &out)
 	}
 	c.mu.Unlock()
