@@ -451,7 +451,8 @@ func (c *Conn) flush(o *outbox) {
 		c.mu.Lock()
 		c.draining = false
 		wakeLocked(&c.wwake)
-		if c.sqMsgs > 0 || c.finWanted && !c.finSent {
+		if (c.sqMsgs > 0 || c.finWanted && !c.finSent) && !c.writerWaiting {
+			// A waiting writer, just woken, sends the rest itself.
 			c.sendBufferedLocked(c.clk.Now(), o)
 		}
 		c.mu.Unlock()
