@@ -11,6 +11,7 @@ import (
 	"github.com/ouro-net/ouro/ipcpd"
 	"github.com/ouro-net/ouro/layer"
 	"github.com/ouro-net/ouro/lib/clock"
+	"github.com/ouro-net/ouro/lib/liveness"
 	"github.com/ouro-net/ouro/lib/pipe"
 	"github.com/ouro-net/ouro/routing"
 )
@@ -220,7 +221,34 @@ func (p *LiveProbe) SendData() bool {
 
 // Tick runs one keepalive round of the flow now, on time, and returns
 // how long it may wait for the next.
-func (p *LiveProbe) Tick() time.Duration { return p.u.tickAdj(p.a, p.u.clk.Now(), 0, 0) }
+func (p *LiveProbe) Tick() time.Duration {
+	var otherRx int64
+	if p.other.peer == p.a.peer {
+		otherRx = p.other.lastRx.Load()
+	}
+	return p.u.tickAdj(p.a, p.u.clk.Now(), 0, otherRx)
+}
+
+// SiblingToSamePeer makes the second lower flow go to the same peer,
+// last heard at heard (an idle one: a hello every Idle).
+func (p *LiveProbe) SiblingToSamePeer(heard time.Time) {
+	p.other.peer = p.a.peer
+	p.other.lastRx.Store(heard.UnixNano())
+}
+
+// SiblingPolled reports whether a poll was asked on the second flow
+// since the last call, and forgets it.
+func (p *LiveProbe) SiblingPolled() bool {
+	f := p.other.live.flags.Swap(0)
+	select {
+	case <-p.other.hello:
+	default:
+	}
+	return f&liveness.Poll != 0
+}
+
+// SiblingHeard stamps an arrival from the peer on the second flow now.
+func (p *LiveProbe) SiblingHeard() { p.other.lastRx.Store(p.u.clk.Now().UnixNano()) }
 
 // Up says whether the flow is in service.
 func (p *LiveProbe) Up() bool { return p.a.up.Load() }

@@ -24,27 +24,7 @@ import (
 // active: the same silence after one data packet is a suspension.
 // Virtual time; the peer never answers a poll.
 func TestManagementBurstStaysIdle(t *testing.T) {
-	h := testenv.StartHost(t)
-	h.Bootstrap(t, "local", "lo", "lo", nil)
-	h.Register(t, "lower", "lo")
-	l, err := flow.Listen("lower", h.Opt())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	lower, err := flow.Alloc(ctx, "lower", qos.Raw(), h.Opt())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lower.Close() })
-	peer, err := l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { peer.Close() })
-	lower.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	lower := probeLower(t)
 
 	fc := clock.NewFake(time.Unix(1000, 0))
 	p, err := unicast.NewLiveProbe(fc, lower)
@@ -80,4 +60,83 @@ func TestManagementBurstStaysIdle(t *testing.T) {
 	if p.Up() {
 		t.Fatal("an adjacency carrying data was not suspended after 40 ms of silence")
 	}
+}
+
+// TestCrossPollFindsSilentLink is the silent cut of the busy one of
+// two flows to the same peer, the other idle (a hello every 250 ms, so
+// not heard within a poll interval): the first unanswered poll on the
+// busy flow polls the peer on the idle one too, the peer answers
+// there, and that link evidence suspends the busy flow after two polls,
+// well before the detector's 15 ms floor. Virtual time; the peer
+// answers a poll on the idle flow at the next millisecond.
+func TestCrossPollFindsSilentLink(t *testing.T) {
+	lower := probeLower(t)
+	fc := clock.NewFake(time.Unix(1000, 0))
+	p, err := unicast.NewLiveProbe(fc, lower)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	p.SiblingToSamePeer(fc.Now().Add(-200 * time.Millisecond))
+	// A steady 1 ms stream both ways on the busy flow.
+	for range 200 {
+		if !p.SendData() {
+			t.Fatal("a data packet did not leave")
+		}
+		fc.Advance(time.Millisecond)
+		p.Heard()
+		p.Tick()
+	}
+	if p.SiblingPolled() {
+		t.Fatal("the idle flow was polled while the busy one was heard")
+	}
+	// The cut: data still goes out, nothing comes back on the busy flow.
+	cut := fc.Now()
+	answer := false
+	for p.Up() && fc.Now().Sub(cut) < 100*time.Millisecond {
+		p.SendData()
+		fc.Advance(time.Millisecond)
+		if answer {
+			p.SiblingHeard()
+			answer = false
+		}
+		p.Tick()
+		if p.SiblingPolled() {
+			answer = true
+		}
+	}
+	if p.Up() {
+		t.Fatal("the silent flow was never suspended")
+	}
+	if took := fc.Now().Sub(cut); took >= 15*time.Millisecond {
+		t.Fatalf("the silent flow was suspended %v after the cut: by the detector's bound, not by link evidence (want under 15ms)", took)
+	}
+}
+
+// probeLower returns a raw lower flow over a local IPCP for a
+// LiveProbe (its far end is accepted and never read from).
+func probeLower(t *testing.T) *flow.Flow {
+	t.Helper()
+	h := testenv.StartHost(t)
+	h.Bootstrap(t, "local", "lo", "lo", nil)
+	h.Register(t, "lower", "lo")
+	l, err := flow.Listen("lower", h.Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lower, err := flow.Alloc(ctx, "lower", qos.Raw(), h.Opt())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lower.Close() })
+	peer, err := l.Accept(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	lower.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	return lower
 }
