@@ -1,15 +1,12 @@
 package unicast_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"github.com/ouro-net/ouro/flow"
-	"github.com/ouro-net/ouro/internal/testenv"
 	"github.com/ouro-net/ouro/ipcpd/unicast"
 	"github.com/ouro-net/ouro/lib/clock"
-	"github.com/ouro-net/ouro/lib/qos"
 )
 
 // TestManagementBurstStaysIdle is the grid's cause of false downs at
@@ -114,29 +111,10 @@ func TestCrossPollFindsSilentLink(t *testing.T) {
 }
 
 // probeLower returns a raw lower flow over a local IPCP for a
-// LiveProbe (its far end is accepted and never read from).
+// LiveProbe (its far end is never read from).
 func probeLower(t *testing.T) *flow.Flow {
 	t.Helper()
-	h := testenv.StartHost(t)
-	h.Bootstrap(t, "local", "lo", "lo", nil)
-	h.Register(t, "lower", "lo")
-	l, err := flow.Listen("lower", h.Opt())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	lower, err := flow.Alloc(ctx, "lower", qos.Raw(), h.Opt())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lower.Close() })
-	peer, err := l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { peer.Close() })
-	lower.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	return lower
+	lowers, _ := lowerPairs(t, 1)
+	lowers[0].SetWriteDeadline(time.Now().Add(30 * time.Second))
+	return lowers[0]
 }
