@@ -99,15 +99,7 @@ func (c *Conn) writeMessage(m []byte) (int, error) {
 				c.persistIvl = c.rto
 				c.tPersist.arm(now, c.persistIvl)
 			}
-			ch := waitChLocked(&c.wwake)
-			c.mu.Unlock()
-			c.flush(&out)
-			select {
-			case <-ch:
-			case <-c.wdl.done():
-			case <-c.dead:
-			}
-			c.mu.Lock()
+			c.waitWriterLocked(&out)
 			c.writerBlocked, c.writerWaiting = false, false
 			continue
 		}
@@ -169,18 +161,25 @@ func (c *Conn) writeSmall(m []byte) (int, error) {
 		case room():
 			continue
 		}
-		ch := waitChLocked(&c.wwake)
 		c.writerWaiting = true
-		c.mu.Unlock()
-		c.flush(&out)
-		select {
-		case <-ch:
-		case <-c.wdl.done():
-		case <-c.dead:
-		}
-		c.mu.Lock()
+		c.waitWriterLocked(&out)
 		c.writerWaiting = false
 	}
+}
+
+// waitWriterLocked sends what out holds and waits, without c.mu, until
+// the writer is woken (wwake), its deadline passes or the connection
+// dies; c.mu is held again on return.
+func (c *Conn) waitWriterLocked(out *outbox) {
+	ch := waitChLocked(&c.wwake)
+	c.mu.Unlock()
+	c.flush(out)
+	select {
+	case <-ch:
+	case <-c.wdl.done():
+	case <-c.dead:
+	}
+	c.mu.Lock()
 }
 
 // enqueueLocked appends m to the send buffer as a record. The buffer is
