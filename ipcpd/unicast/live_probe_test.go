@@ -4,7 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/ipcpd/unicast"
 	"github.com/ouro-net/ouro/lib/clock"
 )
@@ -21,14 +20,7 @@ import (
 // active: the same silence after one data packet is a suspension.
 // Virtual time; the peer never answers a poll.
 func TestManagementBurstStaysIdle(t *testing.T) {
-	lower := probeLower(t)
-
-	fc := clock.NewFake(time.Unix(1000, 0))
-	p, err := unicast.NewLiveProbe(fc, lower)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, fc := newProbe(t)
 	// silence ticks the flow on time for d with no word from the peer.
 	silence := func(d time.Duration) {
 		end := fc.Now().Add(d)
@@ -67,13 +59,7 @@ func TestManagementBurstStaysIdle(t *testing.T) {
 // well before the detector's 15 ms floor. Virtual time; the peer
 // answers a poll on the idle flow at the next millisecond.
 func TestCrossPollFindsSilentLink(t *testing.T) {
-	lower := probeLower(t)
-	fc := clock.NewFake(time.Unix(1000, 0))
-	p, err := unicast.NewLiveProbe(fc, lower)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p, fc := newProbe(t)
 	p.SiblingToSamePeer(fc.Now().Add(-200 * time.Millisecond))
 	// A steady 1 ms stream both ways on the busy flow.
 	for range 200 {
@@ -110,11 +96,18 @@ func TestCrossPollFindsSilentLink(t *testing.T) {
 	}
 }
 
-// probeLower returns a raw lower flow over a local IPCP for a
-// LiveProbe (its far end is never read from).
-func probeLower(t *testing.T) *flow.Flow {
+// newProbe returns a LiveProbe over a raw lower flow of a local IPCP
+// (its far end is never read from) on a fake clock, closed at the
+// test's cleanup.
+func newProbe(t *testing.T) (*unicast.LiveProbe, *clock.Fake) {
 	t.Helper()
 	lowers, _ := lowerPairs(t, 1)
 	lowers[0].SetWriteDeadline(time.Now().Add(30 * time.Second))
-	return lowers[0]
+	fc := clock.NewFake(time.Unix(1000, 0))
+	p, err := unicast.NewLiveProbe(fc, lowers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p, fc
 }
