@@ -154,13 +154,15 @@ func (r *receiver) adapt() {
 }
 
 // recv is the body of one RawConn.Read: false asks the poller to wait.
+// The call never blocks (MSG_DONTWAIT), so it is a raw system call,
+// which does not wake the runtime's monitor thread (see lib/pipe).
 func (r *receiver) recv(fd uintptr) bool {
 	for i := range r.hdrs[:r.cur] {
 		r.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 		r.hdrs[i].Hdr.Flags = 0
 		r.hdrs[i].Len = 0
 	}
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(r.cur), 0, 0, 0)
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(r.cur), unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN || e == unix.EINTR {
 		if e == unix.EAGAIN {
 			r.full = 0 // the socket ran dry: no backlog
@@ -260,10 +262,11 @@ func (s *sender) add(b []byte) bool {
 	return s.n == txBatch
 }
 
-// send is the body of one RawConn.Write: false asks the poller to wait.
+// send is the body of one RawConn.Write: false asks the poller to wait;
+// a raw, non-blocking call like recv's.
 func (s *sender) send(fd uintptr) bool {
 	for s.off < s.n {
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[s.off])), uintptr(s.n-s.off), 0, 0, 0)
+		n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[s.off])), uintptr(s.n-s.off), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case 0:
 			s.off += int(n)

@@ -71,7 +71,7 @@ func (w *DatagramWriter) WriteBatch(bufs [][]byte) (int, error) {
 			b.set(i, bufs[sent+i])
 		}
 		b.n = n
-		got, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(w.fd), uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(n), unix.MSG_NOSIGNAL, 0, 0)
+		got, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, uintptr(w.fd), uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(n), unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, 0, 0)
 		b.clear()
 		switch e {
 		case 0:

@@ -92,6 +92,42 @@ func TestDatagramWriter(t *testing.T) {
 	}
 }
 
+// TestDatagramWriterNeverBlocks: on a blocking descriptor whose peer
+// never reads, a batch still ends with an error after its bounded polls
+// instead of hanging in sendmmsg: the writer's raw call asks for
+// MSG_DONTWAIT itself, whatever the descriptor's mode.
+func TestDatagramWriterNeverBlocks(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewDatagramWriter(fds[0])
+	if err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		t.Fatal(err)
+	}
+	defer w.Close()
+	defer unix.Close(fds[1]) // first: it ends a write that did block
+	recs := make([][]byte, 4096)
+	for i := range recs {
+		recs[i] = make([]byte, 1024)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.WriteBatch(recs)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, unix.EAGAIN) {
+			t.Fatalf("WriteBatch to a peer that never reads: %v, want EAGAIN", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("WriteBatch on a blocking descriptor still blocked after 10 s")
+	}
+}
+
 // TestDatagramWriterNotPolled: a writer's descriptor is in none of the
 // process's epoll sets (an IPCP's copy of a direct flow's socket must
 // not wake it at every packet the application receives), where a
