@@ -57,6 +57,7 @@ func TestBatchStretchACKs(t *testing.T) {
 	la, lb := memlink.NewPair(memlink.Config{QueueLen: 256})
 	cfg := fastCfg()
 	cfg.Congestion = CongestionOff // 32 packets at once, no initial window
+	cfg.NoDelay = true             // and each Write its own packet
 	snd, err := New(la, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -86,6 +86,14 @@ type Config struct {
 	// documentation). Default DefaultSendBuffer; negative: no buffer
 	// and no packing, Write waits for the windows as before.
 	SendBuffer int
+	// NoDelay sends a message that fits in a packet as soon as the
+	// windows and the pacer allow, as TCP_NODELAY does. Without it, a
+	// reliable connection with two or more packets in flight keeps a
+	// message that would not fill a packet in the send buffer until
+	// the next ACK, so a stream of small messages leaves packed (see
+	// Packing in the package documentation); a lone message, or a
+	// request answered before the next, still goes at once.
+	NoDelay bool
 	// NoBend keeps the connection on its path: without it a connection
 	// with congestion control over a Bender lower changes its path
 	// label on sustained congestion (see Path bending in the package

@@ -136,6 +136,10 @@ type Conn struct {
 	// ACKs wait to be read, as a writer blocked on the window never
 	// made it do before packing.
 	writerWaiting bool
+	// largeWaiting: a Write of a message too large for a record waits
+	// for the send buffer to empty, so nothing in it is held back for
+	// a fuller packet (holdLocked).
+	largeWaiting  bool
 	paceTimer     clock.Timer // wakes a writer held back by the pacer
 	rtoAt         time.Time   // last retransmission timeout (with congestion control)
 	rtoRecover    uint32      // sndNxt at that timeout

@@ -114,6 +114,7 @@ func testZeroWindowProbe(t *testing.T, sendBuffer int) {
 	cfg := virtualCfg(fc)
 	cfg.Window = 8
 	cfg.SendBuffer = sendBuffer
+	cfg.NoDelay = true // each message its own packet, so that they fill the window
 	a, b, la, _ := newPair(t, cfg, memlink.Config{Clock: fc})
 	waiting := func() bool {
 		if sendBuffer < 0 {

@@ -256,7 +256,7 @@ func TestRTOBackoffAndKarn(t *testing.T) {
 // TestFastRetransmitOnDuplicateACKs: the third duplicate ACK resends the
 // hole at once (no timer), once: a fourth does not resend it again.
 func TestFastRetransmitOnDuplicateACKs(t *testing.T) {
-	s := newScripted(t, Config{})
+	s := newScripted(t, Config{NoDelay: true}) // each Write its own packet, as scripted
 	for i := range 5 {
 		if seq := s.write(string(rune('a' + i))); seq != uint32(i) {
 			t.Fatalf("message %d went as seq %d", i, seq)
@@ -289,7 +289,7 @@ func TestFastRetransmitOnDuplicateACKs(t *testing.T) {
 // the SACKed packets never do. Every ACK here opens the window by one,
 // so none counts as a duplicate ACK: SACK alone drives this.
 func TestSACKSender(t *testing.T) {
-	s := newScripted(t, Config{})
+	s := newScripted(t, Config{NoDelay: true}) // each Write its own packet, as scripted
 	for i := range 6 {
 		s.write(string(rune('a' + i)))
 	}

@@ -35,6 +35,7 @@ func TestPackWhenWindowClosed(t *testing.T) {
 	leakCheck(t)
 	cfg := fastCfg()
 	cfg.Window = 4
+	cfg.NoDelay = true // each message its own packet until the window closes
 	a, b, _, _ := newPair(t, cfg, memlink.Config{QueueLen: 1024})
 	const n = 300
 	for i := 0; i < n; i++ {
@@ -548,6 +549,7 @@ func TestWaitingWriterSendsItself(t *testing.T) {
 	cfg := fastCfg()
 	cfg.Window = 4
 	cfg.SendBuffer = 200
+	cfg.NoDelay = true // four packets fill the window
 	cfg.Linger = -1
 	cfg.Congestion = CongestionOff
 	c, err := New(low, cfg)
@@ -601,4 +603,117 @@ func TestWaitingWriterSendsItself(t *testing.T) {
 		}
 	}
 	release()
+}
+
+// holdPeer is a Conn with the test as its peer on a memlink of the given
+// MTU, and a reader of the DATA packets the Conn sends.
+func holdPeer(t *testing.T, cfg Config, mtu int) (*Conn, rawPeer, func() (Header, []byte)) {
+	t.Helper()
+	leakCheck(t)
+	la, lb := memlink.NewPair(memlink.Config{QueueLen: 1 << 12, MTU: mtu})
+	cfg.Reliable, cfg.InOrder = true, true
+	cfg.Linger, cfg.PeerTimeout = -1, time.Hour
+	c, err := New(la, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		lb.Close()
+		c.Close()
+	})
+	buf := make([]byte, 1<<16)
+	next := func() (Header, []byte) {
+		t.Helper()
+		for {
+			n, err := lb.ReadPacket(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, p, err := ParseHeader(buf[:n])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Flags&FlagData != 0 {
+				return h, append([]byte(nil), p...)
+			}
+		}
+	}
+	return c, rawPeer{t, lb}, next
+}
+
+// TestHoldWhileTwoInFlight: with two packets in flight, small messages
+// wait in the send buffer instead of leaving one by one, and the next
+// ACK sends them as one packed packet; with NoDelay each goes at once.
+func TestHoldWhileTwoInFlight(t *testing.T) {
+	msgs := make([][]byte, 10)
+	for i := range msgs {
+		msgs[i] = packMsg(i, 100)
+	}
+	t.Run("hold", func(t *testing.T) {
+		c, peer, next := holdPeer(t, Config{}, 1500)
+		for _, m := range msgs {
+			if _, err := c.Write(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h0, p0 := next()
+		h1, p1 := next()
+		if h0.Packed || h1.Packed || !bytes.Equal(p0, msgs[0]) || !bytes.Equal(p1, msgs[1]) {
+			t.Fatalf("the first two messages did not go alone: %+v %+v", h0, h1)
+		}
+		if st := c.Stats(); st.DataSent != 2 || st.SendBuffered != 8 {
+			t.Fatalf("two packets in flight: %d DATA packets sent, %d messages buffered; want 2 and 8", st.DataSent, st.SendBuffered)
+		}
+		peer.send(Header{Flags: FlagAck, Window: 64, Ack: h1.Seq + 1}, "")
+		h, p := next()
+		if !h.Packed || h.Seq != h1.Seq+1 {
+			t.Fatalf("after the ACK: %+v, want the packed packet %d", h, h1.Seq+1)
+		}
+		for i := 2; i < len(msgs); i++ {
+			rec, rest := nextRecord(p)
+			if !bytes.Equal(rec, msgs[i]) {
+				t.Fatalf("record %d of the packed packet: %d bytes, want message %d", i-2, len(rec), i)
+			}
+			p = rest
+		}
+		if len(p) != 0 {
+			t.Fatalf("%d bytes after the eight records", len(p))
+		}
+	})
+	t.Run("NoDelay", func(t *testing.T) {
+		c, _, next := holdPeer(t, Config{NoDelay: true}, 1500)
+		for _, m := range msgs {
+			if _, err := c.Write(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, m := range msgs {
+			if h, p := next(); h.Packed || !bytes.Equal(p, m) {
+				t.Fatalf("packet %d: %+v, %d bytes; want message %d alone", i, h, len(p), i)
+			}
+		}
+		if st := c.Stats(); st.SendBuffered != 0 {
+			t.Fatalf("NoDelay: %d messages buffered", st.SendBuffered)
+		}
+	})
+}
+
+// TestHoldSendsFullPackets: a message that fills a packet (two would
+// not fit in the MTU) is never held for a fuller one.
+func TestHoldSendsFullPackets(t *testing.T) {
+	c, _, next := holdPeer(t, Config{Congestion: CongestionOff}, 1500)
+	m := bytes.Repeat([]byte{7}, 1000)
+	for range 5 {
+		if _, err := c.Write(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		if h, p := next(); h.Packed || !bytes.Equal(p, m) {
+			t.Fatalf("packet %d: %+v, %d bytes; want the 1000-byte message alone", i, h, len(p))
+		}
+	}
+	if st := c.Stats(); st.SendBuffered != 0 || st.DataSent != 5 {
+		t.Fatalf("%d DATA packets, %d messages buffered; want 5 and 0", st.DataSent, st.SendBuffered)
+	}
 }

@@ -73,6 +73,8 @@ func (c *Conn) writeMessage(m []byte) (int, error) {
 		c.writerBlocked, c.writerWaiting = false, false
 		c.mu.Unlock()
 	}()
+	c.largeWaiting = true
+	defer func() { c.largeWaiting = false }()
 	for off < len(m) {
 		now := c.clk.Now()
 		if c.sqMsgs > 0 {
@@ -135,7 +137,7 @@ func (c *Conn) writeSmall(m []byte) (int, error) {
 		now := c.clk.Now()
 		err := c.writeErrLocked()
 		if err == nil && !c.wdl.expired() {
-			if c.sqMsgs == 0 && !c.draining {
+			if c.sqMsgs == 0 && !c.draining && (!c.holdLocked() || c.fullLocked(recordHeader+len(m), recordHeader+len(m))) {
 				if open, pace := c.sendGateLocked(now); open && pace == 0 {
 					c.sendDataLocked(now, FlagData|FlagFirst|FlagLast, false, m, &out)
 					return len(m), nil
@@ -206,13 +208,7 @@ func (c *Conn) sendBufferedLocked(now time.Time, out *outbox) {
 		return // another flush of buffered packets is on: it sends the rest
 	}
 	took := false
-	limit := c.maxPayload
-	if c.cc != nil {
-		// At least two packets to a window, as TCP sizes its TSO
-		// packets: one packet per window would leave the path idle
-		// while its ACK comes back.
-		limit = min(limit, max(recordHeader+1, int(c.cc.cwnd*ccSegment/2)))
-	}
+	limit := c.packLimitLocked()
 	for c.sqMsgs > 0 {
 		open, pace := c.sendGateLocked(now)
 		if pace > 0 {
@@ -227,7 +223,7 @@ func (c *Conn) sendBufferedLocked(now time.Time, out *outbox) {
 			break
 		}
 		p := c.sq[c.sqHead:]
-		size, k := 0, 0
+		size, k, last := 0, 0, 0
 		for k < c.sqMsgs && k < MaxPacked {
 			l := recordHeader + int(binary.BigEndian.Uint16(p[size:]))
 			if size+l > limit && k > 0 {
@@ -235,6 +231,10 @@ func (c *Conn) sendBufferedLocked(now time.Time, out *outbox) {
 			}
 			size += l
 			k++
+			last = l
+		}
+		if k == c.sqMsgs && k < MaxPacked && !c.fullLocked(size, last) && c.holdLocked() {
+			break // the next ACK sends it, fuller
 		}
 		if k == 1 {
 			rec, _ := nextRecord(p)
@@ -258,6 +258,40 @@ func (c *Conn) sendBufferedLocked(now time.Time, out *outbox) {
 	if took {
 		wakeLocked(&c.wwake) // room in the buffer, or a large message may go
 	}
+}
+
+// packLimitLocked is the largest packet the send buffer is drained
+// into: the lower's MTU, and at most half the congestion window, so a
+// window holds at least two packets as TCP sizes its TSO packets (one
+// packet per window would leave the path idle while its ACK returns).
+func (c *Conn) packLimitLocked() int {
+	limit := c.maxPayload
+	if c.cc != nil {
+		limit = min(limit, max(recordHeader+1, int(c.cc.cwnd*ccSegment/2)))
+	}
+	return limit
+}
+
+// fullLocked tells whether a packet of size bytes (records) is full:
+// one more record as long as its last one, last bytes with its header,
+// would not fit.
+func (c *Conn) fullLocked(size, last int) bool {
+	return size+last > c.packLimitLocked()
+}
+
+// holdLocked tells whether a packet that is not full should wait in the
+// send buffer for the next ACK instead of leaving now, as Nagle's rule
+// has TCP do: while two or more packets are in flight an ACK is due
+// soon (the receiver acknowledges every second segment at once), and
+// what the writer adds meanwhile leaves with it. Without this a writer
+// slower than the path sends every message alone whenever the window
+// has room, and each packet costs every process on the path a wake-up.
+// Config.NoDelay turns it off; nothing is held while the FIN, a large
+// message or a writer waiting for room is behind the buffer.
+func (c *Conn) holdLocked() bool {
+	return !c.cfg.NoDelay && c.cfg.Reliable && c.cfg.SendBuffer > 0 &&
+		!c.finWanted && !c.writerWaiting && !c.largeWaiting &&
+		int(c.sndNxt-c.sndUna)-c.sacked >= 2
 }
 
 // inflightLocked is what the congestion window is counted against: the
