@@ -644,6 +644,17 @@ func (f *Flow) SetWriteDeadline(t time.Time) error {
 // congestion of its egress towards the flow.
 func (f *Flow) Queued() int { return f.data().Queued() }
 
+// SetNoDelay sets whether a reliable flow sends each small message as
+// soon as its windows allow (true), as TCP_NODELAY does, or, by
+// default, keeps small messages behind two packets in flight until the
+// next ACK so that they leave packed (see Packing in flow/frct). Other
+// flows ignore it.
+func (f *Flow) SetNoDelay(on bool) {
+	if f.rel != nil {
+		f.rel.SetNoDelay(on)
+	}
+}
+
 // SetSendBuffer sets the send buffer of the flow's channel (or data
 // socket) to about 2n bytes (see pipe.Pipe.SetSendBuffer): writes block
 // beyond that.

@@ -726,6 +726,21 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
+// SetNoDelay turns the hold of small messages behind two packets in
+// flight off (true) or on (false), as TCP_NODELAY does for a TCP
+// socket; Config.NoDelay is its initial value. Turning it off sends
+// what the hold kept, as far as the windows allow.
+func (c *Conn) SetNoDelay(on bool) {
+	var out outbox
+	c.mu.Lock()
+	c.cfg.NoDelay = on
+	if on && c.sqMsgs > 0 && !c.writerWaiting {
+		c.sendBufferedLocked(c.clk.Now(), &out)
+	}
+	c.mu.Unlock()
+	c.flush(&out)
+}
+
 // SetWriteDeadline bounds pending and future Writes; zero means none.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.wdl.set(t)

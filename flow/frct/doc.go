@@ -105,8 +105,9 @@
 // 1500-byte path) is never held. A lone message, a ping-pong or a
 // request answered before the next one finds fewer than two packets in
 // flight and goes at once; a burst of more than two small messages
-// waits up to a round trip for its third. Config.NoDelay turns the hold
-// off, as TCP_NODELAY does; nothing is held while the FIN, a large
+// waits up to a round trip for its third. Config.NoDelay, or
+// Conn.SetNoDelay (flow.Flow.SetNoDelay for an application), turns the
+// hold off, as TCP_NODELAY does; nothing is held while the FIN, a large
 // message or a writer waiting for room is behind the buffer. Without
 // the hold, a writer slower than the path found the window open and
 // sent every message alone, and on loopback, where a flow's MTU is

@@ -680,6 +680,23 @@ func TestHoldWhileTwoInFlight(t *testing.T) {
 			t.Fatalf("%d bytes after the eight records", len(p))
 		}
 	})
+	t.Run("SetNoDelay", func(t *testing.T) {
+		c, _, next := holdPeer(t, Config{}, 1500)
+		for _, m := range msgs {
+			if _, err := c.Write(m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		next()
+		next()
+		c.SetNoDelay(true) // sends what the hold kept, without an ACK
+		if h, _ := next(); !h.Packed {
+			t.Fatalf("after SetNoDelay: %+v, want the eight held messages packed", h)
+		}
+		if st := c.Stats(); st.SendBuffered != 0 || st.PackedMessages != 8 {
+			t.Fatalf("after SetNoDelay: %d messages buffered, %d sent packed; want 0 and 8", st.SendBuffered, st.PackedMessages)
+		}
+	})
 	t.Run("NoDelay", func(t *testing.T) {
 		c, _, next := holdPeer(t, Config{NoDelay: true}, 1500)
 		for _, m := range msgs {

@@ -286,8 +286,9 @@ func (c *Conn) fullLocked(size, last int) bool {
 // what the writer adds meanwhile leaves with it. Without this a writer
 // slower than the path sends every message alone whenever the window
 // has room, and each packet costs every process on the path a wake-up.
-// Config.NoDelay turns it off; nothing is held while the FIN, a large
-// message or a writer waiting for room is behind the buffer.
+// Config.NoDelay (or SetNoDelay) turns it off; nothing is held while
+// the FIN, a large message or a writer waiting for room is behind the
+// buffer.
 func (c *Conn) holdLocked() bool {
 	return !c.cfg.NoDelay && c.cfg.Reliable && c.cfg.SendBuffer > 0 &&
 		!c.finWanted && !c.writerWaiting && !c.largeWaiting &&
