@@ -30,7 +30,13 @@ func (p rawPeer) raw(b []byte) {
 
 func newHostile(t *testing.T, cfg Config) (*Conn, rawPeer) {
 	t.Helper()
-	la, lb := memlink.NewPair(memlink.Config{QueueLen: 1 << 16})
+	return newHostileLink(t, cfg, memlink.Config{QueueLen: 1 << 16})
+}
+
+// newHostileLink is newHostile over a link configured by lc.
+func newHostileLink(t *testing.T, cfg Config, lc memlink.Config) (*Conn, rawPeer) {
+	t.Helper()
+	la, lb := memlink.NewPair(lc)
 	c, err := New(la, cfg)
 	if err != nil {
 		t.Fatal(err)

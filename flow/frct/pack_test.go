@@ -289,16 +289,7 @@ func TestHostilePacked(t *testing.T) {
 	leakCheck(t)
 	cfg := fastCfg()
 	cfg.Linger = -1
-	la, lb := memlink.NewPair(memlink.Config{QueueLen: 1 << 12, MTU: 1 << 16})
-	c, err := New(la, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		lb.Close()
-		c.Close()
-	})
-	p := rawPeer{t, lb}
+	c, p := newHostileLink(t, cfg, memlink.Config{QueueLen: 1 << 12, MTU: 1 << 16})
 	whole := FlagData | FlagFirst | FlagLast | FlagAck
 	packed := func(flags Flags, seq uint32, payload []byte) []byte {
 		return append(Header{Flags: flags, Seq: seq, Window: 8, Packed: true}.Append(nil), payload...)
@@ -610,22 +601,14 @@ func TestWaitingWriterSendsItself(t *testing.T) {
 func holdPeer(t *testing.T, cfg Config, mtu int) (*Conn, rawPeer, func() (Header, []byte)) {
 	t.Helper()
 	leakCheck(t)
-	la, lb := memlink.NewPair(memlink.Config{QueueLen: 1 << 12, MTU: mtu})
 	cfg.Reliable, cfg.InOrder = true, true
 	cfg.Linger, cfg.PeerTimeout = -1, time.Hour
-	c, err := New(la, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		lb.Close()
-		c.Close()
-	})
+	c, peer := newHostileLink(t, cfg, memlink.Config{QueueLen: 1 << 12, MTU: mtu})
 	buf := make([]byte, 1<<16)
 	next := func() (Header, []byte) {
 		t.Helper()
 		for {
-			n, err := lb.ReadPacket(buf)
+			n, err := peer.e.ReadPacket(buf)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -638,7 +621,7 @@ func holdPeer(t *testing.T, cfg Config, mtu int) (*Conn, rawPeer, func() (Header
 			}
 		}
 	}
-	return c, rawPeer{t, lb}, next
+	return c, peer, next
 }
 
 // TestHoldWhileTwoInFlight: with two packets in flight, small messages
