@@ -717,3 +717,28 @@ func TestHoldSendsFullPackets(t *testing.T) {
 		t.Fatalf("%d DATA packets, %d messages buffered; want 5 and 0", st.DataSent, st.SendBuffered)
 	}
 }
+
+// TestHoldSilentPeer: a peer that never acknowledges cannot make the
+// hold keep messages without bound: what waits stays within the send
+// buffer, Write fails at its deadline, and a full buffer went out as far
+// as the window let it, though no packet was full (the buffer is
+// smaller than one).
+func TestHoldSilentPeer(t *testing.T) {
+	c, _, _ := holdPeer(t, Config{SendBuffer: 1000}, 1500) // less than a packet: never full
+	c.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+	var err error
+	for i := 0; err == nil && i < 10000; i++ {
+		_, err = c.Write(packMsg(i, 100))
+	}
+	var ne interface{ Timeout() bool }
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("writing to a silent peer: %v, want a timeout", err)
+	}
+	st := c.Stats()
+	if st.SendBufBytes > 1000 {
+		t.Fatalf("%d bytes held for a silent peer, over the 1000-byte send buffer", st.SendBufBytes)
+	}
+	if st.DataSent <= 2 || st.PackedSent == 0 {
+		t.Fatalf("%d DATA packets (%d packed): a full buffer was held", st.DataSent, st.PackedSent)
+	}
+}

@@ -132,6 +132,7 @@ func (c *Conn) writeSmall(m []byte) (int, error) {
 	defer c.flush(&out)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer func() { c.writerWaiting = false }()
 	room := func() bool { return c.sqMsgs == 0 || len(c.sq)-c.sqHead+recordHeader+len(m) <= c.cfg.SendBuffer }
 	for {
 		now := c.clk.Now()
@@ -150,9 +151,12 @@ func (c *Conn) writeSmall(m []byte) (int, error) {
 				return len(m), nil
 			}
 		}
+		// No room, or about to fail. The writer waits for room from
+		// here on (writerWaiting), so nothing is held back for a fuller
+		// packet (holdLocked); and, even when about to fail, it is the
+		// one to send what the ACK that woke it allowed.
+		c.writerWaiting = true
 		if c.sqMsgs > 0 {
-			// Even when about to fail: a writer that waited for room
-			// is the one to send what the ACK that woke it allowed.
 			c.sendBufferedLocked(now, &out)
 		}
 		switch {
@@ -161,9 +165,9 @@ func (c *Conn) writeSmall(m []byte) (int, error) {
 		case c.wdl.expired():
 			return 0, timeoutError("write")
 		case room():
+			c.writerWaiting = false
 			continue
 		}
-		c.writerWaiting = true
 		c.waitWriterLocked(&out)
 		c.writerWaiting = false
 	}
