@@ -51,7 +51,13 @@ func openPacket(log hclog.Logger, dev string, etherType uint16) (*shim.Device, e
 	}
 	// The descriptor is non-blocking, so os.NewFile puts it under the
 	// runtime poller: Read parks the goroutine, Close wakes it.
-	return shim.NewDevice(ifi, mac, info, &shim.FileMedium{F: os.NewFile(uintptr(fd), "packet:"+dev)}), nil
+	f := os.NewFile(uintptr(fd), "packet:"+dev)
+	m, err := shim.NewFileMedium(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s IPCP: AF_PACKET socket on %s: %w", Kind, dev, err)
+	}
+	return shim.NewDevice(ifi, mac, info, m), nil
 }
 
 // htons converts to network byte order, as sockaddr_ll wants.

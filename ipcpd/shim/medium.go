@@ -2,12 +2,19 @@ package shim
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/ouro-net/ouro/ipcpd/eth/frame"
 	"github.com/ouro-net/ouro/ipcpd/shim/admit"
+	"golang.org/x/sys/unix"
 )
 
 // Medium moves whole Ethernet frames (from the destination MAC on,
@@ -57,27 +64,122 @@ func NewDevice(ifi *net.Interface, mac frame.MAC, info string, m Medium) *Device
 	}
 }
 
-// FileMedium is a Medium on a descriptor that moves one frame per read
-// or write: a bound AF_PACKET socket, or a TAP device opened with
-// IFF_NO_PI. Close wakes a pending read when the descriptor is under
-// the runtime poller (opened non-blocking).
-type FileMedium struct{ F *os.File }
+// FileMedium is a Medium on a non-blocking descriptor under the runtime
+// poller that moves one frame per read or write: a bound AF_PACKET
+// socket, or a TAP device opened with IFF_NO_PI. Close wakes a pending
+// read.
+//
+// Each read and write is a raw system call inside the poller's
+// callback, as on lib/pipe's data path: the descriptor is non-blocking,
+// so the call never blocks, and a scheduled call (os.File's) in a
+// process whose processors were idle would wake the runtime's monitor
+// thread by futex at every frame. What waits for a frame or for room
+// waits in the poller.
+type FileMedium struct {
+	f      *os.File
+	rc     syscall.RawConn
+	closed atomic.Bool
+
+	rbuf []byte // ReadFrame's call, for rfn (one reader)
+	rn   int
+	rerr unix.Errno
+	rfn  func(uintptr) bool
+
+	wmu  sync.Mutex // WriteFrame's call, for wfn (several writers)
+	wbuf []byte
+	werr unix.Errno
+	wfn  func(uintptr) bool
+}
+
+// NewFileMedium takes f, a non-blocking descriptor (so that os.NewFile
+// put it under the runtime poller), and closes it on Close.
+func NewFileMedium(f *os.File) (*FileMedium, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	var flags int
+	if err := rc.Control(func(fd uintptr) { flags, err = unix.FcntlInt(fd, unix.F_GETFL, 0) }); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: F_GETFL: %w", f.Name(), err)
+	}
+	if flags&unix.O_NONBLOCK == 0 {
+		// A raw read on it would hold a Go processor until a frame came.
+		return nil, fmt.Errorf("%s: the descriptor is blocking", f.Name())
+	}
+	m := &FileMedium{f: f, rc: rc}
+	m.rfn, m.wfn = m.doRead, m.doWrite
+	return m, nil
+}
+
+func (m *FileMedium) doRead(fd uintptr) bool {
+	n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(m.rbuf))), uintptr(len(m.rbuf)))
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false
+	}
+	m.rn, m.rerr = int(n), e
+	return true
+}
+
+func (m *FileMedium) doWrite(fd uintptr) bool {
+	_, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(m.wbuf))), uintptr(len(m.wbuf)))
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false
+	}
+	m.werr = e
+	return true
+}
 
 // ReadFrame reads one frame. Errors are *os.PathError naming the
-// device; they are not wrapped again, so a failing link costs no
-// allocation per frame.
-func (m *FileMedium) ReadFrame(b []byte) (int, error) { return m.F.Read(b) }
+// device, as os.File's are; after Close, os.ErrClosed; an empty read,
+// io.EOF, as os.File gives it.
+func (m *FileMedium) ReadFrame(b []byte) (int, error) {
+	m.rbuf = b
+	err := m.rc.Read(m.rfn)
+	m.rbuf = nil
+	switch {
+	case err != nil:
+		return 0, m.pathErr("read", err)
+	case m.rerr != 0:
+		return 0, m.pathErr("read", m.rerr)
+	case m.rn == 0 && len(b) > 0:
+		return 0, io.EOF
+	}
+	return m.rn, nil
+}
 
 // WriteFrame sends one frame.
 func (m *FileMedium) WriteFrame(b []byte) error {
-	_, err := m.F.Write(b)
-	return err
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
+	m.wbuf = b
+	err := m.rc.Write(m.wfn)
+	m.wbuf = nil
+	switch {
+	case err != nil:
+		return m.pathErr("write", err)
+	case m.werr != 0:
+		return m.pathErr("write", m.werr)
+	}
+	return nil
+}
+
+// pathErr names the device in err, as os.File does; after Close,
+// os.ErrClosed (the poller's own error for it is not exported).
+func (m *FileMedium) pathErr(op string, err error) error {
+	if m.closed.Load() {
+		err = os.ErrClosed
+	}
+	return &os.PathError{Op: op, Path: m.f.Name(), Err: err}
 }
 
 // Close closes the descriptor, waking the reader; closing twice is not
 // an error.
 func (m *FileMedium) Close() error {
-	if err := m.F.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+	m.closed.Store(true)
+	if err := m.f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
 		return err
 	}
 	return nil

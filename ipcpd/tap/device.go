@@ -58,7 +58,11 @@ func openTAP(log hclog.Logger, dev string, etherType uint16) (*shim.Device, erro
 	mac[5] ^= 0x01
 	log.Debug("TAP device open", "device", dev, "existed", existed, "kernel_mac", ifi.HardwareAddr.String(),
 		"station_mac", mac.String(), "ethertype", etherType)
-	return shim.NewDevice(ifi, mac, fmt.Sprintf("%s, kernel side %s", info, ifi.HardwareAddr), &shim.FileMedium{F: f}), nil
+	m, err := shim.NewFileMedium(f)
+	if err != nil {
+		return fail(fmt.Errorf("%s IPCP: TAP device %q: %w", Kind, dev, err))
+	}
+	return shim.NewDevice(ifi, mac, fmt.Sprintf("%s, kernel side %s", info, ifi.HardwareAddr), m), nil
 }
 
 // setPersist sets TUNSETPERSIST again after water cleared it.
