@@ -97,3 +97,44 @@ func shimStatus(t *testing.T, host *testenv.Host, layer string) *ctrl.ShimStatus
 	}
 	return info.Status.Shim
 }
+
+// TestForwardingFlowsMakeRawCalls: the direct data sockets of flows
+// allocated and accepted WithForwarding make raw system calls; an
+// application's make scheduled ones (lib/pipe says why); both carry a
+// ping-pong.
+func TestForwardingFlowsMakeRawCalls(t *testing.T) {
+	h, g := udpHosts(t, "fwd-app", "fwd-ipcp")
+	for _, c := range []struct {
+		name string
+		opts []flow.Option
+		raw  bool
+	}{{"fwd-app", nil, false}, {"fwd-ipcp", []flow.Option{flow.WithForwarding()}, true}} {
+		a, b, err := pairOpts(t, h, g, c.name, qos.Raw(), c.opts, c.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.SetDeadline(time.Now().Add(10 * time.Second))
+		b.SetDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 64)
+		for i := range 20 {
+			if _, err := a.Write([]byte{byte(i)}); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := b.Read(buf); err != nil || n != 1 || buf[0] != byte(i) {
+				t.Fatalf("%s: packet %d: %d bytes, %v", c.name, i, n, err)
+			}
+			if _, err := b.Write(buf[:1]); err != nil {
+				t.Fatal(err)
+			}
+			if n, err := a.Read(buf); err != nil || n != 1 || buf[0] != byte(i) {
+				t.Fatalf("%s: reply %d: %d bytes, %v", c.name, i, n, err)
+			}
+		}
+		if !flow.IsDirect(a) || !flow.IsDirect(b) {
+			t.Fatalf("%s: not direct at both ends (%v, %v)", c.name, flow.IsDirect(a), flow.IsDirect(b))
+		}
+		if ra, rb := flow.RawCalls(a), flow.RawCalls(b); ra != c.raw || rb != c.raw {
+			t.Fatalf("%s: raw calls at the allocating end %v, at the accepting end %v; want %v", c.name, ra, rb, c.raw)
+		}
+	}
+}

@@ -27,6 +27,17 @@ func (f *Flow) data() *pipe.Pipe {
 	return f.p
 }
 
+// setForwarding makes the flow's data socket, now or when it comes,
+// make raw system calls (WithForwarding).
+func (f *Flow) setForwarding() {
+	f.dmu.Lock()
+	defer f.dmu.Unlock()
+	f.fwd = true
+	if dp := f.dp.Load(); dp != nil {
+		dp.SetRawCalls(true)
+	}
+}
+
 // goDirect takes the data socket of the Direct record just read and
 // starts the watcher; without a usable socket the flow carries on
 // through its IPCP.
@@ -43,6 +54,7 @@ func (f *Flow) goDirect() {
 		return
 	}
 	f.dmu.Lock()
+	dp.SetRawCalls(f.fwd)
 	dp.SetReadDeadline(f.rdl)
 	dp.SetWriteDeadline(f.wdl)
 	f.p.SetReadDeadline(time.Time{})

@@ -60,11 +60,19 @@ type options struct {
 	rekey  uint64             // encrypted flows: packets per key (0: default)
 	psk    func() *seal.PSK   // encrypted flows: the layer secret (crypt.go), nil or giving nil: none
 	dial   func(context.Context) (*ctrl.Conn, error)
+	fwd    bool // WithForwarding
 }
 
 // WithRunDir picks the IRMd by run directory (default: $OURO_RUNDIR or
 // the per-user default).
 func WithRunDir(dir string) Option { return func(o *options) { o.rundir = dir } }
+
+// WithForwarding marks the flows as a forwarding process's (an IPCP's
+// lower flows): their data sockets make raw system calls, which spare a
+// process that wakes at every burst the Go runtime's monitor thread
+// (see lib/pipe). An application's flows keep the default, which gave
+// the shorter one-hop round trip between applications.
+func WithForwarding() Option { return func(o *options) { o.fwd = true } }
 
 // WithLayer pins the allocation to one layer.
 func WithLayer(layer string) Option { return func(o *options) { o.layer = layer } }
@@ -151,6 +159,9 @@ func Alloc(ctx context.Context, name string, q QoS, opts ...Option) (*Flow, erro
 		return nil, fmt.Errorf("allocate flow to %q: %w", name, err)
 	}
 	f, err := fromFiles(fi, files)
+	if err == nil && o.fwd {
+		f.setForwarding()
+	}
 	if err == nil && fi.QoS.Encrypt {
 		if err = f.start(func() error { return f.clientHandshake(ctx, o) }); err != nil {
 			f = nil
@@ -240,6 +251,7 @@ type Flow struct {
 	dp   atomic.Pointer[pipe.Pipe]
 	gone atomic.Bool
 	dmu  sync.Mutex // orders deadline changes with the hand-over
+	fwd  bool       // WithForwarding; under dmu
 	rdl  time.Time
 	wdl  time.Time
 

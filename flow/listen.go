@@ -126,6 +126,9 @@ func (l *Listener) handle(_ context.Context, req *ctrl.Request) (any, []*os.File
 	if err != nil {
 		return nil, nil, err
 	}
+	if l.opts.fwd {
+		f.setForwarding()
+	}
 	if fi.Direct {
 		id := fi.ID
 		f.onClose = func() {

@@ -58,7 +58,7 @@ func (u *IPCP) layerPSK() *seal.PSK { return u.psk.Load() }
 
 // lowerOpts are the options of every lower flow this IPCP allocates.
 func (u *IPCP) lowerOpts(extra ...flow.Option) []flow.Option {
-	o := append([]flow.Option{flow.WithDialer(u.h.Dial)}, extra...)
+	o := append([]flow.Option{flow.WithDialer(u.h.Dial), flow.WithForwarding()}, extra...)
 	if p := u.layerPSK(); p != nil {
 		o = append(o, flow.WithPSK(p))
 	}

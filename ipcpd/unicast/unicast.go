@@ -336,7 +336,7 @@ func (u *IPCP) Bind(_ context.Context, name string) error {
 		return nil
 	}
 	u.mu.Unlock()
-	l, err := flow.Listen(name, flow.WithDialer(u.h.Dial), flow.WithPSKFrom(u.layerPSK))
+	l, err := flow.Listen(name, flow.WithDialer(u.h.Dial), flow.WithForwarding(), flow.WithPSKFrom(u.layerPSK))
 	if err != nil {
 		return fmt.Errorf("bind %s: %w", name, err)
 	}

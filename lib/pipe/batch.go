@@ -55,7 +55,7 @@ func (b *batch) clear() {
 
 func (p *Pipe) doReadBatch(fd uintptr) bool {
 	b := p.rb
-	n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.n), unix.MSG_DONTWAIT, 0, 0)
+	n, _, e := p.call6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.n), unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN || e == unix.EINTR {
 		return false
 	}
@@ -65,7 +65,7 @@ func (p *Pipe) doReadBatch(fd uintptr) bool {
 
 func (p *Pipe) doWriteBatch(fd uintptr) bool {
 	b := p.wb
-	n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.n), unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, 0, 0)
+	n, _, e := p.call6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(b.n), unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, 0, 0)
 	if e == unix.EAGAIN || e == unix.EINTR {
 		return false
 	}

@@ -62,7 +62,7 @@ func (p *Pipe) writeGSO(bufs [][]byte, kinds []Kind, at int) (bool, error) {
 	g := p.gso
 	if g.fn == nil {
 		g.fn = func(fd uintptr) bool {
-			_, _, e := unix.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&g.hdr)), unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+			_, _, e := p.call(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&g.hdr)), unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
 			if e == unix.EAGAIN || e == unix.EINTR {
 				return false
 			}
