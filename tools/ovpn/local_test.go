@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ouro-net/ouro/flow"
 	"github.com/ouro-net/ouro/internal/testenv"
+	"github.com/ouro-net/ouro/lib/qos"
 )
 
 // fakeTUN is a TUN device made of channels: the tunnel reads what the
@@ -193,8 +195,22 @@ func TestTunnelLocal(t *testing.T) {
 	if code := conflict.exit(); code != 1 || !strings.Contains(conflict.out.String(), "address 10.9.0.2 is in use by another client") {
 		t.Errorf("conflicting client: exit %d:\n%s", code, conflict.out)
 	}
+	// A refused client that stays, still saying hello, is no client: the
+	// server answers it for a while, but the slot is free for c3 (it
+	// was not: "server full: it takes 3 clients").
+	actx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	stayer, err := flow.Alloc(actx, "vpn", qos.Raw(), flow.WithRunDir(h.Dir))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stayer.Close()
+	if m := answer(t, stayer, helloMsg("10.9.0.2/24")); m.Type != msgRefuse || m.Code != refuseConflict {
+		t.Errorf("a hello claiming c2's address: %+v, want a conflict refusal", m)
+	}
 	c3 := startEnd(t, "-n", "vpn", "--ip", "10.9.0.4/24", "--rundir", h.Dir)
 	c3.wait(t, "up", 0)
+	stayer.Close()
 	full := startEnd(t, "-n", "vpn", "--ip", "10.9.0.5/24", "--rundir", h.Dir)
 	if code := full.exit(); code != 1 || !strings.Contains(full.out.String(), "server full") {
 		t.Errorf("fourth client: exit %d:\n%s", code, full.out)

@@ -221,7 +221,7 @@ func (s *server) hello(f *flow.Flow, buf []byte) (*client, error) {
 			s.st.drop(dropEarly)
 			continue
 		case errors.As(err, &ve):
-			s.refuse(f, refuseVersion, err.Error())
+			s.refuseHello(f, refuseVersion, err.Error())
 			return nil, err
 		case err != nil:
 			s.st.drop(dropBadControl)
@@ -232,7 +232,7 @@ func (s *server) hello(f *flow.Flow, buf []byte) (*client, error) {
 		}
 		c, code, err := s.admit(f, m)
 		if err != nil {
-			s.refuse(f, code, err.Error())
+			s.refuseHello(f, code, err.Error())
 			return nil, err
 		}
 		s.welcome(c)
@@ -303,6 +303,27 @@ func (s *server) updateMTU() {
 	}
 }
 
+// refuseHello refuses a flow whose hello was not admitted. A refused
+// flow is no client: it stops counting against --max-clients at once,
+// so that a client arriving while the server still answers the refused
+// one's hellos is not told the server is full. It lingers with its
+// answer only within the bound on lingering refusals, as a flow refused
+// for a full server does; past it, one answer.
+func (s *server) refuseHello(f *flow.Flow, code byte, reason string) {
+	s.mu.Lock()
+	delete(s.flows, f)
+	s.mu.Unlock()
+	select {
+	case s.lingering <- struct{}{}:
+		s.refuse(f, code, reason)
+		<-s.lingering
+	default:
+		f.Write(control{Type: msgRefuse, Code: code, Reason: reason}.encode())
+	}
+}
+
+// refuse answers f with the refusal, and answers its hellos again for
+// refuseLinger.
 func (s *server) refuse(f *flow.Flow, code byte, reason string) {
 	f.Write(control{Type: msgRefuse, Code: code, Reason: reason}.encode())
 	// Raw flows lose packets: answer again briefly, so that a refusal
