@@ -340,16 +340,8 @@ func (c *Conn) sendGateLocked(now time.Time) (open bool, pace time.Duration) {
 // packet go, the connection dies, the write deadline passes or the
 // writer is woken; it flushes what was built first. c.mu is held.
 func (c *Conn) paceLocked(d time.Duration, out *outbox) {
-	ch := waitChLocked(&c.wwake)
-	c.armPaceLocked(d)
-	c.mu.Unlock()
-	c.flush(out)
-	select {
-	case <-ch:
-	case <-c.wdl.done():
-	case <-c.dead:
-	}
-	c.mu.Lock()
+	c.armPaceLocked(d) // its wake needs c.mu, which the wait below releases
+	c.waitWriterLocked(out)
 }
 
 // armPaceLocked sets the pacer's timer to fire in d.
